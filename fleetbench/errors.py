@@ -1,0 +1,39 @@
+"""One exception hierarchy for fleetbench.
+
+Every message is written for the operator: it says what is wrong and, where
+it can, what to do. CLIs print `str(exc)` on one line and exit with
+`exc.exit_code`; nothing below a FleetbenchError reaches the user as a
+traceback.
+"""
+
+from __future__ import annotations
+
+
+class FleetbenchError(Exception):
+    """Base of every error fleetbench reports to a user."""
+
+    exit_code = 2
+
+
+class ConfigError(FleetbenchError):
+    """A plan, fleet file, job spec or flag is invalid."""
+
+
+class NodeError(FleetbenchError):
+    """A node's agent cannot be reached or answered with an error."""
+
+
+class JobError(FleetbenchError):
+    """A job could not be started, run or read back."""
+
+
+class StoreError(FleetbenchError):
+    """The results store cannot be opened or does not hold what was asked."""
+
+
+class SecurityError(FleetbenchError):
+    """A certificate, key or TLS setting is missing or invalid."""
+
+
+class DeployError(FleetbenchError):
+    """Installing or removing an agent on a node failed."""
