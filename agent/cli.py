@@ -1,0 +1,65 @@
+"""`fleetbench-agent`: the long-running agent on each server."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from pathlib import Path
+
+import typer
+
+from fleetbench import __version__
+from fleetbench.errors import FleetbenchError
+
+from .server import TlsFiles, serve
+
+app = typer.Typer(add_completion=False, no_args_is_help=True,
+                  help="fleetbench agent: inventory and benchmark jobs for one server, over gRPC.")
+
+
+@app.callback()
+def _root() -> None:
+    """fleetbench agent."""
+
+
+@app.command("serve")
+def serve_cmd(
+    listen: str = typer.Option("127.0.0.1:50051", help="host:port to listen on (port 0 picks a free one)."),
+    data_dir: Path = typer.Option(Path("./fleetbench-agent-data"), help="Where job state and results live."),
+    tls_cert: Path | None = typer.Option(None, help="Server certificate (PEM) for mutual TLS."),
+    tls_key: Path | None = typer.Option(None, help="Server private key (PEM)."),
+    tls_ca: Path | None = typer.Option(None, help="Fleet CA (PEM): only clients it signed may connect."),
+    insecure: bool = typer.Option(False, help="Allow plaintext on a non-loopback address (not recommended)."),
+    log_level: str = typer.Option("INFO", help="Log level."),
+) -> None:
+    """Serve the agent API until SIGTERM/SIGINT."""
+    logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    tls = None
+    given = [x for x in (tls_cert, tls_key, tls_ca) if x is not None]
+    if given and len(given) != 3:
+        _fail("--tls-cert, --tls-key and --tls-ca go together")
+    if tls_cert and tls_key and tls_ca:
+        tls = TlsFiles(tls_cert, tls_key, tls_ca)
+    try:
+        asyncio.run(serve(listen, data_dir, tls=tls, insecure=insecure))
+    except FleetbenchError as exc:
+        _fail(str(exc), exc.exit_code)
+
+
+@app.command("version")
+def version_cmd() -> None:
+    """Print the agent version."""
+    typer.echo(__version__)
+
+
+def _fail(message: str, code: int = 2) -> None:
+    typer.echo(f"error: {message}", err=True)
+    raise typer.Exit(code)
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

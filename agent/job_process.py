@@ -1,0 +1,173 @@
+"""The job's child process: runs evalscope through its Python API.
+
+Run as `python -m fleetbench.agent.job_process JOB_DIR`. It is the only
+place that imports evalscope, so a crash, evalscope's global state or a
+cancel never reaches the agent. It talks to the agent through JSON lines on
+its original stdout (progress, errors); evalscope's own logging goes to
+JOB_DIR/job.log.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ctypes
+import json
+import os
+import signal
+import sqlite3
+import sys
+import threading
+import time
+import traceback
+from pathlib import Path
+from typing import Any, TextIO
+
+from .evalscope_adapter import ERRORS_TABLE, find_result_dbs, perf_arguments, read_progress
+from .jobspec import PerfSpec, parse_perf_spec
+
+OFFLINE_ENV = {
+    "HF_HUB_OFFLINE": "1",
+    "TRANSFORMERS_OFFLINE": "1",
+    "HF_DATASETS_OFFLINE": "1",
+    "MODELSCOPE_OFFLINE": "1",
+    "DO_NOT_TRACK": "1",
+    "TOKENIZERS_PARALLELISM": "false",
+}
+PROGRESS_INTERVAL_S = 0.5
+
+
+class Channel:
+    """JSON lines to the agent, safe to call from several threads."""
+
+    def __init__(self, stream: TextIO) -> None:
+        self._stream = stream
+        self._lock = threading.Lock()
+
+    def send(self, **event: Any) -> None:
+        event.setdefault("time", time.time())
+        with self._lock:
+            self._stream.write(json.dumps(event) + "\n")
+            self._stream.flush()
+
+
+def _die_with_parent() -> None:
+    """Ask Linux to SIGTERM us when the agent dies, so no load is left running unattended."""
+    try:
+        libc = ctypes.CDLL("libc.so.6", use_errno=True)
+        libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except OSError:
+        pass
+
+
+def _check_paths(spec: PerfSpec) -> None:
+    for name in ("tokenizer_path", "dataset_path"):
+        value = getattr(spec, name)
+        if value and not Path(value).exists():
+            raise FileNotFoundError(f"{name} {value} does not exist on this node")
+
+
+def _install_hooks(start_at: float) -> None:
+    """Gate the first request on `start_at` and keep each failed request's error text.
+
+    evalscope stores no error text in its database; the hook writes it to a
+    side table keyed by the result row, read back by the adapter.
+    """
+    from evalscope.perf.core import http_client, metrics_consumer
+
+    original_post = http_client.AioHttpClient.post
+
+    async def gated_post(self: Any, body: Any) -> Any:
+        delay = start_at - time.time()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        return await original_post(self, body)
+
+    http_client.AioHttpClient.post = gated_post  # type: ignore[method-assign]
+
+    original_insert = metrics_consumer.insert_benchmark_data
+
+    def insert_with_error(cursor: sqlite3.Cursor, data: Any) -> None:
+        original_insert(cursor, data)
+        if not data.success:
+            cursor.execute(f"CREATE TABLE IF NOT EXISTS {ERRORS_TABLE}(result_rowid INTEGER PRIMARY KEY, error TEXT)")
+            error = data.error or (f"HTTP {data.status_code}" if data.status_code else "request failed")
+            cursor.execute(f"INSERT INTO {ERRORS_TABLE} VALUES (?, ?)", (cursor.lastrowid, str(error)[:2000]))
+
+    metrics_consumer.insert_benchmark_data = insert_with_error
+
+
+def _watch_progress(out_dir: Path, total: int, channel: Channel, stop: threading.Event) -> None:
+    started = time.time()
+    last: tuple[int, int, int] | None = None
+    while not stop.wait(PROGRESS_INTERVAL_S):
+        dbs = find_result_dbs(out_dir) if out_dir.exists() else []
+        if not dbs:
+            continue
+        done, failed, out_tokens = read_progress(dbs[-1])
+        if (done, failed, out_tokens) == last:
+            continue
+        last = (done, failed, out_tokens)
+        elapsed = time.time() - started
+        rate = done / elapsed if elapsed > 0 else 0.0
+        eta = (total - done) / rate if rate > 0 else -1.0
+        channel.send(
+            type="progress", done=done, total=total, failed=failed,
+            output_tps=out_tokens / elapsed if elapsed > 0 else 0.0, elapsed_s=elapsed, eta_s=eta,
+        )
+
+
+def run(job_dir: Path, channel: Channel) -> int:
+    job = json.loads((job_dir / "job.json").read_text())
+    spec = parse_perf_spec(job["spec"])
+    _check_paths(spec)
+    start_at = float(job.get("start_at") or 0.0)
+    out_dir = job_dir / "evalscope"
+    # evalscope's times are perf_counter readings; this offset maps them to the wall clock.
+    (job_dir / "clock.json").write_text(json.dumps({"wall_minus_perf_counter": time.time() - time.perf_counter()}))
+
+    channel.send(type="phase", message="loading evalscope")
+    from evalscope.perf.arguments import Arguments
+    from evalscope.perf.main import run_perf_benchmark
+
+    _install_hooks(start_at)
+    args = Arguments(**perf_arguments(spec, out_dir, name="run"))
+    if start_at > time.time():
+        channel.send(type="phase", message=f"waiting {start_at - time.time():.1f}s for the common start")
+    stop = threading.Event()
+    watcher = threading.Thread(target=_watch_progress, args=(out_dir, spec.number, channel, stop), daemon=True)
+    watcher.start()
+    try:
+        run_perf_benchmark(args)
+    finally:
+        stop.set()
+        watcher.join(timeout=2)
+    dbs = find_result_dbs(out_dir)
+    if dbs:
+        done, failed, _ = read_progress(dbs[-1])
+        channel.send(type="progress", done=done, total=spec.number, failed=failed, output_tps=0.0,
+                     elapsed_s=0.0, eta_s=0.0, final=True)
+    return 0
+
+
+def main() -> int:
+    _die_with_parent()
+    os.environ.update(OFFLINE_ENV)
+    job_dir = Path(sys.argv[1])
+    # Keep the original stdout for the agent; everything else printed goes to the log.
+    channel = Channel(os.fdopen(os.dup(1), "w", buffering=1))
+    log_fd = os.open(job_dir / "job.log", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    os.dup2(log_fd, 1)
+    os.dup2(log_fd, 2)
+    sys.stdout = os.fdopen(1, "w", buffering=1)
+    sys.stderr = os.fdopen(2, "w", buffering=1)
+    try:
+        return run(job_dir, channel)
+    except BaseException as exc:  # report every failure to the agent in one line
+        traceback.print_exc()
+        first_line = (str(exc).strip().splitlines() or [""])[0]
+        channel.send(type="error", message=f"{type(exc).__name__}: {first_line}"[:500])
+        return 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

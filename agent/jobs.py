@@ -1,0 +1,220 @@
+"""Runs jobs in child processes and keeps their state in the agent's SQLite.
+
+A job is a folder under DATA_DIR/jobs/<job_id>/ (job.json, job.log,
+clock.json, evalscope's output) plus a row in agent.sqlite. The child runs
+in its own process group so a cancel stops everything it started.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import signal
+import sys
+import time
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from fleetbench.errors import ConfigError, JobError
+from fleetbench.records import RequestRecord
+
+from . import evalscope_adapter as adapter
+from .jobspec import check_job_id, parse_perf_spec
+from .store import CANCELLED, FAILED, INTERRUPTED, QUEUED, RUNNING, SUCCEEDED, AgentStore, EventRow, JobRow
+
+log = logging.getLogger("fleetbench.agent")
+
+KIND_PERF = 1
+SUPPORTED_KINDS = {KIND_PERF: "perf"}
+CANCEL_GRACE_S = 5.0
+
+
+@dataclass(frozen=True)
+class JobResult:
+    row: JobRow
+    evalscope_summary: dict[str, Any]
+    evalscope_percentiles: list[Any]
+    record_count: int
+
+
+class JobManager:
+    def __init__(self, data_dir: Path, max_running: int = 1) -> None:
+        self.data_dir = data_dir
+        self.jobs_dir = data_dir / "jobs"
+        self.jobs_dir.mkdir(parents=True, exist_ok=True)
+        self.store = AgentStore(data_dir / "agent.sqlite")
+        self.max_running = max_running
+        self._procs: dict[str, asyncio.subprocess.Process] = {}
+        self._tasks: dict[str, asyncio.Task[None]] = {}
+        self._cancelled: set[str] = set()
+        self._changed = asyncio.Condition()
+
+    # --- lifecycle -------------------------------------------------------------------------
+
+    def recover(self) -> None:
+        """After a restart: jobs that were running are interrupted; their children are stopped."""
+        for row in self.store.unfinished():
+            if row.pid:
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.killpg(row.pid, signal.SIGKILL)
+            self.store.update(
+                row.job_id, state=INTERRUPTED, finished_at=time.time(),
+                error="interrupted: the agent restarted while the job ran; records measured before are kept",
+                record_count=self._count_records(row.job_id),
+            )
+            self.store.add_event(row.job_id, INTERRUPTED, {"type": "state", "message": "interrupted by agent restart"})
+            log.warning("job %s was running when the agent stopped: marked interrupted", row.job_id)
+
+    async def shutdown(self) -> None:
+        for job_id in list(self._procs):
+            await self.cancel(job_id, reason="agent shutting down")
+
+    # --- commands --------------------------------------------------------------------------
+
+    async def start(self, job_id: str, kind: int, spec_json: str, start_at: float) -> JobRow:
+        check_job_id(job_id)
+        existing = self.store.get(job_id)
+        if existing is not None:
+            return existing  # idempotent: never a second run
+        if kind not in SUPPORTED_KINDS:
+            raise ConfigError(f"job kind {kind} is not supported by this agent")
+        spec = parse_perf_spec(spec_json)
+        running = [j for j, t in self._tasks.items() if not t.done()]
+        if len(running) >= self.max_running:
+            raise JobError(f"agent is busy with job {running[0]}; one job at a time (start it again when done)")
+        job_dir = self.jobs_dir / job_id
+        job_dir.mkdir(parents=True, exist_ok=True)
+        (job_dir / "job.json").write_text(json.dumps({"kind": kind, "spec": json.loads(spec.to_json()),
+                                                      "start_at": start_at}))
+        row = self.store.insert(job_id, kind, spec.to_json(), start_at)
+        self.store.add_event(job_id, QUEUED, {"type": "state", "message": "queued", "total": spec.number})
+        self._tasks[job_id] = asyncio.create_task(self._run(job_id, job_dir, spec.number))
+        return row
+
+    async def cancel(self, job_id: str, reason: str = "cancelled by the controller") -> JobRow:
+        row = self._require(job_id)
+        if row.terminal:
+            return row
+        self._cancelled.add(job_id)
+        proc = self._procs.get(job_id)
+        if proc is not None and proc.returncode is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGTERM)
+            try:
+                await asyncio.wait_for(proc.wait(), CANCEL_GRACE_S)
+            except TimeoutError:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(proc.pid, signal.SIGKILL)
+                await proc.wait()
+        task = self._tasks.get(job_id)
+        if task is not None:
+            await asyncio.shield(task)
+        return self._require(job_id)
+
+    def get(self, job_id: str) -> JobRow:
+        return self._require(job_id)
+
+    async def watch(self, job_id: str, from_seq: int) -> AsyncIterator[EventRow]:
+        """Events after `from_seq`, then live ones, until the job has ended."""
+        self._require(job_id)
+        seq = from_seq
+        while True:
+            async with self._changed:
+                events = self.store.events_after(job_id, seq)
+                row = self._require(job_id)
+                if not events and not row.terminal:
+                    await self._changed.wait()
+                    continue
+            for ev in events:
+                seq = ev.seq
+                yield ev
+            if row.terminal and not self.store.events_after(job_id, seq):
+                return
+
+    def result(self, job_id: str) -> JobResult:
+        row = self._require(job_id)
+        if not row.terminal:
+            raise JobError(f"job {job_id} has not finished yet (state {row.state}); watch it first")
+        summary: dict[str, Any] = {}
+        percentiles: list[Any] = []
+        dbs = adapter.find_result_dbs(self.jobs_dir / job_id / "evalscope")
+        if dbs:
+            summary, percentiles = adapter.read_summary_files(dbs[-1].parent)
+        return JobResult(row, summary, percentiles, row.record_count)
+
+    def records(self, job_id: str) -> Iterator[RequestRecord]:
+        job_dir = self.jobs_dir / job_id
+        offset = self._clock_offset(job_dir)
+        for db in adapter.find_result_dbs(job_dir / "evalscope"):
+            yield from adapter.iter_records(db, offset)
+
+    # --- internals -------------------------------------------------------------------------
+
+    def _require(self, job_id: str) -> JobRow:
+        check_job_id(job_id)
+        row = self.store.get(job_id)
+        if row is None:
+            raise JobError(f"no job {job_id} on this agent")
+        return row
+
+    @staticmethod
+    def _clock_offset(job_dir: Path) -> float:
+        try:
+            return float(json.loads((job_dir / "clock.json").read_text())["wall_minus_perf_counter"])
+        except (OSError, ValueError, KeyError):
+            return 0.0
+
+    def _count_records(self, job_id: str) -> int:
+        return sum(1 for _ in self.records(job_id))
+
+    async def _event(self, job_id: str, state: int, payload: dict[str, Any]) -> None:
+        async with self._changed:
+            self.store.add_event(job_id, state, payload)
+            self._changed.notify_all()
+
+    async def _set_state(self, job_id: str, state: int, message: str, **fields: Any) -> None:
+        async with self._changed:
+            self.store.update(job_id, state=state, **fields)
+            self.store.add_event(job_id, state, {"type": "state", "message": message})
+            self._changed.notify_all()
+
+    async def _run(self, job_id: str, job_dir: Path, total: int) -> None:
+        error = ""
+        try:
+            proc = await asyncio.create_subprocess_exec(
+                sys.executable, "-m", "fleetbench.agent.job_process", str(job_dir),
+                stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL,
+                start_new_session=True, cwd=job_dir,
+            )
+        except OSError as exc:
+            await self._set_state(job_id, FAILED, f"could not start the job process: {exc}",
+                                  error=str(exc), finished_at=time.time())
+            return
+        self._procs[job_id] = proc
+        await self._set_state(job_id, RUNNING, "running", started_at=time.time(), pid=proc.pid)
+        assert proc.stdout is not None
+        async for line in proc.stdout:
+            try:
+                msg = json.loads(line)
+            except ValueError:
+                continue
+            if msg.get("type") == "error":
+                error = str(msg.get("message", "job failed"))
+            await self._event(job_id, RUNNING, msg)
+        rc = await proc.wait()
+        self._procs.pop(job_id, None)
+        count = await asyncio.to_thread(self._count_records, job_id)
+        now = time.time()
+        if job_id in self._cancelled:
+            await self._set_state(job_id, CANCELLED, "cancelled; records measured so far are kept",
+                                  error="cancelled", finished_at=now, record_count=count)
+        elif rc == 0:
+            await self._set_state(job_id, SUCCEEDED, "finished", finished_at=now, record_count=count)
+        else:
+            error = error or f"job process exited with code {rc}; see {job_dir / 'job.log'}"
+            await self._set_state(job_id, FAILED, error, error=error, finished_at=now, record_count=count)

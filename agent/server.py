@@ -1,0 +1,88 @@
+"""The agent's gRPC server: the Agent service, grpc.health.v1, optional mutual TLS."""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import logging
+import signal
+from dataclasses import dataclass
+from pathlib import Path
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+
+from fleetbench.errors import ConfigError, SecurityError
+from fleetbench.v1 import agent_pb2_grpc as pb_grpc
+
+from .jobs import JobManager
+from .service import AgentService
+
+log = logging.getLogger("fleetbench.agent")
+SERVICE_NAME = "fleetbench.v1.Agent"
+MAX_MESSAGE = 64 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class TlsFiles:
+    cert: Path
+    key: Path
+    client_ca: Path
+
+
+def is_loopback(listen: str) -> bool:
+    host = listen.rsplit(":", 1)[0].strip("[]")
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def server_credentials(tls: TlsFiles) -> grpc.ServerCredentials:
+    """Mutual TLS: the agent proves itself and accepts only clients signed by the fleet CA."""
+    try:
+        cert, key, ca = tls.cert.read_bytes(), tls.key.read_bytes(), tls.client_ca.read_bytes()
+    except OSError as exc:
+        raise SecurityError(f"cannot read TLS file {exc.filename}: {exc.strerror}") from None
+    return grpc.ssl_server_credentials([(key, cert)], root_certificates=ca, require_client_auth=True)
+
+
+async def serve(listen: str, data_dir: Path, tls: TlsFiles | None = None, insecure: bool = False,
+                ready: asyncio.Event | None = None) -> None:
+    if tls is None and not insecure and not is_loopback(listen):
+        raise ConfigError(
+            f"refusing to listen on {listen} without TLS: give --tls-cert/--tls-key/--tls-ca, "
+            "listen on 127.0.0.1, or pass --insecure"
+        )
+    jobs = JobManager(data_dir)
+    jobs.recover()
+    server = grpc.aio.server(
+        options=[("grpc.max_send_message_length", MAX_MESSAGE), ("grpc.max_receive_message_length", MAX_MESSAGE)]
+    )
+    pb_grpc.add_AgentServicer_to_server(AgentService(jobs), server)
+    health_servicer = health.aio.HealthServicer()
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    if tls is not None:
+        port = server.add_secure_port(listen, server_credentials(tls))
+    else:
+        port = server.add_insecure_port(listen)
+    if port == 0:
+        raise ConfigError(f"cannot listen on {listen} (address in use or invalid)")
+    await server.start()
+    for name in ("", SERVICE_NAME):
+        await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
+    log.info("fleetbench agent listening on %s (%s), data dir %s", listen, "mTLS" if tls else "plaintext", data_dir)
+    print(f"fleetbench-agent listening on {listen.rsplit(':', 1)[0]}:{port}", flush=True)
+    if ready is not None:
+        ready.set()
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+    log.info("stopping: cancelling running jobs")
+    await health_servicer.enter_graceful_shutdown()
+    await jobs.shutdown()
+    await server.stop(grace=2)

@@ -1,0 +1,83 @@
+"""Per-node and cluster figures for one case, and the verdicts of its expectations.
+
+Pure: records in, typed results out. Cluster figures are the same
+definitions (fleetbench.figures) applied to the union of all nodes' records,
+each shifted onto the controller's clock by its node's measured offset.
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+from fleetbench.figures import Figures, compute_figures
+from fleetbench.records import RequestRecord
+
+from .plan import Expectation
+
+CLUSTER = "cluster"
+STRAGGLER_MARGIN = 0.10  # a node this far below the fleet median output throughput is flagged
+
+
+@dataclass(frozen=True)
+class Verdict:
+    scope: str  # a node name or CLUSTER
+    expectation: Expectation
+    measured: float
+    passed: bool
+    note: str = ""
+
+    @property
+    def label(self) -> str:
+        return "pass" if self.passed else ("error" if self.note else "fail")
+
+
+@dataclass(frozen=True)
+class CaseAggregate:
+    nodes: dict[str, Figures]
+    cluster: Figures
+    sum_node_tpm_total: float
+    sum_node_tpm_output: float
+    start_skew_s: float
+    stragglers: tuple[str, ...]
+
+
+def shift_records(records: Sequence[RequestRecord], offset_s: float) -> list[RequestRecord]:
+    """Node-clock records on the controller clock (offset = node clock - controller clock)."""
+    return [r.shifted(offset_s) for r in records]
+
+
+def aggregate_case(records_by_node: Mapping[str, Sequence[RequestRecord]]) -> CaseAggregate:
+    """`records_by_node` must already be on the controller clock."""
+    nodes = {n: compute_figures(list(recs)) for n, recs in records_by_node.items()}
+    union = [r for recs in records_by_node.values() for r in recs]
+    cluster = compute_figures(union)
+    firsts = [f.window_start for f in nodes.values() if not math.isnan(f.window_start)]
+    skew = max(firsts) - min(firsts) if firsts else math.nan
+    tputs = {n: f.output_throughput_tps for n, f in nodes.items() if not math.isnan(f.output_throughput_tps)}
+    stragglers: tuple[str, ...] = ()
+    if len(tputs) >= 2:
+        med = statistics.median(tputs.values())
+        stragglers = tuple(sorted(n for n, t in tputs.items() if t < med * (1 - STRAGGLER_MARGIN)))
+    return CaseAggregate(
+        nodes=nodes,
+        cluster=cluster,
+        sum_node_tpm_total=sum(f.tpm_total for f in nodes.values() if not math.isnan(f.tpm_total)),
+        sum_node_tpm_output=sum(f.tpm_output for f in nodes.values() if not math.isnan(f.tpm_output)),
+        start_skew_s=skew,
+        stragglers=stragglers,
+    )
+
+
+def judge(scope: str, figures: Figures, expectations: Sequence[Expectation]) -> list[Verdict]:
+    out = []
+    for e in expectations:
+        try:
+            measured = figures.value(e.figure)
+        except KeyError:
+            out.append(Verdict(scope, e, math.nan, False, note=f"figure {e.figure} is not available"))
+            continue
+        out.append(Verdict(scope, e, measured, e.check(measured)))
+    return out

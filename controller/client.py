@@ -1,0 +1,139 @@
+"""A thin async client for one agent; every gRPC failure becomes a NodeError."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any
+
+import grpc
+
+from fleetbench.errors import ConfigError, NodeError
+from fleetbench.records import RequestRecord
+from fleetbench.v1 import agent_pb2 as pb
+from fleetbench.v1 import agent_pb2_grpc as pb_grpc
+
+from .fleet import Node
+
+MAX_MESSAGE = 64 * 1024 * 1024
+RPC_TIMEOUT_S = 15.0
+
+
+@dataclass(frozen=True)
+class ClockSample:
+    offset_s: float  # agent clock - controller clock
+    rtt_s: float
+
+
+@dataclass(frozen=True)
+class ResultSummary:
+    state: int
+    error: str
+    evalscope_summary: dict[str, Any]
+    evalscope_percentiles: list[Any]
+    evalscope_version: str
+    record_count: int
+
+
+def record_from_pb(r: pb.RequestRecord) -> RequestRecord:
+    return RequestRecord(
+        index=r.index, start_time=r.start_time, end_time=r.end_time, success=r.success, ttft_s=r.ttft_s,
+        latency_s=r.latency_s, input_tokens=r.input_tokens, output_tokens=r.output_tokens, tpot_s=r.tpot_s,
+        itl_s=tuple(r.itl_s), error=r.error, point=r.point,
+    )
+
+
+class AgentClient:
+    def __init__(self, node: Node, credentials: grpc.ChannelCredentials | None = None) -> None:
+        self.node = node
+        options = [("grpc.max_receive_message_length", MAX_MESSAGE), ("grpc.max_send_message_length", MAX_MESSAGE)]
+        if credentials is not None:
+            self.channel = grpc.aio.secure_channel(node.address, credentials, options=options)
+        else:
+            self.channel = grpc.aio.insecure_channel(node.address, options=options)
+        self.stub = pb_grpc.AgentStub(self.channel)
+
+    async def close(self) -> None:
+        await self.channel.close()
+
+    def _error(self, exc: grpc.aio.AioRpcError, doing: str) -> Exception:
+        detail = (exc.details() or "").splitlines()[0] if exc.details() else exc.code().name
+        if exc.code() == grpc.StatusCode.INVALID_ARGUMENT:
+            return ConfigError(f"{self.node.name}: {doing} rejected: {detail}")
+        if exc.code() in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED):
+            return NodeError(f"{self.node.name} ({self.node.address}) is unreachable: {detail}")
+        return NodeError(f"{self.node.name}: {doing} failed: {detail}")
+
+    async def ping(self, timeout: float = 5.0) -> pb.PingReply:
+        try:
+            return await self.stub.Ping(pb.PingRequest(), timeout=timeout, wait_for_ready=False)
+        except grpc.aio.AioRpcError as exc:
+            raise self._error(exc, "ping") from None
+
+    async def clock(self, samples: int = 5) -> ClockSample:
+        """Clock offset from several pings, keeping the lowest-RTT sample (NTP-style midpoint)."""
+        best: ClockSample | None = None
+        for _ in range(samples):
+            t0 = time.time()
+            reply = await self.ping()
+            t1 = time.time()
+            sample = ClockSample(offset_s=reply.wall_time - (t0 + t1) / 2, rtt_s=t1 - t0)
+            if best is None or sample.rtt_s < best.rtt_s:
+                best = sample
+        assert best is not None
+        return best
+
+    async def inventory(self, endpoint_url: str = "", timeout: float = 30.0) -> pb.InventoryReply:
+        try:
+            return await self.stub.GetInventory(pb.InventoryRequest(endpoint_url=endpoint_url), timeout=timeout)
+        except grpc.aio.AioRpcError as exc:
+            raise self._error(exc, "inventory") from None
+
+    async def start_job(self, job_id: str, kind: int, spec: dict[str, Any], start_at: float) -> pb.JobStatus:
+        req = pb.StartJobRequest(job_id=job_id, kind=kind, spec_json=json.dumps(spec), start_at=start_at)
+        try:
+            return await self.stub.StartJob(req, timeout=RPC_TIMEOUT_S)
+        except grpc.aio.AioRpcError as exc:
+            raise self._error(exc, "start job") from None
+
+    async def get_job(self, job_id: str) -> pb.JobStatus:
+        try:
+            return await self.stub.GetJob(pb.GetJobRequest(job_id=job_id), timeout=RPC_TIMEOUT_S)
+        except grpc.aio.AioRpcError as exc:
+            raise self._error(exc, "get job") from None
+
+    async def cancel_job(self, job_id: str) -> pb.JobStatus:
+        try:
+            return await self.stub.CancelJob(pb.CancelJobRequest(job_id=job_id), timeout=RPC_TIMEOUT_S)
+        except grpc.aio.AioRpcError as exc:
+            raise self._error(exc, "cancel job") from None
+
+    async def watch(self, job_id: str, from_seq: int = 0) -> AsyncIterator[pb.JobEvent]:
+        try:
+            async for ev in self.stub.WatchJob(pb.WatchJobRequest(job_id=job_id, from_seq=from_seq)):
+                yield ev
+        except grpc.aio.AioRpcError as exc:
+            raise self._error(exc, "watch job") from None
+
+    async def result(self, job_id: str) -> tuple[ResultSummary, list[RequestRecord]]:
+        summary: ResultSummary | None = None
+        records: list[RequestRecord] = []
+        try:
+            async for chunk in self.stub.GetJobResult(pb.GetJobResultRequest(job_id=job_id)):
+                if chunk.HasField("summary"):
+                    s = chunk.summary
+                    summary = ResultSummary(
+                        state=s.state, error=s.error,
+                        evalscope_summary=json.loads(s.evalscope_summary_json or "{}"),
+                        evalscope_percentiles=json.loads(s.evalscope_percentiles_json or "[]"),
+                        evalscope_version=s.evalscope_version, record_count=s.record_count,
+                    )
+                else:
+                    records.extend(record_from_pb(r) for r in chunk.records.records)
+        except grpc.aio.AioRpcError as exc:
+            raise self._error(exc, "fetch results") from None
+        if summary is None:
+            raise NodeError(f"{self.node.name}: the agent sent no result summary for job {job_id}")
+        return summary, records

@@ -1,0 +1,219 @@
+"""`ctl run`: one plan on many nodes at once, stored as it goes, judged at the end.
+
+Per case: measure each agent's clock offset, start the job on every node at
+one common instant (each in its own clock), follow progress, pull every
+record, store it, aggregate, judge. A node that fails gets verdict "error"
+for the case and the others go on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import math
+import secrets
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from fleetbench import __version__
+from fleetbench.errors import FleetbenchError, NodeError
+from fleetbench.records import RequestRecord
+
+from .aggregate import CLUSTER, Verdict, aggregate_case, judge, shift_records
+from .client import AgentClient, ClockSample
+from .fleet import Node
+from .plan import PerfCase, Plan
+from .progress import ProgressSink
+from .store import Store
+
+KIND_PERF = 1
+JOB_DONE = {3, 4, 5, 6}  # succeeded, failed, cancelled, interrupted
+JOB_STATE_NAMES = {1: "queued", 2: "running", 3: "succeeded", 4: "failed", 5: "cancelled", 6: "interrupted"}
+START_LEAD_S = 2.0  # how far ahead of "now" the common start instant is set
+WATCH_RETRIES = 5
+
+
+@dataclass
+class RunOutcome:
+    run_id: str
+    verdict: str  # pass | fail
+    verdicts: list[Verdict] = field(default_factory=list)
+    node_errors: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def exit_code(self) -> int:
+        return 0 if self.verdict == "pass" else 1
+
+
+def new_run_id() -> str:
+    return time.strftime("r%Y%m%d-%H%M%S", time.localtime()) + "-" + secrets.token_hex(2)
+
+
+def perf_spec(plan: Plan, case: PerfCase, node: Node) -> dict[str, Any]:
+    return {
+        "url": node.endpoint or plan.endpoint.url,
+        "api": plan.endpoint.api,
+        "api_key": plan.endpoint.api_key,
+        "model": plan.model,
+        "tokenizer_path": plan.tokenizer,
+        "dataset": case.dataset,
+        "number": case.number,
+        "parallel": case.parallel,
+        "rate": case.rate,
+        "input_tokens": case.input_tokens,
+        "output_tokens": case.output_tokens,
+        "extra_args": case.extra_args,
+        "stream": case.stream,
+    }
+
+
+class Orchestrator:
+    def __init__(self, plan: Plan, nodes: Sequence[Node], store: Store, progress: ProgressSink,
+                 clients: dict[str, AgentClient] | None = None) -> None:
+        self.plan = plan
+        self.nodes = list(nodes)
+        self.store = store
+        self.progress = progress
+        self.clients = clients or {n.name: AgentClient(n) for n in nodes}
+        self.clocks: dict[str, ClockSample] = {}
+
+    async def close(self) -> None:
+        for c in self.clients.values():
+            await c.close()
+
+    async def preflight(self) -> dict[str, Any]:
+        """Every agent must answer before anything starts (else: exit 2)."""
+        replies = await asyncio.gather(*(self.clients[n.name].ping() for n in self.nodes), return_exceptions=True)
+        errors = [str(r) for r in replies if isinstance(r, BaseException)]
+        if errors:
+            raise NodeError("; ".join(errors))
+        return {n.name: r for n, r in zip(self.nodes, replies, strict=True)}
+
+    async def measure_clocks(self) -> None:
+        samples = await asyncio.gather(*(self.clients[n.name].clock() for n in self.nodes), return_exceptions=True)
+        for n, s in zip(self.nodes, samples, strict=True):
+            if isinstance(s, ClockSample):
+                self.clocks[n.name] = s
+
+    async def run(self, run_id: str | None = None) -> RunOutcome:
+        pings = await self.preflight()
+        run_id = run_id or new_run_id()
+        self.store.create_run(run_id, self.plan.name, self.plan.model, self.plan.source,
+                              [n.name for n in self.nodes], __version__)
+        await self.measure_clocks()
+        for n in self.nodes:
+            clock = self.clocks.get(n.name, ClockSample(0.0, math.nan))
+            self.store.add_node(
+                run_id, n.name, address=n.address, endpoint=n.endpoint or self.plan.endpoint.url,
+                hostname=pings[n.name].hostname, agent_version=pings[n.name].agent_version,
+                evalscope_version=pings[n.name].evalscope_version, clock_offset_s=clock.offset_s,
+                rtt_s=clock.rtt_s, inventory_json="",
+            )
+        outcome = RunOutcome(run_id, "pass")
+        try:
+            for case in self.plan.cases:
+                await self._run_case(run_id, case, outcome)
+        except (asyncio.CancelledError, KeyboardInterrupt):
+            self.progress.message("interrupted: cancelling jobs on every agent")
+            await self._cancel_all(run_id)
+            self.store.finish_run(run_id, "fail", error="interrupted by the operator")
+            raise
+        outcome.verdict = "pass" if outcome.verdicts and all(v.passed for v in outcome.verdicts) \
+            and not outcome.node_errors else "fail"
+        if not self.plan.cases:
+            outcome.verdict = "fail"
+        self.store.finish_run(run_id, outcome.verdict)
+        return outcome
+
+    async def _cancel_all(self, run_id: str) -> None:
+        async def cancel(node: Node, case: PerfCase) -> None:
+            with contextlib.suppress(FleetbenchError):
+                await self.clients[node.name].cancel_job(f"{run_id}.{case.id}")
+
+        await asyncio.gather(*(cancel(n, c) for n in self.nodes for c in self.plan.cases))
+
+    async def _run_case(self, run_id: str, case: PerfCase, outcome: RunOutcome) -> None:
+        await self.measure_clocks()
+        job_id = f"{run_id}.{case.id}"
+        start_ctl = time.time() + START_LEAD_S + max((c.rtt_s for c in self.clocks.values()), default=0.0)
+        self.progress.case_started(case.id, [n.name for n in self.nodes], case.number)
+        results = await asyncio.gather(
+            *(self._run_on_node(run_id, case, job_id, n, start_ctl) for n in self.nodes), return_exceptions=True
+        )
+        self.progress.case_finished(case.id)
+        records_by_node: dict[str, list[RequestRecord]] = {}
+        for node, res in zip(self.nodes, results, strict=True):
+            if isinstance(res, BaseException):
+                msg = str(res) if isinstance(res, FleetbenchError) else f"{type(res).__name__}: {res}"
+                outcome.node_errors[node.name] = msg
+                self.store.set_case_node(run_id, case.id, node.name, state="error", error=msg)
+                self.progress.message(f"[{node.name}] case {case.id}: error: {msg}")
+            else:
+                records_by_node[node.name] = res
+        verdicts: list[Verdict] = []
+        if records_by_node:
+            agg = aggregate_case(records_by_node)
+            for name, figs in agg.nodes.items():
+                self.store.set_figures(run_id, case.id, name, figs)
+                verdicts += judge(name, figs, case.expect)
+            self.store.set_figures(run_id, case.id, CLUSTER, agg.cluster, extra={
+                "sum_node_tpm_total": agg.sum_node_tpm_total, "sum_node_tpm_output": agg.sum_node_tpm_output,
+                "start_skew_s": agg.start_skew_s, "stragglers": list(agg.stragglers),
+                "nodes": sorted(records_by_node), "error_nodes": sorted(set(outcome.node_errors)),
+            })
+            verdicts += judge(CLUSTER, agg.cluster, case.expect)
+            verdicts += judge(CLUSTER, agg.cluster, self.plan.cluster_expect)
+        for name in sorted(set(n.name for n in self.nodes) - set(records_by_node)):
+            verdicts += [Verdict(name, e, math.nan, False, note=outcome.node_errors.get(name, "no result"))
+                         for e in case.expect]
+        self.store.add_verdicts(run_id, case.id, verdicts)
+        outcome.verdicts += verdicts
+
+    async def _run_on_node(self, run_id: str, case: PerfCase, job_id: str, node: Node,
+                           start_ctl: float) -> list[RequestRecord]:
+        client = self.clients[node.name]
+        clock = self.clocks.get(node.name)
+        if clock is None:
+            raise NodeError(f"{node.name} ({node.address}) is unreachable: no clock sample")
+        start_agent = start_ctl + clock.offset_s
+        self.store.set_case_node(run_id, case.id, node.name, job_id=job_id, state="starting", error="",
+                                 start_at=start_ctl, last_seq=0)
+        await client.start_job(job_id, KIND_PERF, perf_spec(self.plan, case, node), start_agent)
+        state = await self._follow(run_id, case, job_id, node)
+        summary, records = await client.result(job_id)
+        self.store.add_requests(run_id, case.id, node.name, clock.offset_s, shift_records(records, clock.offset_s))
+        self.store.set_case_node(
+            run_id, case.id, node.name, state=JOB_STATE_NAMES.get(state, str(state)), error=summary.error,
+            evalscope_summary_json=_json(summary.evalscope_summary),
+            evalscope_percentiles_json=_json(summary.evalscope_percentiles),
+        )
+        if state != 3:
+            raise NodeError(f"job {JOB_STATE_NAMES.get(state, state)}: {summary.error or 'no detail'}")
+        return shift_records(records, clock.offset_s)
+
+    async def _follow(self, run_id: str, case: PerfCase, job_id: str, node: Node) -> int:
+        """Watch a job to its end, resuming from the last event after a dropped stream."""
+        client = self.clients[node.name]
+        last_seq, attempts, _state = 0, 0, 0
+        while True:
+            try:
+                async for ev in client.watch(job_id, last_seq):
+                    last_seq, attempts = ev.seq, 0
+                    self.progress.node_progress(case.id, node.name, ev.done, ev.total or case.number, ev.failed,
+                                                ev.output_tps, ev.eta_s, ev.message)
+                self.store.set_case_node(run_id, case.id, node.name, last_seq=last_seq)
+                status = await client.get_job(job_id)
+                if status.state in JOB_DONE:
+                    return int(status.state)
+            except NodeError:
+                attempts += 1
+                if attempts > WATCH_RETRIES:
+                    raise
+                await asyncio.sleep(min(2.0 ** attempts * 0.25, 5.0))
+
+
+def _json(value: Any) -> str:
+    return json.dumps(value)

@@ -1,0 +1,102 @@
+"""Where a run's progress goes: a live rich display, plain lines, or JSON events."""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from typing import Protocol
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
+
+
+class ProgressSink(Protocol):
+    def case_started(self, case_id: str, nodes: list[str], total: int) -> None: ...
+    def node_progress(self, case_id: str, node: str, done: int, total: int, failed: int, output_tps: float,
+                      eta_s: float, message: str) -> None: ...
+    def message(self, text: str) -> None: ...
+    def case_finished(self, case_id: str) -> None: ...
+
+
+class QuietProgress:
+    """Only the milestones, one line each (CI logs)."""
+
+    def __init__(self, stream=None) -> None:  # type: ignore[no-untyped-def]
+        self.stream = stream or sys.stderr
+
+    def case_started(self, case_id: str, nodes: list[str], total: int) -> None:
+        print(f"case {case_id}: started on {', '.join(nodes)} ({total} requests each)", file=self.stream)
+
+    def node_progress(self, case_id: str, node: str, done: int, total: int, failed: int, output_tps: float,
+                      eta_s: float, message: str) -> None:
+        return None
+
+    def message(self, text: str) -> None:
+        print(text, file=self.stream)
+
+    def case_finished(self, case_id: str) -> None:
+        print(f"case {case_id}: finished", file=self.stream)
+
+
+class JsonProgress:
+    """One JSON object per line on stderr: machine-readable progress."""
+
+    def _emit(self, **obj: object) -> None:
+        obj["time"] = time.time()
+        print(json.dumps(obj), file=sys.stderr, flush=True)
+
+    def case_started(self, case_id: str, nodes: list[str], total: int) -> None:
+        self._emit(event="case_started", case=case_id, nodes=nodes, total=total)
+
+    def node_progress(self, case_id: str, node: str, done: int, total: int, failed: int, output_tps: float,
+                      eta_s: float, message: str) -> None:
+        self._emit(event="progress", case=case_id, node=node, done=done, total=total, failed=failed,
+                   output_tps=round(output_tps, 2), eta_s=round(eta_s, 1), message=message)
+
+    def message(self, text: str) -> None:
+        self._emit(event="message", text=text)
+
+    def case_finished(self, case_id: str) -> None:
+        self._emit(event="case_finished", case=case_id)
+
+
+class RichProgress:
+    """One live bar per node: requests done, failures, throughput, ETA."""
+
+    def __init__(self) -> None:
+        self.console = Console(stderr=True)
+        self._progress: Progress | None = None
+        self._tasks: dict[str, TaskID] = {}
+
+    def case_started(self, case_id: str, nodes: list[str], total: int) -> None:
+        self._progress = Progress(
+            TextColumn("[bold]{task.fields[node]}"), BarColumn(), MofNCompleteColumn(),
+            TextColumn("fail {task.fields[failed]}"), TextColumn("{task.fields[tps]} tok/s"),
+            TextColumn("eta {task.fields[eta]}"), TimeElapsedColumn(), TextColumn("{task.fields[msg]}"),
+            console=self.console, transient=False,
+        )
+        self.console.print(f"[bold]case {case_id}[/] on {len(nodes)} node(s)")
+        self._progress.start()
+        self._tasks = {
+            n: self._progress.add_task(case_id, total=total, node=n, failed=0, tps="-", eta="-", msg="")
+            for n in nodes
+        }
+
+    def node_progress(self, case_id: str, node: str, done: int, total: int, failed: int, output_tps: float,
+                      eta_s: float, message: str) -> None:
+        if self._progress is None or node not in self._tasks:
+            return
+        self._progress.update(
+            self._tasks[node], completed=done, total=total or None, failed=failed,
+            tps=f"{output_tps:,.0f}" if output_tps else "-", eta=f"{eta_s:.0f}s" if eta_s >= 0 else "-",
+            msg=message[:40],
+        )
+
+    def message(self, text: str) -> None:
+        self.console.print(text)
+
+    def case_finished(self, case_id: str) -> None:
+        if self._progress is not None:
+            self._progress.stop()
+            self._progress = None

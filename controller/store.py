@@ -1,0 +1,183 @@
+"""The controller's results store: every run, node, case, figure, verdict and request.
+
+SQLite through sqlite-utils; the schema is documented in docs/store.md. The
+`requests` table keeps one row per request with times on the controller's
+clock (node clock minus the node's measured offset, kept in
+`clock_offset_s`), so every figure in a report can be recomputed with SQL.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import platformdirs
+import sqlite_utils
+
+from fleetbench.errors import StoreError
+from fleetbench.figures import Figures
+from fleetbench.records import RequestRecord
+
+from .aggregate import Verdict
+
+SCHEMA_VERSION = 1
+
+
+def default_db_path() -> Path:
+    env = os.environ.get("FLEETBENCH_DB")
+    if env:
+        return Path(env)
+    return Path(platformdirs.user_data_dir("fleetbench")) / "fleetbench.sqlite"
+
+
+def _clean(value: Any) -> Any:
+    """NaN is not JSON; store it as null."""
+    if isinstance(value, float) and math.isnan(value):
+        return None
+    if isinstance(value, dict):
+        return {str(k): _clean(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_clean(v) for v in value]
+    return value
+
+
+def figures_json(f: Figures) -> str:
+    return json.dumps(_clean(asdict(f)))
+
+
+class Store:
+    def __init__(self, path: Path) -> None:
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            self.db = sqlite_utils.Database(path)
+            self.db.execute("PRAGMA journal_mode=WAL")
+        except Exception as exc:  # sqlite3 and OS errors alike: one line for the user
+            raise StoreError(f"cannot open the results store {path}: {exc}") from None
+        self.path = path
+        self._create()
+
+    def _create(self) -> None:
+        t = self.db.table
+        t("meta").create({"key": str, "value": str}, pk="key", if_not_exists=True)
+        self.db["meta"].upsert({"key": "schema_version", "value": str(SCHEMA_VERSION)}, pk="key")
+        t("runs").create(
+            {"run_id": str, "plan_name": str, "model": str, "plan_yaml": str, "nodes": str, "started_at": float,
+             "finished_at": float, "state": str, "verdict": str, "fleetbench_version": str, "error": str},
+            pk="run_id", if_not_exists=True,
+        )
+        t("run_nodes").create(
+            {"run_id": str, "node": str, "address": str, "endpoint": str, "hostname": str, "agent_version": str,
+             "evalscope_version": str, "clock_offset_s": float, "rtt_s": float, "inventory_json": str},
+            pk=("run_id", "node"), if_not_exists=True,
+        )
+        t("case_nodes").create(
+            {"run_id": str, "case_id": str, "node": str, "job_id": str, "state": str, "error": str,
+             "start_at": float, "last_seq": int, "evalscope_summary_json": str, "evalscope_percentiles_json": str},
+            pk=("run_id", "case_id", "node"), if_not_exists=True,
+        )
+        t("figures").create(
+            {"run_id": str, "case_id": str, "scope": str, "figures_json": str, "extra_json": str},
+            pk=("run_id", "case_id", "scope"), if_not_exists=True,
+        )
+        t("verdicts").create(
+            {"run_id": str, "case_id": str, "scope": str, "figure": str, "op": str, "threshold": float,
+             "measured": float, "passed": int, "note": str},
+            pk=("run_id", "case_id", "scope", "figure", "op"), if_not_exists=True,
+        )
+        t("requests").create(
+            {"run_id": str, "case_id": str, "node": str, "idx": int, "point": str, "start_time": float,
+             "end_time": float, "clock_offset_s": float, "success": int, "ttft_s": float, "latency_s": float,
+             "tpot_s": float, "input_tokens": int, "output_tokens": int, "itl_json": str, "error": str},
+            pk=("run_id", "case_id", "node", "point", "idx"), if_not_exists=True,
+        )
+
+    # --- writes ----------------------------------------------------------------------------
+
+    def create_run(self, run_id: str, plan_name: str, model: str, plan_yaml: str, nodes: Sequence[str],
+                   version: str) -> None:
+        self.db["runs"].insert({
+            "run_id": run_id, "plan_name": plan_name, "model": model, "plan_yaml": plan_yaml,
+            "nodes": json.dumps(list(nodes)), "started_at": time.time(), "finished_at": None, "state": "running",
+            "verdict": "", "fleetbench_version": version, "error": "",
+        })
+
+    def finish_run(self, run_id: str, verdict: str, error: str = "") -> None:
+        self.db["runs"].update(run_id, {"finished_at": time.time(), "state": "finished", "verdict": verdict,
+                                        "error": error})
+
+    def add_node(self, run_id: str, node: str, **fields: Any) -> None:
+        self.db["run_nodes"].upsert({"run_id": run_id, "node": node, **fields}, pk=("run_id", "node"))
+
+    def set_case_node(self, run_id: str, case_id: str, node: str, **fields: Any) -> None:
+        self.db["case_nodes"].upsert({"run_id": run_id, "case_id": case_id, "node": node, **fields},
+                                     pk=("run_id", "case_id", "node"))
+
+    def add_requests(self, run_id: str, case_id: str, node: str, offset_s: float,
+                     records: Iterable[RequestRecord]) -> None:
+        """Records on the controller clock; idempotent (re-adding the same request replaces it)."""
+        rows = (
+            {"run_id": run_id, "case_id": case_id, "node": node, "idx": r.index, "point": r.point,
+             "start_time": r.start_time, "end_time": r.end_time, "clock_offset_s": offset_s,
+             "success": int(r.success), "ttft_s": r.ttft_s, "latency_s": r.latency_s, "tpot_s": r.tpot_s,
+             "input_tokens": r.input_tokens, "output_tokens": r.output_tokens,
+             "itl_json": json.dumps(list(r.itl_s)), "error": r.error}
+            for r in records
+        )
+        self.db["requests"].upsert_all(rows, pk=("run_id", "case_id", "node", "point", "idx"), batch_size=2000)
+
+    def set_figures(self, run_id: str, case_id: str, scope: str, figures: Figures,
+                    extra: dict[str, Any] | None = None) -> None:
+        row = {"run_id": run_id, "case_id": case_id, "scope": scope, "figures_json": figures_json(figures),
+               "extra_json": json.dumps(_clean(extra or {}))}
+        self.db["figures"].upsert(row, pk=("run_id", "case_id", "scope"))
+
+    def add_verdicts(self, run_id: str, case_id: str, verdicts: Iterable[Verdict]) -> None:
+        self.db["verdicts"].upsert_all(
+            ({"run_id": run_id, "case_id": case_id, "scope": v.scope, "figure": v.expectation.figure,
+              "op": v.expectation.op, "threshold": v.expectation.threshold,
+              "measured": None if math.isnan(v.measured) else v.measured, "passed": int(v.passed), "note": v.note}
+             for v in verdicts),
+            pk=("run_id", "case_id", "scope", "figure", "op"),
+        )
+
+    # --- reads -----------------------------------------------------------------------------
+
+    def run(self, run_id: str) -> dict[str, Any]:
+        rows = list(self.db["runs"].rows_where("run_id = ?", [run_id]))
+        if not rows:
+            raise StoreError(f"no run {run_id} in {self.path}; `ctl runs` lists the runs it holds")
+        return rows[0]
+
+    def runs(self) -> list[dict[str, Any]]:
+        return list(self.db["runs"].rows_where(order_by="started_at desc"))
+
+    def run_nodes(self, run_id: str) -> list[dict[str, Any]]:
+        return list(self.db["run_nodes"].rows_where("run_id = ?", [run_id], order_by="node"))
+
+    def case_nodes(self, run_id: str) -> list[dict[str, Any]]:
+        return list(self.db["case_nodes"].rows_where("run_id = ?", [run_id], order_by="case_id, node"))
+
+    def verdicts(self, run_id: str) -> list[dict[str, Any]]:
+        return list(self.db["verdicts"].rows_where("run_id = ?", [run_id]))
+
+    def figures(self, run_id: str) -> list[dict[str, Any]]:
+        return list(self.db["figures"].rows_where("run_id = ?", [run_id]))
+
+    def records(self, run_id: str, case_id: str, node: str | None = None) -> list[RequestRecord]:
+        where, args = "run_id = ? AND case_id = ?", [run_id, case_id]
+        if node is not None:
+            where += " AND node = ?"
+            args.append(node)
+        return [
+            RequestRecord(index=r["idx"], start_time=r["start_time"], end_time=r["end_time"],
+                          success=bool(r["success"]), ttft_s=r["ttft_s"], latency_s=r["latency_s"],
+                          input_tokens=r["input_tokens"], output_tokens=r["output_tokens"], tpot_s=r["tpot_s"],
+                          itl_s=tuple(json.loads(r["itl_json"] or "[]")), error=r["error"] or "", point=r["point"])
+            for r in self.db["requests"].rows_where(where, args, order_by="node, point, idx")
+        ]

@@ -1,0 +1,80 @@
+"""YAML loading that remembers where every value came from, for errors like
+"plan.yaml:14: cases[0].parallel must be a positive integer"."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from fleetbench.errors import ConfigError
+
+
+@dataclass
+class Located:
+    """A parsed YAML document plus the line of each value, keyed by its dotted path."""
+
+    path: Path
+    data: Any
+    lines: dict[str, int] = field(default_factory=dict)
+
+    def error(self, where: str, message: str) -> ConfigError:
+        line = self.lines.get(where)
+        if line is None:  # fall back to the nearest parent that has a line
+            parent = where
+            while parent and line is None:
+                parent = parent.rsplit(".", 1)[0] if "." in parent else ""
+                line = self.lines.get(parent)
+        loc = f"{self.path}:{line}" if line else str(self.path)
+        label = f"{where} " if where else ""
+        return ConfigError(f"{loc}: {label}{message}")
+
+
+def _join(prefix: str, key: Any) -> str:
+    if isinstance(key, int):
+        return f"{prefix}[{key}]"
+    return f"{prefix}.{key}" if prefix else str(key)
+
+
+def _convert(node: yaml.Node, where: str, lines: dict[str, int]) -> Any:
+    lines[where] = node.start_mark.line + 1
+    if isinstance(node, yaml.MappingNode):
+        out: dict[Any, Any] = {}
+        for key_node, value_node in node.value:
+            key = yaml.safe_load(yaml.serialize(key_node))
+            if key in out:
+                raise ConfigError(f"line {key_node.start_mark.line + 1}: duplicate key {key!r}")
+            out[key] = _convert(value_node, _join(where, key), lines)
+        return out
+    if isinstance(node, yaml.SequenceNode):
+        return [_convert(v, _join(where, i), lines) for i, v in enumerate(node.value)]
+    return yaml.safe_load(yaml.serialize(node))
+
+
+def load_yaml(path: Path, what: str) -> Located:
+    """Parse a YAML file; every failure is one ConfigError line naming the file."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"{what} file {path} does not exist") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"cannot read {what} file {path}: {exc}") from None
+    try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"{path}:{mark.line + 1}" if mark else str(path)
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise ConfigError(f"{where}: not valid YAML: {problem}") from None
+    lines: dict[str, int] = {}
+    if node is None:
+        raise ConfigError(f"{path}: the {what} file is empty")
+    try:
+        data = _convert(node, "", lines)
+    except ConfigError as exc:
+        raise ConfigError(f"{path}: {exc}") from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML: {str(exc).splitlines()[0]}") from None
+    return Located(path, data, lines)
