@@ -206,7 +206,7 @@ def parse_plan(doc: Located) -> Plan:
         tokenizer=str(tokenizer),
         cases=cases,
         cluster_expect=_expectations(doc, "cluster.expect", cluster.get("expect")),
-        source=doc.path.read_text(encoding="utf-8") if doc.path.exists() else "",
+        source=doc.text,
     )
 
 

@@ -18,6 +18,7 @@ class Located:
 
     path: Path
     data: Any
+    text: str = ""
     lines: dict[str, int] = field(default_factory=dict)
 
     def error(self, where: str, message: str) -> ConfigError:
@@ -61,6 +62,11 @@ def load_yaml(path: Path, what: str) -> Located:
         raise ConfigError(f"{what} file {path} does not exist") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"cannot read {what} file {path}: {exc}") from None
+    return parse_yaml(text, path, what)
+
+
+def parse_yaml(text: str, path: Path, what: str) -> Located:
+    """Parse YAML text; `path` only names it in errors."""
     try:
         node = yaml.compose(text, Loader=yaml.SafeLoader)
     except yaml.YAMLError as exc:
@@ -77,4 +83,4 @@ def load_yaml(path: Path, what: str) -> Located:
         raise ConfigError(f"{path}: {exc}") from None
     except yaml.YAMLError as exc:
         raise ConfigError(f"{path}: not valid YAML: {str(exc).splitlines()[0]}") from None
-    return Located(path, data, lines)
+    return Located(path, data, text, lines)

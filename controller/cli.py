@@ -1,0 +1,286 @@
+"""`ctl`: the fleetbench controller. Thin: every command calls the library."""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import json
+import math
+import os
+import sys
+import traceback
+from collections.abc import Callable, Coroutine
+from pathlib import Path
+from typing import Any, TypeVar
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from fleetbench import __version__
+from fleetbench.errors import ConfigError, FleetbenchError
+
+from .client import AgentClient
+from .fleet import Node, resolve_nodes
+from .orchestrator import Orchestrator
+from .plan import load_plan
+from .progress import JsonProgress, ProgressSink, QuietProgress, RichProgress
+from .report.markdown import render_markdown
+from .report.model import load_report
+from .store import Store, default_db_path
+
+app = typer.Typer(
+    add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+    help="fleetbench controller: run acceptance plans on a fleet of inference servers and report.\n\n"
+         "Exit codes: 0 pass, 1 an expectation failed or a node failed mid-run, 2 the run could not be done "
+         "(bad input, unreachable node).",
+)
+plan_app = typer.Typer(no_args_is_help=True, help="Work with plan files.")
+app.add_typer(plan_app, name="plan")
+out = Console()
+T = TypeVar("T")
+
+NODES_HELP = "Comma-separated node names from the fleet file, or host:port addresses."
+FLEET_HELP = "Fleet file (name -> agent address). Env FLEETBENCH_FLEET; default ./fleet.yaml."
+DB_HELP = "Results store (SQLite). Env FLEETBENCH_DB; default under the user's data dir."
+
+
+def fleet_path(value: Path | None) -> Path:
+    return value or Path(os.environ.get("FLEETBENCH_FLEET", "fleet.yaml"))
+
+
+def fail(message: str, code: int = 2) -> None:
+    typer.echo(f"error: {message}", err=True)
+    raise typer.Exit(code)
+
+
+def cli_errors(fn: Callable[..., T]) -> Callable[..., T]:
+    """One line and an exit code for every error; a traceback only with FLEETBENCH_DEBUG=1."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> T:
+        try:
+            return fn(*args, **kwargs)
+        except FleetbenchError as exc:
+            fail(str(exc), exc.exit_code)
+        except KeyboardInterrupt:
+            fail("interrupted", 130)
+        except (typer.Exit, typer.Abort, SystemExit):
+            raise
+        except Exception as exc:
+            if os.environ.get("FLEETBENCH_DEBUG"):
+                traceback.print_exc()
+            fail(f"internal error: {type(exc).__name__}: {exc} (set FLEETBENCH_DEBUG=1 for a traceback)", 3)
+        raise AssertionError("unreachable")
+
+    return wrapper
+
+
+def run_async(coro: Coroutine[Any, Any, T]) -> T:
+    return asyncio.run(coro)
+
+
+async def _with_clients(nodes: list[Node], fn: Callable[[AgentClient], Coroutine[Any, Any, Any]]) -> list[Any]:
+    clients = [AgentClient(n) for n in nodes]
+    try:
+        return await asyncio.gather(*(fn(c) for c in clients), return_exceptions=True)
+    finally:
+        for c in clients:
+            await c.close()
+
+
+@app.command()
+@cli_errors
+def version() -> None:
+    """Print the fleetbench version."""
+    typer.echo(__version__)
+
+
+@app.command()
+@cli_errors
+def ping(
+    nodes: str = typer.Option(..., "--nodes", "-n", help=NODES_HELP),
+    fleet: Path | None = typer.Option(None, help=FLEET_HELP),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+) -> None:
+    """Check that each node's agent answers; show version, clock offset and round trip."""
+    node_list = resolve_nodes(nodes, fleet_path(fleet))
+
+    async def one(c: AgentClient) -> dict[str, Any]:
+        reply = await c.ping()
+        clock = await c.clock(samples=3)
+        return {"node": c.node.name, "address": c.node.address, "hostname": reply.hostname,
+                "agent_version": reply.agent_version, "evalscope_version": reply.evalscope_version,
+                "clock_offset_s": clock.offset_s, "rtt_ms": clock.rtt_s * 1000}
+
+    results = run_async(_with_clients(node_list, one))
+    rows = [r if isinstance(r, dict) else {"node": n.name, "address": n.address, "error": str(r)}
+            for n, r in zip(node_list, results, strict=True)]
+    if as_json:
+        typer.echo(json.dumps(rows, indent=2))
+    else:
+        t = Table("node", "address", "host", "agent", "evalscope", "clock offset (s)", "rtt (ms)", "status")
+        for r in rows:
+            if "error" in r:
+                t.add_row(r["node"], r["address"], "", "", "", "", "", f"[red]{r['error']}")
+            else:
+                t.add_row(r["node"], r["address"], r["hostname"], r["agent_version"], r["evalscope_version"],
+                          f"{r['clock_offset_s']:+.4f}", f"{r['rtt_ms']:.2f}", "[green]ok")
+        out.print(t)
+    if any("error" in r for r in rows):
+        raise typer.Exit(2)
+
+
+@app.command()
+@cli_errors
+def inventory(
+    nodes: str = typer.Option(..., "--nodes", "-n", help=NODES_HELP),
+    fleet: Path | None = typer.Option(None, help=FLEET_HELP),
+    as_json: bool = typer.Option(False, "--json", help="Print the full inventories as JSON."),
+) -> None:
+    """Hardware and software inventory of each node, one row per node."""
+    node_list = resolve_nodes(nodes, fleet_path(fleet))
+
+    async def one(c: AgentClient) -> Any:
+        return await c.inventory(c.node.endpoint)
+
+    results = run_async(_with_clients(node_list, one))
+    errors = [f"{n.name}: {r}" for n, r in zip(node_list, results, strict=True) if isinstance(r, BaseException)]
+    if as_json:
+        doc = {n.name: (json.loads(r.detail_json) if not isinstance(r, BaseException) else {"error": str(r)})
+               for n, r in zip(node_list, results, strict=True)}
+        typer.echo(json.dumps(doc, indent=2))
+    else:
+        t = Table("node", "host", "CPU", "memory", "accelerators", "driver", "CUDA", "OS", "kernel")
+        for n, r in zip(node_list, results, strict=True):
+            if isinstance(r, BaseException):
+                t.add_row(n.name, f"[red]{r}", "", "", "", "", "", "", "")
+                continue
+            gpus = r.gpus
+            acc = f"{len(gpus)}× {gpus[0].name} {gpus[0].memory_total_mib} MiB" if gpus else "none"
+            t.add_row(n.name, r.hostname, f"{r.cpu_model} ({r.cpu_count} CPUs)",
+                      f"{r.memory_total_bytes / 2**30:.1f} GiB", acc, gpus[0].driver_version if gpus else "",
+                      gpus[0].cuda_version if gpus else "", r.os, r.kernel)
+        out.print(t)
+    if errors:
+        raise typer.Exit(2)
+
+
+def make_progress(quiet: bool, json_events: bool) -> ProgressSink:
+    if json_events:
+        return JsonProgress()
+    if quiet or not sys.stderr.isatty():
+        return QuietProgress()
+    return RichProgress()
+
+
+def write_reports(store: Store, run_id: str, out_dir: Path) -> list[Path]:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    report = load_report(store, run_id)
+    md = out_dir / f"{run_id}.md"
+    md.write_text(render_markdown(report), encoding="utf-8")
+    return [md]
+
+
+def execute_plan(plan_path: Path, node_list: list[Node], db: Path, out_dir: Path, progress: ProgressSink) -> int:
+    plan = load_plan(plan_path)
+    store = Store(db)
+
+    async def go() -> Any:
+        orch = Orchestrator(plan, node_list, store, progress)
+        try:
+            return await orch.run()
+        finally:
+            await orch.close()
+
+    outcome = run_async(go())
+    paths = write_reports(store, outcome.run_id, out_dir)
+    report = load_report(store, outcome.run_id)
+    for case in report.cases:
+        if case.cluster is not None and not math.isnan(case.cluster.tpm_total):
+            progress.message(f"case {case.case_id}: cluster TPM {case.cluster.tpm_total:,.0f} "
+                             f"(Σ per-node {case.sum_node_tpm_total:,.0f}); verdict {case.verdict}")
+    progress.message(f"run {outcome.run_id}: {outcome.verdict.upper()}; store {db}; report {paths[0]}")
+    return outcome.exit_code
+
+
+@app.command()
+@cli_errors
+def run(
+    plan: Path = typer.Option(..., "--plan", "-p", help="Acceptance plan (YAML, schema v1; see docs/plan.md)."),
+    nodes: str = typer.Option(..., "--nodes", "-n", help=NODES_HELP),
+    fleet: Path | None = typer.Option(None, help=FLEET_HELP),
+    db: Path | None = typer.Option(None, help=DB_HELP),
+    out_dir: Path = typer.Option(Path("fleetbench-out"), "--out", help="Folder for the reports."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="Milestones only, no live bars."),
+    json_events: bool = typer.Option(False, "--json", help="Progress as JSON lines on stderr."),
+) -> None:
+    """Run an acceptance plan on every node at once, store everything, write the report."""
+    plan_obj = load_plan(plan)  # validate before touching the network
+    del plan_obj
+    node_list = resolve_nodes(nodes, fleet_path(fleet))
+    code = execute_plan(plan, node_list, db or default_db_path(), out_dir, make_progress(quiet, json_events))
+    raise typer.Exit(code)
+
+
+@plan_app.command("check")
+@cli_errors
+def plan_check(path: Path = typer.Argument(..., help="Plan file to validate.")) -> None:
+    """Validate a plan without running it."""
+    p = load_plan(path)
+    typer.echo(f"{path}: ok — plan {p.name!r}, model {p.model}, {len(p.cases)} case(s): "
+               + ", ".join(c.id for c in p.cases))
+
+
+@app.command()
+@cli_errors
+def report(
+    run_id: str = typer.Argument(..., help="Run id (see `ctl runs`)."),
+    db: Path | None = typer.Option(None, help=DB_HELP),
+    out_dir: Path = typer.Option(Path("fleetbench-out"), "--out", help="Folder for the report."),
+) -> None:
+    """Write the report of a stored run again."""
+    store = Store(db or default_db_path())
+    for p in write_reports(store, run_id, out_dir):
+        typer.echo(str(p))
+
+
+@app.command()
+@cli_errors
+def runs(
+    db: Path | None = typer.Option(None, help=DB_HELP),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+) -> None:
+    """List stored runs."""
+    store = Store(db or default_db_path())
+    rows = store.runs()
+    if as_json:
+        typer.echo(json.dumps(rows, indent=2, default=str))
+        return
+    t = Table("run", "plan", "nodes", "state", "verdict")
+    for r in rows:
+        t.add_row(r["run_id"], r["plan_name"], ", ".join(json.loads(r["nodes"])), r["state"], r["verdict"])
+    out.print(t)
+
+
+@app.command()
+@cli_errors
+def demo(
+    workdir: Path = typer.Option(Path("fleetbench-demo"), help="Where the demo's agents, store and report go."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="Milestones only, no live bars."),
+) -> None:
+    """Start 3 agents and 3 simulated endpoints on loopback and run a built-in plan on them."""
+    from .demo import run_demo
+
+    raise typer.Exit(run_demo(workdir, make_progress(quiet, False)))
+
+
+def main() -> None:
+    try:
+        app()
+    except ConfigError as exc:  # raised outside a command (defensive)
+        fail(str(exc))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,159 @@
+"""Everything a report shows, loaded from the store into typed data.
+
+Renderers (markdown, and the formats that follow) only format what is here;
+no figure is computed in a renderer.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from fleetbench.figures import Figures
+
+from ..aggregate import CLUSTER
+from ..plan import Plan, parse_plan
+from ..store import Store
+from ..yamlfile import Located, parse_yaml
+
+
+@dataclass(frozen=True)
+class NodeInfo:
+    name: str
+    address: str
+    endpoint: str
+    hostname: str
+    agent_version: str
+    evalscope_version: str
+    clock_offset_s: float
+    rtt_s: float
+
+
+@dataclass(frozen=True)
+class VerdictRow:
+    scope: str
+    figure: str
+    op: str
+    threshold: float
+    measured: float
+    passed: bool
+    note: str
+
+    @property
+    def label(self) -> str:
+        if self.passed:
+            return "pass"
+        return "error" if self.note else "fail"
+
+
+@dataclass(frozen=True)
+class CaseReport:
+    case_id: str
+    purpose: str
+    command: str
+    node_figures: dict[str, Figures]
+    cluster: Figures | None
+    sum_node_tpm_total: float
+    sum_node_tpm_output: float
+    start_skew_s: float
+    stragglers: list[str]
+    node_states: dict[str, tuple[str, str]]  # node -> (state, error)
+    evalscope_summaries: dict[str, dict[str, Any]]
+    verdicts: list[VerdictRow]
+
+    @property
+    def verdict(self) -> str:
+        if any(not v.passed for v in self.verdicts) or any(s == "error" for s, _ in self.node_states.values()):
+            return "fail"
+        return "pass"
+
+
+@dataclass(frozen=True)
+class RunReport:
+    run_id: str
+    plan_name: str
+    model: str
+    started_at: float
+    finished_at: float
+    verdict: str
+    fleetbench_version: str
+    nodes: list[NodeInfo]
+    cases: list[CaseReport] = field(default_factory=list)
+    plan: Plan | None = None
+
+
+def _figures(raw: str) -> Figures:
+    d = json.loads(raw)
+    d = {k: (math.nan if v is None else v) for k, v in d.items()}
+    d["percentiles"] = {
+        m: {int(p): (math.nan if v is None else v) for p, v in t.items()} for m, t in d["percentiles"].items()
+    }
+    return Figures(**d)
+
+
+def equivalent_command(plan: Plan, case_id: str, url: str) -> str:
+    """The `evalscope perf` command line a user pastes to reproduce one node's part of a case."""
+    case = next(c for c in plan.cases if c.id == case_id)
+    parts = [
+        "evalscope perf", f"--rate {case.rate:g}" if case.rate > 0 else "", f"--parallel {case.parallel}",
+        f"--number {case.number}", f"--model {plan.model}", f"--tokenizer-path {plan.tokenizer}" if plan.tokenizer
+        else "", f"--url {url}", f"--api {plan.endpoint.api}", f"--dataset {case.dataset}",
+        f"--max-tokens {case.output_tokens}", f"--min-tokens {case.output_tokens}", "--prefix-length 0",
+        f"--min-prompt-length {case.input_tokens}", f"--max-prompt-length {case.input_tokens}",
+        f"--extra-args '{json.dumps(case.extra_args)}'" if case.extra_args else "",
+    ]
+    return " ".join(p for p in parts if p)
+
+
+def load_report(store: Store, run_id: str) -> RunReport:
+    run = store.run(run_id)
+    nodes = [
+        NodeInfo(r["node"], r["address"], r["endpoint"] or "", r["hostname"] or "", r["agent_version"] or "",
+                 r["evalscope_version"] or "", r["clock_offset_s"] or 0.0,
+                 math.nan if r["rtt_s"] is None else r["rtt_s"])
+        for r in store.run_nodes(run_id)
+    ]
+    plan = parse_plan(_located(run["plan_yaml"])) if run["plan_yaml"] else None
+    figures = store.figures(run_id)
+    case_nodes = store.case_nodes(run_id)
+    verdicts = store.verdicts(run_id)
+    case_ids = [c.id for c in plan.cases] if plan else sorted({r["case_id"] for r in case_nodes})
+    cases = []
+    for cid in case_ids:
+        node_figs = {r["scope"]: _figures(r["figures_json"]) for r in figures
+                     if r["case_id"] == cid and r["scope"] != CLUSTER}
+        cl = [r for r in figures if r["case_id"] == cid and r["scope"] == CLUSTER]
+        extra = json.loads(cl[0]["extra_json"]) if cl else {}
+        states = {r["node"]: (r["state"] or "", r["error"] or "") for r in case_nodes if r["case_id"] == cid}
+        summaries = {r["node"]: json.loads(r["evalscope_summary_json"] or "{}") for r in case_nodes
+                     if r["case_id"] == cid and r.get("evalscope_summary_json")}
+        url = nodes[0].endpoint if nodes else ""
+        case = next((c for c in plan.cases if c.id == cid), None) if plan else None
+        cases.append(CaseReport(
+            case_id=cid,
+            purpose=case.purpose if case else "",
+            command=equivalent_command(plan, cid, url) if plan else "",
+            node_figures=dict(sorted(node_figs.items())),
+            cluster=_figures(cl[0]["figures_json"]) if cl else None,
+            sum_node_tpm_total=extra.get("sum_node_tpm_total") or math.nan,
+            sum_node_tpm_output=extra.get("sum_node_tpm_output") or math.nan,
+            start_skew_s=math.nan if extra.get("start_skew_s") is None else extra["start_skew_s"],
+            stragglers=list(extra.get("stragglers", [])),
+            node_states=dict(sorted(states.items())),
+            evalscope_summaries=summaries,
+            verdicts=[VerdictRow(v["scope"], v["figure"], v["op"], v["threshold"],
+                                 math.nan if v["measured"] is None else v["measured"], bool(v["passed"]),
+                                 v["note"] or "") for v in verdicts if v["case_id"] == cid],
+        ))
+    return RunReport(
+        run_id=run_id, plan_name=run["plan_name"], model=run["model"], started_at=run["started_at"],
+        finished_at=run["finished_at"] or math.nan, verdict=run["verdict"] or run["state"],
+        fleetbench_version=run["fleetbench_version"], nodes=nodes, cases=cases, plan=plan,
+    )
+
+
+def _located(text: str) -> Located:
+    return parse_yaml(text, Path("<stored plan>"), "stored plan")
