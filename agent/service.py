@@ -7,6 +7,7 @@ import json
 import socket
 import time
 from collections.abc import AsyncIterator
+from typing import cast
 
 import grpc
 
@@ -26,9 +27,17 @@ MAX_CHUNK = 5000
 INVENTORY_DEADLINE_S = 10.0
 
 
+def _state(value: int) -> pb.JobState:
+    return cast(pb.JobState, value)
+
+
+def _kind(value: int) -> pb.JobKind:
+    return cast(pb.JobKind, value)
+
+
 def status_pb(row: JobRow) -> pb.JobStatus:
     return pb.JobStatus(
-        job_id=row.job_id, kind=row.kind, state=row.state, error=row.error, created_at=row.created_at,
+        job_id=row.job_id, kind=_kind(row.kind), state=_state(row.state), error=row.error, created_at=row.created_at,
         started_at=row.started_at, finished_at=row.finished_at, last_seq=row.last_seq,
         record_count=row.record_count,
     )
@@ -37,7 +46,7 @@ def status_pb(row: JobRow) -> pb.JobStatus:
 def event_pb(ev: EventRow) -> pb.JobEvent:
     p = ev.payload
     return pb.JobEvent(
-        seq=ev.seq, job_id=ev.job_id, time=ev.time, state=ev.state,
+        seq=ev.seq, job_id=ev.job_id, time=ev.time, state=_state(ev.state),
         done=int(p.get("done", 0)), total=int(p.get("total", 0)), failed=int(p.get("failed", 0)),
         output_tps=float(p.get("output_tps", 0.0)), elapsed_s=float(p.get("elapsed_s", 0.0)),
         eta_s=float(p.get("eta_s", -1.0)), message=str(p.get("message", "")),
@@ -125,7 +134,7 @@ class AgentService(pb_grpc.AgentServicer):
             return
         yield pb.ResultChunk(
             summary=pb.JobSummary(
-                job_id=res.row.job_id, state=res.row.state, error=res.row.error,
+                job_id=res.row.job_id, state=_state(res.row.state), error=res.row.error,
                 evalscope_summary_json=json.dumps(res.evalscope_summary),
                 evalscope_percentiles_json=json.dumps(res.evalscope_percentiles),
                 evalscope_version=evalscope_version(), record_count=res.record_count,

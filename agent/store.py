@@ -50,7 +50,7 @@ class AgentStore:
         path.parent.mkdir(parents=True, exist_ok=True)
         self.db = sqlite_utils.Database(path)
         self.db.execute("PRAGMA journal_mode=WAL")
-        self.db["jobs"].create(
+        self.db.table("jobs").create(
             {
                 "job_id": str, "kind": int, "spec_json": str, "start_at": float, "state": int, "error": str,
                 "created_at": float, "started_at": float, "finished_at": float, "pid": int,
@@ -59,23 +59,23 @@ class AgentStore:
             pk="job_id",
             if_not_exists=True,
         )
-        self.db["events"].create(
+        self.db.table("events").create(
             {"job_id": str, "seq": int, "time": float, "state": int, "payload": str},
             pk=("job_id", "seq"),
             if_not_exists=True,
         )
 
     def get(self, job_id: str) -> JobRow | None:
-        rows = list(self.db["jobs"].rows_where("job_id = ?", [job_id]))
+        rows = list(self.db.table("jobs").rows_where("job_id = ?", [job_id]))
         return JobRow(**rows[0]) if rows else None
 
     def insert(self, job_id: str, kind: int, spec_json: str, start_at: float) -> JobRow:
         row = JobRow(job_id, kind, spec_json, start_at, QUEUED, "", time.time(), 0.0, 0.0, 0, 0, 0)
-        self.db["jobs"].insert(row.__dict__)
+        self.db.table("jobs").insert(row.__dict__)
         return row
 
     def update(self, job_id: str, **fields: Any) -> JobRow:
-        self.db["jobs"].update(job_id, fields)
+        self.db.table("jobs").update(job_id, fields)
         row = self.get(job_id)
         assert row is not None
         return row
@@ -94,8 +94,8 @@ class AgentStore:
     def events_after(self, job_id: str, seq: int) -> list[EventRow]:
         return [
             EventRow(r["job_id"], r["seq"], r["time"], r["state"], json.loads(r["payload"]))
-            for r in self.db["events"].rows_where("job_id = ? AND seq > ?", [job_id, seq], order_by="seq")
+            for r in self.db.table("events").rows_where("job_id = ? AND seq > ?", [job_id, seq], order_by="seq")
         ]
 
     def unfinished(self) -> list[JobRow]:
-        return [JobRow(**r) for r in self.db["jobs"].rows_where("state IN (?, ?)", [QUEUED, RUNNING])]
+        return [JobRow(**r) for r in self.db.table("jobs").rows_where("state IN (?, ?)", [QUEUED, RUNNING])]

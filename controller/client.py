@@ -6,7 +6,7 @@ import json
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import grpc
 
@@ -92,7 +92,8 @@ class AgentClient:
             raise self._error(exc, "inventory") from None
 
     async def start_job(self, job_id: str, kind: int, spec: dict[str, Any], start_at: float) -> pb.JobStatus:
-        req = pb.StartJobRequest(job_id=job_id, kind=kind, spec_json=json.dumps(spec), start_at=start_at)
+        req = pb.StartJobRequest(job_id=job_id, kind=cast(pb.JobKind, kind), spec_json=json.dumps(spec),
+                                 start_at=start_at)
         try:
             return await self.stub.StartJob(req, timeout=RPC_TIMEOUT_S)
         except grpc.aio.AioRpcError as exc:

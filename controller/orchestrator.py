@@ -32,7 +32,7 @@ from .store import Store
 KIND_PERF = 1
 JOB_DONE = {3, 4, 5, 6}  # succeeded, failed, cancelled, interrupted
 JOB_STATE_NAMES = {1: "queued", 2: "running", 3: "succeeded", 4: "failed", 5: "cancelled", 6: "interrupted"}
-START_LEAD_S = 2.0  # how far ahead of "now" the common start instant is set
+START_LEAD_S = 8.0  # how far ahead of "now" the common start is set: every job process must have loaded evalscope by then
 WATCH_RETRIES = 5
 
 

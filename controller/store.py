@@ -65,7 +65,7 @@ class Store:
     def _create(self) -> None:
         t = self.db.table
         t("meta").create({"key": str, "value": str}, pk="key", if_not_exists=True)
-        self.db["meta"].upsert({"key": "schema_version", "value": str(SCHEMA_VERSION)}, pk="key")
+        self.db.table("meta").upsert({"key": "schema_version", "value": str(SCHEMA_VERSION)}, pk="key")
         t("runs").create(
             {"run_id": str, "plan_name": str, "model": str, "plan_yaml": str, "nodes": str, "started_at": float,
              "finished_at": float, "state": str, "verdict": str, "fleetbench_version": str, "error": str},
@@ -101,21 +101,21 @@ class Store:
 
     def create_run(self, run_id: str, plan_name: str, model: str, plan_yaml: str, nodes: Sequence[str],
                    version: str) -> None:
-        self.db["runs"].insert({
+        self.db.table("runs").insert({
             "run_id": run_id, "plan_name": plan_name, "model": model, "plan_yaml": plan_yaml,
             "nodes": json.dumps(list(nodes)), "started_at": time.time(), "finished_at": None, "state": "running",
             "verdict": "", "fleetbench_version": version, "error": "",
         })
 
     def finish_run(self, run_id: str, verdict: str, error: str = "") -> None:
-        self.db["runs"].update(run_id, {"finished_at": time.time(), "state": "finished", "verdict": verdict,
+        self.db.table("runs").update(run_id, {"finished_at": time.time(), "state": "finished", "verdict": verdict,
                                         "error": error})
 
     def add_node(self, run_id: str, node: str, **fields: Any) -> None:
-        self.db["run_nodes"].upsert({"run_id": run_id, "node": node, **fields}, pk=("run_id", "node"))
+        self.db.table("run_nodes").upsert({"run_id": run_id, "node": node, **fields}, pk=("run_id", "node"))
 
     def set_case_node(self, run_id: str, case_id: str, node: str, **fields: Any) -> None:
-        self.db["case_nodes"].upsert({"run_id": run_id, "case_id": case_id, "node": node, **fields},
+        self.db.table("case_nodes").upsert({"run_id": run_id, "case_id": case_id, "node": node, **fields},
                                      pk=("run_id", "case_id", "node"))
 
     def add_requests(self, run_id: str, case_id: str, node: str, offset_s: float,
@@ -129,16 +129,16 @@ class Store:
              "itl_json": json.dumps(list(r.itl_s)), "error": r.error}
             for r in records
         )
-        self.db["requests"].upsert_all(rows, pk=("run_id", "case_id", "node", "point", "idx"), batch_size=2000)
+        self.db.table("requests").upsert_all(rows, pk=("run_id", "case_id", "node", "point", "idx"), batch_size=2000)
 
     def set_figures(self, run_id: str, case_id: str, scope: str, figures: Figures,
                     extra: dict[str, Any] | None = None) -> None:
         row = {"run_id": run_id, "case_id": case_id, "scope": scope, "figures_json": figures_json(figures),
                "extra_json": json.dumps(_clean(extra or {}))}
-        self.db["figures"].upsert(row, pk=("run_id", "case_id", "scope"))
+        self.db.table("figures").upsert(row, pk=("run_id", "case_id", "scope"))
 
     def add_verdicts(self, run_id: str, case_id: str, verdicts: Iterable[Verdict]) -> None:
-        self.db["verdicts"].upsert_all(
+        self.db.table("verdicts").upsert_all(
             ({"run_id": run_id, "case_id": case_id, "scope": v.scope, "figure": v.expectation.figure,
               "op": v.expectation.op, "threshold": v.expectation.threshold,
               "measured": None if math.isnan(v.measured) else v.measured, "passed": int(v.passed), "note": v.note}
@@ -149,25 +149,25 @@ class Store:
     # --- reads -----------------------------------------------------------------------------
 
     def run(self, run_id: str) -> dict[str, Any]:
-        rows = list(self.db["runs"].rows_where("run_id = ?", [run_id]))
+        rows = list(self.db.table("runs").rows_where("run_id = ?", [run_id]))
         if not rows:
             raise StoreError(f"no run {run_id} in {self.path}; `ctl runs` lists the runs it holds")
         return rows[0]
 
     def runs(self) -> list[dict[str, Any]]:
-        return list(self.db["runs"].rows_where(order_by="started_at desc"))
+        return list(self.db.table("runs").rows_where(order_by="started_at desc"))
 
     def run_nodes(self, run_id: str) -> list[dict[str, Any]]:
-        return list(self.db["run_nodes"].rows_where("run_id = ?", [run_id], order_by="node"))
+        return list(self.db.table("run_nodes").rows_where("run_id = ?", [run_id], order_by="node"))
 
     def case_nodes(self, run_id: str) -> list[dict[str, Any]]:
-        return list(self.db["case_nodes"].rows_where("run_id = ?", [run_id], order_by="case_id, node"))
+        return list(self.db.table("case_nodes").rows_where("run_id = ?", [run_id], order_by="case_id, node"))
 
     def verdicts(self, run_id: str) -> list[dict[str, Any]]:
-        return list(self.db["verdicts"].rows_where("run_id = ?", [run_id]))
+        return list(self.db.table("verdicts").rows_where("run_id = ?", [run_id]))
 
     def figures(self, run_id: str) -> list[dict[str, Any]]:
-        return list(self.db["figures"].rows_where("run_id = ?", [run_id]))
+        return list(self.db.table("figures").rows_where("run_id = ?", [run_id]))
 
     def records(self, run_id: str, case_id: str, node: str | None = None) -> list[RequestRecord]:
         where, args = "run_id = ? AND case_id = ?", [run_id, case_id]
@@ -179,5 +179,5 @@ class Store:
                           success=bool(r["success"]), ttft_s=r["ttft_s"], latency_s=r["latency_s"],
                           input_tokens=r["input_tokens"], output_tokens=r["output_tokens"], tpot_s=r["tpot_s"],
                           itl_s=tuple(json.loads(r["itl_json"] or "[]")), error=r["error"] or "", point=r["point"])
-            for r in self.db["requests"].rows_where(where, args, order_by="node, point, idx")
+            for r in self.db.table("requests").rows_where(where, args, order_by="node, point, idx")
         ]
