@@ -275,6 +275,11 @@ def demo(
     raise typer.Exit(run_demo(workdir, make_progress(quiet, False)))
 
 
+# --- command groups kept in their own modules (each defines register(app)) ---
+# (one import + call per module; add yours on its own line below)
+# --- end of command groups ---
+
+
 def main() -> None:
     try:
         app()
