@@ -22,6 +22,7 @@ import traceback
 from pathlib import Path
 from typing import Any, TextIO
 
+from . import clock
 from .evalscope_adapter import ERRORS_TABLE, find_result_dbs, perf_arguments, read_progress
 from .jobspec import PerfSpec, parse_perf_spec
 
@@ -77,7 +78,7 @@ def _install_hooks(start_at: float) -> None:
     original_post = http_client.AioHttpClient.post
 
     async def gated_post(self: Any, body: Any) -> Any:
-        delay = start_at - time.time()
+        delay = start_at - clock.now()
         if delay > 0:
             await asyncio.sleep(delay)
         return await original_post(self, body)
@@ -123,7 +124,7 @@ def run(job_dir: Path, channel: Channel) -> int:
     start_at = float(job.get("start_at") or 0.0)
     out_dir = job_dir / "evalscope"
     # evalscope's times are perf_counter readings; this offset maps them to the wall clock.
-    (job_dir / "clock.json").write_text(json.dumps({"wall_minus_perf_counter": time.time() - time.perf_counter()}))
+    (job_dir / "clock.json").write_text(json.dumps({"wall_minus_perf_counter": clock.now() - time.perf_counter()}))
 
     channel.send(type="phase", message="loading evalscope")
     from evalscope.perf.arguments import Arguments
@@ -131,8 +132,8 @@ def run(job_dir: Path, channel: Channel) -> int:
 
     _install_hooks(start_at)
     args = Arguments(**perf_arguments(spec, out_dir, name="run"))
-    if start_at > time.time():
-        channel.send(type="phase", message=f"waiting {start_at - time.time():.1f}s for the common start")
+    if start_at > clock.now():
+        channel.send(type="phase", message=f"waiting {start_at - clock.now():.1f}s for the common start")
     stop = threading.Event()
     watcher = threading.Thread(target=_watch_progress, args=(out_dir, spec.number, channel, stop), daemon=True)
     watcher.start()

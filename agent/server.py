@@ -15,6 +15,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from fleetbench.errors import ConfigError, SecurityError
 from fleetbench.v1 import agent_pb2_grpc as pb_grpc
 
+from . import clock
 from .jobs import JobManager
 from .service import AgentService
 
@@ -56,6 +57,8 @@ async def serve(listen: str, data_dir: Path, tls: TlsFiles | None = None, insecu
             f"refusing to listen on {listen} without TLS: give --tls-cert/--tls-key/--tls-ca, "
             "listen on 127.0.0.1, or pass --insecure"
         )
+    if clock.skew_s():
+        log.warning("agent clock shifted by %+.3f s (%s): for tests only", clock.skew_s(), clock.SKEW_ENV)
     jobs = JobManager(data_dir)
     jobs.recover()
     server = grpc.aio.server(

@@ -17,6 +17,7 @@ from fleetbench.records import RequestRecord
 from fleetbench.v1 import agent_pb2 as pb
 from fleetbench.v1 import agent_pb2_grpc as pb_grpc
 
+from . import clock
 from .evalscope_adapter import evalscope_version
 from .jobs import JobManager
 from .store import EventRow, JobRow
@@ -75,7 +76,7 @@ class AgentService(pb_grpc.AgentServicer):
     async def Ping(self, request: pb.PingRequest, context: grpc.aio.ServicerContext) -> pb.PingReply:
         return pb.PingReply(
             agent_version=__version__, hostname=socket.gethostname(), api_version=API_VERSION,
-            evalscope_version=evalscope_version(), wall_time=time.time(),
+            evalscope_version=evalscope_version(), wall_time=clock.now(),
         )
 
     async def GetInventory(self, request: pb.InventoryRequest, context: grpc.aio.ServicerContext) -> pb.InventoryReply:
