@@ -44,7 +44,7 @@ from .system import OsRelease, RuntimeVersion
 
 SCHEMA = "fleetbench.inventory/1"
 
-__all__ = ["SCHEMA", "Accelerator", "Inventory", "NotAvailable", "collect"]
+__all__ = ["SCHEMA", "Accelerator", "Inventory", "NotAvailable", "collect", "format_bytes"]
 
 
 @dataclass(frozen=True, slots=True)

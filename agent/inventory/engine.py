@@ -25,7 +25,10 @@ class EngineInfo:
 
 def base_url(endpoint_url: str) -> str:
     """"http://127.0.0.1:8000/v1" → "http://127.0.0.1:8000"; a trailing /v1/completions too."""
-    p = urllib.parse.urlsplit(endpoint_url.strip())
+    try:
+        p = urllib.parse.urlsplit(endpoint_url.strip())
+    except ValueError:
+        return ""
     path = p.path.rstrip("/")
     idx = path.find("/v1")
     if idx >= 0:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import contextlib
 import csv
-import io
 import re
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass, replace
@@ -183,7 +182,10 @@ _FLOAT_FIELDS = {"temperature_c", "power_draw_w", "power_limit_w"}
 
 def parse_smi_query_csv(text: str, cuda_version: str = "") -> NvidiaInfo | NotAvailable:
     """Parse `nvidia-smi --query-gpu=… --format=csv` (with its header line)."""
-    rows = [r for r in csv.reader(io.StringIO(text), skipinitialspace=True) if r]
+    try:
+        rows = [r for r in csv.reader(text.splitlines(), skipinitialspace=True) if r]
+    except csv.Error as exc:
+        return NotAvailable(f"nvidia-smi --query-gpu output is not CSV: {exc}")
     if len(rows) < 1:
         return NotAvailable("nvidia-smi --query-gpu printed nothing")
     header = [re.sub(r"\s*\[.*?\]\s*$", "", h.strip()) for h in rows[0]]
