@@ -1,0 +1,161 @@
+"""Configuration of the loopback endpoint: timing mode, engine model, faults, presets."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from fleetbench.errors import ConfigError
+
+__all__ = ["PRESETS", "EndpointConfig", "EngineModel", "FaultConfig", "preset_config"]
+
+
+@dataclass(frozen=True)
+class EngineModel:
+    """A continuous-batching serving engine, simulated (see docs/simulator.md).
+
+    Every engine step runs one decode iteration for all running sequences and
+    up to `max_prefill_tokens_per_step` tokens of pending prefill (chunked
+    prefill). Its duration is
+
+        decode_base_s + decode_per_seq_s × running + prefill_tokens / prefill_tokens_per_s
+
+    (`prefill_overhead_s` is added to a step that does any prefill).
+    A sequence is admitted when fewer than `max_batch` run and its prompt plus
+    its maximum output fit in the free KV cache (`kv_cache_tokens`); otherwise
+    it waits in a FIFO queue, so TTFT rises with concurrency and prompt length.
+    """
+
+    prefill_tokens_per_s: float = 200_000.0
+    prefill_overhead_s: float = 0.0
+    max_prefill_tokens_per_step: int = 8192
+    decode_base_s: float = 0.002
+    decode_per_seq_s: float = 0.0001
+    max_batch: int = 256
+    kv_cache_tokens: int = 4_000_000
+
+    def validate(self) -> None:
+        if self.prefill_tokens_per_s <= 0:
+            raise ConfigError("engine prefill_tokens_per_s must be positive")
+        if self.max_prefill_tokens_per_step < 1 or self.max_batch < 1 or self.kv_cache_tokens < 1:
+            raise ConfigError("engine max_prefill_tokens_per_step, max_batch and kv_cache_tokens must be ≥ 1")
+        if min(self.prefill_overhead_s, self.decode_base_s, self.decode_per_seq_s) < 0:
+            raise ConfigError("engine times must not be negative")
+        if self.decode_base_s + self.decode_per_seq_s <= 0:
+            raise ConfigError("engine decode step time must be positive")
+
+
+@dataclass(frozen=True)
+class FaultConfig:
+    """Faults injected per request, decided by a seeded RNG (deterministic per arrival index).
+
+    Fractions are probabilities in [0, 1]; their sum must not exceed 1 (a
+    request gets at most one fault).
+    - http_500: answer HTTP 500 with an OpenAI-style error body.
+    - reset: stream part of the answer, then abort the TCP connection.
+    - malformed: stream part of the answer, then a malformed SSE event, then end the stream.
+    - stall: stream part of the answer, then send nothing for `stall_s` (longer than the client's read timeout).
+    - slow_first_token: delay the first token by `slow_first_token_s` more.
+    """
+
+    http_500: float = 0.0
+    reset: float = 0.0
+    malformed: float = 0.0
+    stall: float = 0.0
+    slow_first_token: float = 0.0
+    stall_s: float = 30.0
+    slow_first_token_s: float = 5.0
+    seed: int = 0
+
+    KINDS = ("http_500", "reset", "malformed", "stall", "slow_first_token")
+
+    def validate(self) -> None:
+        total = 0.0
+        for kind in self.KINDS:
+            value = getattr(self, kind)
+            if not 0.0 <= value <= 1.0:
+                raise ConfigError(f"fault fraction {kind}={value} must be between 0 and 1")
+            total += value
+        if total > 1.0 + 1e-9:
+            raise ConfigError(f"fault fractions add up to {total:g}; at most 1 is allowed")
+        if self.stall_s < 0 or self.slow_first_token_s < 0:
+            raise ConfigError("fault durations must not be negative")
+
+    @property
+    def any(self) -> bool:
+        return any(getattr(self, kind) > 0 for kind in self.KINDS)
+
+
+@dataclass(frozen=True)
+class EndpointConfig:
+    """Everything the endpoint needs. `engine=None` is the fixed-timing mode.
+
+    Fixed mode: every request's first token comes `ttft_s` after its arrival
+    and token i (0-based) at arrival + ttft_s + i × tpot_s, whatever the load.
+    Output length: `max_tokens` with `ignore_eos`, otherwise
+    `default_output_tokens` capped by `max_tokens` and raised to `min_tokens`.
+    """
+
+    host: str = "127.0.0.1"
+    port: int = 0
+    model: str = "demo"
+    ttft_s: float = 0.2
+    tpot_s: float = 0.02
+    default_output_tokens: int = 128
+    max_model_len: int = 1_000_000
+    engine: EngineModel | None = None
+    faults: FaultConfig = field(default_factory=FaultConfig)
+    log_path: Path | None = None
+    # Reject requests naming another model (404, like vLLM). Off: any name is served.
+    strict_model: bool = False
+
+    def validate(self) -> None:
+        if not 0 <= self.port <= 65535:
+            raise ConfigError(f"port {self.port} is not between 0 and 65535")
+        if self.ttft_s < 0 or self.tpot_s < 0:
+            raise ConfigError("ttft and tpot must not be negative")
+        if self.default_output_tokens < 1:
+            raise ConfigError("default_output_tokens must be ≥ 1")
+        if not self.model:
+            raise ConfigError("model name must not be empty")
+        if self.engine is not None:
+            self.engine.validate()
+        self.faults.validate()
+
+    def replace(self, **changes: object) -> EndpointConfig:
+        return dataclasses.replace(self, **changes)  # type: ignore[arg-type]
+
+
+# "fast": a small engine for tests — TTFT of tens of ms, TPOT of a few ms.
+# "h200-like": calibrated so that seed 000's case (rate 5, parallel 84,
+# 6000 in / 1000 out) gives about 1.8 s average TTFT and 20 ms average TPOT.
+PRESETS: dict[str, EngineModel] = {
+    "fast": EngineModel(
+        prefill_tokens_per_s=100_000.0,
+        prefill_overhead_s=0.005,
+        max_prefill_tokens_per_step=4096,
+        decode_base_s=0.004,
+        decode_per_seq_s=0.0002,
+        max_batch=32,
+        kv_cache_tokens=200_000,
+    ),
+    "h200-like": EngineModel(
+        prefill_tokens_per_s=60_000.0,
+        prefill_overhead_s=0.004,
+        max_prefill_tokens_per_step=2048,
+        decode_base_s=0.009,
+        decode_per_seq_s=0.00008,
+        max_batch=256,
+        kv_cache_tokens=480_000,
+    ),
+}
+
+
+def preset_config(name: str, **overrides: object) -> EndpointConfig:
+    """An EndpointConfig using preset engine `name` ("fast" or "h200-like")."""
+    try:
+        engine = PRESETS[name]
+    except KeyError:
+        raise ConfigError(f"unknown preset {name!r}; choose one of {', '.join(PRESETS)}") from None
+    return dataclasses.replace(EndpointConfig(engine=engine), **overrides)  # type: ignore[arg-type]
