@@ -21,13 +21,16 @@ from fleetbench import __version__
 from fleetbench.errors import ConfigError, FleetbenchError
 
 from .client import AgentClient
-from .fleet import Node, resolve_nodes
+from .fleet import Node, load_fleet, resolve_nodes
+from .history import compare as compare_runs
+from .history import list_runs, summarize
 from .orchestrator import Orchestrator
-from .plan import load_plan
+from .plan import Plan, load_plan, parse_plan
 from .progress import JsonProgress, ProgressSink, QuietProgress, RichProgress
-from .report.markdown import render_markdown
+from .report.markdown import render_markdown, when
 from .report.model import load_report
 from .store import Store, default_db_path
+from .yamlfile import parse_yaml
 
 app = typer.Typer(
     add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
@@ -183,13 +186,17 @@ def write_reports(store: Store, run_id: str, out_dir: Path) -> list[Path]:
 
 
 def execute_plan(plan_path: Path, node_list: list[Node], db: Path, out_dir: Path, progress: ProgressSink) -> int:
-    plan = load_plan(plan_path)
-    store = Store(db)
+    return finish_plan(load_plan(plan_path), node_list, Store(db), out_dir, progress)
+
+
+def finish_plan(plan: Plan, node_list: list[Node], store: Store, out_dir: Path, progress: ProgressSink,
+                resume_id: str | None = None) -> int:
+    """Run (or resume) a plan, write the reports, print the conclusion; returns the exit code."""
 
     async def go() -> Any:
         orch = Orchestrator(plan, node_list, store, progress)
         try:
-            return await orch.run()
+            return await (orch.resume(resume_id) if resume_id else orch.run())
         finally:
             await orch.close()
 
@@ -200,8 +207,17 @@ def execute_plan(plan_path: Path, node_list: list[Node], db: Path, out_dir: Path
         if case.cluster is not None and not math.isnan(case.cluster.tpm_total):
             progress.message(f"case {case.case_id}: cluster TPM {case.cluster.tpm_total:,.0f} "
                              f"(Σ per-node {case.sum_node_tpm_total:,.0f}); verdict {case.verdict}")
-    progress.message(f"run {outcome.run_id}: {outcome.verdict.upper()}; store {db}; report {paths[0]}")
+    for node, err in sorted(outcome.node_errors.items()):
+        progress.message(f"node {node}: error: {err}")
+    progress.message(f"run {outcome.run_id}: {outcome.verdict.upper()}; store {store.path}; report {paths[0]}")
     return outcome.exit_code
+
+
+def nodes_of_run(store: Store, run_id: str, fleet: Path) -> list[Node]:
+    """A stored run's nodes; the fleet file's entry wins when it names the node (TLS, SSH settings)."""
+    known = load_fleet(fleet) if fleet.exists() else {}
+    return [known.get(r["node"]) or Node(r["node"], r["address"], r["endpoint"] or "")
+            for r in store.run_nodes(run_id)]
 
 
 @app.command()
@@ -251,16 +267,76 @@ def runs(
     db: Path | None = typer.Option(None, help=DB_HELP),
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
-    """List stored runs."""
-    store = Store(db or default_db_path())
-    rows = store.runs()
+    """List stored runs: id, time, plan, nodes, verdict, cluster TPM per case."""
+    rows = list_runs(Store(db or default_db_path()))
     if as_json:
-        typer.echo(json.dumps(rows, indent=2, default=str))
+        typer.echo(json.dumps([r.to_dict() for r in rows], indent=2))
         return
-    t = Table("run", "plan", "nodes", "state", "verdict")
+    t = Table("run", "started", "plan", "nodes", "state", "verdict", "cluster TPM")
     for r in rows:
-        t.add_row(r["run_id"], r["plan_name"], ", ".join(json.loads(r["nodes"])), r["state"], r["verdict"])
+        tpm = ", ".join(f"{c}: {v:,.0f}" for c, v in r.cluster_tpm.items() if not math.isnan(v)) or "-"
+        t.add_row(r.run_id, when(r.started_at), r.plan_name, ", ".join(r.nodes), r.state, r.verdict, tpm)
     out.print(t)
+
+
+@app.command()
+@cli_errors
+def show(
+    run_id: str = typer.Argument(..., help="Run id (see `ctl runs`)."),
+    db: Path | None = typer.Option(None, help=DB_HELP),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+) -> None:
+    """Print one stored run: its cases, cluster figures and verdicts."""
+    store = Store(db or default_db_path())
+    if as_json:
+        summary = summarize(store, store.run(run_id)).to_dict()
+        summary["verdicts"] = store.verdicts(run_id)
+        summary["figures"] = {f"{r['case_id']}/{r['scope']}": json.loads(r["figures_json"])
+                              for r in store.figures(run_id)}
+        typer.echo(json.dumps(summary, indent=2))
+        return
+    typer.echo(render_markdown(load_report(store, run_id)))
+
+
+@app.command()
+@cli_errors
+def compare(
+    run_a: str = typer.Argument(..., help="Baseline run id."),
+    run_b: str = typer.Argument(..., help="Run id compared with the baseline."),
+    db: Path | None = typer.Option(None, help=DB_HELP),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+) -> None:
+    """Every figure the two runs share, side by side with Δ and Δ% (B relative to A)."""
+    deltas = compare_runs(Store(db or default_db_path()), run_a, run_b)
+    if not deltas:
+        fail(f"runs {run_a} and {run_b} share no case", 2)
+    if as_json:
+        typer.echo(json.dumps([d.to_dict() for d in deltas], indent=2))
+        return
+    t = Table("case", "scope", "figure", run_a, run_b, "Δ", "Δ%")
+    for d in deltas:
+        pct = "n/a" if math.isnan(d.delta_pct) else f"{d.delta_pct:+.2f}%"
+        t.add_row(d.case_id, d.scope, d.figure, f"{d.a:.6g}", f"{d.b:.6g}", f"{d.delta:+.6g}", pct)
+    out.print(t)
+
+
+@app.command()
+@cli_errors
+def resume(
+    run_id: str = typer.Argument(..., help="Run to complete (see `ctl runs`)."),
+    fleet: Path | None = typer.Option(None, help=FLEET_HELP),
+    db: Path | None = typer.Option(None, help=DB_HELP),
+    out_dir: Path = typer.Option(Path("fleetbench-out"), "--out", help="Folder for the reports."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="Milestones only, no live bars."),
+    json_events: bool = typer.Option(False, "--json", help="Progress as JSON lines on stderr."),
+) -> None:
+    """Complete a run whose controller stopped: re-attach to running jobs, fetch finished ones, go on."""
+    store = Store(db or default_db_path())
+    run = store.run(run_id)
+    plan = parse_plan(parse_yaml(run["plan_yaml"], Path(f"<plan of {run_id}>"), "plan"))
+    node_list = nodes_of_run(store, run_id, fleet_path(fleet))
+    code = finish_plan(plan, node_list, store, out_dir, make_progress(quiet, json_events), resume_id=run_id)
+    raise typer.Exit(code)
 
 
 @app.command()

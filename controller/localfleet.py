@@ -48,6 +48,7 @@ class LocalFleet:
     ttft_ms: float = 200.0
     tpot_ms: float = 20.0
     extra_endpoint_args: list[str] = field(default_factory=list)
+    agent_env: dict[str, dict[str, str]] = field(default_factory=dict)  # node name -> extra environment
     nodes: list[Node] = field(default_factory=list)
     procs: list[subprocess.Popen[bytes]] = field(default_factory=list)
     agent_procs: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
@@ -84,7 +85,8 @@ class LocalFleet:
         proc = subprocess.Popen(
             [sys.executable, "-m", "fleetbench.agent", "serve", "--listen", f"127.0.0.1:{port}",
              "--data-dir", str(self.workdir / "agents" / name)],
-            stdout=log, stderr=subprocess.STDOUT, env=dict(os.environ, PYTHONUNBUFFERED="1"),
+            stdout=log, stderr=subprocess.STDOUT,
+            env=dict(os.environ, PYTHONUNBUFFERED="1", **self.agent_env.get(name, {})),
         )
         self.procs.append(proc)
         self.agent_procs[name] = proc

@@ -32,7 +32,9 @@ from .store import Store
 KIND_PERF = 1
 JOB_DONE = {3, 4, 5, 6}  # succeeded, failed, cancelled, interrupted
 JOB_STATE_NAMES = {1: "queued", 2: "running", 3: "succeeded", 4: "failed", 5: "cancelled", 6: "interrupted"}
-START_LEAD_S = 8.0  # how far ahead of "now" the common start is set: every job process must have loaded evalscope by then
+# How far ahead of "now" the common start instant is set: every job process must have
+# loaded evalscope by then, or the start skew (reported) grows.
+START_LEAD_S = 8.0
 WATCH_RETRIES = 5
 
 
@@ -110,23 +112,46 @@ class Orchestrator:
                 run_id, n.name, address=n.address, endpoint=n.endpoint or self.plan.endpoint.url,
                 hostname=pings[n.name].hostname, agent_version=pings[n.name].agent_version,
                 evalscope_version=pings[n.name].evalscope_version, clock_offset_s=clock.offset_s,
-                rtt_s=clock.rtt_s, inventory_json="",
+                rtt_s=clock.rtt_s, inventory_json=await self._inventory_json(n),
             )
+        return await self._run_cases(run_id, done=set())
+
+    async def resume(self, run_id: str) -> RunOutcome:
+        """Complete a run whose controller died: re-attach to jobs still running (StartJob is
+        idempotent on the job id), fetch results that finished meanwhile, run the cases not
+        started yet. Records are upserted by (run, case, node, point, index): none counted twice."""
+        await self.preflight()
+        self.store.reopen_run(run_id)
+        done = self.store.completed_cases(run_id)
+        self.progress.message(f"resuming run {run_id}: {len(done)} of {len(self.plan.cases)} case(s) already done")
+        return await self._run_cases(run_id, done=done)
+
+    async def _run_cases(self, run_id: str, done: set[str]) -> RunOutcome:
         outcome = RunOutcome(run_id, "pass")
         try:
             for case in self.plan.cases:
+                if case.id in done:
+                    outcome.verdicts += self.store.verdict_objects(run_id, case.id)
+                    outcome.node_errors.update(self.store.case_errors(run_id, case.id))
+                    continue
                 await self._run_case(run_id, case, outcome)
         except (asyncio.CancelledError, KeyboardInterrupt):
             self.progress.message("interrupted: cancelling jobs on every agent")
-            await self._cancel_all(run_id)
+            await asyncio.shield(self._cancel_all(run_id))
             self.store.finish_run(run_id, "fail", error="interrupted by the operator")
             raise
-        outcome.verdict = "pass" if outcome.verdicts and all(v.passed for v in outcome.verdicts) \
-            and not outcome.node_errors else "fail"
-        if not self.plan.cases:
-            outcome.verdict = "fail"
+        passed = bool(outcome.verdicts) and all(v.passed for v in outcome.verdicts) and not outcome.node_errors
+        outcome.verdict = "pass" if passed else "fail"
         self.store.finish_run(run_id, outcome.verdict)
         return outcome
+
+    async def _inventory_json(self, node: Node) -> str:
+        try:
+            reply = await self.clients[node.name].inventory(node.endpoint or self.plan.endpoint.url)
+        except FleetbenchError as exc:
+            self.progress.message(f"[{node.name}] inventory not collected: {exc}")
+            return ""
+        return str(reply.detail_json)
 
     async def _cancel_all(self, run_id: str) -> None:
         async def cancel(node: Node, case: PerfCase) -> None:
@@ -178,11 +203,17 @@ class Orchestrator:
         clock = self.clocks.get(node.name)
         if clock is None:
             raise NodeError(f"{node.name} ({node.address}) is unreachable: no clock sample")
+        previous = self.store.case_node(run_id, case.id, node.name)
+        if previous and previous.get("job_id") and previous.get("clock_offset_s") is not None:
+            # re-attaching after a controller restart: keep the offset the records were started with
+            clock = ClockSample(previous["clock_offset_s"], clock.rtt_s)
+        else:
+            self.store.set_case_node(run_id, case.id, node.name, job_id=job_id, state="starting", error="",
+                                     start_at=start_ctl, last_seq=0, clock_offset_s=clock.offset_s)
         start_agent = start_ctl + clock.offset_s
-        self.store.set_case_node(run_id, case.id, node.name, job_id=job_id, state="starting", error="",
-                                 start_at=start_ctl, last_seq=0)
-        await client.start_job(job_id, KIND_PERF, perf_spec(self.plan, case, node), start_agent)
-        state = await self._follow(run_id, case, job_id, node)
+        status = await client.start_job(job_id, KIND_PERF, perf_spec(self.plan, case, node), start_agent)
+        self.store.set_case_node(run_id, case.id, node.name, state=JOB_STATE_NAMES.get(status.state, "running"))
+        state = await self._follow(run_id, case, job_id, node, int((previous or {}).get("last_seq") or 0))
         summary, records = await client.result(job_id)
         self.store.add_requests(run_id, case.id, node.name, clock.offset_s, shift_records(records, clock.offset_s))
         self.store.set_case_node(
@@ -194,14 +225,18 @@ class Orchestrator:
             raise NodeError(f"job {JOB_STATE_NAMES.get(state, state)}: {summary.error or 'no detail'}")
         return shift_records(records, clock.offset_s)
 
-    async def _follow(self, run_id: str, case: PerfCase, job_id: str, node: Node) -> int:
+    async def _follow(self, run_id: str, case: PerfCase, job_id: str, node: Node, last_seq: int = 0) -> int:
         """Watch a job to its end, resuming from the last event after a dropped stream."""
         client = self.clients[node.name]
-        last_seq, attempts, _state = 0, 0, 0
+        attempts, seen_state = 0, -1
         while True:
             try:
                 async for ev in client.watch(job_id, last_seq):
                     last_seq, attempts = ev.seq, 0
+                    if ev.state != seen_state or ev.seq % 20 == 0:
+                        seen_state = ev.state
+                        self.store.set_case_node(run_id, case.id, node.name, last_seq=last_seq,
+                                                 state=JOB_STATE_NAMES.get(ev.state, str(ev.state)))
                     self.progress.node_progress(case.id, node.name, ev.done, ev.total or case.number, ev.failed,
                                                 ev.output_tps, ev.eta_s, ev.message)
                 self.store.set_case_node(run_id, case.id, node.name, last_seq=last_seq)

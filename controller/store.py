@@ -25,6 +25,7 @@ from fleetbench.figures import Figures
 from fleetbench.records import RequestRecord
 
 from .aggregate import Verdict
+from .plan import Expectation
 
 SCHEMA_VERSION = 1
 
@@ -78,7 +79,8 @@ class Store:
         )
         t("case_nodes").create(
             {"run_id": str, "case_id": str, "node": str, "job_id": str, "state": str, "error": str,
-             "start_at": float, "last_seq": int, "evalscope_summary_json": str, "evalscope_percentiles_json": str},
+             "start_at": float, "last_seq": int, "clock_offset_s": float, "evalscope_summary_json": str,
+             "evalscope_percentiles_json": str},
             pk=("run_id", "case_id", "node"), if_not_exists=True,
         )
         t("figures").create(
@@ -110,6 +112,10 @@ class Store:
     def finish_run(self, run_id: str, verdict: str, error: str = "") -> None:
         self.db.table("runs").update(run_id, {"finished_at": time.time(), "state": "finished", "verdict": verdict,
                                         "error": error})
+
+    def reopen_run(self, run_id: str) -> None:
+        self.run(run_id)
+        self.db.table("runs").update(run_id, {"state": "running", "finished_at": None})
 
     def add_node(self, run_id: str, node: str, **fields: Any) -> None:
         self.db.table("run_nodes").upsert({"run_id": run_id, "node": node, **fields}, pk=("run_id", "node"))
@@ -168,6 +174,27 @@ class Store:
 
     def figures(self, run_id: str) -> list[dict[str, Any]]:
         return list(self.db.table("figures").rows_where("run_id = ?", [run_id]))
+
+    def case_node(self, run_id: str, case_id: str, node: str) -> dict[str, Any] | None:
+        rows = list(self.db.table("case_nodes").rows_where("run_id = ? AND case_id = ? AND node = ?",
+                                                            [run_id, case_id, node]))
+        return rows[0] if rows else None
+
+    def completed_cases(self, run_id: str) -> set[str]:
+        """Cases whose cluster figures are stored: aggregated and judged before a restart."""
+        return {r["case_id"] for r in self.db.table("figures").rows_where("run_id = ? AND scope = ?",
+                                                                          [run_id, "cluster"])}
+
+    def case_errors(self, run_id: str, case_id: str) -> dict[str, str]:
+        return {r["node"]: r["error"] or "error" for r in self.db.table("case_nodes").rows_where(
+            "run_id = ? AND case_id = ? AND state = ?", [run_id, case_id, "error"])}
+
+    def verdict_objects(self, run_id: str, case_id: str) -> list[Verdict]:
+        return [
+            Verdict(r["scope"], Expectation(r["figure"], r["op"], r["threshold"]),
+                    math.nan if r["measured"] is None else r["measured"], bool(r["passed"]), r["note"] or "")
+            for r in self.db.table("verdicts").rows_where("run_id = ? AND case_id = ?", [run_id, case_id])
+        ]
 
     def records(self, run_id: str, case_id: str, node: str | None = None) -> list[RequestRecord]:
         where, args = "run_id = ? AND case_id = ?", [run_id, case_id]
