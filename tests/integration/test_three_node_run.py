@@ -60,7 +60,7 @@ def test_cluster_tpm_recomputes_from_requests_table(demo_run):
 
 
 def test_node_figures_equal_what_evalscope_printed(demo_run):
-    work, con, run_id, _ = demo_run
+    work, _, run_id, _ = demo_run
     report = load_report(Store(work / "fleetbench.sqlite"), run_id)
     (case,) = report.cases
     assert set(case.evalscope_summaries) == {"n1", "n2", "n3"}

@@ -53,7 +53,8 @@ def test_issue_plan_parses_as_written(tmp_path):
     [
         ("    parallel: 84", "    parallel: -3", "plan.yaml:9: cases[0].parallel must be a positive integer"),
         ("    parallel: 84", "    paralel: 84", "plan.yaml:9: cases[0].paralel is not a known key"),
-        ("      ttft_avg_s: {max: 2.0}", "      ttft_avgs: {max: 2.0}", "plan.yaml:15: cases[0].expect.ttft_avgs is not a known figure"),
+        ("      ttft_avg_s: {max: 2.0}", "      ttft_avgs: {max: 2.0}",
+         "plan.yaml:15: cases[0].expect.ttft_avgs is not a known figure"),
         ("    rate: 5", "    rate: fast", "plan.yaml:8: cases[0].rate must be a positive number"),
         ("tokenizer: /data/models/DeepSeek-V3.2\n", "", "tokenizer is required"),
         ("url: http://", "url: ftp://", "plan.yaml:3: endpoint.url must start with http:// or https://"),
