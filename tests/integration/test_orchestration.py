@@ -13,8 +13,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from fleetbench.controller.localfleet import LocalFleet
 
+from fleetbench.controller.localfleet import LocalFleet
 from fleetbench.endpoint.tokenizer import ensure_demo_tokenizer
 
 pytestmark = pytest.mark.integration

@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 
 import pytest
+
 from fleetbench.agent.inventory import SCHEMA, Inventory, NotAvailable, collect, memory, nvidia
 from fleetbench.agent.inventory import cpu as cpu_mod
 

@@ -8,6 +8,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
 from fleetbench.agent.inventory import (
     NotAvailable,
     amd,
@@ -22,8 +25,6 @@ from fleetbench.agent.inventory import (
     system,
 )
 from fleetbench.agent.inventory._common import NA_PREFIX
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
 
 FIX = Path(__file__).resolve().parents[2] / "fixtures"
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+
 from fleetbench.agent.inventory import nvidia
 from fleetbench.agent.inventory._common import NotAvailable
 

@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
 from fleetbench.agent.inventory import disks, engine, nics, system
 from fleetbench.agent.inventory._common import NotAvailable
 
