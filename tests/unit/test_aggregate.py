@@ -4,9 +4,9 @@ import math
 
 import numpy as np
 import pytest
+
 from fleetbench.controller.aggregate import aggregate_case, judge, shift_records
 from fleetbench.controller.plan import Expectation
-
 from fleetbench.records import RequestRecord
 
 
