@@ -143,3 +143,27 @@ def test_node_lost_mid_run_gets_error_and_others_complete(tmp_path):
     n3 = db_rows(db, "SELECT passed, note FROM verdicts WHERE scope = 'n3'")
     assert n3 and all(not r["passed"] and r["note"] for r in n3)
     assert "node n3: error" in err
+
+
+def test_ctrl_c_cancels_jobs_on_every_agent(tmp_path):
+    plan = make_plan(tmp_path, parallel=2, number=40, output=200)
+    db = tmp_path / "s.sqlite"
+    with LocalFleet(tmp_path / "fleet", size=2, ttft_ms=100, tpot_ms=20) as fleet:
+        fleet_file = fleet.write_fleet_file(tmp_path / "fleet.yaml")
+        ctl = subprocess.Popen([*CTL, "run", "--plan", str(plan), "--nodes", "n1,n2", "--fleet", str(fleet_file),
+                                "--db", str(db), "--out", str(tmp_path / "out"), "--json"],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        wait_for(lambda: len(db_rows(db, "SELECT 1 FROM case_nodes WHERE state = 'running'")) == 2, 120,
+                 "the case to start on both nodes")
+        ctl.send_signal(signal.SIGINT)
+        _, err = ctl.communicate(timeout=120)
+        assert ctl.returncode == 130, err[-2000:]
+        for node in ("n1", "n2"):
+            agent_db = tmp_path / "fleet" / "agents" / node / "agent.sqlite"
+            wait_for(lambda agent_db=agent_db: db_rows(agent_db, "SELECT state FROM jobs")[0]["state"] == 5, 30,
+                     f"the job on {node} to be cancelled")
+    events = [json.loads(line) for line in err.splitlines() if line.startswith("{")]
+    assert any(e["event"] == "case_started" for e in events)
+    assert any(e["event"] == "message" and "cancelling" in e["text"] for e in events)
+    (run,) = db_rows(db, "SELECT state, verdict, error FROM runs")
+    assert run["verdict"] == "fail" and "interrupted" in run["error"]
