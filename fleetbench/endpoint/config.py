@@ -132,22 +132,22 @@ class EndpointConfig:
 # 6000 in / 1000 out) gives about 1.8 s average TTFT and 20 ms average TPOT.
 PRESETS: dict[str, EngineModel] = {
     "fast": EngineModel(
-        prefill_tokens_per_s=100_000.0,
-        prefill_overhead_s=0.005,
-        max_prefill_tokens_per_step=4096,
+        prefill_tokens_per_s=50_000.0,
+        prefill_overhead_s=0.002,
+        max_prefill_tokens_per_step=2048,
         decode_base_s=0.004,
-        decode_per_seq_s=0.0002,
-        max_batch=32,
-        kv_cache_tokens=200_000,
+        decode_per_seq_s=0.0005,
+        max_batch=8,
+        kv_cache_tokens=100_000,
     ),
     "h200-like": EngineModel(
-        prefill_tokens_per_s=60_000.0,
-        prefill_overhead_s=0.004,
-        max_prefill_tokens_per_step=2048,
-        decode_base_s=0.009,
-        decode_per_seq_s=0.00008,
-        max_batch=256,
-        kv_cache_tokens=480_000,
+        prefill_tokens_per_s=100_000.0,
+        prefill_overhead_s=0.002,
+        max_prefill_tokens_per_step=4096,
+        decode_base_s=0.0118,
+        decode_per_seq_s=0.00005,
+        max_batch=77,
+        kv_cache_tokens=600_000,
     ),
 }
 

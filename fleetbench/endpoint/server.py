@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import json
 import random
 import signal
@@ -58,6 +59,7 @@ class RequestRecord:
     status: str = "running"  # ok | fault | client_disconnected | bad_request | cancelled
     http_status: int = 200
     error: str | None = None
+    body_sha256: str = ""  # of the raw request body, to match a client's record to this one
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -234,8 +236,10 @@ class _Server:
         t0 = loop.time()
         record = self._new_record(request, time.time())
         try:
+            raw = await request.read()
+            record.body_sha256 = hashlib.sha256(raw).hexdigest()
             try:
-                body = await request.json()
+                body = json.loads(raw)
             except (json.JSONDecodeError, UnicodeDecodeError):
                 raise _BadRequest(400, "request body is not valid JSON") from None
             if not isinstance(body, dict):
