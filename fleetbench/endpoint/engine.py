@@ -14,7 +14,7 @@ import asyncio
 import contextlib
 import heapq
 from collections import deque
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from dataclasses import dataclass, field
 
 from fleetbench.endpoint.config import EngineModel
@@ -154,7 +154,7 @@ class Engine:
                 await self._task
             self._task = None
 
-    async def generate(self, prompt_tokens: int, max_new_tokens: int) -> AsyncIterator[int]:
+    async def generate(self, prompt_tokens: int, max_new_tokens: int) -> AsyncGenerator[int, None]:
         """Yield token indices 0..max_new_tokens-1 as the engine produces them."""
         seq = self.core.add(prompt_tokens, max_new_tokens)
         seq.event = asyncio.Event()

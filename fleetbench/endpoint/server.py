@@ -24,7 +24,7 @@ import struct
 import threading
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncGenerator, Callable
 from dataclasses import asdict, dataclass
 from typing import IO, Any
 
@@ -286,7 +286,7 @@ class _Server:
         finally:
             self._finish(record)
 
-    async def _token_times(self, record: RequestRecord, t0: float) -> AsyncIterator[int]:
+    async def _token_times(self, record: RequestRecord, t0: float) -> AsyncGenerator[int, None]:
         """Yield token indices 0..planned-1, each when that token is due."""
         loop = asyncio.get_running_loop()
         if record.fault == "slow_first_token":
@@ -319,39 +319,58 @@ class _Server:
         head = {"id": record.id, "object": "chat.completion.chunk" if chat else "text_completion"}
         meta = json.dumps({**head, "created": created, "model": record.model})[:-1]
         prefix = f'data: {meta}, "choices": [{{"index": 0, '.encode()
+        try:
+            return await self._stream_tokens(request, resp, record, chat, t0, body, prefix, head, created)
+        except ConnectionError:  # the client went away (closed, timed out): nothing more to send
+            record.status = "client_disconnected"
+            return resp
+
+    async def _stream_tokens(
+        self,
+        request: web.Request,
+        resp: web.StreamResponse,
+        record: RequestRecord,
+        chat: bool,
+        t0: float,
+        body: dict[str, Any],
+        prefix: bytes,
+        head: dict[str, str],
+        created: int,
+    ) -> web.StreamResponse:
         n = record.planned_tokens
         fault_at = self._fault_point(record) if record.fault in ("reset", "malformed", "stall") else -1
         finish = "length" if n == _int_field(body, "max_tokens", "max_completion_tokens") else "stop"
-        async for i in self._token_times(record, t0):
-            if i == fault_at:
-                if record.fault == "reset":
-                    record.error = "injected connection reset"
-                    _reset_connection(request)
-                    return resp
-                if record.fault == "malformed":
-                    record.error = "injected malformed SSE"
-                    await resp.write(b'data: {"id": "' + record.id.encode() + b'", "choices": [{"ind\n\n')
-                    await resp.write(prefix[: -len(b'"choices": [{"index": 0, ')] + b'"choices": "malformed"}\n\n')
-                    await resp.write_eof()
-                    return resp
-                if record.fault == "stall":
-                    record.error = "injected stall"
-                    await asyncio.sleep(self.config.faults.stall_s)
-            word = self._word(record, i) if i == 0 else " " + self._word(record, i)
-            if chat:
-                delta: dict[str, str] = {"content": word}
+        async with contextlib.aclosing(self._token_times(record, t0)) as tokens:
+            async for i in tokens:
+                if i == fault_at:
+                    if record.fault == "reset":
+                        record.error = "injected connection reset"
+                        _reset_connection(request)
+                        return resp
+                    if record.fault == "malformed":
+                        record.error = "injected malformed SSE"
+                        await resp.write(b'data: {"id": "' + record.id.encode() + b'", "choices": [{"ind\n\n')
+                        await resp.write(prefix[: -len(b'"choices": [{"index": 0, ')] + b'"choices": "malformed"}\n\n')
+                        await resp.write_eof()
+                        return resp
+                    if record.fault == "stall":
+                        record.error = "injected stall"
+                        await asyncio.sleep(self.config.faults.stall_s)
+                word = self._word(record, i) if i == 0 else " " + self._word(record, i)
+                if chat:
+                    delta: dict[str, str] = {"content": word}
+                    if i == 0:
+                        delta = {"role": "assistant", "content": word}
+                    piece = '"delta": ' + json.dumps(delta)
+                else:
+                    piece = '"text": ' + json.dumps(word)
+                reason = json.dumps(finish) if i == n - 1 else "null"
+                await resp.write(prefix + f'{piece}, "logprobs": null, "finish_reason": {reason}}}]}}\n\n'.encode())
+                now = time.time()
                 if i == 0:
-                    delta = {"role": "assistant", "content": word}
-                piece = '"delta": ' + json.dumps(delta)
-            else:
-                piece = '"text": ' + json.dumps(word)
-            reason = json.dumps(finish) if i == n - 1 else "null"
-            await resp.write(prefix + f'{piece}, "logprobs": null, "finish_reason": {reason}}}]}}\n\n'.encode())
-            now = time.time()
-            if i == 0:
-                record.first_token = now
-            record.last_token = now
-            record.completion_tokens = i + 1
+                    record.first_token = now
+                record.last_token = now
+                record.completion_tokens = i + 1
         usage = {
             "prompt_tokens": record.prompt_tokens,
             "completion_tokens": record.completion_tokens,
@@ -365,16 +384,17 @@ class _Server:
 
     async def _complete(self, request: web.Request, record: RequestRecord, chat: bool, t0: float) -> web.StreamResponse:
         words: list[str] = []
-        async for i in self._token_times(record, t0):
-            if i == 0 and record.fault == "stall":
-                record.error = "injected stall"
-                await asyncio.sleep(self.config.faults.stall_s)
-            words.append(self._word(record, i))
-            now = time.time()
-            if i == 0:
-                record.first_token = now
-            record.last_token = now
-            record.completion_tokens = i + 1
+        async with contextlib.aclosing(self._token_times(record, t0)) as tokens:
+            async for i in tokens:
+                if i == 0 and record.fault == "stall":
+                    record.error = "injected stall"
+                    await asyncio.sleep(self.config.faults.stall_s)
+                words.append(self._word(record, i))
+                now = time.time()
+                if i == 0:
+                    record.first_token = now
+                record.last_token = now
+                record.completion_tokens = i + 1
         if record.fault == "reset":
             record.error = "injected connection reset"
             _reset_connection(request)

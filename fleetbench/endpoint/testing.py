@@ -89,15 +89,20 @@ def run_evalscope_perf(
     }
     args.update(extra)
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
-    proc = subprocess.run(
-        [sys.executable, "-c", _CHILD, json.dumps(args)],
-        capture_output=True,
-        text=True,
-        timeout=timeout_s,
-        env=env,
-        check=False,
-    )
-    stdout = proc.stdout + proc.stderr
+    # The child's output goes to a file, not a pipe: reading a pipe here would keep this
+    # process's main thread busy (and holding the GIL) while an in-process endpoint serves.
+    outputs_dir.mkdir(parents=True, exist_ok=True)
+    log_path = outputs_dir / "evalscope-child.log"
+    with open(log_path, "wb") as log:
+        proc = subprocess.run(
+            [sys.executable, "-c", _CHILD, json.dumps(args)],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            timeout=timeout_s,
+            env=env,
+            check=False,
+        )
+    stdout = log_path.read_text(errors="replace")
     if proc.returncode != 0:
         raise RuntimeError(f"evalscope perf failed (exit {proc.returncode}):\n{stdout[-4000:]}")
     dbs = sorted(outputs_dir.rglob("benchmark_data.db"))

@@ -152,9 +152,15 @@ def test_server_request_log(ep: RunningEndpoint) -> None:
 
 
 def test_evalscope_parallel_8_timing_and_tokens(tmp_path: Path) -> None:
-    """Real evalscope perf at parallel 8: avg TTFT and TPOT within 5% of the configured 200 ms / 20 ms."""
+    """Real evalscope perf at parallel 8: avg TTFT and TPOT within 5% of the configured values.
+
+    evalscope itself adds 4-10 ms between starting its clock and the request
+    reaching the server (more on a loaded 2-core machine), so at a 200 ms TTFT
+    the error is 4-6 %; with 400 ms it is about 2 %. The server's own TTFT is
+    checked to within 1 %.
+    """
     tok = ensure_demo_tokenizer(tmp_path / "tok")
-    ttft, tpot = 0.200, 0.020
+    ttft, tpot = 0.400, 0.020
     with EndpointThread(EndpointConfig(ttft_s=ttft, tpot_s=tpot)) as endpoint:
         run = run_evalscope_perf(
             endpoint.completions_url,
@@ -164,20 +170,25 @@ def test_evalscope_parallel_8_timing_and_tokens(tmp_path: Path) -> None:
             number=32,
             warmup_num=8,
             input_tokens=100,
-            output_tokens=50,
+            output_tokens=30,
         )
         # evalscope's connection test is one more request, with its own short prompt
         server = [r for r in endpoint.requests() if r.prompt_tokens == 100]
     assert len(run.records) == 32 and not run.failed
     assert {r["prompt_tokens"] for r in run.records} == {100}
-    assert {r["completion_tokens"] for r in run.records} == {50}
-    assert len(server) == 32 + 8 and all(r.completion_tokens == 50 and r.status == "ok" for r in server)
+    assert {r["completion_tokens"] for r in run.records} == {30}
+    assert len(server) == 32 + 8 and all(r.completion_tokens == 30 and r.status == "ok" for r in server)
+    server_ttft = sum(r.first_token - r.arrival for r in server) / len(server)  # type: ignore[operator]
+    server_tpot = sum((r.last_token - r.first_token) / 29 for r in server) / len(server)  # type: ignore[operator]
     avg_ttft = run.metrics["Avg TTFT (ms)"] / 1000
     avg_tpot = run.metrics["Avg TPOT (ms)"] / 1000
     print(
         f"evalscope avg TTFT {avg_ttft * 1000:.2f} ms ({(avg_ttft / ttft - 1) * 100:+.2f}%), "
-        f"avg TPOT {avg_tpot * 1000:.3f} ms ({(avg_tpot / tpot - 1) * 100:+.2f}%)"
+        f"avg TPOT {avg_tpot * 1000:.3f} ms ({(avg_tpot / tpot - 1) * 100:+.2f}%); "
+        f"server TTFT {server_ttft * 1000:.2f} ms, TPOT {server_tpot * 1000:.3f} ms"
     )
+    assert server_ttft == pytest.approx(ttft, rel=0.01)
+    assert server_tpot == pytest.approx(tpot, rel=0.01)
     assert avg_ttft == pytest.approx(ttft, rel=0.05)
     assert avg_tpot == pytest.approx(tpot, rel=0.05)
 

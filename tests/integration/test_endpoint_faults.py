@@ -145,3 +145,31 @@ def test_engine_long_prompt_has_longer_ttft() -> None:
         long = asyncio.run(_stream_many(ep.completions_url, parallel=1, number=1, prompt_words=20000, max_tokens=4))
     # 20000 tokens at 50k tok/s in 2048-token chunks: ≈ 0.4 s of prefill plus 10 steps
     assert long[0][0] > 0.4 > short[0][0]
+
+
+def test_engine_frees_the_batch_after_resets_stalls_and_disconnects() -> None:
+    faults = FaultConfig(reset=0.5, stall=0.3, stall_s=0.5, seed=1)
+
+    async def run(url: str) -> list[str]:
+        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(sock_read=0.2)) as session:
+
+            async def one() -> str:
+                body = {"prompt": "a b c", "max_tokens": 20, "ignore_eos": True, "stream": True}
+                try:
+                    async with session.post(url, json=body) as resp:
+                        await resp.read()
+                except (TimeoutError, aiohttp.ClientError) as exc:
+                    return type(exc).__name__
+                return "ok"
+
+            return await asyncio.gather(*(one() for _ in range(12)))
+
+    with EndpointThread(preset_config("fast", faults=faults)) as ep:
+        outcomes = asyncio.run(run(ep.completions_url))
+        time.sleep(0.7)  # stalled handlers wake up, find the client gone
+        records = ep.requests()
+        core = ep._server.engine.core  # type: ignore[attr-defined]
+        assert core.idle and core.kv_used == 0
+    assert outcomes.count("ok") == sum(r.fault is None for r in records) > 0
+    assert {r.status for r in records if r.fault == "stall"} == {"client_disconnected"}
+    assert all(r.completion_tokens == 10 for r in records if r.fault in ("reset", "stall"))
