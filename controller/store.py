@@ -98,6 +98,11 @@ class Store:
              "tpot_s": float, "input_tokens": int, "output_tokens": int, "itl_json": str, "error": str},
             pk=("run_id", "case_id", "node", "point", "idx"), if_not_exists=True,
         )
+        t("inventory_snapshots").create(
+            {"snapshot_id": str, "node": str, "address": str, "taken_at": float, "inventory_json": str,
+             "error": str},
+            pk=("snapshot_id", "node"), if_not_exists=True,
+        )
 
     # --- writes ----------------------------------------------------------------------------
 
@@ -150,6 +155,15 @@ class Store:
               "measured": None if math.isnan(v.measured) else v.measured, "passed": int(v.passed), "note": v.note}
              for v in verdicts),
             pk=("run_id", "case_id", "scope", "figure", "op"),
+        )
+
+    def add_inventory_snapshot(self, snapshot_id: str, taken_at: float, nodes: Iterable[dict[str, Any]]) -> None:
+        """One `ctl inventory`: a row per node with `node`, `address`, `inventory_json` (the agent's JSON
+        document, "" when it did not answer) and `error`."""
+        self.db.table("inventory_snapshots").insert_all(
+            ({"snapshot_id": snapshot_id, "node": n["node"], "address": n.get("address", ""), "taken_at": taken_at,
+              "inventory_json": n.get("inventory_json", ""), "error": n.get("error", "")} for n in nodes),
+            pk=("snapshot_id", "node"),
         )
 
     # --- reads -----------------------------------------------------------------------------
@@ -208,3 +222,26 @@ class Store:
                           itl_s=tuple(json.loads(r["itl_json"] or "[]")), error=r["error"] or "", point=r["point"])
             for r in self.db.table("requests").rows_where(where, args, order_by="node, point, idx")
         ]
+
+    def inventory_snapshots(self, node: str | None = None) -> list[dict[str, Any]]:
+        """Stored inventory snapshots, newest first: snapshot_id, taken_at, nodes (list), failed (list)."""
+        where, args = "", []
+        if node is not None:
+            where, args = "WHERE snapshot_id IN (SELECT snapshot_id FROM inventory_snapshots WHERE node = ?)", [node]
+        rows = self.db.execute(
+            "SELECT snapshot_id, max(taken_at) AS taken_at, json_group_array(node) AS nodes, "
+            "json_group_array(CASE WHEN error != '' THEN node END) AS failed "
+            f"FROM (SELECT * FROM inventory_snapshots {where} ORDER BY rowid) "
+            "GROUP BY snapshot_id ORDER BY taken_at DESC, snapshot_id DESC", args,
+        ).fetchall()
+        return [{"snapshot_id": sid, "taken_at": at, "nodes": json.loads(nodes),
+                 "failed": [n for n in json.loads(failed) if n is not None]} for sid, at, nodes, failed in rows]
+
+    def inventory_snapshot(self, snapshot_id: str) -> list[dict[str, Any]]:
+        """The rows of one snapshot, in the order the nodes were asked."""
+        rows = list(self.db.table("inventory_snapshots").rows_where("snapshot_id = ?", [snapshot_id],
+                                                                    order_by="rowid"))
+        if not rows:
+            raise StoreError(f"no inventory snapshot {snapshot_id} in {self.path}; "
+                             "`ctl inventory snapshots` lists the ones it holds")
+        return rows
