@@ -77,3 +77,12 @@ def test_plan_check_ok_and_help(files):
     assert proc.returncode == 0 and "1 case(s): c1" in proc.stdout
     helptext = ctl("run", "--help", cwd=files).stdout
     assert "--plan" in helptext and "--nodes" in helptext and "--db" in helptext
+
+
+def test_output_piped_into_a_closed_reader_is_not_an_error(files):
+    proc = subprocess.run(f"{sys.executable} -m fleetbench.controller --help | head -1", shell=True,
+                          capture_output=True, text=True, timeout=60, cwd=files)
+    assert "internal error" not in proc.stderr and "Traceback" not in proc.stderr
+    proc = subprocess.run(f"{sys.executable} -m fleetbench.controller runs --db s.db | head -n 1", shell=True,
+                          capture_output=True, text=True, timeout=60, cwd=files)
+    assert "internal error" not in proc.stderr and "Traceback" not in proc.stderr
