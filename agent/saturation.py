@@ -1,0 +1,88 @@
+"""Is the load generator itself the bottleneck?
+
+evalscope's client is one Python process with one event loop. When it uses
+nearly a whole core, or its loop falls behind its own timers, the latencies
+it measures include its own queueing: a client-bound number nobody should
+sign off. The job process samples both while the load runs and the result
+says so.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import threading
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+CPU_SATURATED = 0.90  # share of one core, sustained over a sampling window
+LAG_SATURATED_S = 0.050  # event-loop lag beyond which request timings are distorted
+SAMPLE_S = 1.0
+
+
+@dataclass
+class SaturationReport:
+    cpu_samples: list[float] = field(default_factory=list)  # share of one core per window
+    lag_samples_s: list[float] = field(default_factory=list)
+
+    @property
+    def cpu_max(self) -> float:
+        return max(self.cpu_samples, default=0.0)
+
+    @property
+    def lag_max_s(self) -> float:
+        return max(self.lag_samples_s, default=0.0)
+
+    def saturated_windows(self) -> int:
+        return sum(1 for c in self.cpu_samples if c >= CPU_SATURATED)
+
+    @property
+    def saturated(self) -> bool:
+        """Client-bound: a quarter of the windows (at least two) near a full core, or loop lag too high."""
+        windows = self.saturated_windows()
+        return (windows >= 2 and windows >= len(self.cpu_samples) / 4) or self.lag_max_s >= LAG_SATURATED_S
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d.pop("cpu_samples")
+        d.pop("lag_samples_s")
+        return {**d, "cpu_max": round(self.cpu_max, 3), "lag_max_s": round(self.lag_max_s, 4),
+                "windows": len(self.cpu_samples), "saturated_windows": self.saturated_windows(),
+                "saturated": self.saturated,
+                "cpu_threshold": CPU_SATURATED, "lag_threshold_s": LAG_SATURATED_S}
+
+
+def process_cpu_seconds() -> float:
+    t = os.times()
+    return t.user + t.system
+
+
+class CpuSampler(threading.Thread):
+    """Samples this process's CPU use (share of one core) every SAMPLE_S seconds."""
+
+    def __init__(self, report: SaturationReport, interval_s: float = SAMPLE_S) -> None:
+        super().__init__(daemon=True, name="fleetbench-cpu-sampler")
+        self.report, self.interval_s = report, interval_s
+        self._stop_event = threading.Event()
+
+    def run(self) -> None:
+        last_cpu, last_t = process_cpu_seconds(), time.monotonic()
+        while not self._stop_event.wait(self.interval_s):
+            cpu, now = process_cpu_seconds(), time.monotonic()
+            if now > last_t:
+                self.report.cpu_samples.append((cpu - last_cpu) / (now - last_t))
+            last_cpu, last_t = cpu, now
+
+    def stop(self) -> None:
+        self._stop_event.set()
+        self.join(timeout=2)
+
+
+async def watch_loop_lag(report: SaturationReport, interval_s: float = 0.1) -> None:
+    """Runs inside the load generator's event loop: how late does a timer fire?"""
+    loop = asyncio.get_running_loop()
+    while True:
+        t0 = loop.time()
+        await asyncio.sleep(interval_s)
+        report.lag_samples_s.append(max(0.0, loop.time() - t0 - interval_s))

@@ -1,0 +1,38 @@
+import asyncio
+import time
+
+from fleetbench.agent.saturation import CpuSampler, SaturationReport, watch_loop_lag
+
+
+def test_verdict_from_samples():
+    assert not SaturationReport([0.3, 0.5, 0.4], [0.001]).saturated
+    assert SaturationReport([0.95, 0.97, 0.5, 0.4], [0.002]).saturated
+    assert not SaturationReport([0.95, 0.3, 0.2, 0.1, 0.2, 0.1, 0.1, 0.2, 0.1], [0.0]).saturated  # one blip
+    assert SaturationReport([0.2], [0.2]).saturated  # loop 200 ms late
+    d = SaturationReport([0.95, 0.97], [0.0]).to_dict()
+    assert d["saturated"] and d["cpu_max"] == 0.97 and d["saturated_windows"] == 2
+
+
+def test_cpu_sampler_sees_a_busy_loop():
+    report = SaturationReport()
+    sampler = CpuSampler(report, interval_s=0.2)
+    sampler.start()
+    end = time.monotonic() + 1.0
+    while time.monotonic() < end:
+        pass
+    sampler.stop()
+    assert report.cpu_samples and max(report.cpu_samples) > 0.5
+
+
+def test_loop_lag_measures_a_blocked_loop():
+    report = SaturationReport()
+
+    async def main():
+        task = asyncio.create_task(watch_loop_lag(report, interval_s=0.02))
+        await asyncio.sleep(0.05)
+        time.sleep(0.2)  # block the loop
+        await asyncio.sleep(0.05)
+        task.cancel()
+
+    asyncio.run(main())
+    assert report.lag_max_s > 0.1
