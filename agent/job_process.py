@@ -25,6 +25,7 @@ from typing import Any, TextIO
 from . import clock
 from .evalscope_adapter import ERRORS_TABLE, find_result_dbs, perf_arguments, read_progress
 from .jobspec import PerfSpec, parse_perf_spec
+from .saturation import CpuSampler, SaturationReport, watch_loop_lag
 
 OFFLINE_ENV = {
     "HF_HUB_OFFLINE": "1",
@@ -67,7 +68,7 @@ def _check_paths(spec: PerfSpec) -> None:
             raise FileNotFoundError(f"{name} {value} does not exist on this node")
 
 
-def _install_hooks(start_at: float) -> None:
+def _install_hooks(start_at: float, saturation: SaturationReport | None = None) -> None:
     """Gate the first request on `start_at` and keep each failed request's error text.
 
     evalscope stores no error text in its database; the hook writes it to a
@@ -77,7 +78,11 @@ def _install_hooks(start_at: float) -> None:
 
     original_post = http_client.AioHttpClient.post
 
+    lag_watch: list[asyncio.Task[None]] = []
+
     async def gated_post(self: Any, body: Any) -> Any:
+        if saturation is not None and not lag_watch:  # first request: watch evalscope's own loop
+            lag_watch.append(asyncio.get_running_loop().create_task(watch_loop_lag(saturation)))
         delay = start_at - clock.now()
         if delay > 0:
             await asyncio.sleep(delay)
@@ -117,6 +122,15 @@ def _watch_progress(out_dir: Path, total: int, channel: Channel, stop: threading
         )
 
 
+def _write_saturation(job_dir: Path, report: SaturationReport, channel: Channel) -> None:
+    """The load generator's own limits, kept with the job so the report can warn about a client-bound run."""
+    (job_dir / "saturation.json").write_text(json.dumps(report.to_dict()))
+    if report.saturated:
+        channel.send(type="phase", message=f"warning: load generator saturated (CPU {report.cpu_max:.0%} of a "
+                                           f"core, loop lag p95 {report.lag_p95_s * 1000:.0f} ms): figures may be "
+                                           "client-bound")
+
+
 def run(job_dir: Path, channel: Channel) -> int:
     job = json.loads((job_dir / "job.json").read_text())
     spec = parse_perf_spec(job["spec"])
@@ -130,18 +144,23 @@ def run(job_dir: Path, channel: Channel) -> int:
     from evalscope.perf.arguments import Arguments
     from evalscope.perf.main import run_perf_benchmark
 
-    _install_hooks(start_at)
+    saturation = SaturationReport()
+    _install_hooks(start_at, saturation)
+    sampler = CpuSampler(saturation)
     args = Arguments(**perf_arguments(spec, out_dir, name="run"))
     if start_at > clock.now():
         channel.send(type="phase", message=f"waiting {start_at - clock.now():.1f}s for the common start")
     stop = threading.Event()
     watcher = threading.Thread(target=_watch_progress, args=(out_dir, spec.number, channel, stop), daemon=True)
     watcher.start()
+    sampler.start()
     try:
         run_perf_benchmark(args)
     finally:
         stop.set()
         watcher.join(timeout=2)
+        sampler.stop()
+        _write_saturation(job_dir, saturation, channel)
     dbs = find_result_dbs(out_dir)
     if dbs:
         done, failed, _ = read_progress(dbs[-1])

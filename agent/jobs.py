@@ -16,7 +16,7 @@ import signal
 import sys
 import time
 from collections.abc import AsyncIterator, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +40,7 @@ class JobResult:
     evalscope_summary: dict[str, Any]
     evalscope_percentiles: list[Any]
     record_count: int
+    result: dict[str, Any] = field(default_factory=dict)  # kind-specific results, load-generator saturation
 
 
 class JobManager:
@@ -145,7 +146,11 @@ class JobManager:
         dbs = adapter.find_result_dbs(self.jobs_dir / job_id / "evalscope")
         if dbs:
             summary, percentiles = adapter.read_summary_files(dbs[-1].parent)
-        return JobResult(row, summary, percentiles, row.record_count)
+        result: dict[str, Any] = {}
+        saturation = self.jobs_dir / job_id / "saturation.json"
+        if saturation.exists():
+            result["saturation"] = json.loads(saturation.read_text())
+        return JobResult(row, summary, percentiles, row.record_count, result)
 
     def records(self, job_id: str) -> Iterator[RequestRecord]:
         job_dir = self.jobs_dir / job_id

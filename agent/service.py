@@ -139,6 +139,7 @@ class AgentService(pb_grpc.AgentServicer):
                 evalscope_summary_json=json.dumps(res.evalscope_summary),
                 evalscope_percentiles_json=json.dumps(res.evalscope_percentiles),
                 evalscope_version=evalscope_version(), record_count=res.record_count,
+                result_json=json.dumps(res.result),
             )
         )
         size = min(request.chunk_size or DEFAULT_CHUNK, MAX_CHUNK)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, cast
 
 import grpc
@@ -35,6 +35,7 @@ class ResultSummary:
     evalscope_percentiles: list[Any]
     evalscope_version: str
     record_count: int
+    result: dict[str, Any] = field(default_factory=dict)
 
 
 def record_from_pb(r: pb.RequestRecord) -> RequestRecord:
@@ -130,6 +131,7 @@ class AgentClient:
                         evalscope_summary=json.loads(s.evalscope_summary_json or "{}"),
                         evalscope_percentiles=json.loads(s.evalscope_percentiles_json or "[]"),
                         evalscope_version=s.evalscope_version, record_count=s.record_count,
+                        result=json.loads(s.result_json or "{}"),
                     )
                 else:
                     records.extend(record_from_pb(r) for r in chunk.records.records)

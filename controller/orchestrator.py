@@ -220,7 +220,11 @@ class Orchestrator:
             run_id, case.id, node.name, state=JOB_STATE_NAMES.get(state, str(state)), error=summary.error,
             evalscope_summary_json=_json(summary.evalscope_summary),
             evalscope_percentiles_json=_json(summary.evalscope_percentiles),
+            result_json=_json(summary.result),
         )
+        if summary.result.get("saturation", {}).get("saturated"):
+            self.progress.message(f"[{node.name}] warning: the load generator was saturated; figures may be "
+                                  "client-bound (see the report)")
         if state != 3:
             raise NodeError(f"job {JOB_STATE_NAMES.get(state, state)}: {summary.error or 'no detail'}")
         return shift_records(records, clock.offset_s)

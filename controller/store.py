@@ -80,7 +80,7 @@ class Store:
         t("case_nodes").create(
             {"run_id": str, "case_id": str, "node": str, "job_id": str, "state": str, "error": str,
              "start_at": float, "last_seq": int, "clock_offset_s": float, "evalscope_summary_json": str,
-             "evalscope_percentiles_json": str},
+             "evalscope_percentiles_json": str, "result_json": str},
             pk=("run_id", "case_id", "node"), if_not_exists=True,
         )
         t("figures").create(
@@ -127,7 +127,7 @@ class Store:
 
     def set_case_node(self, run_id: str, case_id: str, node: str, **fields: Any) -> None:
         self.db.table("case_nodes").upsert({"run_id": run_id, "case_id": case_id, "node": node, **fields},
-                                     pk=("run_id", "case_id", "node"))
+                                           pk=("run_id", "case_id", "node"), alter=True)
 
     def add_requests(self, run_id: str, case_id: str, node: str, offset_s: float,
                      records: Iterable[RequestRecord]) -> None:

@@ -78,6 +78,12 @@ def case_section(n: int, case: CaseReport) -> list[str]:
         rows = [[v.scope, v.figure, ">=" if v.op == "min" else "<=", f"{v.threshold:g}", fmt(v.measured, "{:.6g}"),
                  v.label.upper() + (f" ({v.note})" if v.note else "")] for v in case.verdicts]
         out += table(["Scope", "Figure", "Op", "Threshold", "Measured", "Verdict"], rows) + [""]
+    for node in case.client_bound_nodes:
+        s = case.saturation[node]
+        out += [f"> **Warning — {node}: the load generator was saturated** (CPU up to {s['cpu_max']:.0%} of a core, "
+                f"event-loop lag p95 {s.get('lag_p95_s', s['lag_max_s']) * 1000:.0f} ms): "
+                "this node's figures may measure the client, not the server. "
+                "Re-run with fewer streams per worker.", ""]
     failed_nodes = {n: e for n, (s, e) in case.node_states.items() if s != "succeeded"}
     for node, err in failed_nodes.items():
         out += [f"- node **{node}**: {case.node_states[node][0]} — {err or 'no detail'}"]

@@ -63,6 +63,12 @@ class CaseReport:
     node_states: dict[str, tuple[str, str]]  # node -> (state, error)
     evalscope_summaries: dict[str, dict[str, Any]]
     verdicts: list[VerdictRow]
+    # node -> the load generator's saturation check (agent/saturation.py), when the agent sent one
+    saturation: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    @property
+    def client_bound_nodes(self) -> list[str]:
+        return sorted(n for n, s in self.saturation.items() if s.get("saturated"))
 
     @property
     def verdict(self) -> str:
@@ -144,6 +150,8 @@ def load_report(store: Store, run_id: str) -> RunReport:
             stragglers=list(extra.get("stragglers", [])),
             node_states=dict(sorted(states.items())),
             evalscope_summaries=summaries,
+            saturation={r["node"]: json.loads(r["result_json"]).get("saturation", {}) for r in case_nodes
+                        if r["case_id"] == cid and r.get("result_json")},
             verdicts=[VerdictRow(v["scope"], v["figure"], v["op"], v["threshold"],
                                  math.nan if v["measured"] is None else v["measured"], bool(v["passed"]),
                                  v["note"] or "") for v in verdicts if v["case_id"] == cid],

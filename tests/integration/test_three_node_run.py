@@ -112,3 +112,11 @@ def test_report_command_regenerates_same_markdown(demo_run, tmp_path):
     runs = subprocess.run([*CTL, "runs", "--db", str(work / "fleetbench.sqlite"), "--json"], capture_output=True,
                           text=True, timeout=120)
     assert json.loads(runs.stdout)[0]["run_id"] == run_id
+
+
+def test_each_node_reports_whether_its_load_generator_saturated(demo_run):
+    work, _, run_id, _ = demo_run
+    (case,) = load_report(Store(work / "fleetbench.sqlite"), run_id).cases
+    assert set(case.saturation) == {"n1", "n2", "n3"}
+    for s in case.saturation.values():
+        assert s["windows"] >= 3 and 0 < s["cpu_max"] <= 2.0 and isinstance(s["saturated"], bool)

@@ -8,7 +8,8 @@ def test_verdict_from_samples():
     assert not SaturationReport([0.3, 0.5, 0.4], [0.001]).saturated
     assert SaturationReport([0.95, 0.97, 0.5, 0.4], [0.002]).saturated
     assert not SaturationReport([0.95, 0.3, 0.2, 0.1, 0.2, 0.1, 0.1, 0.2, 0.1], [0.0]).saturated  # one blip
-    assert SaturationReport([0.2], [0.2]).saturated  # loop 200 ms late
+    assert SaturationReport([0.2], [0.2, 0.3, 0.25]).saturated  # loop 200+ ms late, persistently
+    assert not SaturationReport([0.2], [0.2] + [0.001] * 40).saturated  # one spike
     d = SaturationReport([0.95, 0.97], [0.0]).to_dict()
     assert d["saturated"] and d["cpu_max"] == 0.97 and d["saturated_windows"] == 2
 
