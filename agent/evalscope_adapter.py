@@ -103,6 +103,8 @@ def perf_arguments(spec: PerfSpec, outputs_dir: Path, name: str) -> dict[str, An
         args["extra_args"] = dict(spec.extra_args)
     if spec.seed is not None:
         args["seed"] = spec.seed
+    if spec.dataset_offset:
+        args["dataset_offset"] = spec.dataset_offset
     if spec.connect_timeout_s is not None:
         args["connect_timeout"] = spec.connect_timeout_s
     if spec.read_timeout_s is not None:

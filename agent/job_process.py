@@ -14,13 +14,16 @@ import ctypes
 import json
 import os
 import signal
+import socket
 import sqlite3
+import subprocess
 import sys
 import threading
 import time
 import traceback
 from pathlib import Path
 from typing import Any, TextIO
+from urllib.parse import urlsplit
 
 from . import clock
 from .evalscope_adapter import ERRORS_TABLE, find_result_dbs, perf_arguments, read_progress
@@ -68,6 +71,18 @@ def _check_paths(spec: PerfSpec) -> None:
             raise FileNotFoundError(f"{name} {value} does not exist on this node")
 
 
+def _check_endpoint(url: str, timeout_s: float = 10.0) -> None:
+    """Fail in seconds when nothing listens at the endpoint: evalscope's own connection
+    test retries for as long as its total timeout (hours) before giving up."""
+    parts = urlsplit(url)
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    try:
+        with socket.create_connection((parts.hostname or "", port), timeout=timeout_s):
+            pass
+    except OSError as exc:
+        raise ConnectionError(f"endpoint {url} is not reachable from this node: {exc.strerror or exc}") from None
+
+
 def _install_hooks(start_at: float, saturation: SaturationReport | None = None) -> None:
     """Gate the first request on `start_at` and keep each failed request's error text.
 
@@ -109,7 +124,8 @@ def _watch_progress(out_dir: Path, total: int, channel: Channel, stop: threading
         dbs = find_result_dbs(out_dir) if out_dir.exists() else []
         if not dbs:
             continue
-        done, failed, out_tokens = read_progress(dbs[-1])
+        parts = [read_progress(db) for db in dbs]
+        done, failed, out_tokens = (sum(p[i] for p in parts) for i in range(3))
         if (done, failed, out_tokens) == last:
             continue
         last = (done, failed, out_tokens)
@@ -122,23 +138,58 @@ def _watch_progress(out_dir: Path, total: int, channel: Channel, stop: threading
         )
 
 
-def _write_saturation(job_dir: Path, report: SaturationReport, channel: Channel) -> None:
+def _write_saturation(job_dir: Path, report: SaturationReport, channel: Channel, suffix: str = "") -> None:
     """The load generator's own limits, kept with the job so the report can warn about a client-bound run."""
-    (job_dir / "saturation.json").write_text(json.dumps(report.to_dict()))
+    (job_dir / f"saturation{suffix}.json").write_text(json.dumps(report.to_dict()))
     if report.saturated:
         channel.send(type="phase", message=f"warning: load generator saturated (CPU {report.cpu_max:.0%} of a "
                                            f"core, loop lag p95 {report.lag_p95_s * 1000:.0f} ms): figures may be "
                                            "client-bound")
 
 
-def run(job_dir: Path, channel: Channel) -> int:
+def _run_workers(job_dir: Path, spec: PerfSpec, channel: Channel) -> int:
+    """Split the load over `spec.workers` processes that start together (the same start gate)
+    and write their records side by side; the agent merges them like the cluster merge does."""
+    stop = threading.Event()
+    watcher = threading.Thread(target=_watch_progress, args=(job_dir / "evalscope", spec.number, channel, stop),
+                               daemon=True)
+    channel.send(type="phase", message=f"starting {spec.workers} load-generator workers")
+    procs = [
+        subprocess.Popen([sys.executable, "-m", "fleetbench.agent.job_process", str(job_dir), "--worker", str(i)],
+                         stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        for i in range(spec.workers)
+    ]
+    watcher.start()
+    try:
+        codes = [p.wait() for p in procs]
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.terminate()
+        stop.set()
+        watcher.join(timeout=2)
+    failed = [i for i, c in enumerate(codes) if c != 0]
+    if failed:
+        raise RuntimeError(f"load-generator worker(s) {failed} failed; see {job_dir / 'job.log'}")
+    return 0
+
+
+def run(job_dir: Path, channel: Channel, worker: int | None = None) -> int:
     job = json.loads((job_dir / "job.json").read_text())
     spec = parse_perf_spec(job["spec"])
     _check_paths(spec)
+    _check_endpoint(spec.url)
     start_at = float(job.get("start_at") or 0.0)
     out_dir = job_dir / "evalscope"
-    # evalscope's times are perf_counter readings; this offset maps them to the wall clock.
-    (job_dir / "clock.json").write_text(json.dumps({"wall_minus_perf_counter": clock.now() - time.perf_counter()}))
+    if worker is None:
+        # evalscope's times are perf_counter readings (CLOCK_MONOTONIC, shared by every process
+        # on the node); this one offset maps them, for every worker, to the wall clock.
+        (job_dir / "clock.json").write_text(json.dumps({"wall_minus_perf_counter": clock.now() - time.perf_counter()}))
+        if spec.workers > 1:
+            return _run_workers(job_dir, spec, channel)
+    else:
+        spec = spec.shard(worker)
+        out_dir = out_dir / f"worker-{worker}"
 
     channel.send(type="phase", message="loading evalscope")
     from evalscope.perf.arguments import Arguments
@@ -152,17 +203,19 @@ def run(job_dir: Path, channel: Channel) -> int:
         channel.send(type="phase", message=f"waiting {start_at - clock.now():.1f}s for the common start")
     stop = threading.Event()
     watcher = threading.Thread(target=_watch_progress, args=(out_dir, spec.number, channel, stop), daemon=True)
-    watcher.start()
+    if worker is None:
+        watcher.start()
     sampler.start()
     try:
         run_perf_benchmark(args)
     finally:
         stop.set()
-        watcher.join(timeout=2)
+        if watcher.is_alive():
+            watcher.join(timeout=2)
         sampler.stop()
-        _write_saturation(job_dir, saturation, channel)
+        _write_saturation(job_dir, saturation, channel, "" if worker is None else f"-worker-{worker}")
     dbs = find_result_dbs(out_dir)
-    if dbs:
+    if dbs and worker is None:
         done, failed, _ = read_progress(dbs[-1])
         channel.send(type="progress", done=done, total=spec.number, failed=failed, output_tps=0.0,
                      elapsed_s=0.0, eta_s=0.0, final=True)
@@ -173,6 +226,7 @@ def main() -> int:
     _die_with_parent()
     os.environ.update(OFFLINE_ENV)
     job_dir = Path(sys.argv[1])
+    worker = int(sys.argv[3]) if len(sys.argv) > 3 and sys.argv[2] == "--worker" else None
     # Keep the original stdout for the agent; everything else printed goes to the log.
     channel = Channel(os.fdopen(os.dup(1), "w", buffering=1))
     log_fd = os.open(job_dir / "job.log", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
@@ -181,7 +235,7 @@ def main() -> int:
     sys.stdout = os.fdopen(1, "w", buffering=1)
     sys.stderr = os.fdopen(2, "w", buffering=1)
     try:
-        return run(job_dir, channel)
+        return run(job_dir, channel, worker)
     except BaseException as exc:  # report every failure to the agent in one line
         traceback.print_exc()
         first_line = (str(exc).strip().splitlines() or [""])[0]

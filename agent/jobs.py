@@ -16,7 +16,7 @@ import signal
 import sys
 import time
 from collections.abc import AsyncIterator, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +41,20 @@ class JobResult:
     evalscope_percentiles: list[Any]
     record_count: int
     result: dict[str, Any] = field(default_factory=dict)  # kind-specific results, load-generator saturation
+
+
+def merge_saturation(reports: list[dict[str, Any]]) -> dict[str, Any]:
+    """One verdict for a node whose load came from several workers: saturated if any worker was."""
+    if len(reports) == 1:
+        return reports[0]
+    return {
+        "saturated": any(r.get("saturated") for r in reports),
+        "cpu_max": max(r.get("cpu_max", 0.0) for r in reports),
+        "lag_max_s": max(r.get("lag_max_s", 0.0) for r in reports),
+        "lag_p95_s": max(r.get("lag_p95_s", 0.0) for r in reports),
+        "windows": min(r.get("windows", 0) for r in reports),
+        "workers": reports,
+    }
 
 
 class JobManager:
@@ -147,16 +161,24 @@ class JobManager:
         if dbs:
             summary, percentiles = adapter.read_summary_files(dbs[-1].parent)
         result: dict[str, Any] = {}
-        saturation = self.jobs_dir / job_id / "saturation.json"
-        if saturation.exists():
-            result["saturation"] = json.loads(saturation.read_text())
+        reports = [json.loads(p.read_text()) for p in sorted((self.jobs_dir / job_id).glob("saturation*.json"))]
+        if reports:
+            result["saturation"] = merge_saturation(reports)
+        if len(dbs) > 1 and json.loads(row.spec_json).get("workers", 1) > 1:
+            # evalscope's summary covers one worker only: the node's figures come from the merged records
+            result["worker_summaries"] = [adapter.read_summary_files(db.parent)[0] for db in sorted(dbs)]
+            summary, percentiles = {}, []
         return JobResult(row, summary, percentiles, row.record_count, result)
 
     def records(self, job_id: str) -> Iterator[RequestRecord]:
+        """Every record of the job; several databases (workers, runs) are numbered on as one sequence."""
         job_dir = self.jobs_dir / job_id
         offset = self._clock_offset(job_dir)
-        for db in adapter.find_result_dbs(job_dir / "evalscope"):
-            yield from adapter.iter_records(db, offset)
+        index = 0
+        for db in sorted(adapter.find_result_dbs(job_dir / "evalscope")):
+            for rec in adapter.iter_records(db, offset):
+                yield replace(rec, index=index)
+                index += 1
 
     # --- internals -------------------------------------------------------------------------
 

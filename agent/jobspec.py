@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -49,9 +49,27 @@ class PerfSpec:
     seed: int | None = None
     connect_timeout_s: int | None = None
     read_timeout_s: int | None = None
+    # Load-generator processes on the node; parallel, number and rate are split between them.
+    workers: int = 1
+    dataset_offset: int = 0
+
+    def shard(self, index: int) -> PerfSpec:
+        """The part of this spec that worker `index` of `workers` runs."""
+        w = self.workers
+        return replace(
+            self, parallel=_part(self.parallel, w, index), number=_part(self.number, w, index), workers=1,
+            rate=self.rate / w if self.rate > 0 else self.rate,
+            # distinct prompts per worker, as evalscope itself advances the offset between runs
+            dataset_offset=self.dataset_offset + sum(_part(self.number, w, i) for i in range(index)),
+        )
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), sort_keys=True)
+
+
+def _part(total: int, parts: int, index: int) -> int:
+    """Share `index` of `total` split into `parts` as evenly as possible (the first ones get the remainder)."""
+    return total // parts + (1 if index < total % parts else 0)
 
 
 def _positive_int(name: str, value: Any) -> int:
@@ -92,6 +110,12 @@ def parse_perf_spec(raw: str | dict[str, Any]) -> PerfSpec:
     for name in ("input_tokens", "output_tokens", "prefix_length"):
         if name in data:
             _non_negative_int(name, data[name])
+    if "workers" in data:
+        _positive_int("workers", data["workers"])
+        if data["workers"] > min(data["parallel"], data["number"]):
+            raise ConfigError(f"workers ({data['workers']}) cannot exceed parallel or number")
+    if "dataset_offset" in data:
+        _non_negative_int("dataset_offset", data["dataset_offset"])
     for name in ("connect_timeout_s", "read_timeout_s"):
         if data.get(name) is not None:
             _positive_int(name, data[name])

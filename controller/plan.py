@@ -69,6 +69,7 @@ class PerfCase:
     purpose: str = ""
     expect: tuple[Expectation, ...] = ()
     type: str = "perf"
+    workers: int = 1  # load-generator processes per node (issue: one Python client saturates)
 
 
 @dataclass(frozen=True)
@@ -85,7 +86,7 @@ class Plan:
 PLAN_KEYS = {"version", "name", "model", "endpoint", "tokenizer", "cases", "cluster", "description"}
 ENDPOINT_KEYS = {"url", "api", "api_key"}
 CASE_KEYS = {"id", "type", "purpose", "rate", "parallel", "number", "input_tokens", "output_tokens", "dataset",
-             "extra_args", "stream", "expect"}
+             "extra_args", "stream", "expect", "workers"}
 
 
 def _unknown(doc: Located, where: str, data: dict[str, Any], allowed: set[str]) -> None:
@@ -169,7 +170,15 @@ def _case(doc: Located, where: str, raw: Any, seen: set[str]) -> PerfCase:
         stream=stream,
         purpose=str(data.get("purpose", "")),
         expect=_expectations(doc, f"{where}.expect", data.get("expect")),
+        workers=_workers(doc, where, data),
     )
+
+
+def _workers(doc: Located, where: str, data: dict[str, Any]) -> int:
+    workers = _pos_int(doc, f"{where}.workers", data.get("workers", 1))
+    if workers > min(data["parallel"], data["number"]):
+        raise doc.error(f"{where}.workers", "cannot exceed parallel or number")
+    return workers
 
 
 def parse_plan(doc: Located) -> Plan:
