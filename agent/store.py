@@ -4,12 +4,11 @@ when the controller goes away or the agent restarts."""
 from __future__ import annotations
 
 import json
+import sqlite3
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-
-import sqlite_utils
 
 # JobState values, mirrored from the proto enum so this module stays pure data.
 QUEUED, RUNNING, SUCCEEDED, FAILED, CANCELLED, INTERRUPTED = 1, 2, 3, 4, 5, 6
@@ -46,56 +45,60 @@ class EventRow:
 
 
 class AgentStore:
+    """Plain sqlite3, not sqlite-utils: sqlite-utils pulls in pandas and numpy when they are
+    installed (they are, beside evalscope), which doubles the idle agent's memory and start-up."""
+
     def __init__(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
-        self.db = sqlite_utils.Database(path)
-        self.db.execute("PRAGMA journal_mode=WAL")
-        self.db.table("jobs").create(
-            {
-                "job_id": str, "kind": int, "spec_json": str, "start_at": float, "state": int, "error": str,
-                "created_at": float, "started_at": float, "finished_at": float, "pid": int,
-                "last_seq": int, "record_count": int,
-            },
-            pk="job_id",
-            if_not_exists=True,
+        self.con = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        self.con.row_factory = sqlite3.Row
+        self.con.execute("PRAGMA journal_mode=WAL")
+        self.con.execute(
+            "CREATE TABLE IF NOT EXISTS jobs (job_id TEXT PRIMARY KEY, kind INTEGER, spec_json TEXT, start_at REAL, "
+            "state INTEGER, error TEXT, created_at REAL, started_at REAL, finished_at REAL, pid INTEGER, "
+            "last_seq INTEGER, record_count INTEGER)"
         )
-        self.db.table("events").create(
-            {"job_id": str, "seq": int, "time": float, "state": int, "payload": str},
-            pk=("job_id", "seq"),
-            if_not_exists=True,
+        self.con.execute(
+            "CREATE TABLE IF NOT EXISTS events (job_id TEXT, seq INTEGER, time REAL, state INTEGER, payload TEXT, "
+            "PRIMARY KEY (job_id, seq))"
         )
 
     def get(self, job_id: str) -> JobRow | None:
-        rows = list(self.db.table("jobs").rows_where("job_id = ?", [job_id]))
-        return JobRow(**rows[0]) if rows else None
+        row = self.con.execute("SELECT * FROM jobs WHERE job_id = ?", [job_id]).fetchone()
+        return JobRow(**dict(row)) if row else None
 
     def insert(self, job_id: str, kind: int, spec_json: str, start_at: float) -> JobRow:
         row = JobRow(job_id, kind, spec_json, start_at, QUEUED, "", time.time(), 0.0, 0.0, 0, 0, 0)
-        self.db.table("jobs").insert(row.__dict__)
+        cols = list(row.__dict__)
+        self.con.execute(f"INSERT INTO jobs ({', '.join(cols)}) VALUES ({', '.join('?' for _ in cols)})",
+                         [row.__dict__[c] for c in cols])
         return row
 
     def update(self, job_id: str, **fields: Any) -> JobRow:
-        self.db.table("jobs").update(job_id, fields)
+        allowed = set(JobRow.__dataclass_fields__) - {"job_id"}
+        unknown = set(fields) - allowed
+        if unknown:
+            raise ValueError(f"unknown job fields {sorted(unknown)}")
+        assignments = ", ".join(f"{k} = ?" for k in fields)
+        self.con.execute(f"UPDATE jobs SET {assignments} WHERE job_id = ?", [*fields.values(), job_id])
         row = self.get(job_id)
         assert row is not None
         return row
 
     def add_event(self, job_id: str, state: int, payload: dict[str, Any]) -> EventRow:
-        with self.db.conn:
-            seq = self.db.execute("SELECT last_seq FROM jobs WHERE job_id = ?", [job_id]).fetchone()[0] + 1
-            now = time.time()
-            self.db.execute(
-                "INSERT INTO events (job_id, seq, time, state, payload) VALUES (?, ?, ?, ?, ?)",
-                [job_id, seq, now, state, json.dumps(payload)],
-            )
-            self.db.execute("UPDATE jobs SET last_seq = ? WHERE job_id = ?", [seq, job_id])
+        now = time.time()
+        with self.con:  # one transaction: the event and the job's last_seq move together
+            self.con.execute("BEGIN")
+            seq = self.con.execute("SELECT last_seq FROM jobs WHERE job_id = ?", [job_id]).fetchone()[0] + 1
+            self.con.execute("INSERT INTO events (job_id, seq, time, state, payload) VALUES (?, ?, ?, ?, ?)",
+                             [job_id, seq, now, state, json.dumps(payload)])
+            self.con.execute("UPDATE jobs SET last_seq = ? WHERE job_id = ?", [seq, job_id])
         return EventRow(job_id, seq, now, state, payload)
 
     def events_after(self, job_id: str, seq: int) -> list[EventRow]:
-        return [
-            EventRow(r["job_id"], r["seq"], r["time"], r["state"], json.loads(r["payload"]))
-            for r in self.db.table("events").rows_where("job_id = ? AND seq > ?", [job_id, seq], order_by="seq")
-        ]
+        rows = self.con.execute("SELECT * FROM events WHERE job_id = ? AND seq > ? ORDER BY seq", [job_id, seq])
+        return [EventRow(r["job_id"], r["seq"], r["time"], r["state"], json.loads(r["payload"])) for r in rows]
 
     def unfinished(self) -> list[JobRow]:
-        return [JobRow(**r) for r in self.db.table("jobs").rows_where("state IN (?, ?)", [QUEUED, RUNNING])]
+        rows = self.con.execute("SELECT * FROM jobs WHERE state IN (?, ?)", [QUEUED, RUNNING])
+        return [JobRow(**dict(r)) for r in rows]
