@@ -103,6 +103,28 @@ def case_section(n: int, case: CaseReport) -> list[str]:
     return out
 
 
+ENV_COLUMNS = (("CPU", "cpu"), ("CPUs", "cpus"), ("Memory", "memory"), ("Accelerators", "accelerators"),
+               ("Driver", "driver"), ("CUDA/CANN/DTK", "toolkit"), ("OS", "os"), ("Kernel", "kernel"))
+
+
+def environment_section(report: RunReport) -> list[str]:
+    """Seed 000's hardware table (one row per distinct configuration, with its machine count),
+    the per-node table, and the drift check in plain words."""
+    out = ["### 1.2 Test environment", ""]
+    ok = [r for r in report.environment if "error" not in r]
+    if ok:
+        configs: dict[tuple[str, ...], list[str]] = {}
+        for r in ok:
+            configs.setdefault(tuple(r.get(k, "") for _, k in ENV_COLUMNS), []).append(r["node"])
+        rows = [[*cfg, str(len(nodes)), ", ".join(nodes)] for cfg, nodes in configs.items()]
+        out += table([label for label, _ in ENV_COLUMNS] + ["Machines", "Nodes"], rows) + [""]
+    for r in report.environment:
+        if "error" in r:
+            out.append(f"- node {r['node']}: {r['error']}")
+    out += [*report.drift, ""]
+    return out
+
+
 def render_markdown(report: RunReport) -> str:
     out = [f"# Acceptance report: {report.plan_name}", ""]
     out += ["## 1. Basic information", ""]
@@ -119,6 +141,7 @@ def render_markdown(report: RunReport) -> str:
         [n.name, n.address, n.hostname, n.endpoint, n.agent_version, fmt(n.clock_offset_s, "{:+.4f}"),
          fmt(n.rtt_s * 1000, "{:.2f}")] for n in report.nodes
     ]) + [""]
+    out += environment_section(report)
     out += ["## 2. Test cases", ""]
     for i, case in enumerate(report.cases, 1):
         out += case_section(i, case)

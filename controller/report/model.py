@@ -12,9 +12,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from fleetbench.agent.inventory import Inventory
 from fleetbench.figures import Figures
 
 from ..aggregate import CLUSTER
+from ..fleetview import assess, drift_summary, parse_inventory
 from ..plan import Plan, parse_plan
 from ..store import Store
 from ..yamlfile import Located, parse_yaml
@@ -89,6 +91,9 @@ class RunReport:
     nodes: list[NodeInfo]
     cases: list[CaseReport] = field(default_factory=list)
     plan: Plan | None = None
+    # the test environment: one fleet-table row per node (controller/fleetview.py) and the drift check
+    environment: list[dict[str, str]] = field(default_factory=list)
+    drift: list[str] = field(default_factory=list)
 
 
 def _figures(raw: str) -> Figures:
@@ -156,7 +161,16 @@ def load_report(store: Store, run_id: str) -> RunReport:
                                  math.nan if v["measured"] is None else v["measured"], bool(v["passed"]),
                                  v["note"] or "") for v in verdicts if v["case_id"] == cid],
         ))
+    inventories: dict[str, Inventory | str] = {}
+    for r in store.run_nodes(run_id):
+        try:
+            inventories[r["node"]] = parse_inventory(r["inventory_json"]) if r["inventory_json"] else \
+                "inventory not collected"
+        except ValueError as exc:
+            inventories[r["node"]] = str(exc)
+    assessment = assess(inventories, check=False)
     return RunReport(
+        environment=assessment.rows, drift=drift_summary(assessment),
         run_id=run_id, plan_name=run["plan_name"], model=run["model"], started_at=run["started_at"],
         finished_at=run["finished_at"] or math.nan, verdict=run["verdict"] or run["state"],
         fleetbench_version=run["fleetbench_version"], nodes=nodes, cases=cases, plan=plan,

@@ -120,3 +120,11 @@ def test_each_node_reports_whether_its_load_generator_saturated(demo_run):
     assert set(case.saturation) == {"n1", "n2", "n3"}
     for s in case.saturation.values():
         assert s["windows"] >= 3 and 0 < s["cpu_max"] <= 2.0 and isinstance(s["saturated"], bool)
+
+
+def test_report_environment_groups_identical_machines_and_states_drift(demo_run):
+    work, _, run_id, _ = demo_run
+    md = (work / "report" / f"{run_id}.md").read_text()
+    env = md.split("### 1.2 Test environment", 1)[1].split("## 2.", 1)[0]
+    assert "| 3 | n1, n2, n3 |" in env  # one configuration, three machines (seed 000's "上述机器数量 3")
+    assert "drift: none" in env
