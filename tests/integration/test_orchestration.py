@@ -81,14 +81,15 @@ def test_clock_offset_corrected_and_union_percentiles(tmp_path):
     assert abs(offsets["n1"]) < 0.05 and abs(offsets["n3"]) < 0.05
     (cluster,) = db_rows(db, "SELECT figures_json, extra_json FROM figures WHERE scope = 'cluster'")
     figs, extra = json.loads(cluster["figures_json"]), json.loads(cluster["extra_json"])
-    # all three started at the common instant: the skew is the start skew, not the 5 s clock error
-    assert 0 <= extra["start_skew_s"] < 0.5
+    # all three started at the common instant: the skew is the start skew (under a second even on a
+    # loaded 2-core CI machine), not the 5 s clock error
+    assert 0 <= extra["start_skew_s"] < 1.5
     node_walls = [json.loads(r["figures_json"])["wall_time_s"] for r in
                   db_rows(db, "SELECT figures_json FROM figures WHERE scope != 'cluster'")]
-    assert figs["wall_time_s"] < max(node_walls) + 0.5
+    assert figs["wall_time_s"] < max(node_walls) + 1.5
     # stored times are on the controller clock: n2's rows line up with the others
     starts = {r["node"]: r["s"] for r in db_rows(db, "SELECT node, min(start_time) AS s FROM requests GROUP BY node")}
-    assert max(starts.values()) - min(starts.values()) < 0.5
+    assert max(starts.values()) - min(starts.values()) < 1.5
     # cluster p99 TTFT is numpy's percentile over the union of all nodes' records (nearest rank, exact)
     ttfts = [r["ttft_s"] for r in db_rows(db, "SELECT ttft_s FROM requests WHERE success = 1")]
     assert len(ttfts) == 48
