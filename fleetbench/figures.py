@@ -13,6 +13,8 @@ import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, fields
 
+import numpy as np
+
 from fleetbench.records import RequestRecord
 
 PERCENTILES: tuple[int, ...] = (10, 25, 50, 66, 75, 80, 90, 95, 98, 99)
@@ -48,6 +50,16 @@ def percentile(values: Sequence[float], p: float) -> float:
         return data[-1]
     idx = max(0, math.ceil(len(data) * p / 100) - 1)
     return data[idx]
+
+
+def percentiles_of(values: Sequence[float], points: Sequence[int]) -> dict[int, float]:
+    """Several nearest-rank percentiles of one sample, sorting it once (numpy: millions of ITL gaps)."""
+    data = np.asarray(values, dtype=np.float64)
+    data = np.sort(data[~np.isnan(data)])
+    n = len(data)
+    if n == 0:
+        return {p: math.nan for p in points}
+    return {p: float(data[-1] if p >= 100 else data[max(0, math.ceil(n * p / 100) - 1)]) for p in points}
 
 
 def mean(values: Sequence[float]) -> float:
@@ -142,7 +154,8 @@ def compute_figures(records: Sequence[RequestRecord], percentiles: Sequence[int]
     def per_s(x: float) -> float:
         return x / wall if wall and wall > 0 else math.nan
 
-    itl_all = [g for r in ok for g in r.itl_s]
+    itl_sum = sum(sum(r.itl_s) for r in ok)
+    itl_count = sum(len(r.itl_s) for r in ok)
     samples = percentile_samples(records)
     return Figures(
         requests=len(records),
@@ -161,9 +174,9 @@ def compute_figures(records: Sequence[RequestRecord], percentiles: Sequence[int]
         tpm_output=per_s(out_tok) * 60,
         ttft_avg_s=mean([r.ttft_s for r in ok]),
         tpot_avg_s=mean([r.tpot_s for r in ok if r.output_tokens > 1]),
-        itl_avg_s=mean(itl_all),
+        itl_avg_s=itl_sum / itl_count if itl_count else math.nan,
         latency_avg_s=mean([r.latency_s for r in ok]),
         input_tokens_avg=in_tok / len(ok) if ok else math.nan,
         output_tokens_avg=out_tok / len(ok) if ok else math.nan,
-        percentiles={m: {p: percentile(v, p) for p in percentiles} for m, v in samples.items()},
+        percentiles={m: percentiles_of(v, percentiles) for m, v in samples.items()},
     )
