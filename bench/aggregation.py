@@ -61,8 +61,8 @@ def main() -> None:
         store = Store(Path(tmp) / "s.sqlite")
         store.create_run("r1", "aggregation bench", "m", PLAN, list(by_node), "bench")
         for node in by_node:
-            store.add_node("r1", node, address="x:1", endpoint="", hostname=node, agent_version="", evalscope_version="",
-                           clock_offset_s=0.0, rtt_s=0.0, inventory_json="")
+            store.add_node("r1", node, address="x:1", endpoint="", hostname=node, agent_version="",
+                           evalscope_version="", clock_offset_s=0.0, rtt_s=0.0, inventory_json="")
         t0 = time.perf_counter()
         for node, recs in by_node.items():
             store.add_requests("r1", "load", node, 0.0, recs)
