@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable
 from dataclasses import dataclass, field
-from typing import Any, cast
+from typing import Any, TypeVar, cast
 
 import grpc
 
@@ -19,6 +19,7 @@ from .fleet import Node
 
 MAX_MESSAGE = 64 * 1024 * 1024
 RPC_TIMEOUT_S = 15.0
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -67,11 +68,15 @@ class AgentClient:
             return NodeError(f"{self.node.name} ({self.node.address}) is unreachable: {detail}")
         return NodeError(f"{self.node.name}: {doing} failed: {detail}")
 
-    async def ping(self, timeout: float = 5.0) -> pb.PingReply:
+    async def _unary(self, doing: str, call: Awaitable[T]) -> T:
+        """One unary RPC; a gRPC failure becomes a NodeError or ConfigError naming this node."""
         try:
-            return await self.stub.Ping(pb.PingRequest(), timeout=timeout, wait_for_ready=False)
+            return await call
         except grpc.aio.AioRpcError as exc:
-            raise self._error(exc, "ping") from None
+            raise self._error(exc, doing) from None
+
+    async def ping(self, timeout: float = 5.0) -> pb.PingReply:
+        return await self._unary("ping", self.stub.Ping(pb.PingRequest(), timeout=timeout, wait_for_ready=False))
 
     async def clock(self, samples: int = 5) -> ClockSample:
         """Clock offset from several pings, keeping the lowest-RTT sample (NTP-style midpoint)."""
@@ -87,30 +92,20 @@ class AgentClient:
         return best
 
     async def inventory(self, endpoint_url: str = "", timeout: float = 30.0) -> pb.InventoryReply:
-        try:
-            return await self.stub.GetInventory(pb.InventoryRequest(endpoint_url=endpoint_url), timeout=timeout)
-        except grpc.aio.AioRpcError as exc:
-            raise self._error(exc, "inventory") from None
+        return await self._unary("inventory", self.stub.GetInventory(
+            pb.InventoryRequest(endpoint_url=endpoint_url), timeout=timeout))
 
     async def start_job(self, job_id: str, kind: int, spec: dict[str, Any], start_at: float) -> pb.JobStatus:
         req = pb.StartJobRequest(job_id=job_id, kind=cast(pb.JobKind, kind), spec_json=json.dumps(spec),
                                  start_at=start_at)
-        try:
-            return await self.stub.StartJob(req, timeout=RPC_TIMEOUT_S)
-        except grpc.aio.AioRpcError as exc:
-            raise self._error(exc, "start job") from None
+        return await self._unary("start job", self.stub.StartJob(req, timeout=RPC_TIMEOUT_S))
 
     async def get_job(self, job_id: str) -> pb.JobStatus:
-        try:
-            return await self.stub.GetJob(pb.GetJobRequest(job_id=job_id), timeout=RPC_TIMEOUT_S)
-        except grpc.aio.AioRpcError as exc:
-            raise self._error(exc, "get job") from None
+        return await self._unary("get job", self.stub.GetJob(pb.GetJobRequest(job_id=job_id), timeout=RPC_TIMEOUT_S))
 
     async def cancel_job(self, job_id: str) -> pb.JobStatus:
-        try:
-            return await self.stub.CancelJob(pb.CancelJobRequest(job_id=job_id), timeout=RPC_TIMEOUT_S)
-        except grpc.aio.AioRpcError as exc:
-            raise self._error(exc, "cancel job") from None
+        return await self._unary("cancel job", self.stub.CancelJob(pb.CancelJobRequest(job_id=job_id),
+                                                                   timeout=RPC_TIMEOUT_S))
 
     async def watch(self, job_id: str, from_seq: int = 0) -> AsyncIterator[pb.JobEvent]:
         try:
