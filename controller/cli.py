@@ -27,6 +27,7 @@ from .history import list_runs, summarize
 from .orchestrator import Orchestrator
 from .plan import Plan, load_plan, parse_plan
 from .progress import JsonProgress, ProgressSink, QuietProgress, RichProgress
+from .report.json_report import render_json
 from .report.markdown import render_markdown, when
 from .report.model import load_report
 from .store import Store, default_db_path
@@ -151,7 +152,9 @@ def write_reports(store: Store, run_id: str, out_dir: Path) -> list[Path]:
     report = load_report(store, run_id)
     md = out_dir / f"{run_id}.md"
     md.write_text(render_markdown(report), encoding="utf-8")
-    return [md]
+    js = out_dir / f"{run_id}.json"
+    js.write_text(render_json(report), encoding="utf-8")
+    return [md, js]
 
 
 def execute_plan(plan_path: Path, node_list: list[Node], db: Path, out_dir: Path, progress: ProgressSink) -> int:

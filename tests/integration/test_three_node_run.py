@@ -128,3 +128,18 @@ def test_report_environment_groups_identical_machines_and_states_drift(demo_run)
     env = md.split("### 1.2 Test environment", 1)[1].split("## 2.", 1)[0]
     assert "| 3 | n1, n2, n3 |" in env  # one configuration, three machines (seed 000's "上述机器数量 3")
     assert "drift: none" in env
+
+
+def test_json_report_numbers_equal_the_store_to_the_last_digit(demo_run):
+    work, con, run_id, _ = demo_run
+    doc = json.loads((work / "report" / f"{run_id}.json").read_text())
+    assert doc["schema"] == "fleetbench.report/1" and doc["run_id"] == run_id
+    (case,) = doc["cases"]
+    stored = {r["scope"]: json.loads(r["figures_json"]) for r in
+              con.execute("SELECT scope, figures_json FROM figures WHERE run_id = ?", [run_id])}
+    assert case["cluster"] == stored["cluster"]
+    for node in ("n1", "n2", "n3"):
+        assert case["nodes"][node] == stored[node]
+    verdicts = {(r["scope"], r["figure"], r["op"]): r["measured"] for r in
+                con.execute("SELECT scope, figure, op, measured FROM verdicts WHERE run_id = ?", [run_id])}
+    assert {(v["scope"], v["figure"], v["op"]): v["measured"] for v in case["verdicts"]} == verdicts

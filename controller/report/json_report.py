@@ -1,0 +1,72 @@
+"""The report as JSON for machines: schema `fleetbench.report/1` (docs/report-json.md).
+
+Every figure and verdict the Markdown shows, as numbers (NaN as null), taken from the
+same RunReport the other renderers use.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import asdict
+from typing import Any
+
+from fleetbench.figures import DEFINITIONS, Figures
+
+from .model import RunReport
+
+SCHEMA = "fleetbench.report/1"
+
+
+def _num(v: Any) -> Any:
+    if isinstance(v, float) and math.isnan(v):
+        return None
+    if isinstance(v, dict):
+        return {str(k): _num(x) for k, x in v.items()}
+    if isinstance(v, list | tuple):
+        return [_num(x) for x in v]
+    return v
+
+
+def _figures(f: Figures | None) -> dict[str, Any] | None:
+    return None if f is None else _num(asdict(f))
+
+
+def report_document(report: RunReport) -> dict[str, Any]:
+    return {
+        "schema": SCHEMA,
+        "run_id": report.run_id,
+        "plan": report.plan_name,
+        "model": report.model,
+        "started_at": _num(report.started_at),
+        "finished_at": _num(report.finished_at),
+        "verdict": report.verdict,
+        "fleetbench_version": report.fleetbench_version,
+        "nodes": [_num(asdict(n)) for n in report.nodes],
+        "environment": report.environment,
+        "drift": report.drift,
+        "cases": [
+            {
+                "id": c.case_id,
+                "purpose": c.purpose,
+                "command": c.command,
+                "verdict": c.verdict,
+                "nodes": {n: _figures(f) for n, f in c.node_figures.items()},
+                "cluster": _figures(c.cluster),
+                "sum_node_tpm_total": _num(c.sum_node_tpm_total),
+                "sum_node_tpm_output": _num(c.sum_node_tpm_output),
+                "start_skew_s": _num(c.start_skew_s),
+                "stragglers": c.stragglers,
+                "node_states": {n: {"state": s, "error": e} for n, (s, e) in c.node_states.items()},
+                "saturation": c.saturation,
+                "evalscope_summaries": c.evalscope_summaries,
+                "verdicts": [_num(asdict(v)) | {"label": v.label} for v in c.verdicts],
+            }
+            for c in report.cases
+        ],
+        "definitions": DEFINITIONS,
+    }
+
+
+def render_json(report: RunReport) -> str:
+    return json.dumps(report_document(report), indent=2, ensure_ascii=False, allow_nan=False)
