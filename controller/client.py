@@ -10,12 +10,12 @@ from typing import Any, TypeVar, cast
 
 import grpc
 
-from fleetbench.errors import ConfigError, NodeError
+from fleetbench.errors import ConfigError, NodeError, SecurityError
 from fleetbench.records import RequestRecord
 from fleetbench.v1 import agent_pb2 as pb
 from fleetbench.v1 import agent_pb2_grpc as pb_grpc
 
-from .fleet import Node
+from .fleet import Node, TlsClient
 
 MAX_MESSAGE = 64 * 1024 * 1024
 RPC_TIMEOUT_S = 15.0
@@ -47,10 +47,20 @@ def record_from_pb(r: pb.RequestRecord) -> RequestRecord:
     )
 
 
+def channel_credentials(tls: TlsClient) -> grpc.ChannelCredentials:
+    try:
+        ca, cert, key = tls.ca.read_bytes(), tls.cert.read_bytes(), tls.key.read_bytes()
+    except OSError as exc:
+        raise SecurityError(f"cannot read TLS file {exc.filename}: {exc.strerror}") from None
+    return grpc.ssl_channel_credentials(root_certificates=ca, private_key=key, certificate_chain=cert)
+
+
 class AgentClient:
     def __init__(self, node: Node, credentials: grpc.ChannelCredentials | None = None) -> None:
         self.node = node
         options = [("grpc.max_receive_message_length", MAX_MESSAGE), ("grpc.max_send_message_length", MAX_MESSAGE)]
+        if credentials is None and node.tls is not None:
+            credentials = channel_credentials(node.tls)
         if credentials is not None:
             self.channel = grpc.aio.secure_channel(node.address, credentials, options=options)
         else:
@@ -64,6 +74,14 @@ class AgentClient:
         detail = (exc.details() or "").splitlines()[0] if exc.details() else exc.code().name
         if exc.code() == grpc.StatusCode.INVALID_ARGUMENT:
             return ConfigError(f"{self.node.name}: {doing} rejected: {detail}")
+        low = detail.lower()
+        if self.node.tls is None and "socket closed" in low:
+            return NodeError(f"{self.node.name} ({self.node.address}) closed the connection: the agent probably "
+                             "requires mutual TLS; add `tls: {ca, cert, key}` to the fleet file")
+        if any(w in low for w in ("ssl", "tls", "handshake", "certificate", "socket closed")) and (
+                self.node.tls is not None or "ssl" in low or "handshake" in low):
+            return NodeError(f"{self.node.name} ({self.node.address}): TLS connection refused ({detail}); check that "
+                             "the agent and the fleet file use certificates of the same fleet CA, still valid")
         if exc.code() in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED):
             return NodeError(f"{self.node.name} ({self.node.address}) is unreachable: {detail}")
         return NodeError(f"{self.node.name}: {doing} failed: {detail}")

@@ -23,10 +23,20 @@ NODE_KEYS = {"address", "endpoint", "labels", "ssh_user", "ssh_port"}
 
 
 @dataclass(frozen=True)
+class TlsClient:
+    """The controller's side of mutual TLS: the fleet CA and the controller's certificate."""
+
+    ca: Path
+    cert: Path
+    key: Path
+
+
+@dataclass(frozen=True)
 class Node:
     name: str
     address: str
     endpoint: str = ""  # overrides the plan's endpoint URL for this node
+    tls: TlsClient | None = None
 
 
 def check_address(address: str, where: str) -> str:
@@ -40,9 +50,15 @@ def load_fleet(path: Path) -> dict[str, Node]:
     doc = load_yaml(path, "fleet")
     if not isinstance(doc.data, dict) or not isinstance(doc.data.get("nodes"), dict):
         raise doc.error("nodes", "the fleet file needs a `nodes:` mapping of name -> address")
-    unknown = set(doc.data) - {"nodes", "version"}
+    unknown = set(doc.data) - {"nodes", "version", "tls"}
     if unknown:
-        raise doc.error(sorted(unknown)[0], "is not a known key (allowed: nodes, version)")
+        raise doc.error(sorted(unknown)[0], "is not a known key (allowed: nodes, tls, version)")
+    tls = None
+    if "tls" in doc.data:
+        raw_tls = doc.data["tls"]
+        if not isinstance(raw_tls, dict) or set(raw_tls) != {"ca", "cert", "key"}:
+            raise doc.error("tls", "needs exactly ca, cert and key (paths, relative to the fleet file)")
+        tls = TlsClient(*(path.parent / str(raw_tls[k]) for k in ("ca", "cert", "key")))
     nodes: dict[str, Node] = {}
     for name, raw in doc.data["nodes"].items():
         where = f"nodes.{name}"
@@ -61,7 +77,7 @@ def load_fleet(path: Path) -> dict[str, Node]:
         endpoint = raw.get("endpoint", "") or ""
         if endpoint and not str(endpoint).startswith(("http://", "https://")):
             raise doc.error(f"{where}.endpoint", "must start with http:// or https://")
-        nodes[str(name)] = Node(str(name), address, str(endpoint))
+        nodes[str(name)] = Node(str(name), address, str(endpoint), tls)
     return nodes
 
 
