@@ -216,8 +216,9 @@ class Orchestrator:
         status = await client.start_job(job_id, KIND_PERF, perf_spec(self.plan, case, node), start_agent)
         self.store.set_case_node(run_id, case.id, node.name, state=JOB_STATE_NAMES.get(status.state, "running"))
         state = await self._follow(run_id, case, job_id, node, int((previous or {}).get("last_seq") or 0))
-        summary, records = await client.result(job_id)
-        self.store.add_requests(run_id, case.id, node.name, clock.offset_s, shift_records(records, clock.offset_s))
+        summary, node_records = await client.result(job_id)
+        records = shift_records(node_records, clock.offset_s)  # onto the controller's clock, once
+        self.store.add_requests(run_id, case.id, node.name, clock.offset_s, records)
         self.store.set_case_node(
             run_id, case.id, node.name, state=JOB_STATE_NAMES.get(state, str(state)), error=summary.error,
             evalscope_summary_json=_json(summary.evalscope_summary),
@@ -229,7 +230,7 @@ class Orchestrator:
                                   "client-bound (see the report)")
         if state != 3:
             raise NodeError(f"job {JOB_STATE_NAMES.get(state, state)}: {summary.error or 'no detail'}")
-        return shift_records(records, clock.offset_s)
+        return records
 
     async def _follow(self, run_id: str, case: PerfCase, job_id: str, node: Node, last_seq: int = 0) -> int:
         """Watch a job to its end, resuming from the last event after a dropped stream."""
