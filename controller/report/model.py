@@ -52,6 +52,96 @@ class VerdictRow:
 
 
 @dataclass(frozen=True)
+class SweepPointRow:
+    """One point of a sweep case on one scope (a node, or the cluster): a row of the seed-002 table."""
+
+    scope: str  # node name or "cluster"
+    point: str  # e.g. "in128-out128-p4-n40-loop1"
+    input_tokens: int
+    output_tokens: int
+    parallel: int
+    number: int
+    loop: int  # 1-based
+    figures: Figures
+
+    @property
+    def avg_tps(self) -> float:
+        """Avg TPS = 1 / TPOT: the tokens per second one stream sees while decoding."""
+        t = self.figures.tpot_avg_s
+        return 1.0 / t if t and t == t else math.nan
+
+    @property
+    def per_request_tps(self) -> float:
+        """Per-request throughput = output throughput / concurrency."""
+        return self.figures.output_throughput_tps / self.parallel if self.parallel else math.nan
+
+
+@dataclass(frozen=True)
+class SweepAverageRow:
+    """The mean over loops of one (scope, input, output, parallel) point: the seed-002 "loop average" row."""
+
+    scope: str
+    input_tokens: int
+    output_tokens: int
+    parallel: int
+    loops: int
+    latency_avg_s: float
+    output_throughput_tps: float
+    ttft_avg_s: float
+    tpot_avg_s: float
+    avg_tps: float
+    per_request_tps: float
+
+
+def loop_averages(rows: list[SweepPointRow]) -> list[SweepAverageRow]:
+    """Average each figure of the seed-002 table over a point's loops (plain mean of the per-loop values)."""
+    groups: dict[tuple[str, int, int, int], list[SweepPointRow]] = {}
+    for r in rows:
+        groups.setdefault((r.scope, r.input_tokens, r.output_tokens, r.parallel), []).append(r)
+
+    def mean(values: list[float]) -> float:
+        vals = [v for v in values if v == v]
+        return sum(vals) / len(vals) if vals else math.nan
+
+    return [
+        SweepAverageRow(
+            scope=k[0], input_tokens=k[1], output_tokens=k[2], parallel=k[3], loops=len(g),
+            latency_avg_s=mean([r.figures.latency_avg_s for r in g]),
+            output_throughput_tps=mean([r.figures.output_throughput_tps for r in g]),
+            ttft_avg_s=mean([r.figures.ttft_avg_s for r in g]),
+            tpot_avg_s=mean([r.figures.tpot_avg_s for r in g]),
+            avg_tps=mean([r.avg_tps for r in g]),
+            per_request_tps=mean([r.per_request_tps for r in g]),
+        )
+        for k, g in groups.items()
+    ]
+
+
+@dataclass(frozen=True)
+class EvalScoreRow:
+    """One dataset's accuracy on one scope; scores are percentages (0-100), as official model cards quote them."""
+
+    scope: str  # node name or "cluster" (the cluster pools every node's samples)
+    dataset: str
+    metric: str
+    score: float
+    samples: int
+    official: float | None = None
+    tolerance: float | None = None
+
+    @property
+    def delta(self) -> float:
+        return self.score - self.official if self.official is not None else math.nan
+
+    @property
+    def passed(self) -> bool | None:
+        """Within tolerance of the official score; None when no official score was given."""
+        if self.official is None:
+            return None
+        return abs(self.score - self.official) <= (self.tolerance or 0.0) + 1e-9
+
+
+@dataclass(frozen=True)
 class CaseReport:
     case_id: str
     purpose: str
@@ -67,6 +157,12 @@ class CaseReport:
     verdicts: list[VerdictRow]
     # node -> the load generator's saturation check (agent/saturation.py), when the agent sent one
     saturation: dict[str, dict[str, Any]] = field(default_factory=dict)
+    case_type: str = "perf"  # perf | sweep | eval | long_context
+    # sweep cases: one row per (scope, point), in run order, and the loop averages
+    sweep: list[SweepPointRow] = field(default_factory=list)
+    sweep_averages: list[SweepAverageRow] = field(default_factory=list)
+    # eval cases: one row per (scope, dataset)
+    scores: list[EvalScoreRow] = field(default_factory=list)
 
     @property
     def client_bound_nodes(self) -> list[str]:
