@@ -21,13 +21,14 @@ import sys
 import threading
 import time
 import traceback
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, TextIO
 from urllib.parse import urlsplit
 
 from . import clock
 from .evalscope_adapter import ERRORS_TABLE, find_result_dbs, perf_arguments, read_progress
-from .jobspec import PerfSpec, parse_perf_spec
+from .jobspec import KIND_EVAL, KIND_SWEEP, PerfSpec, SweepSpec, parse_spec
 from .saturation import CpuSampler, SaturationReport, watch_loop_lag
 
 OFFLINE_ENV = {
@@ -83,7 +84,7 @@ def _check_endpoint(url: str, timeout_s: float = 10.0) -> None:
         raise ConnectionError(f"endpoint {url} is not reachable from this node: {exc.strerror or exc}") from None
 
 
-def _install_hooks(start_at: float, saturation: SaturationReport | None = None) -> None:
+def _install_hooks(start_at: float, saturation: list[SaturationReport] | None = None) -> None:
     """Gate the first request on `start_at` and keep each failed request's error text.
 
     evalscope stores no error text in its database; the hook writes it to a
@@ -96,8 +97,10 @@ def _install_hooks(start_at: float, saturation: SaturationReport | None = None) 
     lag_watch: list[asyncio.Task[None]] = []
 
     async def gated_post(self: Any, body: Any) -> Any:
-        if saturation is not None and not lag_watch:  # first request: watch evalscope's own loop
-            lag_watch.append(asyncio.get_running_loop().create_task(watch_loop_lag(saturation)))
+        loop = asyncio.get_running_loop()
+        if saturation and not any(t.get_loop() is loop and not t.done() for t in lag_watch):
+            # first request of a run: watch evalscope's own loop (each run has a new loop)
+            lag_watch.append(loop.create_task(watch_loop_lag(saturation[0])))
         delay = start_at - clock.now()
         if delay > 0:
             await asyncio.sleep(delay)
@@ -176,34 +179,63 @@ def _run_workers(job_dir: Path, spec: PerfSpec, channel: Channel) -> int:
 
 def run(job_dir: Path, channel: Channel, worker: int | None = None) -> int:
     job = json.loads((job_dir / "job.json").read_text())
-    spec = parse_perf_spec(job["spec"])
+    kind = int(job.get("kind", 1))
+    start_at = float(job.get("start_at") or 0.0)
+    if kind == KIND_EVAL:
+        from .eval_job import run_eval_job
+
+        return run_eval_job(job_dir, parse_spec(kind, job["spec"]), channel)
+    if kind == KIND_SWEEP:
+        return _run_sweep(job_dir, parse_spec(kind, job["spec"]), channel, start_at)
+    spec = parse_spec(kind, job["spec"])
     _check_paths(spec)
     _check_endpoint(spec.url)
-    start_at = float(job.get("start_at") or 0.0)
     out_dir = job_dir / "evalscope"
     if worker is None:
-        # evalscope's times are perf_counter readings (CLOCK_MONOTONIC, shared by every process
-        # on the node); this one offset maps them, for every worker, to the wall clock.
-        (job_dir / "clock.json").write_text(json.dumps({"wall_minus_perf_counter": clock.now() - time.perf_counter()}))
+        _write_clock(job_dir)
         if spec.workers > 1:
             return _run_workers(job_dir, spec, channel)
     else:
         spec = spec.shard(worker)
         out_dir = out_dir / f"worker-{worker}"
-
     channel.send(type="phase", message="loading evalscope")
+    _run_perf(job_dir, spec, out_dir, channel, start_at, worker=worker, watch=worker is None)
+    dbs = find_result_dbs(out_dir)
+    if dbs and worker is None:
+        done, failed, _ = read_progress(dbs[-1])
+        channel.send(type="progress", done=done, total=spec.number, failed=failed, output_tps=0.0,
+                     elapsed_s=0.0, eta_s=0.0, final=True)
+    return 0
+
+
+def _write_clock(job_dir: Path) -> None:
+    # evalscope's times are perf_counter readings (CLOCK_MONOTONIC, shared by every process
+    # on the node); this one offset maps them, for every worker, to the wall clock.
+    (job_dir / "clock.json").write_text(json.dumps({"wall_minus_perf_counter": clock.now() - time.perf_counter()}))
+
+
+_HOOKS: list[SaturationReport] = []
+
+
+def _run_perf(job_dir: Path, spec: PerfSpec, out_dir: Path, channel: Channel, start_at: float,
+              worker: int | None = None, watch: bool = True, total: int | None = None,
+              saturation_suffix: str | None = None) -> None:
+    """One evalscope perf run into `out_dir`, its first request gated on `start_at`."""
     from evalscope.perf.arguments import Arguments
     from evalscope.perf.main import run_perf_benchmark
 
     saturation = SaturationReport()
-    _install_hooks(start_at, saturation)
+    if not _HOOKS:  # the hooks wrap evalscope's functions once per process; the report they feed is swapped
+        _install_hooks(start_at, _HOOKS)
+    _HOOKS[:] = [saturation]
     sampler = CpuSampler(saturation)
     args = Arguments(**perf_arguments(spec, out_dir, name="run"))
     if start_at > clock.now():
         channel.send(type="phase", message=f"waiting {start_at - clock.now():.1f}s for the common start")
     stop = threading.Event()
-    watcher = threading.Thread(target=_watch_progress, args=(out_dir, spec.number, channel, stop), daemon=True)
-    if worker is None:
+    watcher = threading.Thread(target=_watch_progress, args=(out_dir, total or spec.number, channel, stop),
+                               daemon=True)
+    if watch:
         watcher.start()
     sampler.start()
     try:
@@ -213,13 +245,40 @@ def run(job_dir: Path, channel: Channel, worker: int | None = None) -> int:
         if watcher.is_alive():
             watcher.join(timeout=2)
         sampler.stop()
-        _write_saturation(job_dir, saturation, channel, "" if worker is None else f"-worker-{worker}")
-    dbs = find_result_dbs(out_dir)
-    if dbs and worker is None:
-        done, failed, _ = read_progress(dbs[-1])
-        channel.send(type="progress", done=done, total=spec.number, failed=failed, output_tps=0.0,
-                     elapsed_s=0.0, eta_s=0.0, final=True)
+        suffix = saturation_suffix if saturation_suffix is not None else \
+            ("" if worker is None else f"-worker-{worker}")
+        _write_saturation(job_dir, saturation, channel, suffix)
+
+
+def _run_sweep(job_dir: Path, sweep: SweepSpec, channel: Channel, start_at: float) -> int:
+    """Every point in order, each its own evalscope run under evalscope/pNNNN-<label>/; the first
+    point starts at the common instant, the next ones as soon as the previous one ends."""
+    _check_paths(sweep.base)
+    _check_endpoint(sweep.base.url)
+    _write_clock(job_dir)
+    points = sweep.points()
+    root = job_dir / "evalscope"
+    channel.send(type="phase", message=f"loading evalscope; sweep of {len(points)} points")
+    stop = threading.Event()
+    watcher = threading.Thread(target=_watch_progress, args=(root, sweep.total, channel, stop), daemon=True)
+    watcher.start()
+    offset = sweep.base.dataset_offset
+    try:
+        for p in points:
+            channel.send(type="phase", message=f"point {p.index + 1}/{len(points)}: {p.label}")
+            spec = replace(p.spec, dataset_offset=offset)
+            _run_perf(job_dir, spec, root / point_dir(p.index, p.label), channel, start_at, watch=False,
+                      saturation_suffix=f"-point-{p.index:04d}")
+            # as evalscope does between its own runs: new prompts, so no point hits the previous one's KV cache
+            offset += p.spec.number
+    finally:
+        stop.set()
+        watcher.join(timeout=2)
     return 0
+
+
+def point_dir(index: int, label: str) -> str:
+    return f"p{index:04d}-{label}"
 
 
 def main() -> int:

@@ -12,6 +12,7 @@ import contextlib
 import json
 import logging
 import os
+import re
 import signal
 import sys
 import time
@@ -24,13 +25,22 @@ from fleetbench.errors import ConfigError, JobError
 from fleetbench.records import RequestRecord
 
 from . import evalscope_adapter as adapter
-from .jobspec import check_job_id, parse_perf_spec
+from .jobspec import (
+    KIND_EVAL,
+    KIND_LONG_CONTEXT,
+    KIND_NAMES,
+    KIND_SWEEP,
+    check_job_id,
+    parse_point_label,
+    parse_spec,
+    spec_total,
+)
 from .store import CANCELLED, FAILED, INTERRUPTED, QUEUED, RUNNING, SUCCEEDED, AgentStore, EventRow, JobRow
 
 log = logging.getLogger("fleetbench.agent")
 
-KIND_PERF = 1
-SUPPORTED_KINDS = {KIND_PERF: "perf"}
+SUPPORTED_KINDS = KIND_NAMES
+POINT_DIR_RE = re.compile(r"^p(\d{4})-(.+)$")
 CANCEL_GRACE_S = 5.0
 
 
@@ -54,6 +64,30 @@ def merge_saturation(reports: list[dict[str, Any]]) -> dict[str, Any]:
         "lag_p95_s": max(r.get("lag_p95_s", 0.0) for r in reports),
         "windows": min(r.get("windows", 0) for r in reports),
         "workers": reports,
+    }
+
+
+def _point_of(root: Path, db: Path) -> str:
+    """The sweep point a result database belongs to, from its folder (evalscope/pNNNN-<label>/...)."""
+    try:
+        first = db.relative_to(root).parts[0]
+    except (ValueError, IndexError):
+        return ""
+    m = POINT_DIR_RE.match(first)
+    return m.group(2) if m else ""
+
+
+def long_context_result(records: list[RequestRecord]) -> dict[str, Any]:
+    """Did the long prompt go through, and how long until its first token? Said plainly, per request."""
+    ok = [r for r in records if r.success]
+    return {
+        "requests": len(records),
+        "succeeded": len(ok),
+        "passed": bool(records) and len(ok) == len(records),
+        "ttft_s": [r.ttft_s for r in records],
+        "input_tokens": [r.input_tokens for r in records],
+        "output_tokens": [r.output_tokens for r in records],
+        "errors": [r.error for r in records if not r.success],
     }
 
 
@@ -98,7 +132,8 @@ class JobManager:
             return existing  # idempotent: never a second run
         if kind not in SUPPORTED_KINDS:
             raise ConfigError(f"job kind {kind} is not supported by this agent")
-        spec = parse_perf_spec(spec_json)
+        spec = parse_spec(kind, spec_json)
+        total = spec_total(spec)
         running = [j for j, t in self._tasks.items() if not t.done()]
         if len(running) >= self.max_running:
             raise JobError(f"agent is busy with job {running[0]}; one job at a time (start it again when done)")
@@ -107,8 +142,8 @@ class JobManager:
         (job_dir / "job.json").write_text(json.dumps({"kind": kind, "spec": json.loads(spec.to_json()),
                                                       "start_at": start_at}))
         row = self.store.insert(job_id, kind, spec.to_json(), start_at)
-        self.store.add_event(job_id, QUEUED, {"type": "state", "message": "queued", "total": spec.number})
-        self._tasks[job_id] = asyncio.create_task(self._run(job_id, job_dir, spec.number))
+        self.store.add_event(job_id, QUEUED, {"type": "state", "message": "queued", "total": total})
+        self._tasks[job_id] = asyncio.create_task(self._run(job_id, job_dir, total))
         return row
 
     async def cancel(self, job_id: str, reason: str = "cancelled by the controller") -> JobRow:
@@ -164,6 +199,15 @@ class JobManager:
         reports = [json.loads(p.read_text()) for p in sorted((self.jobs_dir / job_id).glob("saturation*.json"))]
         if reports:
             result["saturation"] = merge_saturation(reports)
+        job_dir = self.jobs_dir / job_id
+        if row.kind == KIND_SWEEP:
+            result["points"] = self._sweep_points(job_dir)
+            summary, percentiles = {}, []  # one summary per point, in result["points"]
+        elif row.kind == KIND_LONG_CONTEXT:
+            result["long_context"] = long_context_result(list(self.records(job_id)))
+        elif row.kind == KIND_EVAL:
+            scores = job_dir / "scores.json"
+            result["scores"] = json.loads(scores.read_text()) if scores.exists() else []
         if len(dbs) > 1 and json.loads(row.spec_json).get("workers", 1) > 1:
             # evalscope's summary covers one worker only: the node's figures come from the merged records
             result["worker_summaries"] = [adapter.read_summary_files(db.parent)[0] for db in sorted(dbs)]
@@ -171,14 +215,31 @@ class JobManager:
         return JobResult(row, summary, percentiles, row.record_count, result)
 
     def records(self, job_id: str) -> Iterator[RequestRecord]:
-        """Every record of the job; several databases (workers, runs) are numbered on as one sequence."""
+        """Every record of the job; several databases (workers, sweep points) are numbered on as one
+        sequence, and a sweep's records carry their point's label."""
         job_dir = self.jobs_dir / job_id
+        root = job_dir / "evalscope"
         offset = self._clock_offset(job_dir)
         index = 0
-        for db in sorted(adapter.find_result_dbs(job_dir / "evalscope")):
-            for rec in adapter.iter_records(db, offset):
+        for db in sorted(adapter.find_result_dbs(root)):
+            for rec in adapter.iter_records(db, offset, point=_point_of(root, db)):
                 yield replace(rec, index=index)
                 index += 1
+
+    def _sweep_points(self, job_dir: Path) -> list[dict[str, Any]]:
+        """Each point's label, parameters and evalscope's own summary, in run order."""
+        root = job_dir / "evalscope"
+        points = []
+        for db in sorted(adapter.find_result_dbs(root)):
+            label = _point_of(root, db)
+            params = parse_point_label(label)
+            summary, percentiles = adapter.read_summary_files(db.parent)
+            entry: dict[str, Any] = {"point": label, "evalscope_summary": summary,
+                                     "evalscope_percentiles": percentiles}
+            if params:
+                entry.update(zip(("input_tokens", "output_tokens", "parallel", "number", "loop"), params, strict=True))
+            points.append(entry)
+        return points
 
     # --- internals -------------------------------------------------------------------------
 

@@ -138,3 +138,136 @@ def parse_perf_spec(raw: str | dict[str, Any]) -> PerfSpec:
     if "stream" in data and not isinstance(data["stream"], bool):
         raise ConfigError("stream must be true or false")
     return PerfSpec(**data)
+
+
+# --- job kinds (values of the proto's JobKind) ------------------------------------------------
+
+KIND_PERF, KIND_SWEEP, KIND_EVAL, KIND_LONG_CONTEXT = 1, 2, 3, 4
+KIND_NAMES = {KIND_PERF: "perf", KIND_SWEEP: "sweep", KIND_EVAL: "eval", KIND_LONG_CONTEXT: "long_context"}
+SWEEP_LIST_FIELDS = ("parallel", "number", "input_tokens", "output_tokens")
+MAX_SWEEP_POINTS = 10_000
+
+
+@dataclass(frozen=True)
+class SweepPoint:
+    """One point of a sweep: its label (kept on every record as `point`) and the perf run it is."""
+
+    index: int
+    label: str
+    loop: int
+    spec: PerfSpec
+
+
+@dataclass(frozen=True)
+class SweepSpec:
+    """Lists of parallel × number (paired, as `evalscope perf --parallel 1 2 --number 10 20` pairs them),
+    input lengths and output lengths, repeated `loops` times; every point is its own evalscope run, in order."""
+
+    base: PerfSpec
+    parallel: tuple[int, ...]
+    number: tuple[int, ...]
+    input_tokens: tuple[int, ...]
+    output_tokens: tuple[int, ...]
+    loops: int = 1
+
+    def points(self) -> list[SweepPoint]:
+        out: list[SweepPoint] = []
+        for loop in range(1, self.loops + 1):
+            for inp in self.input_tokens:
+                for outp in self.output_tokens:
+                    for par, num in zip(self.parallel, self.number, strict=True):
+                        label = point_label(inp, outp, par, num, loop)
+                        spec = replace(self.base, parallel=par, number=num, input_tokens=inp, output_tokens=outp)
+                        out.append(SweepPoint(len(out), label, loop, spec))
+        return out
+
+    @property
+    def total(self) -> int:
+        return sum(p.spec.number for p in self.points())
+
+    def to_json(self) -> str:
+        data = asdict(self.base)
+        data.update({k: list(getattr(self, k)) for k in SWEEP_LIST_FIELDS})
+        data["loops"] = self.loops
+        return json.dumps(data, sort_keys=True)
+
+
+def point_label(input_tokens: int, output_tokens: int, parallel: int, number: int, loop: int) -> str:
+    """A sweep point's name: stable, readable, and safe as a folder name."""
+    return f"in{input_tokens}-out{output_tokens}-p{parallel}-n{number}-loop{loop}"
+
+
+def parse_point_label(label: str) -> tuple[int, int, int, int, int] | None:
+    """(input, output, parallel, number, loop) from a point label, None for a label of another form."""
+    m = re.fullmatch(r"in(\d+)-out(\d+)-p(\d+)-n(\d+)-loop(\d+)", label)
+    return tuple(int(g) for g in m.groups()) if m else None  # type: ignore[return-value]
+
+
+def _int_list(name: str, value: Any) -> tuple[int, ...]:
+    values = value if isinstance(value, list) else [value]
+    if not values:
+        raise ConfigError(f"{name} must be a non-empty list of positive integers")
+    for v in values:
+        _positive_int(f"{name}[]", v)
+    return tuple(values)
+
+
+def parse_sweep_spec(raw: str | dict[str, Any]) -> SweepSpec:
+    """A sweep spec is a perf spec whose parallel, number, input_tokens and output_tokens may be lists."""
+    try:
+        data = json.loads(raw) if isinstance(raw, str) else dict(raw)
+    except json.JSONDecodeError as exc:
+        raise ConfigError(f"job spec is not valid JSON: {exc.msg} at position {exc.pos}") from None
+    if not isinstance(data, dict):
+        raise ConfigError("job spec must be a JSON object")
+    loops = _positive_int("loops", data.pop("loops", 1))
+    for required in ("parallel", "number", "input_tokens", "output_tokens"):
+        if required not in data:
+            raise ConfigError(f"job spec field {required} is required for a sweep")
+    lists = {k: _int_list(k, data[k]) for k in SWEEP_LIST_FIELDS}
+    if len(lists["parallel"]) != len(lists["number"]):
+        if len(lists["number"]) != 1:
+            raise ConfigError("number must be one value or a list as long as parallel (they are paired)")
+        lists["number"] = lists["number"] * len(lists["parallel"])
+    if data.get("workers", 1) != 1:
+        raise ConfigError("workers must be 1 in a sweep (each point is one load-generator process)")
+    first = {k: v[0] for k, v in lists.items()}
+    base = parse_perf_spec({**data, **first})
+    spec = SweepSpec(base, loops=loops, **lists)
+    n = loops * len(spec.input_tokens) * len(spec.output_tokens) * len(spec.parallel)
+    if n > MAX_SWEEP_POINTS:
+        raise ConfigError(f"a sweep of {n} points is more than {MAX_SWEEP_POINTS}; split it")
+    return spec
+
+
+def parse_long_context_spec(raw: str | dict[str, Any]) -> PerfSpec:
+    """A long-context check is a perf run whose point is one very long prompt: it must say plainly
+    whether that request succeeded and its TTFT."""
+    spec = parse_perf_spec(raw)
+    if spec.dataset == "random" and spec.input_tokens < 1024:
+        raise ConfigError(f"input_tokens must be at least 1024 for a long-context check, got {spec.input_tokens}")
+    return spec
+
+
+def parse_spec(kind: int, raw: str | dict[str, Any]) -> Any:
+    """The typed spec of a job of `kind` (PerfSpec, SweepSpec or EvalSpec)."""
+    if kind == KIND_PERF:
+        return parse_perf_spec(raw)
+    if kind == KIND_SWEEP:
+        return parse_sweep_spec(raw)
+    if kind == KIND_LONG_CONTEXT:
+        return parse_long_context_spec(raw)
+    if kind == KIND_EVAL:
+        from .evalspec import parse_eval_spec
+
+        return parse_eval_spec(raw)
+    raise ConfigError(f"job kind {kind} is not supported by this agent (known: {sorted(KIND_NAMES)})")
+
+
+def spec_total(spec: Any) -> int:
+    """Requests a job will send, for progress (0 when not known in advance)."""
+    if isinstance(spec, PerfSpec):
+        return spec.number
+    if isinstance(spec, SweepSpec):
+        return spec.total
+    return int(getattr(spec, "total_hint", 0) or 0)
