@@ -81,3 +81,57 @@ def judge(scope: str, figures: Figures, expectations: Sequence[Expectation]) -> 
             continue
         out.append(Verdict(scope, e, measured, e.check(measured)))
     return out
+
+
+@dataclass(frozen=True)
+class DatasetScore:
+    """evalscope's score of one dataset on one scope, in percent, with the samples it is over."""
+
+    dataset: str
+    metric: str
+    score: float
+    samples: int
+
+
+def parse_scores(raw: Sequence[Mapping[str, object]]) -> list[DatasetScore]:
+    """The agent's `scores` list (result_json) as typed rows; a subset row is folded into its dataset
+    by the agent already, so one row per (dataset, metric)."""
+    out = []
+    for r in raw:
+        score = r.get("score")
+        samples = r.get("samples", 0)
+        out.append(DatasetScore(str(r.get("dataset", "")), str(r.get("metric", "")),
+                                float(score) if isinstance(score, int | float) else math.nan,
+                                int(samples) if isinstance(samples, int | float) else 0))
+    return out
+
+
+def pool_scores(by_node: Mapping[str, Sequence[DatasetScore]]) -> list[DatasetScore]:
+    """The cluster's score of each dataset: every node's samples pooled, i.e. the sample-weighted mean
+    sum(score_i × n_i) / sum(n_i) — exactly the fraction correct over all samples the fleet answered."""
+    groups: dict[tuple[str, str], list[DatasetScore]] = {}
+    for scores in by_node.values():
+        for s in scores:
+            groups.setdefault((s.dataset, s.metric), []).append(s)
+    out = []
+    for (dataset, metric), rows in groups.items():
+        valid = [r for r in rows if not math.isnan(r.score) and r.samples > 0]
+        n = sum(r.samples for r in valid)
+        score = sum(r.score * r.samples for r in valid) / n if n else math.nan
+        out.append(DatasetScore(dataset, metric, score, n))
+    return out
+
+
+def judge_scores(scope: str, scores: Sequence[DatasetScore], expectations: Sequence[Expectation]) -> list[Verdict]:
+    """Expectations on `score:<dataset>` (the first metric evalscope reports for that dataset)."""
+    by_dataset: dict[str, float] = {}
+    for s in scores:
+        by_dataset.setdefault(s.dataset, s.score)
+    out = []
+    for e in expectations:
+        dataset = e.figure.partition(":")[2]
+        if dataset not in by_dataset:
+            out.append(Verdict(scope, e, math.nan, False, note=f"no score for dataset {dataset}"))
+            continue
+        out.append(Verdict(scope, e, by_dataset[dataset], e.check(by_dataset[dataset])))
+    return out

@@ -12,11 +12,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from fleetbench.agent.jobspec import point_label
+
 from .yamlfile import Located, load_yaml
 
-CASE_TYPES = ("perf",)
+CASE_TYPES = ("perf", "sweep", "eval", "long_context")
 CASE_ID_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 EXPECT_OPS = ("min", "max")
+SCORE_OPS = ("min", "max", "official", "tolerance")
 # Figures an expectation may name (see fleetbench.figures.Figures and DEFINITIONS).
 FIGURES = (
     "requests", "succeeded", "failed", "success_rate", "wall_time_s", "output_throughput_tps",
@@ -35,16 +38,22 @@ def figure_names() -> set[str]:
 
 @dataclass(frozen=True)
 class Expectation:
-    figure: str
-    op: str  # "min" or "max"
+    figure: str  # a figure name, or "score:<dataset>" for an eval case
+    op: str  # "min", "max", or "official" (threshold = the official score, within `tolerance` below it)
     threshold: float
+    tolerance: float = 0.0
 
     def describe(self) -> str:
+        if self.op == "official":
+            return f"{self.figure} >= {self.threshold:g} - {self.tolerance:g} (official {self.threshold:g})"
         return f"{self.figure} {'>=' if self.op == 'min' else '<='} {self.threshold:g}"
 
     def check(self, measured: float) -> bool:
         if measured != measured:  # NaN never passes
             return False
+        if self.op == "official":
+            # acceptance asks "is this deployment degraded?": at most `tolerance` points below the official score
+            return measured >= self.threshold - self.tolerance - 1e-9
         return measured >= self.threshold if self.op == "min" else measured <= self.threshold
 
 
@@ -68,8 +77,61 @@ class PerfCase:
     stream: bool = True
     purpose: str = ""
     expect: tuple[Expectation, ...] = ()
-    type: str = "perf"
+    type: str = "perf"  # or "long_context": one very long prompt, reported as succeeded or not with its TTFT
     workers: int = 1  # load-generator processes per node (issue: one Python client saturates)
+
+
+@dataclass(frozen=True)
+class SweepCase:
+    """input lengths × output lengths × (parallel, number) pairs × loops; each point is run on every
+    node at one common instant, so each point's cluster figure is a real simultaneous load."""
+
+    id: str
+    parallel: tuple[int, ...]
+    number: tuple[int, ...]
+    input_tokens: tuple[int, ...]
+    output_tokens: tuple[int, ...]
+    loops: int = 1
+    rate: float = -1.0
+    dataset: str = "random"
+    extra_args: dict[str, Any] = field(default_factory=dict)
+    stream: bool = True
+    purpose: str = ""
+    expect: tuple[Expectation, ...] = ()  # judged at every point
+    type: str = "sweep"
+
+    def points(self) -> list[tuple[str, PerfCase]]:
+        """(label, the perf run of that point), in run order: loop, input, output, then (parallel, number)."""
+        out = []
+        for loop in range(1, self.loops + 1):
+            for inp in self.input_tokens:
+                for outp in self.output_tokens:
+                    for par, num in zip(self.parallel, self.number, strict=True):
+                        label = point_label(inp, outp, par, num, loop)
+                        out.append((label, PerfCase(
+                            id=f"{self.id}@{label}", parallel=par, number=num, input_tokens=inp,
+                            output_tokens=outp, rate=self.rate, dataset=self.dataset, extra_args=self.extra_args,
+                            stream=self.stream, purpose=self.purpose, expect=self.expect)))
+        return out
+
+
+@dataclass(frozen=True)
+class EvalCase:
+    """An accuracy eval through evalscope on every node's endpoint; the score is evalscope's."""
+
+    id: str
+    datasets: tuple[str, ...]
+    dataset_args: dict[str, Any] = field(default_factory=dict)
+    generation_config: dict[str, Any] = field(default_factory=dict)
+    eval_batch_size: int = 1
+    limit: int | None = None
+    purpose: str = ""
+    expect: tuple[Expectation, ...] = ()  # on "score:<dataset>"
+    type: str = "eval"
+    number: int = 0  # requests are not known in advance (progress uses the agent's total)
+
+
+Case = PerfCase | SweepCase | EvalCase
 
 
 @dataclass(frozen=True)
@@ -78,7 +140,7 @@ class Plan:
     model: str
     endpoint: Endpoint
     tokenizer: str
-    cases: tuple[PerfCase, ...]
+    cases: tuple[Case, ...]
     cluster_expect: tuple[Expectation, ...] = ()
     source: str = ""
 
@@ -87,6 +149,9 @@ PLAN_KEYS = {"version", "name", "model", "endpoint", "tokenizer", "cases", "clus
 ENDPOINT_KEYS = {"url", "api", "api_key"}
 CASE_KEYS = {"id", "type", "purpose", "rate", "parallel", "number", "input_tokens", "output_tokens", "dataset",
              "extra_args", "stream", "expect", "workers"}
+SWEEP_KEYS = (CASE_KEYS - {"workers"}) | {"loops"}
+EVAL_KEYS = {"id", "type", "purpose", "datasets", "dataset_args", "generation_config", "eval_batch_size", "limit",
+             "expect"}
 
 
 def _unknown(doc: Located, where: str, data: dict[str, Any], allowed: set[str]) -> None:
@@ -135,18 +200,24 @@ def _expectations(doc: Located, where: str, value: Any) -> tuple[Expectation, ..
     return tuple(out)
 
 
-def _case(doc: Located, where: str, raw: Any, seen: set[str]) -> PerfCase:
+def _case(doc: Located, where: str, raw: Any, seen: set[str]) -> Case:
     data = _mapping(doc, where, raw)
-    _unknown(doc, where, data, CASE_KEYS)
+    ctype = data.get("type", "perf")
+    if ctype not in CASE_TYPES:
+        raise doc.error(f"{where}.type", f"must be one of {', '.join(CASE_TYPES)}")
+    _unknown(doc, where, data, {"sweep": SWEEP_KEYS, "eval": EVAL_KEYS}.get(ctype, CASE_KEYS))
     case_id = _str(doc, f"{where}.id", data.get("id"))
     if not CASE_ID_RE.match(case_id):
         raise doc.error(f"{where}.id", "must be letters, digits, '-' or '_' (at most 64)")
     if case_id in seen:
         raise doc.error(f"{where}.id", f"duplicates case id {case_id!r}")
     seen.add(case_id)
-    ctype = data.get("type", "perf")
-    if ctype not in CASE_TYPES:
-        raise doc.error(f"{where}.type", f"must be one of {', '.join(CASE_TYPES)}")
+    if ctype == "sweep":
+        return _sweep_case(doc, where, data, case_id)
+    if ctype == "eval":
+        return _eval_case(doc, where, data, case_id)
+    if ctype == "long_context":
+        data = {"parallel": 1, "number": 1, **data}
     for req in ("parallel", "number", "input_tokens", "output_tokens"):
         if req not in data:
             raise doc.error(where, f"needs {req}")
@@ -171,7 +242,111 @@ def _case(doc: Located, where: str, raw: Any, seen: set[str]) -> PerfCase:
         purpose=str(data.get("purpose", "")),
         expect=_expectations(doc, f"{where}.expect", data.get("expect")),
         workers=_workers(doc, where, data),
+        type=ctype,
     )
+
+
+def _perf_common(doc: Located, where: str, data: dict[str, Any]) -> dict[str, Any]:
+    rate = data.get("rate", -1)
+    if isinstance(rate, bool) or not isinstance(rate, int | float) or not (rate == -1 or rate > 0):
+        raise doc.error(f"{where}.rate", "must be a positive number of requests/s, or -1 for no limit")
+    extra = data.get("extra_args", {}) or {}
+    _mapping(doc, f"{where}.extra_args", extra)
+    stream = data.get("stream", True)
+    if not isinstance(stream, bool):
+        raise doc.error(f"{where}.stream", "must be true or false")
+    return {"rate": float(rate), "dataset": str(data.get("dataset", "random")), "extra_args": dict(extra),
+            "stream": stream, "purpose": str(data.get("purpose", ""))}
+
+
+def _int_list(doc: Located, where: str, value: Any) -> tuple[int, ...]:
+    values = value if isinstance(value, list) else [value]
+    if not values:
+        raise doc.error(where, "must be a positive integer or a non-empty list of them")
+    return tuple(_pos_int(doc, f"{where}[{i}]" if isinstance(value, list) else where, v)
+                 for i, v in enumerate(values))
+
+
+def _sweep_case(doc: Located, where: str, data: dict[str, Any], case_id: str) -> SweepCase:
+    for req in ("parallel", "number", "input_tokens", "output_tokens"):
+        if req not in data:
+            raise doc.error(where, f"needs {req}")
+    parallel = _int_list(doc, f"{where}.parallel", data["parallel"])
+    number = _int_list(doc, f"{where}.number", data["number"])
+    if len(number) == 1:
+        number = number * len(parallel)
+    elif len(number) != len(parallel):
+        raise doc.error(f"{where}.number", "must be one value or a list as long as parallel (they are paired)")
+    return SweepCase(
+        id=case_id, parallel=parallel, number=number,
+        input_tokens=_int_list(doc, f"{where}.input_tokens", data["input_tokens"]),
+        output_tokens=_int_list(doc, f"{where}.output_tokens", data["output_tokens"]),
+        loops=_pos_int(doc, f"{where}.loops", data.get("loops", 1)),
+        expect=_expectations(doc, f"{where}.expect", data.get("expect")),
+        **_perf_common(doc, where, data),
+    )
+
+
+def _eval_case(doc: Located, where: str, data: dict[str, Any], case_id: str) -> EvalCase:
+    if "datasets" not in data:
+        raise doc.error(where, "needs datasets (e.g. [aime25])")
+    raw = data["datasets"]
+    names = raw if isinstance(raw, list) else [raw]
+    if not names:
+        raise doc.error(f"{where}.datasets", "must name at least one dataset")
+    datasets = tuple(_str(doc, f"{where}.datasets[{i}]", n) for i, n in enumerate(names))
+    dataset_args = _mapping(doc, f"{where}.dataset_args", data.get("dataset_args") or {})
+    for name in dataset_args:
+        if name not in datasets:
+            raise doc.error(f"{where}.dataset_args.{name}",
+                            f"is not one of this case's datasets ({', '.join(datasets)})")
+        _mapping(doc, f"{where}.dataset_args.{name}", dataset_args[name])
+    limit = data.get("limit")
+    return EvalCase(
+        id=case_id, datasets=datasets, dataset_args=dict(dataset_args),
+        generation_config=dict(_mapping(doc, f"{where}.generation_config", data.get("generation_config") or {})),
+        eval_batch_size=_pos_int(doc, f"{where}.eval_batch_size", data.get("eval_batch_size", 1)),
+        limit=None if limit is None else _pos_int(doc, f"{where}.limit", limit),
+        purpose=str(data.get("purpose", "")),
+        expect=_score_expectations(doc, f"{where}.expect", data.get("expect"), datasets),
+    )
+
+
+def _score_bounds(doc: Located, where: str, figure: str, value: Any) -> list[Expectation]:
+    b = _mapping(doc, where, value)
+    _unknown(doc, where, b, set(SCORE_OPS))
+    for op, thr in b.items():
+        if isinstance(thr, bool) or not isinstance(thr, int | float):
+            raise doc.error(f"{where}.{op}", "must be a number")
+    if "tolerance" in b and "official" not in b:
+        raise doc.error(f"{where}.tolerance", "needs official beside it")
+    if not set(b) - {"tolerance"}:
+        raise doc.error(where, "needs min, max or official")
+    out = [Expectation(figure, op, float(b[op])) for op in ("min", "max") if op in b]
+    if "official" in b:
+        tol = float(b.get("tolerance", 0.0))
+        if tol < 0:
+            raise doc.error(f"{where}.tolerance", "must not be negative")
+        out.append(Expectation(figure, "official", float(b["official"]), tol))
+    return out
+
+
+def _score_expectations(doc: Located, where: str, value: Any, datasets: tuple[str, ...]) -> tuple[Expectation, ...]:
+    """`score: {official: 93.1, tolerance: 1.0}` for every dataset of the case, or per dataset:
+    `score: {aime25: {official: 93.1, tolerance: 1.0}, gpqa_diamond: {min: 70}}`. Scores are percentages."""
+    if value is None:
+        return ()
+    block = _mapping(doc, where, value)
+    _unknown(doc, where, block, {"score"})
+    score = _mapping(doc, f"{where}.score", block.get("score"))
+    if set(score) <= set(SCORE_OPS):
+        return tuple(e for d in datasets for e in _score_bounds(doc, f"{where}.score", f"score:{d}", score))
+    out: list[Expectation] = []
+    for name, bounds in score.items():
+        if name not in datasets:
+            raise doc.error(f"{where}.score.{name}", f"is not one of this case's datasets ({', '.join(datasets)})")
+        out += _score_bounds(doc, f"{where}.score.{name}", f"score:{name}", bounds)
+    return tuple(out)
 
 
 def _workers(doc: Located, where: str, data: dict[str, Any]) -> int:
@@ -204,7 +379,7 @@ def parse_plan(doc: Located) -> Plan:
     seen: set[str] = set()
     cases = tuple(_case(doc, f"cases[{i}]", c, seen) for i, c in enumerate(cases_raw))
     tokenizer = data.get("tokenizer", "")
-    if any(c.dataset == "random" for c in cases) and not tokenizer:
+    if any(getattr(c, "dataset", "") == "random" for c in cases) and not tokenizer:
         raise doc.error("tokenizer", "is required: the random dataset needs the model's tokenizer path")
     cluster = _mapping(doc, "cluster", data.get("cluster") or {})
     _unknown(doc, "cluster", cluster, {"expect"})

@@ -24,7 +24,7 @@ from fleetbench.errors import StoreError
 from fleetbench.figures import Figures
 from fleetbench.records import RequestRecord
 
-from .aggregate import Verdict
+from .aggregate import DatasetScore, Verdict
 from .plan import Expectation
 
 SCHEMA_VERSION = 1
@@ -98,6 +98,11 @@ class Store:
              "tpot_s": float, "input_tokens": int, "output_tokens": int, "itl_json": str, "error": str},
             pk=("run_id", "case_id", "node", "point", "idx"), if_not_exists=True,
         )
+        t("scores").create(
+            {"run_id": str, "case_id": str, "scope": str, "dataset": str, "metric": str, "score": float,
+             "samples": int},
+            pk=("run_id", "case_id", "scope", "dataset", "metric"), if_not_exists=True,
+        )
         t("inventory_snapshots").create(
             {"snapshot_id": str, "node": str, "address": str, "taken_at": float, "inventory_json": str,
              "error": str},
@@ -148,13 +153,26 @@ class Store:
                "extra_json": json.dumps(_clean(extra or {}))}
         self.db.table("figures").upsert(row, pk=("run_id", "case_id", "scope"))
 
+    def set_scores(self, run_id: str, case_id: str, scope: str, scores: Iterable[DatasetScore]) -> None:
+        """An eval step's scores (percent) on one scope; the cluster row marks the step done."""
+        rows = [{"run_id": run_id, "case_id": case_id, "scope": scope, "dataset": s.dataset, "metric": s.metric,
+                 "score": None if math.isnan(s.score) else s.score, "samples": s.samples} for s in scores]
+        if not rows:  # nothing measured (every node failed): still record that the step was judged
+            rows = [{"run_id": run_id, "case_id": case_id, "scope": scope, "dataset": "", "metric": "",
+                     "score": None, "samples": 0}]
+        self.db.table("scores").upsert_all(rows, pk=("run_id", "case_id", "scope", "dataset", "metric"))
+
+    def scores(self, run_id: str) -> list[dict[str, Any]]:
+        return list(self.db.table("scores").rows_where("run_id = ? AND dataset != ''", [run_id],
+                                                       order_by="case_id, scope, dataset, metric"))
+
     def add_verdicts(self, run_id: str, case_id: str, verdicts: Iterable[Verdict]) -> None:
         self.db.table("verdicts").upsert_all(
             ({"run_id": run_id, "case_id": case_id, "scope": v.scope, "figure": v.expectation.figure,
-              "op": v.expectation.op, "threshold": v.expectation.threshold,
+              "op": v.expectation.op, "threshold": v.expectation.threshold, "tolerance": v.expectation.tolerance,
               "measured": None if math.isnan(v.measured) else v.measured, "passed": int(v.passed), "note": v.note}
              for v in verdicts),
-            pk=("run_id", "case_id", "scope", "figure", "op"),
+            pk=("run_id", "case_id", "scope", "figure", "op"), alter=True,
         )
 
     def add_inventory_snapshot(self, snapshot_id: str, taken_at: float, nodes: Iterable[dict[str, Any]]) -> None:
@@ -195,9 +213,13 @@ class Store:
         return rows[0] if rows else None
 
     def completed_cases(self, run_id: str) -> set[str]:
-        """Cases whose cluster figures are stored: aggregated and judged before a restart."""
-        return {r["case_id"] for r in self.db.table("figures").rows_where("run_id = ? AND scope = ?",
+        """Steps (cases, sweep points) whose cluster figures or scores are stored: aggregated and judged
+        before a restart."""
+        done = {r["case_id"] for r in self.db.table("figures").rows_where("run_id = ? AND scope = ?",
                                                                           [run_id, "cluster"])}
+        done |= {r["case_id"] for r in self.db.table("scores").rows_where("run_id = ? AND scope = ?",
+                                                                          [run_id, "cluster"])}
+        return done
 
     def case_errors(self, run_id: str, case_id: str) -> dict[str, str]:
         return {r["node"]: r["error"] or "error" for r in self.db.table("case_nodes").rows_where(
@@ -205,7 +227,7 @@ class Store:
 
     def verdict_objects(self, run_id: str, case_id: str) -> list[Verdict]:
         return [
-            Verdict(r["scope"], Expectation(r["figure"], r["op"], r["threshold"]),
+            Verdict(r["scope"], Expectation(r["figure"], r["op"], r["threshold"], r.get("tolerance") or 0.0),
                     math.nan if r["measured"] is None else r["measured"], bool(r["passed"]), r["note"] or "")
             for r in self.db.table("verdicts").rows_where("run_id = ? AND case_id = ?", [run_id, case_id])
         ]

@@ -17,7 +17,7 @@ from fleetbench.figures import Figures
 
 from ..aggregate import CLUSTER
 from ..fleetview import assess, drift_summary, parse_inventory
-from ..plan import Plan, parse_plan
+from ..plan import EvalCase, Plan, SweepCase, parse_plan
 from ..store import Store
 from ..yamlfile import Located, parse_yaml
 
@@ -43,6 +43,7 @@ class VerdictRow:
     measured: float
     passed: bool
     note: str
+    tolerance: float = 0.0  # op "official": passes when measured >= threshold - tolerance
 
     @property
     def label(self) -> str:
@@ -119,7 +120,8 @@ def loop_averages(rows: list[SweepPointRow]) -> list[SweepAverageRow]:
 
 @dataclass(frozen=True)
 class EvalScoreRow:
-    """One dataset's accuracy on one scope; scores are percentages (0-100), as official model cards quote them."""
+    """One dataset's accuracy on one scope; scores are percentages (0-100), as official model cards quote them.
+    `official`/`tolerance` come from the case's `score: {official, tolerance}` expectation."""
 
     scope: str  # node name or "cluster" (the cluster pools every node's samples)
     dataset: str
@@ -135,10 +137,11 @@ class EvalScoreRow:
 
     @property
     def passed(self) -> bool | None:
-        """Within tolerance of the official score; None when no official score was given."""
+        """At most `tolerance` points below the official score (the plan's rule, controller/plan.py);
+        None when no official score was given."""
         if self.official is None:
             return None
-        return abs(self.score - self.official) <= (self.tolerance or 0.0) + 1e-9
+        return self.score >= self.official - (self.tolerance or 0.0) - 1e-9
 
 
 @dataclass(frozen=True)
@@ -201,18 +204,73 @@ def _figures(raw: str) -> Figures:
     return Figures(**d)
 
 
-def equivalent_command(plan: Plan, case_id: str, url: str) -> str:
-    """The `evalscope perf` command line a user pastes to reproduce one node's part of a case."""
-    case = next(c for c in plan.cases if c.id == case_id)
+def _perf_command(plan: Plan, url: str, rate: float, parallel: str, number: str, dataset: str, input_tokens: int,
+                  output_tokens: int, extra_args: dict[str, Any]) -> str:
     parts = [
-        "evalscope perf", f"--rate {case.rate:g}" if case.rate > 0 else "", f"--parallel {case.parallel}",
-        f"--number {case.number}", f"--model {plan.model}", f"--tokenizer-path {plan.tokenizer}" if plan.tokenizer
-        else "", f"--url {url}", f"--api {plan.endpoint.api}", f"--dataset {case.dataset}",
-        f"--max-tokens {case.output_tokens}", f"--min-tokens {case.output_tokens}", "--prefix-length 0",
-        f"--min-prompt-length {case.input_tokens}", f"--max-prompt-length {case.input_tokens}",
-        f"--extra-args '{json.dumps(case.extra_args)}'" if case.extra_args else "",
+        "evalscope perf", f"--rate {rate:g}" if rate > 0 else "", f"--parallel {parallel}",
+        f"--number {number}", f"--model {plan.model}", f"--tokenizer-path {plan.tokenizer}" if plan.tokenizer
+        else "", f"--url {url}", f"--api {plan.endpoint.api}", f"--dataset {dataset}",
+        f"--max-tokens {output_tokens}", f"--min-tokens {output_tokens}", "--prefix-length 0",
+        f"--min-prompt-length {input_tokens}", f"--max-prompt-length {input_tokens}",
+        f"--extra-args '{json.dumps(extra_args)}'" if extra_args else "",
     ]
     return " ".join(p for p in parts if p)
+
+
+def api_base(url: str) -> str:
+    """The OpenAI base URL (…/v1) of a completions or chat-completions endpoint URL."""
+    for suffix in ("/chat/completions", "/completions"):
+        if url.endswith(suffix):
+            return url[: -len(suffix)]
+    return url
+
+
+def equivalent_command(plan: Plan, case_id: str, url: str) -> str:
+    """The evalscope command line(s) a user pastes to reproduce one node's part of a case (a sweep:
+    one `evalscope perf` per length pair, parallel and number as evalscope's own paired lists)."""
+    case = next(c for c in plan.cases if c.id == case_id)
+    if isinstance(case, EvalCase):
+        parts = [
+            "evalscope eval", f"--model {plan.model}", f"--api-url {api_base(url)}",
+            f"--api-key {plan.endpoint.api_key or 'EMPTY'}", "--eval-type openai_api",
+            f"--datasets {' '.join(case.datasets)}",
+            f"--dataset-args '{json.dumps(case.dataset_args)}'" if case.dataset_args else "",
+            f"--generation-config '{json.dumps(case.generation_config)}'" if case.generation_config else "",
+            f"--eval-batch-size {case.eval_batch_size}", f"--limit {case.limit}" if case.limit else "",
+        ]
+        return " ".join(p for p in parts if p)
+    if isinstance(case, SweepCase):
+        lines = [
+            _perf_command(plan, url, case.rate, " ".join(map(str, case.parallel)), " ".join(map(str, case.number)),
+                          case.dataset, i, o, case.extra_args)
+            for i in case.input_tokens for o in case.output_tokens
+        ]
+        if case.loops > 1:
+            lines.append(f"# run the above {case.loops} times (loops)")
+        return "\n".join(lines)
+    return _perf_command(plan, url, case.rate, str(case.parallel), str(case.number), case.dataset,
+                         case.input_tokens, case.output_tokens, case.extra_args)
+
+
+def _verdict_rows(rows: list[dict[str, Any]], scope_suffix: str = "") -> list[VerdictRow]:
+    return [VerdictRow(v["scope"] + scope_suffix, v["figure"], v["op"], v["threshold"],
+                       math.nan if v["measured"] is None else v["measured"], bool(v["passed"]), v["note"] or "",
+                       v.get("tolerance") or 0.0)
+            for v in rows]
+
+
+def _sweep_rows(case: SweepCase, figures: list[dict[str, Any]]) -> list[SweepPointRow]:
+    """Every stored point of the sweep, in run order, node scopes first then the cluster."""
+    by_step: dict[str, list[dict[str, Any]]] = {}
+    for r in figures:
+        by_step.setdefault(r["case_id"], []).append(r)
+    out = []
+    for label, pc in case.points():
+        rows = sorted(by_step.get(pc.id, []), key=lambda r: (r["scope"] == CLUSTER, r["scope"]))
+        loop = int(label.rsplit("loop", 1)[1])
+        out += [SweepPointRow(r["scope"], label, pc.input_tokens, pc.output_tokens, pc.parallel, pc.number, loop,
+                              _figures(r["figures_json"])) for r in rows]
+    return out
 
 
 def load_report(store: Store, run_id: str) -> RunReport:
@@ -227,18 +285,35 @@ def load_report(store: Store, run_id: str) -> RunReport:
     figures = store.figures(run_id)
     case_nodes = store.case_nodes(run_id)
     verdicts = store.verdicts(run_id)
-    case_ids = [c.id for c in plan.cases] if plan else sorted({r["case_id"] for r in case_nodes})
+    scores = store.scores(run_id)
+    case_ids = [c.id for c in plan.cases] if plan else sorted({r["case_id"].split("@")[0] for r in case_nodes})
+
+    def of_case(rows: list[dict[str, Any]], cid: str) -> list[dict[str, Any]]:
+        """Rows of a case, a sweep's points included (their case_id is "<case>@<point>")."""
+        return [r for r in rows if r["case_id"] == cid or r["case_id"].startswith(cid + "@")]
+
     cases = []
     for cid in case_ids:
+        case = next((c for c in plan.cases if c.id == cid), None) if plan else None
         node_figs = {r["scope"]: _figures(r["figures_json"]) for r in figures
                      if r["case_id"] == cid and r["scope"] != CLUSTER}
         cl = [r for r in figures if r["case_id"] == cid and r["scope"] == CLUSTER]
         extra = json.loads(cl[0]["extra_json"]) if cl else {}
-        states = {r["node"]: (r["state"] or "", r["error"] or "") for r in case_nodes if r["case_id"] == cid}
+        mine = of_case(case_nodes, cid)
+        states: dict[str, tuple[str, str]] = {}
+        for r in mine:  # a sweep node's state is its worst point's
+            if r["node"] not in states or (r["state"] or "") != "succeeded":
+                states[r["node"]] = (r["state"] or "", r["error"] or "")
         summaries = {r["node"]: json.loads(r["evalscope_summary_json"] or "{}") for r in case_nodes
                      if r["case_id"] == cid and r.get("evalscope_summary_json")}
         url = nodes[0].endpoint if nodes else ""
-        case = next((c for c in plan.cases if c.id == cid), None) if plan else None
+        sweep = _sweep_rows(case, figures) if isinstance(case, SweepCase) else []
+        official = {v["figure"].partition(":")[2]: (v["threshold"], v.get("tolerance") or 0.0)
+                    for v in verdicts if v["case_id"] == cid and v["op"] == "official"}
+        case_verdicts = _verdict_rows([v for v in verdicts if v["case_id"] == cid])
+        for v in verdicts:
+            if v["case_id"].startswith(cid + "@"):
+                case_verdicts += _verdict_rows([v], f" @ {v['case_id'].split('@', 1)[1]}")
         cases.append(CaseReport(
             case_id=cid,
             purpose=case.purpose if case else "",
@@ -251,11 +326,16 @@ def load_report(store: Store, run_id: str) -> RunReport:
             stragglers=list(extra.get("stragglers", [])),
             node_states=dict(sorted(states.items())),
             evalscope_summaries=summaries,
-            saturation={r["node"]: json.loads(r["result_json"]).get("saturation", {}) for r in case_nodes
-                        if r["case_id"] == cid and r.get("result_json")},
-            verdicts=[VerdictRow(v["scope"], v["figure"], v["op"], v["threshold"],
-                                 math.nan if v["measured"] is None else v["measured"], bool(v["passed"]),
-                                 v["note"] or "") for v in verdicts if v["case_id"] == cid],
+            saturation={r["node"]: json.loads(r["result_json"]).get("saturation", {}) for r in mine
+                        if r.get("result_json") and json.loads(r["result_json"]).get("saturation")},
+            verdicts=case_verdicts,
+            case_type=case.type if case else ("sweep" if sweep else "perf"),
+            sweep=sweep,
+            sweep_averages=loop_averages(sweep),
+            scores=[EvalScoreRow(r["scope"], r["dataset"], r["metric"],
+                                 math.nan if r["score"] is None else r["score"], r["samples"] or 0,
+                                 *official.get(r["dataset"], (None, None)))
+                    for r in scores if r["case_id"] == cid],
         ))
     inventories: dict[str, Inventory | str] = {}
     for r in store.run_nodes(run_id):
