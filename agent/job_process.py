@@ -27,6 +27,7 @@ from typing import Any, TextIO
 from urllib.parse import urlsplit
 
 from . import clock
+from .datasets import sharegpt_to_line_by_line
 from .evalscope_adapter import ERRORS_TABLE, find_result_dbs, perf_arguments, read_progress
 from .jobspec import KIND_EVAL, KIND_SWEEP, PerfSpec, SweepSpec, parse_spec
 from .saturation import CpuSampler, SaturationReport, watch_loop_lag
@@ -199,6 +200,7 @@ def run(job_dir: Path, channel: Channel, worker: int | None = None) -> int:
         spec = spec.shard(worker)
         out_dir = out_dir / f"worker-{worker}"
     channel.send(type="phase", message="loading evalscope")
+    spec = _local_dataset(job_dir, spec)
     _run_perf(job_dir, spec, out_dir, channel, start_at, worker=worker, watch=worker is None)
     dbs = find_result_dbs(out_dir)
     if dbs and worker is None:
@@ -206,6 +208,18 @@ def run(job_dir: Path, channel: Channel, worker: int | None = None) -> int:
         channel.send(type="progress", done=done, total=spec.number, failed=failed, output_tps=0.0,
                      elapsed_s=0.0, eta_s=0.0, final=True)
     return 0
+
+
+def _local_dataset(job_dir: Path, spec: PerfSpec) -> PerfSpec:
+    """A ShareGPT file becomes evalscope's line_by_line form, written once in the job folder."""
+    if spec.dataset != "share_gpt":
+        return spec
+    target = job_dir / "sharegpt-prompts.jsonl"
+    if not target.exists():
+        tmp = target.with_suffix(f".{os.getpid()}.tmp")
+        sharegpt_to_line_by_line(Path(spec.dataset_path), tmp)
+        tmp.replace(target)  # workers may race here; the rename is atomic
+    return replace(spec, dataset="line_by_line", dataset_path=str(target))
 
 
 def _write_clock(job_dir: Path) -> None:
@@ -266,7 +280,7 @@ def _run_sweep(job_dir: Path, sweep: SweepSpec, channel: Channel, start_at: floa
     try:
         for p in points:
             channel.send(type="phase", message=f"point {p.index + 1}/{len(points)}: {p.label}")
-            spec = replace(p.spec, dataset_offset=offset)
+            spec = _local_dataset(job_dir, replace(p.spec, dataset_offset=offset))
             _run_perf(job_dir, spec, root / point_dir(p.index, p.label), channel, start_at, watch=False,
                       saturation_suffix=f"-point-{p.index:04d}")
             # as evalscope does between its own runs: new prompts, so no point hits the previous one's KV cache

@@ -127,6 +127,9 @@ def parse_perf_spec(raw: str | dict[str, Any]) -> PerfSpec:
         raise ConfigError(f"api must be one of {', '.join(APIS)}, got {data.get('api')!r}")
     if data.get("dataset", "random") not in DATASETS:
         raise ConfigError(f"dataset must be one of {', '.join(DATASETS)}, got {data.get('dataset')!r}")
+    if data.get("dataset", "random") != "random" and not data.get("dataset_path"):
+        # evalscope would fetch these from a model hub; acceptance runs are offline
+        raise ConfigError(f"dataset_path is required for the {data['dataset']} dataset (a file on the node)")
     if data.get("dataset", "random") == "random":
         if not data.get("tokenizer_path"):
             raise ConfigError("tokenizer_path is required for the random dataset")
