@@ -96,11 +96,11 @@ def perf_arguments(spec: PerfSpec, outputs_dir: Path, name: str) -> dict[str, An
     if spec.dataset_path:
         args["dataset_path"] = spec.dataset_path
     if spec.input_tokens:
-        args["min_prompt_length"] = spec.input_tokens
+        args["min_prompt_length"] = spec.min_input_tokens
         args["max_prompt_length"] = spec.input_tokens
     args["prefix_length"] = spec.prefix_length
     if spec.output_tokens:
-        args["min_tokens"] = spec.output_tokens
+        args["min_tokens"] = spec.min_output_tokens
         args["max_tokens"] = spec.output_tokens
     if spec.extra_args:
         args["extra_args"] = dict(spec.extra_args)

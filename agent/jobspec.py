@@ -52,6 +52,16 @@ class PerfSpec:
     # Load-generator processes on the node; parallel, number and rate are split between them.
     workers: int = 1
     dataset_offset: int = 0
+    # lengths drawn uniformly from [ratio × length, length] (sglang's --random-range-ratio); 1 = fixed
+    range_ratio: float = 1.0
+
+    @property
+    def min_input_tokens(self) -> int:
+        return max(1, int(self.input_tokens * self.range_ratio)) if self.input_tokens else 0
+
+    @property
+    def min_output_tokens(self) -> int:
+        return max(1, int(self.output_tokens * self.range_ratio)) if self.output_tokens else 0
 
     def shard(self, index: int) -> PerfSpec:
         """The part of this spec that worker `index` of `workers` runs."""
@@ -114,6 +124,11 @@ def parse_perf_spec(raw: str | dict[str, Any]) -> PerfSpec:
         _positive_int("workers", data["workers"])
         if data["workers"] > min(data["parallel"], data["number"]):
             raise ConfigError(f"workers ({data['workers']}) cannot exceed parallel or number")
+    ratio = data.get("range_ratio", 1.0)
+    if isinstance(ratio, bool) or not isinstance(ratio, int | float) or not 0 < ratio <= 1:
+        raise ConfigError(f"range_ratio must be a number in (0, 1], got {ratio!r}")
+    if "range_ratio" in data:
+        data["range_ratio"] = float(ratio)
     if "dataset_offset" in data:
         _non_negative_int("dataset_offset", data["dataset_offset"])
     for name in ("connect_timeout_s", "read_timeout_s"):

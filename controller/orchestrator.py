@@ -113,9 +113,12 @@ def eval_spec(plan: Plan, case: EvalCase, node: Node) -> dict[str, Any]:
         "dataset_args": case.dataset_args,
         "generation_config": case.generation_config,
         "eval_batch_size": case.eval_batch_size,
+        "stream": case.stream,
     }
     if case.limit is not None:
         spec["limit"] = case.limit
+    if case.timeout_s is not None:
+        spec["timeout_s"] = case.timeout_s
     return spec
 
 
@@ -135,6 +138,7 @@ def perf_spec(plan: Plan, case: PerfCase, node: Node) -> dict[str, Any]:
         "extra_args": case.extra_args,
         "stream": case.stream,
         "workers": case.workers,
+        "range_ratio": case.range_ratio,
     }
 
 

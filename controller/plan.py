@@ -79,6 +79,7 @@ class PerfCase:
     expect: tuple[Expectation, ...] = ()
     type: str = "perf"  # or "long_context": one very long prompt, reported as succeeded or not with its TTFT
     workers: int = 1  # load-generator processes per node (issue: one Python client saturates)
+    range_ratio: float = 1.0  # lengths uniform in [ratio × length, length]; 1 = fixed lengths
 
 
 @dataclass(frozen=True)
@@ -99,19 +100,26 @@ class SweepCase:
     purpose: str = ""
     expect: tuple[Expectation, ...] = ()  # judged at every point
     type: str = "sweep"
+    range_ratio: float = 1.0
+    # (input, output) pairs run; input_tokens × output_tokens unless the plan gave `lengths` pairs
+    lengths: tuple[tuple[int, int], ...] = ()
+
+    @property
+    def pairs(self) -> tuple[tuple[int, int], ...]:
+        return self.lengths or tuple((i, o) for i in self.input_tokens for o in self.output_tokens)
 
     def points(self) -> list[tuple[str, PerfCase]]:
-        """(label, the perf run of that point), in run order: loop, input, output, then (parallel, number)."""
+        """(label, the perf run of that point), in run order: loop, (input, output), then (parallel, number)."""
         out = []
         for loop in range(1, self.loops + 1):
-            for inp in self.input_tokens:
-                for outp in self.output_tokens:
-                    for par, num in zip(self.parallel, self.number, strict=True):
-                        label = point_label(inp, outp, par, num, loop)
-                        out.append((label, PerfCase(
-                            id=f"{self.id}@{label}", parallel=par, number=num, input_tokens=inp,
-                            output_tokens=outp, rate=self.rate, dataset=self.dataset, extra_args=self.extra_args,
-                            stream=self.stream, purpose=self.purpose, expect=self.expect)))
+            for inp, outp in self.pairs:
+                for par, num in zip(self.parallel, self.number, strict=True):
+                    label = point_label(inp, outp, par, num, loop)
+                    out.append((label, PerfCase(
+                        id=f"{self.id}@{label}", parallel=par, number=num, input_tokens=inp,
+                        output_tokens=outp, rate=self.rate, dataset=self.dataset, extra_args=self.extra_args,
+                        stream=self.stream, purpose=self.purpose, expect=self.expect,
+                        range_ratio=self.range_ratio)))
         return out
 
 
@@ -128,6 +136,8 @@ class EvalCase:
     purpose: str = ""
     expect: tuple[Expectation, ...] = ()  # on "score:<dataset>"
     type: str = "eval"
+    stream: bool = True
+    timeout_s: int | None = None  # per request; reasoning models answer for many minutes
     number: int = 0  # requests are not known in advance (progress uses the agent's total)
 
 
@@ -148,10 +158,10 @@ class Plan:
 PLAN_KEYS = {"version", "name", "model", "endpoint", "tokenizer", "cases", "cluster", "description"}
 ENDPOINT_KEYS = {"url", "api", "api_key"}
 CASE_KEYS = {"id", "type", "purpose", "rate", "parallel", "number", "input_tokens", "output_tokens", "dataset",
-             "extra_args", "stream", "expect", "workers"}
-SWEEP_KEYS = (CASE_KEYS - {"workers"}) | {"loops"}
+             "extra_args", "stream", "expect", "workers", "range_ratio"}
+SWEEP_KEYS = (CASE_KEYS - {"workers"}) | {"loops", "lengths"}
 EVAL_KEYS = {"id", "type", "purpose", "datasets", "dataset_args", "generation_config", "eval_batch_size", "limit",
-             "expect"}
+             "expect", "stream", "timeout_s"}
 
 
 def _unknown(doc: Located, where: str, data: dict[str, Any], allowed: set[str]) -> None:
@@ -243,6 +253,7 @@ def _case(doc: Located, where: str, raw: Any, seen: set[str]) -> Case:
         expect=_expectations(doc, f"{where}.expect", data.get("expect")),
         workers=_workers(doc, where, data),
         type=ctype,
+        range_ratio=_ratio(doc, where, data),
     )
 
 
@@ -256,7 +267,14 @@ def _perf_common(doc: Located, where: str, data: dict[str, Any]) -> dict[str, An
     if not isinstance(stream, bool):
         raise doc.error(f"{where}.stream", "must be true or false")
     return {"rate": float(rate), "dataset": str(data.get("dataset", "random")), "extra_args": dict(extra),
-            "stream": stream, "purpose": str(data.get("purpose", ""))}
+            "stream": stream, "purpose": str(data.get("purpose", "")), "range_ratio": _ratio(doc, where, data)}
+
+
+def _ratio(doc: Located, where: str, data: dict[str, Any]) -> float:
+    ratio = data.get("range_ratio", 1.0)
+    if isinstance(ratio, bool) or not isinstance(ratio, int | float) or not 0 < ratio <= 1:
+        raise doc.error(f"{where}.range_ratio", "must be a number in (0, 1]")
+    return float(ratio)
 
 
 def _int_list(doc: Located, where: str, value: Any) -> tuple[int, ...]:
@@ -267,10 +285,27 @@ def _int_list(doc: Located, where: str, value: Any) -> tuple[int, ...]:
                  for i, v in enumerate(values))
 
 
+def _lengths(doc: Located, where: str, value: Any) -> tuple[tuple[int, int], ...]:
+    if not isinstance(value, list) or not value:
+        raise doc.error(where, "must be a non-empty list of [input_tokens, output_tokens] pairs")
+    out = []
+    for i, pair in enumerate(value):
+        if not isinstance(pair, list) or len(pair) != 2:
+            raise doc.error(f"{where}[{i}]", "must be a pair [input_tokens, output_tokens]")
+        out.append((_pos_int(doc, f"{where}[{i}][0]", pair[0]), _pos_int(doc, f"{where}[{i}][1]", pair[1])))
+    return tuple(out)
+
+
 def _sweep_case(doc: Located, where: str, data: dict[str, Any], case_id: str) -> SweepCase:
+    lengths: tuple[tuple[int, int], ...] = ()
+    if "lengths" in data:
+        if "input_tokens" in data or "output_tokens" in data:
+            raise doc.error(f"{where}.lengths", "replaces input_tokens and output_tokens: give one or the other")
+        lengths = _lengths(doc, f"{where}.lengths", data["lengths"])
+        data = {**data, "input_tokens": [p[0] for p in lengths], "output_tokens": [p[1] for p in lengths]}
     for req in ("parallel", "number", "input_tokens", "output_tokens"):
         if req not in data:
-            raise doc.error(where, f"needs {req}")
+            raise doc.error(where, f"needs {req} (or lengths)" if req.endswith("_tokens") else f"needs {req}")
     parallel = _int_list(doc, f"{where}.parallel", data["parallel"])
     number = _int_list(doc, f"{where}.number", data["number"])
     if len(number) == 1:
@@ -283,6 +318,7 @@ def _sweep_case(doc: Located, where: str, data: dict[str, Any], case_id: str) ->
         output_tokens=_int_list(doc, f"{where}.output_tokens", data["output_tokens"]),
         loops=_pos_int(doc, f"{where}.loops", data.get("loops", 1)),
         expect=_expectations(doc, f"{where}.expect", data.get("expect")),
+        lengths=lengths,
         **_perf_common(doc, where, data),
     )
 
@@ -302,7 +338,12 @@ def _eval_case(doc: Located, where: str, data: dict[str, Any], case_id: str) -> 
                             f"is not one of this case's datasets ({', '.join(datasets)})")
         _mapping(doc, f"{where}.dataset_args.{name}", dataset_args[name])
     limit = data.get("limit")
+    stream = data.get("stream", True)
+    if not isinstance(stream, bool):
+        raise doc.error(f"{where}.stream", "must be true or false")
+    timeout = data.get("timeout_s")
     return EvalCase(
+        stream=stream, timeout_s=None if timeout is None else _pos_int(doc, f"{where}.timeout_s", timeout),
         id=case_id, datasets=datasets, dataset_args=dict(dataset_args),
         generation_config=dict(_mapping(doc, f"{where}.generation_config", data.get("generation_config") or {})),
         eval_batch_size=_pos_int(doc, f"{where}.eval_batch_size", data.get("eval_batch_size", 1)),

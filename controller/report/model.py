@@ -205,13 +205,14 @@ def _figures(raw: str) -> Figures:
 
 
 def _perf_command(plan: Plan, url: str, rate: float, parallel: str, number: str, dataset: str, input_tokens: int,
-                  output_tokens: int, extra_args: dict[str, Any]) -> str:
+                  output_tokens: int, extra_args: dict[str, Any], range_ratio: float = 1.0) -> str:
+    low_in, low_out = max(1, int(input_tokens * range_ratio)), max(1, int(output_tokens * range_ratio))
     parts = [
         "evalscope perf", f"--rate {rate:g}" if rate > 0 else "", f"--parallel {parallel}",
         f"--number {number}", f"--model {plan.model}", f"--tokenizer-path {plan.tokenizer}" if plan.tokenizer
         else "", f"--url {url}", f"--api {plan.endpoint.api}", f"--dataset {dataset}",
-        f"--max-tokens {output_tokens}", f"--min-tokens {output_tokens}", "--prefix-length 0",
-        f"--min-prompt-length {input_tokens}", f"--max-prompt-length {input_tokens}",
+        f"--max-tokens {output_tokens}", f"--min-tokens {low_out}", "--prefix-length 0",
+        f"--min-prompt-length {low_in}", f"--max-prompt-length {input_tokens}",
         f"--extra-args '{json.dumps(extra_args)}'" if extra_args else "",
     ]
     return " ".join(p for p in parts if p)
@@ -237,19 +238,20 @@ def equivalent_command(plan: Plan, case_id: str, url: str) -> str:
             f"--dataset-args '{json.dumps(case.dataset_args)}'" if case.dataset_args else "",
             f"--generation-config '{json.dumps(case.generation_config)}'" if case.generation_config else "",
             f"--eval-batch-size {case.eval_batch_size}", f"--limit {case.limit}" if case.limit else "",
+            "--stream" if case.stream else "", f"--timeout {case.timeout_s}" if case.timeout_s else "",
         ]
         return " ".join(p for p in parts if p)
     if isinstance(case, SweepCase):
         lines = [
             _perf_command(plan, url, case.rate, " ".join(map(str, case.parallel)), " ".join(map(str, case.number)),
-                          case.dataset, i, o, case.extra_args)
-            for i in case.input_tokens for o in case.output_tokens
+                          case.dataset, i, o, case.extra_args, case.range_ratio)
+            for i, o in case.pairs
         ]
         if case.loops > 1:
             lines.append(f"# run the above {case.loops} times (loops)")
         return "\n".join(lines)
     return _perf_command(plan, url, case.rate, str(case.parallel), str(case.number), case.dataset,
-                         case.input_tokens, case.output_tokens, case.extra_args)
+                         case.input_tokens, case.output_tokens, case.extra_args, case.range_ratio)
 
 
 def _verdict_rows(rows: list[dict[str, Any]], scope_suffix: str = "") -> list[VerdictRow]:
