@@ -179,6 +179,14 @@ def finish_plan(plan: Plan, node_list: list[Node], store: Store, out_dir: Path, 
         if case.cluster is not None and not math.isnan(case.cluster.tpm_total):
             progress.message(f"case {case.case_id}: cluster TPM {case.cluster.tpm_total:,.0f} "
                              f"(Σ per-node {case.sum_node_tpm_total:,.0f}); verdict {case.verdict}")
+        elif case.sweep:
+            best = max((r for r in case.sweep if r.scope == "cluster"),
+                       key=lambda r: r.figures.tpm_total if not math.isnan(r.figures.tpm_total) else -1.0)
+            progress.message(f"case {case.case_id}: {len({r.point for r in case.sweep})} sweep points; best "
+                             f"cluster TPM {best.figures.tpm_total:,.0f} at {best.point}; verdict {case.verdict}")
+        elif case.scores:
+            scores = ", ".join(f"{s.dataset} {s.score:.2f}" for s in case.scores if s.scope == "cluster")
+            progress.message(f"case {case.case_id}: cluster score {scores}; verdict {case.verdict}")
     for node, err in sorted(outcome.node_errors.items()):
         progress.message(f"node {node}: error: {err}")
     progress.message(f"run {outcome.run_id}: {outcome.verdict.upper()}; store {store.path}; report {paths[0]}")

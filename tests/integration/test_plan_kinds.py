@@ -62,6 +62,7 @@ def kinds_run(tmp_path_factory):
     con = sqlite3.connect(db)
     con.row_factory = sqlite3.Row
     (run_id,) = con.execute("SELECT run_id FROM runs").fetchone()
+    assert "case sweep: 4 sweep points; best cluster TPM" in proc.stderr
     return db, con, run_id
 
 
