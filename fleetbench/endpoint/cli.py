@@ -7,7 +7,7 @@ import dataclasses
 import sys
 from pathlib import Path
 
-from fleetbench.endpoint.config import PRESETS, EndpointConfig, FaultConfig, preset_config
+from fleetbench.endpoint.config import PRESETS, EndpointConfig, FaultConfig, load_answers, preset_config
 from fleetbench.errors import FleetbenchError
 
 DESCRIPTION = """\
@@ -26,6 +26,12 @@ A request with "ignore_eos": true gets exactly max_tokens tokens; otherwise
 --output-tokens capped by max_tokens. Token counts use the demo tokenizer
 (one token per whitespace-separated word): write it with --write-tokenizer DIR
 and pass DIR to evalscope as --tokenizer-path.
+
+--answers FILE gives fixed replies: a JSON list or JSON lines of
+{"contains": "...", "reply": "..."}; a request whose last user message (or
+prompt) contains the substring gets that reply, the first match winning. An
+eval against the endpoint then scores exactly the questions it was given
+right answers for.
 """
 
 EPILOG = """\
@@ -33,6 +39,7 @@ examples:
   fleetbench-endpoint --port 8000 --ttft-ms 200 --tpot-ms 20
   fleetbench-endpoint --preset h200-like --model DeepSeek-V3.2 --log requests.jsonl
   fleetbench-endpoint --fault-500 0.05 --fault-reset 0.02 --fault-seed 7
+  fleetbench-endpoint --answers answers.jsonl --ttft-ms 5 --tpot-ms 1
 """
 
 
@@ -58,6 +65,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--log", type=Path, metavar="PATH", help="append one JSON line per request to PATH")
     p.add_argument("--strict-model", action="store_true", help="answer 404 to requests naming another model")
+    p.add_argument("--answers", type=Path, metavar="FILE",
+                   help='canned replies: JSON (lines) of {"contains": "...", "reply": "..."}')
     p.add_argument("--write-tokenizer", type=Path, metavar="DIR", help="write the demo tokenizer to DIR and go on")
 
     f = p.add_argument_group("fault injection (fractions of requests, 0..1, deterministic for a seed)")
@@ -97,6 +106,7 @@ def config_from_args(args: argparse.Namespace) -> EndpointConfig:
         faults=faults,
         log_path=args.log,
         strict_model=args.strict_model,
+        answers=load_answers(args.answers) if args.answers is not None else (),
     )
     config.validate()
     return config

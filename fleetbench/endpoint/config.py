@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from fleetbench.errors import ConfigError
 
-__all__ = ["PRESETS", "EndpointConfig", "EngineModel", "FaultConfig", "preset_config"]
+__all__ = ["PRESETS", "CannedAnswer", "EndpointConfig", "EngineModel", "FaultConfig", "load_answers", "preset_config"]
 
 
 @dataclass(frozen=True)
@@ -88,6 +89,46 @@ class FaultConfig:
 
 
 @dataclass(frozen=True)
+class CannedAnswer:
+    """A fixed reply for requests whose last user message (or prompt) contains `contains`.
+
+    It lets a test know in advance which questions of a dataset the "model"
+    answers correctly, so an eval's score is known exactly.
+    """
+
+    contains: str
+    reply: str
+
+
+def load_answers(path: Path) -> tuple[CannedAnswer, ...]:
+    """Canned answers from a JSON list or JSON lines of {"contains": ..., "reply": ...}, in file order."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"answers file {path}: {exc.strerror or exc}") from None
+    stripped = text.lstrip()
+    try:
+        if stripped.startswith("["):
+            items = json.loads(text)
+            where = [f"item {i + 1}" for i in range(len(items))]
+        else:
+            lines = [(n, line) for n, line in enumerate(text.splitlines(), 1) if line.strip()]
+            items = [json.loads(line) for _, line in lines]
+            where = [f"line {n}" for n, _ in lines]
+    except json.JSONDecodeError as exc:
+        raise ConfigError(f"answers file {path} is not JSON or JSON lines: {exc.msg}") from None
+    out = []
+    for item, at in zip(items, where, strict=True):
+        if not isinstance(item, dict) or set(item) != {"contains", "reply"}:
+            raise ConfigError(f"answers file {path}, {at}: expected an object with keys contains and reply")
+        if not isinstance(item["contains"], str) or not item["contains"] or not isinstance(item["reply"], str) \
+                or not item["reply"].strip():
+            raise ConfigError(f"answers file {path}, {at}: contains and reply must be non-empty strings")
+        out.append(CannedAnswer(item["contains"], item["reply"]))
+    return tuple(out)
+
+
+@dataclass(frozen=True)
 class EndpointConfig:
     """Everything the endpoint needs. `engine=None` is the fixed-timing mode.
 
@@ -109,6 +150,8 @@ class EndpointConfig:
     log_path: Path | None = None
     # Reject requests naming another model (404, like vLLM). Off: any name is served.
     strict_model: bool = False
+    # Fixed replies for matching requests (the first match wins); others get generated words.
+    answers: tuple[CannedAnswer, ...] = ()
 
     def validate(self) -> None:
         if not 0 <= self.port <= 65535:

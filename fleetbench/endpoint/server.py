@@ -18,6 +18,7 @@ import contextlib
 import hashlib
 import json
 import random
+import re
 import signal
 import socket
 import struct
@@ -60,6 +61,7 @@ class RequestRecord:
     http_status: int = 200
     error: str | None = None
     body_sha256: str = ""  # of the raw request body, to match a client's record to this one
+    canned: bool = False  # answered with a canned reply (--answers) rather than generated words
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -120,6 +122,28 @@ def _prompt_tokens(body: dict[str, Any], chat: bool) -> int:
     raise _BadRequest(400, "'prompt' must be a string, a list of strings or a list of token ids")
 
 
+def _last_user_text(body: dict[str, Any], chat: bool) -> str:
+    """The text canned answers are matched against: the last user message, or the (last) prompt."""
+    if not chat:
+        prompt = body.get("prompt")
+        if isinstance(prompt, list) and prompt and all(isinstance(x, str) for x in prompt):
+            return str(prompt[-1])
+        return prompt if isinstance(prompt, str) else ""
+    for message in reversed(body.get("messages") or []):
+        if isinstance(message, dict) and message.get("role") == "user":
+            content = message.get("content")
+            if isinstance(content, list):
+                return " ".join(str(p.get("text", "")) for p in content if isinstance(p, dict))
+            return content if isinstance(content, str) else ""
+    return ""
+
+
+def reply_pieces(reply: str) -> list[str]:
+    """A canned reply as tokens (one per word, each with the whitespace before it), so that
+    joining them gives the reply back exactly and the count matches the demo tokenizer."""
+    return re.findall(r"\s*\S+", reply.strip())
+
+
 def _int_field(body: dict[str, Any], *names: str) -> int | None:
     for name in names:
         value = body.get(name)
@@ -161,6 +185,7 @@ class _Server:
         self._lock = threading.Lock()
         self._counter = 0
         self._words = demo_words()
+        self._replies: dict[int, list[str]] = {}  # request index -> canned reply tokens
         self._log: IO[str] | None = None
         self.engine: Any = None
         if config.engine is not None:
@@ -184,6 +209,7 @@ class _Server:
             self._log = None
 
     def _finish(self, record: RequestRecord) -> None:
+        self._replies.pop(record.index, None)
         if record.status == "running":
             record.status = "fault" if record.fault else "ok"
         if self._log is not None:
@@ -253,6 +279,7 @@ class _Server:
             record.stream = body.get("stream") is True
             record.prompt_tokens = _prompt_tokens(body, chat)
             record.planned_tokens = output_tokens_for(body, self.config.default_output_tokens)
+            self._apply_answer(record, body, chat)
             if record.prompt_tokens + record.planned_tokens > self.config.max_model_len:
                 raise _BadRequest(
                     400,
@@ -301,8 +328,28 @@ class _Server:
         async for i in self.engine.generate(record.prompt_tokens, record.planned_tokens):
             yield i
 
-    def _word(self, record: RequestRecord, i: int) -> str:
-        return self._words[(record.index * 31 + i) % len(self._words)]
+    def _apply_answer(self, record: RequestRecord, body: dict[str, Any], chat: bool) -> None:
+        """Use the first canned answer whose `contains` is in the request's last user text; its
+        length replaces the generated one (still capped by max_tokens; ignore_eos does not pad it)."""
+        if not self.config.answers:
+            return
+        text = _last_user_text(body, chat)
+        for answer in self.config.answers:
+            if answer.contains in text:
+                pieces = reply_pieces(answer.reply)
+                max_tokens = _int_field(body, "max_tokens", "max_completion_tokens")
+                record.planned_tokens = min(len(pieces), max_tokens) if max_tokens else len(pieces)
+                record.canned = True
+                self._replies[record.index] = pieces
+                return
+
+    def _piece(self, record: RequestRecord, i: int) -> str:
+        """Token i's text, with the space before it."""
+        pieces = self._replies.get(record.index)
+        if pieces is not None:
+            return pieces[i]
+        word = self._words[(record.index * 31 + i) % len(self._words)]
+        return word if i == 0 else " " + word
 
     def _fault_point(self, record: RequestRecord) -> int:
         """Index of the token before which a mid-stream fault strikes (≥ 1 token is sent first)."""
@@ -356,7 +403,7 @@ class _Server:
                     if record.fault == "stall":
                         record.error = "injected stall"
                         await asyncio.sleep(self.config.faults.stall_s)
-                word = self._word(record, i) if i == 0 else " " + self._word(record, i)
+                word = self._piece(record, i)
                 if chat:
                     delta: dict[str, str] = {"content": word}
                     if i == 0:
@@ -389,7 +436,7 @@ class _Server:
                 if i == 0 and record.fault == "stall":
                     record.error = "injected stall"
                     await asyncio.sleep(self.config.faults.stall_s)
-                words.append(self._word(record, i))
+                words.append(self._piece(record, i))
                 now = time.time()
                 if i == 0:
                     record.first_token = now
@@ -404,7 +451,7 @@ class _Server:
             "completion_tokens": record.completion_tokens,
             "total_tokens": record.prompt_tokens + record.completion_tokens,
         }
-        text = " ".join(words)
+        text = "".join(words)
         choice: dict[str, Any] = {"index": 0, "logprobs": None, "finish_reason": "length"}
         if chat:
             choice["message"] = {"role": "assistant", "content": text}
