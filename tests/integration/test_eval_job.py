@@ -7,11 +7,12 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
 import pytest
-from test_job_lifecycle import Agent, wait_state  # same folder: pytest puts it on sys.path
+from test_job_lifecycle import Agent, alive, children_of, wait_state  # same folder: on sys.path
 
 from fleetbench.controller.localfleet import free_port, wait_for_port
 from fleetbench.v1 import agent_pb2 as pb
@@ -150,3 +151,37 @@ def test_missing_local_path_fails_the_job_before_any_request(tmp_path: Path, end
         assert "dataset_args.gsm8k: local_pth" in str(err.value)
     finally:
         agent.stop()
+
+
+def test_cancel_mid_eval_leaves_no_process_and_keeps_the_predictions_made(tmp_path: Path):
+    port = free_port()
+    slow = subprocess.Popen([sys.executable, "-m", "fleetbench.endpoint", "--port", str(port), "--ttft-ms", "50",
+                             "--tpot-ms", "50", "--output-tokens", "20", "--answers", str(ANSWERS)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    wait_for_port(port, 30, slow)
+    agent = Agent(tmp_path / "agent").start()
+    try:
+        spec = eval_spec(f"http://127.0.0.1:{port}/v1", repeats=40)  # 200 samples of about half a second
+        agent.stub.StartJob(pb.StartJobRequest(job_id="cut", kind=pb.JOB_KIND_EVAL, spec_json=json.dumps(spec)))
+        predictions = tmp_path / "agent" / "jobs" / "cut" / "evalscope-eval" / "predictions" / "demo" / \
+            "gsm8k_main.jsonl"
+        deadline = time.time() + 120
+        while time.time() < deadline and not (predictions.exists() and predictions.read_text().count("\n") >= 2):
+            time.sleep(0.2)
+        assert agent.proc is not None
+        kids = children_of(agent.proc.pid)
+        assert kids, "the eval runs in a child process"
+        t0 = time.time()
+        agent.stub.CancelJob(pb.CancelJobRequest(job_id="cut"))
+        st = wait_state(agent.stub, "cut", DONE, 30)
+        assert st.state == pb.JOB_STATE_CANCELLED and time.time() - t0 < 10
+        assert not any(alive(k) for k in kids) and children_of(agent.proc.pid) == []
+        kept = predictions.read_text().splitlines()
+        assert 2 <= len(kept) < 200 and all(json.loads(line)["model_output"] for line in kept)
+        result = json.loads(next(iter(agent.stub.GetJobResult(pb.GetJobResultRequest(job_id="cut")))).summary
+                            .result_json)
+        assert result["scores"] == []  # evalscope scores a finished run only
+    finally:
+        agent.stop()
+        slow.terminate()
+        slow.wait(timeout=10)
