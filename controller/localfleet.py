@@ -49,6 +49,7 @@ class LocalFleet:
     tpot_ms: float = 20.0
     extra_endpoint_args: list[str] = field(default_factory=list)
     agent_env: dict[str, dict[str, str]] = field(default_factory=dict)  # node name -> extra environment
+    node_endpoint_args: dict[str, list[str]] = field(default_factory=dict)  # node name -> its endpoint's extra args
     nodes: list[Node] = field(default_factory=list)
     procs: list[subprocess.Popen[bytes]] = field(default_factory=list)
     agent_procs: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
@@ -65,7 +66,7 @@ class LocalFleet:
                 ep = subprocess.Popen(
                     [sys.executable, "-m", "fleetbench.endpoint", "--host", "127.0.0.1", "--port", str(ep_port),
                      "--model", "demo", "--ttft-ms", str(self.ttft_ms), "--tpot-ms", str(self.tpot_ms),
-                     *self.extra_endpoint_args],
+                     *self.extra_endpoint_args, *self.node_endpoint_args.get(name, [])],
                     stdout=(logs / f"endpoint-{name}.log").open("wb"), stderr=subprocess.STDOUT, env=env,
                 )
                 self.procs.append(ep)

@@ -337,6 +337,10 @@ def _eval_case(doc: Located, where: str, data: dict[str, Any], case_id: str) -> 
             raise doc.error(f"{where}.dataset_args.{name}",
                             f"is not one of this case's datasets ({', '.join(datasets)})")
         _mapping(doc, f"{where}.dataset_args.{name}", dataset_args[name])
+    for name in datasets:  # agents run offline: every dataset is a local copy on the nodes
+        if not isinstance((dataset_args.get(name) or {}).get("local_path"), str):
+            raise doc.error(f"{where}.dataset_args.{name}.local_path",
+                            "is required: the dataset's folder on the nodes (agents never download datasets)")
     limit = data.get("limit")
     stream = data.get("stream", True)
     if not isinstance(stream, bool):

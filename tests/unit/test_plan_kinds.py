@@ -31,7 +31,7 @@ CASES = """\
   - id: acc
     type: eval
     datasets: [aime25, gpqa_diamond]
-    dataset_args: {aime25: {local_path: /data/aime25}}
+    dataset_args: {aime25: {local_path: /data/aime25}, gpqa_diamond: {local_path: /data/gpqa}}
     generation_config: {temperature: 0.6, max_tokens: 32000}
     eval_batch_size: 32
     expect:
@@ -67,7 +67,8 @@ def test_each_case_type_parses_and_expands_into_steps(tmp_path):
 
 
 def test_one_score_bound_applies_to_every_dataset(tmp_path):
-    plan = plan_of(tmp_path, "  - {id: e, type: eval, datasets: [gsm8k, math_500], expect: {score: {min: 90}}}\n")
+    plan = plan_of(tmp_path, "  - {id: e, type: eval, datasets: [gsm8k, math_500], dataset_args: {gsm8k: "
+                             "{local_path: /d/g}, math_500: {local_path: /d/m}}, expect: {score: {min: 90}}}\n")
     assert [e.figure for e in plan.cases[0].expect] == ["score:gsm8k", "score:math_500"]
 
 
@@ -85,9 +86,13 @@ def test_one_score_bound_applies_to_every_dataset(tmp_path):
      "cases[0].range_ratio must be a number in"),
     ("  - {id: e, type: eval}", "cases[0] needs datasets"),
     ("  - {id: e, type: eval, datasets: [a], dataset_args: {b: {}}}", "cases[0].dataset_args.b is not one of"),
-    ("  - {id: e, type: eval, datasets: [a], expect: {score: {b: {min: 1}}}}", "cases[0].expect.score.b is not"),
-    ("  - {id: e, type: eval, datasets: [a], expect: {score: {tolerance: 1}}}", "tolerance needs official"),
-    ("  - {id: e, type: eval, datasets: [a], expect: {ttft_avg_s: {max: 1}}}", "expect.ttft_avg_s is not a known"),
+    ("  - {id: e, type: eval, datasets: [a]}", "cases[0].dataset_args.a.local_path is required"),
+    ("  - {id: e, type: eval, datasets: [a], dataset_args: {a: {local_path: /a}}, expect: {score: {b: {min: 1}}}}",
+     "cases[0].expect.score.b is not"),
+    ("  - {id: e, type: eval, datasets: [a], dataset_args: {a: {local_path: /a}}, expect: {score: {tolerance: 1}}}",
+     "tolerance needs official"),
+    ("  - {id: e, type: eval, datasets: [a], dataset_args: {a: {local_path: /a}}, expect: {ttft_avg_s: {max: 1}}}",
+     "expect.ttft_avg_s is not a known"),
     ("  - {id: e, type: eval, datasets: [a], parallel: 3}", "cases[0].parallel is not a known key"),
     ("  - {id: x, type: benchmark}", "cases[0].type must be one of perf, sweep, eval, long_context"),
 ])
