@@ -1,0 +1,352 @@
+"""The report's tables and sentences in one language, as plain strings, shared by the Markdown and HTML
+renderers (so both say the same thing). Pure: RunReport in, text out; every number comes from the model,
+nothing is computed here but formatting."""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+
+from fleetbench.figures import PERCENTILES, Figures
+
+from .i18n import t
+from .model import CaseReport, RunReport, SweepAverageRow, SweepPointRow, VerdictRow
+
+# (i18n key, figure, format): evalscope's "Benchmarking summary" keys, in its order, plus TPM.
+SUMMARY_ROWS: tuple[tuple[str, str, str], ...] = (
+    ("sum.requests", "requests", "{:.0f}"),
+    ("sum.succeeded", "succeeded", "{:.0f}"),
+    ("sum.failed", "failed", "{:.0f}"),
+    ("sum.wall_time", "wall_time_s", "{:.3f}"),
+    ("sum.output_tps", "output_throughput_tps", "{:.2f}"),
+    ("sum.total_tps", "total_throughput_tps", "{:.2f}"),
+    ("sum.rps", "request_throughput_rps", "{:.4f}"),
+    ("sum.tpm_total", "tpm_total", "{:,.0f}"),
+    ("sum.tpm_output", "tpm_output", "{:,.0f}"),
+    ("sum.latency", "latency_avg_s", "{:.4f}"),
+    ("sum.ttft", "ttft_avg_s", "{:.4f}"),
+    ("sum.tpot", "tpot_avg_s", "{:.4f}"),
+    ("sum.itl", "itl_avg_s", "{:.4f}"),
+    ("sum.input_avg", "input_tokens_avg", "{:.1f}"),
+    ("sum.output_avg", "output_tokens_avg", "{:.1f}"),
+)
+# (i18n key, percentile metric, format): evalscope's "Percentile results" columns.
+PERCENTILE_COLUMNS: tuple[tuple[str, str, str], ...] = (
+    ("pct.ttft", "ttft_s", "{:.4f}"),
+    ("pct.itl", "itl_s", "{:.4f}"),
+    ("pct.tpot", "tpot_s", "{:.4f}"),
+    ("pct.latency", "latency_s", "{:.4f}"),
+    ("pct.input_tokens", "input_tokens", "{:.0f}"),
+    ("pct.output_tokens", "output_tokens", "{:.0f}"),
+    ("pct.output_tps", "output_tps", "{:.2f}"),
+    ("pct.total_tps", "total_tps", "{:.2f}"),
+)
+# the seed-002 sweep table: (i18n key, format) after input, output, concurrency, loop
+SWEEP_COLUMNS: tuple[tuple[str, str], ...] = (
+    ("sw.latency", "{:.3f}"), ("sw.output_tps", "{:.2f}"), ("sw.ttft", "{:.4f}"), ("sw.tpot", "{:.4f}"),
+    ("sw.avg_tps", "{:.2f}"), ("sw.per_request", "{:.2f}"),
+)
+ENV_HARDWARE = (("env.cpu", "cpu"), ("env.cpus", "cpus"), ("env.memory", "memory"),
+                ("env.accelerators", "accelerators"))
+ENV_SOFTWARE = (("env.os", "os"), ("env.kernel", "kernel"), ("env.driver", "driver"), ("env.toolkit", "toolkit"))
+
+
+@dataclass(frozen=True)
+class Table:
+    header: list[str]
+    rows: list[list[str]]
+    strong_rows: set[int] = field(default_factory=set)  # row indexes shown in bold (loop averages)
+
+
+def fmt(value: float | int | None, pattern: str = "{:.4f}", lang: str = "en") -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return t("na", lang)
+    return pattern.format(value)
+
+
+def when(ts: float) -> str:
+    """Local time of a Unix timestamp (the machine's time zone; the report states its offset)."""
+    return "n/a" if ts is None or math.isnan(ts) else time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(ts))
+
+
+def utc_offset(ts: float) -> str:
+    if ts is None or math.isnan(ts):
+        return ""
+    z = time.strftime("%z", time.localtime(ts))  # e.g. +0800
+    return f"{z[:3]}:{z[3:]}" if len(z) == 5 else z
+
+
+def verdict_text(label: str, lang: str) -> str:
+    return t(f"verdict.{label}", lang) if label in ("pass", "fail", "error") else label
+
+
+def scope_name(scope: str, lang: str) -> str:
+    """A scope as shown: "cluster" in the report's language; a sweep verdict's "cluster @ point" likewise."""
+    base, sep, point = scope.partition(" @ ")
+    return (t("scope.cluster", lang) if base == "cluster" else base) + sep + point
+
+
+def expected_text(v: VerdictRow, lang: str) -> str:
+    """What an expectation asks, e.g. "≤ 0.9" or "≥ official 60 − 0.5"."""
+    if v.op == "official":
+        return t("expect.official_short", lang, official=f"{v.threshold:g}", tolerance=f"{v.tolerance:g}")
+    return f"{op_text(v, lang)} {v.threshold:g}"
+
+
+def op_text(v: VerdictRow, lang: str) -> str:
+    if v.op == "official":
+        return f"{t('op.official', lang)} {v.tolerance:g}"
+    return t(f"op.{v.op}", lang) if v.op in ("min", "max") else v.op
+
+
+# ---------------------------------------------------------------------------------------------- basics
+
+
+def basic_table(report: RunReport, lang: str) -> Table:
+    evalscope = ", ".join(sorted({n.evalscope_version for n in report.nodes if n.evalscope_version}))
+    return Table([t("col.item", lang), t("col.value", lang)], [
+        [t("basic.run", lang), report.run_id],
+        [t("basic.plan", lang), report.plan_name],
+        [t("basic.model", lang), report.model],
+        [t("basic.time", lang), f"{when(report.started_at)} → {when(report.finished_at)} "
+                                f"({t('basic.timezone', lang, offset=utc_offset(report.started_at))})"],
+        [t("basic.nodes", lang), ", ".join(n.name for n in report.nodes)],
+        ["fleetbench", report.fleetbench_version],
+        ["evalscope", evalscope or t("na", lang)],
+        [t("basic.verdict", lang), verdict_text(report.verdict, lang)],
+    ])
+
+
+def nodes_table(report: RunReport, lang: str) -> Table:
+    return Table(
+        [t(k, lang) for k in ("col.node", "col.address", "col.host", "col.endpoint", "col.agent",
+                              "col.clock_offset", "col.rtt")],
+        [[n.name, n.address, n.hostname, n.endpoint, n.agent_version, fmt(n.clock_offset_s, "{:+.4f}", lang),
+          fmt(n.rtt_s * 1000, "{:.2f}", lang)] for n in report.nodes])
+
+
+def _configs(report: RunReport, keys: tuple[tuple[str, str], ...]) -> list[tuple[tuple[str, ...], list[str]]]:
+    configs: dict[tuple[str, ...], list[str]] = {}
+    for r in report.environment:
+        if "error" not in r:
+            configs.setdefault(tuple(r.get(k, "") for _, k in keys), []).append(r["node"])
+    return list(configs.items())
+
+
+def hardware_table(report: RunReport, lang: str) -> Table:
+    """Seed 000's hardware table, one row per distinct configuration with its machine count (上述机器数量)."""
+    rows = [[*cfg, str(len(nodes)), ", ".join(nodes)] for cfg, nodes in _configs(report, ENV_HARDWARE)]
+    return Table([t(k, lang) for k, _ in ENV_HARDWARE] + [t("env.machines", lang), t("col.nodes", lang)], rows)
+
+
+def software_table(report: RunReport, lang: str) -> Table:
+    """Seed 000's software table (软件名称 / 版本信息); a value that differs between nodes names its nodes."""
+
+    def values(get: dict[str, str]) -> str:
+        by_value: dict[str, list[str]] = {}
+        for node, v in get.items():
+            by_value.setdefault(v or t("na", lang), []).append(node)
+        if len(by_value) == 1:
+            return next(iter(by_value))
+        return "; ".join(f"{v} ({', '.join(ns)})" for v, ns in by_value.items())
+
+    ok = [r for r in report.environment if "error" not in r]
+    rows = [[t(k, lang), values({r["node"]: r.get(key, "") for r in ok})] for k, key in ENV_SOFTWARE] if ok else []
+    endpoints = {n.name: n.endpoint for n in report.nodes}
+    rows.append([t("env.engine", lang), values(endpoints) if endpoints else t("na", lang)])
+    rows.append([t("env.evalscope", lang), "evalscope " + values({n.name: n.evalscope_version for n in report.nodes})
+                 if report.nodes else t("na", lang)])
+    rows.append([t("env.fleetbench", lang), f"fleetbench {report.fleetbench_version}"])
+    return Table([t("col.software", lang), t("col.version", lang)], rows)
+
+
+def environment_errors(report: RunReport, lang: str) -> list[str]:
+    return [f"{r['node']}: {r['error']}" for r in report.environment if "error" in r]
+
+
+def appendix_tables(report: RunReport, lang: str) -> list[tuple[str, Table]]:
+    """The full per-node inventory the run stored, one key/value table per node."""
+    out = []
+    info = {n.name: n for n in report.nodes}
+    for r in report.environment:
+        rows = [[t("env.hostname", lang), r.get("hostname", "") or (info[r["node"]].hostname if r["node"] in info
+                                                                     else "")]]
+        if "error" in r:
+            rows.append([t("env.error", lang), r["error"]])
+        else:
+            rows += [[t(k, lang), r.get(key, "")] for k, key in (*ENV_HARDWARE, *ENV_SOFTWARE)]
+        n = info.get(r["node"])
+        if n is not None:
+            rows += [[t("col.address", lang), n.address], [t("col.endpoint", lang), n.endpoint],
+                     [t("col.agent", lang), n.agent_version], ["evalscope", n.evalscope_version]]
+        out.append((r["node"], Table([t("col.item", lang), t("col.value", lang)], rows)))
+    return out
+
+
+# ---------------------------------------------------------------------------------------------- cases
+
+
+def case_type_text(case: CaseReport, lang: str) -> str:
+    key = f"type.{case.case_type}"
+    return t(key, lang) if case.case_type in ("perf", "sweep", "eval", "long_context") else case.case_type
+
+
+def expectation_lines(report: RunReport, case: CaseReport, lang: str) -> list[str]:
+    """The case's expectations as the plan states them (预期结果)."""
+    pc = next((c for c in report.plan.cases if c.id == case.case_id), None) if report.plan else None
+    if pc is None:
+        return []
+    scope = t("expect.case_scope", lang)
+    out = []
+    for e in pc.expect:
+        if e.op == "official":
+            out.append(t("expect.official", lang, scope=scope, dataset=e.figure.partition(":")[2] or e.figure,
+                         official=f"{e.threshold:g}", tolerance=f"{e.tolerance:g}"))
+        else:
+            out.append(t("expect.line", lang, scope=scope, figure=e.figure, op=t(f"op.{e.op}", lang),
+                         threshold=f"{e.threshold:g}"))
+    return out
+
+
+def verdict_table(case: CaseReport, lang: str) -> Table:
+    rows = [[scope_name(v.scope, lang), v.figure, op_text(v, lang), f"{v.threshold:g}",
+             fmt(v.measured, "{:.6g}", lang), verdict_text(v.label, lang) + (f" ({v.note})" if v.note else "")]
+            for v in case.verdicts]
+    return Table([t(k, lang) for k in ("col.scope", "col.figure", "col.op", "col.threshold", "col.measured",
+                                       "col.verdict")], rows)
+
+
+def summary_table(scopes: dict[str, Figures], lang: str) -> Table:
+    names = list(scopes)
+    rows = [[t(key, lang)] + [fmt(scopes[n].value(fig), pat, lang) for n in names] for key, fig, pat in SUMMARY_ROWS]
+    return Table([t("col.key", lang)] + [scope_name(n, lang) for n in names], rows)
+
+
+def percentile_table(f: Figures, lang: str) -> Table:
+    rows = [[f"{p}%"] + [fmt(f.percentiles.get(m, {}).get(p, math.nan), pat, lang) for _, m, pat in PERCENTILE_COLUMNS]
+            for p in PERCENTILES]
+    return Table([t("col.percentile", lang)] + [t(k, lang) for k, _, _ in PERCENTILE_COLUMNS], rows)
+
+
+def sweep_scopes(case: CaseReport) -> list[str]:
+    """Scopes of a sweep in report order: the cluster first, then the nodes."""
+    scopes = sorted({r.scope for r in case.sweep}, key=lambda s: (s != "cluster", s))
+    return scopes
+
+
+def _point_values(r: SweepPointRow | SweepAverageRow) -> list[float]:
+    if isinstance(r, SweepPointRow):
+        f = r.figures
+        return [f.latency_avg_s, f.output_throughput_tps, f.ttft_avg_s, f.tpot_avg_s, r.avg_tps, r.per_request_tps]
+    return [r.latency_avg_s, r.output_throughput_tps, r.ttft_avg_s, r.tpot_avg_s, r.avg_tps, r.per_request_tps]
+
+
+def sweep_table(case: CaseReport, scope: str, lang: str) -> Table:
+    """Seed 002's table for one scope: a row per loop, and after a point's loops its loop-average row
+    (only where the point ran more than once)."""
+    header = [t(k, lang) for k in ("sw.input", "sw.output", "sw.parallel", "sw.loop")] + \
+        [t(k, lang) for k, _ in SWEEP_COLUMNS]
+    mine = [r for r in case.sweep if r.scope == scope]
+    order: list[tuple[int, int, int]] = []
+    for r in mine:
+        if (r.input_tokens, r.output_tokens, r.parallel) not in order:
+            order.append((r.input_tokens, r.output_tokens, r.parallel))
+    avgs = {(a.input_tokens, a.output_tokens, a.parallel): a for a in case.sweep_averages if a.scope == scope}
+    rows: list[list[str]] = []
+    strong: set[int] = set()
+    for key in order:
+        loops = sorted((r for r in mine if (r.input_tokens, r.output_tokens, r.parallel) == key), key=lambda r: r.loop)
+        for r in loops:
+            rows.append([str(key[0]), str(key[1]), str(key[2]), str(r.loop)] +
+                        [fmt(v, pat, lang) for v, (_, pat) in zip(_point_values(r), SWEEP_COLUMNS, strict=True)])
+        a = avgs.get(key)
+        if a is not None and a.loops > 1:
+            strong.add(len(rows))
+            rows.append([str(key[0]), str(key[1]), str(key[2]), t("sw.avg", lang, loops=a.loops)] +
+                        [fmt(v, pat, lang) for v, (_, pat) in zip(_point_values(a), SWEEP_COLUMNS, strict=True)])
+    return Table(header, rows, strong)
+
+
+def scores_table(case: CaseReport, lang: str) -> Table:
+    rows = []
+    for s in sorted(case.scores, key=lambda s: (s.dataset, s.scope != "cluster", s.scope)):
+        passed = s.passed
+        verdict = t("verdict.none", lang) if passed is None else verdict_text("pass" if passed else "fail", lang)
+        rows.append([scope_name(s.scope, lang), s.dataset, s.metric, str(s.samples), fmt(s.score, "{:.2f}", lang),
+                     fmt(s.official, "{:.2f}", lang), fmt(s.tolerance, "{:g}", lang),
+                     fmt(s.delta, "{:+.2f}", lang), verdict])
+    return Table([t(k, lang) for k in ("col.scope", "ev.dataset", "ev.metric", "ev.samples", "ev.score",
+                                       "ev.official", "ev.tolerance", "ev.delta", "col.verdict")], rows)
+
+
+def saturation_lines(case: CaseReport, lang: str) -> list[str]:
+    out = []
+    for node in case.client_bound_nodes:
+        s = case.saturation[node]
+        out.append(t("case.saturated", lang, node=node, cpu=f"{s['cpu_max']:.0%}",
+                     lag=f"{s.get('lag_p95_s', s.get('lag_max_s', math.nan)) * 1000:.0f}"))
+    return out
+
+
+def node_state_lines(case: CaseReport, lang: str) -> list[str]:
+    return [t("case.node_state", lang, node=n, state=s, error=e or t("case.no_detail", lang))
+            for n, (s, e) in case.node_states.items() if s != "succeeded"]
+
+
+def skew_line(case: CaseReport, lang: str) -> str:
+    return t("case.skew", lang, skew=fmt(case.start_skew_s, "{:.3f}", lang),
+             stragglers=", ".join(case.stragglers) or t("none", lang))
+
+
+# ---------------------------------------------------------------------------------------------- conclusion
+
+
+def conclusion_lines(report: RunReport, lang: str) -> list[str]:
+    """Per case: the cluster TPM with its formula and the numbers in it, stragglers; sweep best point; scores."""
+    out = []
+    for case in report.cases:
+        c = case.cluster
+        if case.sweep:
+            cluster_rows = [r for r in case.sweep if r.scope == "cluster"] or case.sweep
+            best = max(cluster_rows, key=lambda r: -1.0 if math.isnan(r.figures.tpm_total) else r.figures.tpm_total)
+            out.append(t("concl.sweep", lang, case=case.case_id, points=len({r.point for r in case.sweep}),
+                         tpm=fmt(best.figures.tpm_total, "{:,.0f}", lang), point=best.point,
+                         tps=fmt(best.figures.output_throughput_tps, "{:.2f}", lang)))
+        elif case.scores:
+            for s in [s for s in case.scores if s.scope == "cluster"] or case.scores:
+                if s.official is None:
+                    out.append(t("concl.eval_plain", lang, case=case.case_id, dataset=s.dataset,
+                                 score=fmt(s.score, "{:.2f}", lang)))
+                else:
+                    out.append(t("concl.eval", lang, case=case.case_id, dataset=s.dataset,
+                                 score=fmt(s.score, "{:.2f}", lang), official=f"{s.official:g}",
+                                 tolerance=f"{s.tolerance or 0:g}",
+                                 verdict=verdict_text("pass" if s.passed else "fail", lang)))
+        elif c is not None:
+            window = fmt(c.wall_time_s, "{:.3f}", lang)
+            out.append(t("concl.tpm", lang, case=case.case_id, input=f"{c.input_tokens:,}",
+                         output=f"{c.output_tokens:,}", window=window, tpm_total=fmt(c.tpm_total, "{:,.0f}", lang),
+                         tpm_output=fmt(c.tpm_output, "{:,.0f}", lang),
+                         sum_total=fmt(case.sum_node_tpm_total, "{:,.0f}", lang),
+                         sum_output=fmt(case.sum_node_tpm_output, "{:,.0f}", lang)))
+        else:
+            out.append(t("concl.no_result", lang, case=case.case_id))
+        if case.stragglers:
+            out.append(t("concl.stragglers", lang, case=case.case_id, nodes=", ".join(case.stragglers)))
+    return out
+
+
+def failure_reasons(report: RunReport, lang: str) -> list[str]:
+    out = []
+    for c in report.cases:
+        for v in c.verdicts:
+            if not v.passed:
+                out.append(t("concl.reason", lang, case=c.case_id, scope=scope_name(v.scope, lang), figure=v.figure,
+                             measured=fmt(v.measured, "{:.6g}", lang), expected=expected_text(v, lang),
+                             note=f" — {v.note}" if v.note else ""))
+        for node, (state, err) in c.node_states.items():
+            if state == "error":
+                out.append(t("concl.reason_node", lang, case=c.case_id, node=node, state=state,
+                             error=err or t("case.no_detail", lang)))
+    return out

@@ -1,0 +1,325 @@
+"""Every label and sentence of the reports, in English and Chinese.
+
+The Chinese follows the acceptance reports people write by hand today (seed 000: 基本信息,
+测试环境, 硬件配置, 软件配置, 测试用例, 测试目的, 测试过程, 预期结果, 测试结果, 结论, 附录),
+so a fleetbench report can be handed over in their place. Renderers look every string up
+here with `t(key, lang, **fields)`; tests/unit/test_report_i18n.py checks that each key has
+both languages with the same `{fields}` and that no renderer uses a key missing here.
+"""
+
+from __future__ import annotations
+
+import string
+
+from fleetbench.figures import DEFINITIONS
+
+LANGS: tuple[str, ...] = ("en", "zh")
+
+TEXT: dict[str, dict[str, str]] = {
+    # --- titles and sections
+    "title": {"en": "Acceptance report: {plan}", "zh": "验收测试报告：{plan}"},
+    "sec.basic": {"en": "1. Basic information", "zh": "1. 基本信息"},
+    "sec.nodes": {"en": "1.1 Nodes", "zh": "1.1 测试节点"},
+    "sec.environment": {"en": "1.2 Test environment", "zh": "1.2 测试环境"},
+    "sec.hardware": {"en": "Hardware", "zh": "硬件配置"},
+    "sec.software": {"en": "Software", "zh": "软件配置"},
+    "sec.drift": {"en": "Drift check", "zh": "一致性检查"},
+    "sec.cases": {"en": "2. Test cases", "zh": "2. 测试用例"},
+    "sec.case": {"en": "2.{n} Case `{case}` — verdict: **{verdict}**",
+                 "zh": "2.{n} 用例 `{case}` — 结论：**{verdict}**"},
+    "sec.case_plain": {"en": "2.{n} Case {case} — verdict: {verdict}", "zh": "2.{n} 用例 {case} — 结论：{verdict}"},
+    "sec.conclusion": {"en": "3. Conclusion", "zh": "3. 结论"},
+    "sec.definitions": {"en": "4. Definitions", "zh": "4. 指标定义"},
+    "sec.appendix": {"en": "5. Appendix: per-node inventory", "zh": "5. 附录：各节点硬件与软件信息"},
+    "sec.charts": {"en": "Charts", "zh": "图表"},
+    # --- basic information
+    "col.item": {"en": "Item", "zh": "项目"},
+    "col.value": {"en": "Value", "zh": "内容"},
+    "basic.run": {"en": "Run", "zh": "运行编号"},
+    "basic.plan": {"en": "Plan", "zh": "项目描述（测试计划）"},
+    "basic.model": {"en": "Model", "zh": "模型"},
+    "basic.time": {"en": "Time", "zh": "测试时间"},
+    "basic.nodes": {"en": "Nodes", "zh": "测试节点"},
+    "basic.verdict": {"en": "Verdict", "zh": "总体结论"},
+    "basic.timezone": {"en": "times in UTC{offset}", "zh": "时间为 UTC{offset}"},
+    # --- nodes table
+    "col.node": {"en": "Node", "zh": "节点"},
+    "col.address": {"en": "Address", "zh": "地址"},
+    "col.host": {"en": "Host", "zh": "主机名"},
+    "col.endpoint": {"en": "Endpoint", "zh": "推理服务地址"},
+    "col.agent": {"en": "Agent", "zh": "代理版本"},
+    "col.clock_offset": {"en": "Clock offset (s)", "zh": "时钟偏差 (s)"},
+    "col.rtt": {"en": "RTT (ms)", "zh": "往返时延 (ms)"},
+    # --- environment
+    "env.cpu": {"en": "CPU", "zh": "CPU"},
+    "env.cpus": {"en": "Logical CPUs", "zh": "逻辑核数"},
+    "env.memory": {"en": "Memory", "zh": "内存"},
+    "env.accelerators": {"en": "Accelerators", "zh": "加速卡（GPU/NPU/DCU）"},
+    "env.machines": {"en": "Machines", "zh": "上述机器数量"},
+    "env.os": {"en": "OS", "zh": "操作系统"},
+    "env.kernel": {"en": "Kernel", "zh": "内核版本"},
+    "env.driver": {"en": "Driver", "zh": "驱动版本"},
+    "env.toolkit": {"en": "CUDA/CANN/DTK", "zh": "CUDA/CANN/DTK"},
+    "env.engine": {"en": "Inference engine endpoint", "zh": "推理引擎服务"},
+    "env.evalscope": {"en": "Test tool", "zh": "测试工具"},
+    "env.fleetbench": {"en": "Test driver", "zh": "测试编排"},
+    "env.hostname": {"en": "Host", "zh": "主机名"},
+    "env.error": {"en": "Inventory", "zh": "硬件信息"},
+    "col.hardware": {"en": "Hardware", "zh": "硬件名称"},
+    "col.config": {"en": "Configuration", "zh": "配置信息"},
+    "col.software": {"en": "Software", "zh": "软件名称"},
+    "col.version": {"en": "Version", "zh": "版本信息"},
+    "col.nodes": {"en": "Nodes", "zh": "节点"},
+    "env.not_collected": {"en": "no inventory was collected", "zh": "未采集到硬件信息"},
+    "env.config": {"en": "Configuration {n}", "zh": "配置 {n}"},
+    # --- case section
+    "case.type": {"en": "Type", "zh": "测试类型"},
+    "type.perf": {"en": "performance", "zh": "性能测试"},
+    "type.sweep": {"en": "performance sweep", "zh": "性能测试（多工况）"},
+    "type.eval": {"en": "accuracy", "zh": "正确性测试"},
+    "type.long_context": {"en": "long context", "zh": "超长上下文测试"},
+    "case.purpose": {"en": "Purpose", "zh": "测试目的"},
+    "case.command": {"en": "Equivalent command (per node)", "zh": "测试过程（每个节点上等价的命令）"},
+    "case.expectations": {"en": "Expectations", "zh": "预期结果"},
+    "case.no_expectations": {"en": "none stated", "zh": "未设定"},
+    "case.results": {"en": "Results", "zh": "测试结果"},
+    "case.verdicts": {"en": "Verdict of each expectation", "zh": "各项预期的判定"},
+    "case.node_state": {"en": "node **{node}**: {state} — {error}", "zh": "节点 **{node}**：{state} — {error}"},
+    "case.no_detail": {"en": "no detail", "zh": "无详细信息"},
+    "case.summary": {
+        "en": "Summary (per node and cluster; cluster = union of all nodes' records over the common window):",
+        "zh": "汇总（各节点与集群；集群 = 所有节点请求记录的并集，按共同时间窗口计算）：",
+    },
+    "case.skew": {"en": "Start skew between nodes: {skew} s. Stragglers: {stragglers}.",
+                  "zh": "节点间启动时间差：{skew} s。落后节点：{stragglers}。"},
+    "case.cluster_percentiles": {"en": "Cluster percentiles (union of all nodes' successful requests):",
+                                 "zh": "集群百分位（所有节点成功请求的并集）："},
+    "case.node_percentiles": {"en": "Percentiles of node {node}:", "zh": "节点 {node} 的百分位："},
+    "case.saturated": {
+        "en": "**Warning — {node}: the load generator was saturated** (CPU up to {cpu} of a core, event-loop lag "
+              "p95 {lag} ms): this node's figures may measure the client, not the server. "
+              "Re-run with fewer streams per worker.",
+        "zh": "**警告 — {node}：压测客户端已饱和**（CPU 最高占单核的 {cpu}，事件循环延迟 p95 {lag} ms）："
+              "该节点的数据可能反映的是客户端而非服务端的能力。请减少每个压测进程的并发后重测。",
+    },
+    "case.no_result": {"en": "No node produced a result.", "zh": "没有节点产生结果。"},
+    "case.sweep": {"en": "Sweep — {scope}", "zh": "多工况性能数据 — {scope}"},
+    "case.sweep_note": {
+        "en": "Avg TPS = 1 / TPOT; per-request throughput = output throughput / concurrency; "
+              "“avg” rows are the mean over loops.",
+        "zh": "Avg TPS = 1 / TPOT；平均单路吞吐 = 系统吞吐 / 并发数；“平均”行为相同工况所有轮次的平均值。",
+    },
+    "case.scores": {"en": "Scores", "zh": "精度得分"},
+    "case.scores_note": {
+        "en": "Scores in percent; a scope passes when its score ≥ official − tolerance.",
+        "zh": "得分为百分数；得分 ≥ 官方分数 − 允许偏差 即为通过。",
+    },
+    "scope.cluster": {"en": "cluster", "zh": "集群"},
+    "none": {"en": "none", "zh": "无"},
+    "na": {"en": "n/a", "zh": "无"},
+    # --- verdicts
+    "verdict.pass": {"en": "PASS", "zh": "通过"},
+    "verdict.fail": {"en": "FAIL", "zh": "不通过"},
+    "verdict.error": {"en": "ERROR", "zh": "错误"},
+    "verdict.none": {"en": "no official score", "zh": "无官方分数"},
+    "col.scope": {"en": "Scope", "zh": "范围"},
+    "col.figure": {"en": "Figure", "zh": "指标"},
+    "col.op": {"en": "Op", "zh": "条件"},
+    "col.threshold": {"en": "Threshold", "zh": "阈值"},
+    "col.measured": {"en": "Measured", "zh": "实测值"},
+    "col.verdict": {"en": "Verdict", "zh": "结论"},
+    "col.note": {"en": "Note", "zh": "说明"},
+    "col.case": {"en": "Case", "zh": "用例"},
+    "col.tolerance": {"en": "Tolerance", "zh": "允许偏差"},
+    "op.min": {"en": "≥", "zh": "≥"},
+    "op.max": {"en": "≤", "zh": "≤"},
+    "op.official": {"en": "≥ official −", "zh": "≥ 官方分数 −"},
+    "expect.line": {"en": "{scope}: {figure} {op} {threshold}", "zh": "{scope}：{figure} {op} {threshold}"},
+    "expect.official": {"en": "{scope}: score of {dataset} ≥ official {official} − {tolerance}",
+                        "zh": "{scope}：{dataset} 得分 ≥ 官方分数 {official} − {tolerance}"},
+    "expect.official_short": {"en": "≥ official {official} − {tolerance}", "zh": "≥ 官方分数 {official} − {tolerance}"},
+    "expect.case_scope": {"en": "every node and the cluster", "zh": "每个节点及集群"},
+    # --- summary (evalscope's key/value form)
+    "col.key": {"en": "Key", "zh": "指标"},
+    "sum.requests": {"en": "Total requests", "zh": "总请求数"},
+    "sum.succeeded": {"en": "Succeed requests", "zh": "成功请求数"},
+    "sum.failed": {"en": "Failed requests", "zh": "失败请求数"},
+    "sum.wall_time": {"en": "Time taken for tests (s)", "zh": "测试耗时 (s)"},
+    "sum.output_tps": {"en": "Output token throughput (tok/s)", "zh": "输出吞吐 Output token throughput (tok/s)"},
+    "sum.total_tps": {"en": "Total token throughput (tok/s)", "zh": "总吞吐 Total token throughput (tok/s)"},
+    "sum.rps": {"en": "Request throughput (req/s)", "zh": "请求吞吐 (req/s)"},
+    "sum.tpm_total": {"en": "TPM total (tok/min)", "zh": "TPM 总计 (tok/min)"},
+    "sum.tpm_output": {"en": "TPM output (tok/min)", "zh": "TPM 输出 (tok/min)"},
+    "sum.latency": {"en": "Average latency (s)", "zh": "平均端到端时延 Avg latency (s)"},
+    "sum.ttft": {"en": "Average time to first token (s)", "zh": "平均首 token 时延 Avg TTFT (s)"},
+    "sum.tpot": {"en": "Average time per output token (s)", "zh": "平均每 token 延迟 Avg TPOT (s)"},
+    "sum.itl": {"en": "Average inter-token latency (s)", "zh": "平均 token 间隔 Avg ITL (s)"},
+    "sum.input_avg": {"en": "Average input tokens per request", "zh": "平均输入 token 数"},
+    "sum.output_avg": {"en": "Average output tokens per request", "zh": "平均输出 token 数"},
+    # --- percentiles
+    "col.percentile": {"en": "Percentile", "zh": "百分位"},
+    "pct.ttft": {"en": "TTFT (s)", "zh": "TTFT (s)"},
+    "pct.itl": {"en": "ITL (s)", "zh": "ITL (s)"},
+    "pct.tpot": {"en": "TPOT (s)", "zh": "TPOT (s)"},
+    "pct.latency": {"en": "Latency (s)", "zh": "时延 Latency (s)"},
+    "pct.input_tokens": {"en": "Input tokens", "zh": "输入 token"},
+    "pct.output_tokens": {"en": "Output tokens", "zh": "输出 token"},
+    "pct.output_tps": {"en": "Output (tok/s)", "zh": "单请求输出 (tok/s)"},
+    "pct.total_tps": {"en": "Total (tok/s)", "zh": "单请求总计 (tok/s)"},
+    # --- sweep table (seed 002)
+    "sw.input": {"en": "Input (tokens)", "zh": "输入"},
+    "sw.output": {"en": "Output (tokens)", "zh": "输出"},
+    "sw.parallel": {"en": "Concurrency", "zh": "并发数"},
+    "sw.number": {"en": "Requests", "zh": "请求数"},
+    "sw.loop": {"en": "Loop", "zh": "轮次"},
+    "sw.latency": {"en": "Avg latency (s)", "zh": "端到端时延 Avg Latency (s)"},
+    "sw.output_tps": {"en": "Output throughput (tok/s)", "zh": "系统吞吐 Output token throughput (tok/s)"},
+    "sw.ttft": {"en": "Avg TTFT (s)", "zh": "平均首 token 时延 Avg TTFT (s)"},
+    "sw.tpot": {"en": "Avg TPOT (s)", "zh": "平均每 token 延迟 Avg TPOT (s)"},
+    "sw.avg_tps": {"en": "Avg TPS (tok/s)", "zh": "单个请求每秒生成 token 数 Avg TPS"},
+    "sw.per_request": {"en": "Per-request throughput (tok/s)", "zh": "平均单路吞吐 (tok/s)"},
+    "sw.tpm_total": {"en": "TPM total (tok/min)", "zh": "TPM 总计 (tok/min)"},
+    "sw.point": {"en": "Point", "zh": "工况"},
+    "sw.avg": {"en": "avg of {loops}", "zh": "{loops} 轮平均"},
+    # --- eval table
+    "ev.dataset": {"en": "Dataset", "zh": "数据集"},
+    "ev.metric": {"en": "Metric", "zh": "指标"},
+    "ev.samples": {"en": "Samples", "zh": "样本数"},
+    "ev.score": {"en": "Score (%)", "zh": "得分 (%)"},
+    "ev.official": {"en": "Official (%)", "zh": "官方分数 (%)"},
+    "ev.tolerance": {"en": "Tolerance (points)", "zh": "允许偏差（分）"},
+    "ev.delta": {"en": "Δ vs official (points)", "zh": "与官方差值（分）"},
+    # --- conclusion
+    "concl.tpm": {
+        "en": "`{case}`: cluster TPM (total) = total throughput × 60 = Σ(input+output tokens) / window × 60 = "
+              "({input} + {output}) / {window} s × 60 = **{tpm_total}** tok/min; output TPM = {output} / {window} s "
+              "× 60 = **{tpm_output}** tok/min; Σ per-node TPM (total) = {sum_total}, (output) = {sum_output}.",
+        "zh": "`{case}`：集群 TPM（总计）= 总吞吐 × 60 = Σ(输入+输出 token) / 时间窗口 × 60 = "
+              "({input} + {output}) / {window} s × 60 = **{tpm_total}** tok/min；输出 TPM = {output} / {window} s "
+              "× 60 = **{tpm_output}** tok/min；各节点 TPM 之和（总计）= {sum_total}，（输出）= {sum_output}。",
+    },
+    "concl.stragglers": {"en": "`{case}`: stragglers (output throughput > 10% below the fleet median): {nodes}.",
+                         "zh": "`{case}`：落后节点（输出吞吐低于各节点中位数 10% 以上）：{nodes}。"},
+    "concl.sweep": {
+        "en": "`{case}`: {points} sweep points; best cluster TPM (total) **{tpm}** tok/min at {point} "
+              "(output throughput {tps} tok/s).",
+        "zh": "`{case}`：共 {points} 个工况；集群 TPM（总计）最高为 **{tpm}** tok/min，出现在 {point}"
+              "（系统吞吐 {tps} tok/s）。",
+    },
+    "concl.eval": {"en": "`{case}`: {dataset} — cluster score {score} (official {official}, tolerance {tolerance}): "
+                         "**{verdict}**.",
+                   "zh": "`{case}`：{dataset} — 集群得分 {score}（官方：{official}，允许偏差 {tolerance}）："
+                         "**{verdict}**。"},
+    "concl.eval_plain": {"en": "`{case}`: {dataset} — cluster score {score}.",
+                         "zh": "`{case}`：{dataset} — 集群得分 {score}。"},
+    "concl.no_result": {"en": "`{case}`: no node produced a result.", "zh": "`{case}`：没有节点产生结果。"},
+    "concl.overall": {"en": "Overall verdict: **{verdict}**", "zh": "总体结论：**{verdict}**"},
+    "concl.reasons": {"en": "Reasons:", "zh": "原因："},
+    "concl.reason": {"en": "`{case}` {scope}: {figure} = {measured} (expected {expected}){note}",
+                     "zh": "`{case}` {scope}：{figure} = {measured}（预期 {expected}）{note}"},
+    "concl.reason_node": {"en": "`{case}` node {node}: {state} — {error}",
+                          "zh": "`{case}` 节点 {node}：{state} — {error}"},
+    "concl.all_passed": {"en": "Every expectation was met on every node and on the cluster.",
+                         "zh": "所有节点及集群均满足全部预期，测试通过。"},
+    # --- charts (HTML)
+    "chart.sweep_tps": {"en": "{case}: output throughput vs concurrency ({scope})",
+                        "zh": "{case}：系统吞吐与并发数（{scope}）"},
+    "chart.sweep_latency": {"en": "{case}: latency vs concurrency ({scope})", "zh": "{case}：时延与并发数（{scope}）"},
+    "chart.ttft_pct": {"en": "{case}: TTFT percentiles per node", "zh": "{case}：各节点 TTFT 百分位曲线"},
+    "chart.tpot_pct": {"en": "{case}: TPOT percentiles per node", "zh": "{case}：各节点 TPOT 百分位曲线"},
+    "chart.tpm_bars": {"en": "{case}: TPM (total) per node and cluster", "zh": "{case}：各节点与集群 TPM（总计）"},
+    "chart.tps_bars": {"en": "{case}: output throughput per node and cluster",
+                       "zh": "{case}：各节点与集群输出吞吐"},
+    "chart.scores": {"en": "{case}: score per node vs official", "zh": "{case}：各节点得分与官方分数"},
+    "axis.concurrency": {"en": "concurrency", "zh": "并发数"},
+    "axis.tps": {"en": "tok/s", "zh": "tok/s"},
+    "axis.seconds": {"en": "seconds", "zh": "秒"},
+    "axis.percentile": {"en": "percentile", "zh": "百分位"},
+    "axis.tpm": {"en": "tok/min", "zh": "tok/min"},
+    "axis.score": {"en": "score (%)", "zh": "得分 (%)"},
+    "series.latency": {"en": "avg latency", "zh": "平均时延"},
+    "series.ttft": {"en": "avg TTFT", "zh": "平均 TTFT"},
+    "series.pair": {"en": "in {input} / out {output}", "zh": "输入 {input} / 输出 {output}"},
+    "series.official": {"en": "official {official}", "zh": "官方 {official}"},
+    "html.generated": {"en": "Generated by fleetbench {version} from run {run}.",
+                       "zh": "由 fleetbench {version} 根据运行 {run} 生成。"},
+    # --- spreadsheet
+    "xl.summary": {"en": "Summary", "zh": "概要"},
+    "xl.nodes": {"en": "Per-node results", "zh": "各节点结果"},
+    "xl.percentiles": {"en": "Percentiles", "zh": "百分位"},
+    "xl.sweep": {"en": "Sweep", "zh": "多工况"},
+    "xl.verdicts": {"en": "Verdicts", "zh": "判定"},
+    "xl.scores": {"en": "Eval scores", "zh": "精度得分"},
+    "xl.requests": {"en": "Raw requests", "zh": "原始请求"},
+    "xl.environment": {"en": "Environment", "zh": "测试环境"},
+    "xl.truncated": {"en": "truncated: {shown} of {total} requests shown (row cap {cap}); the store holds all",
+                     "zh": "已截断：共 {total} 条请求，仅显示 {shown} 条（上限 {cap} 行）；完整数据见结果库"},
+    "xl.no_requests": {"en": "raw requests not included", "zh": "未包含原始请求"},
+    "xl.row_kind": {"en": "Row", "zh": "行类型"},
+    "xl.row_loop": {"en": "loop", "zh": "单轮"},
+    "xl.row_avg": {"en": "average", "zh": "平均"},
+    "req.case": {"en": "Case/step", "zh": "用例/步骤"},
+    "req.point": {"en": "Point", "zh": "工况"},
+    "req.idx": {"en": "Index", "zh": "序号"},
+    "req.start": {"en": "Start (Unix s, controller clock)", "zh": "开始时间（Unix 秒，控制端时钟）"},
+    "req.end": {"en": "End (Unix s, controller clock)", "zh": "结束时间（Unix 秒，控制端时钟）"},
+    "req.success": {"en": "Success (1/0)", "zh": "成功 (1/0)"},
+    "req.ttft": {"en": "TTFT (s)", "zh": "TTFT (s)"},
+    "req.latency": {"en": "Latency (s)", "zh": "时延 (s)"},
+    "req.tpot": {"en": "TPOT (s)", "zh": "TPOT (s)"},
+    "req.input": {"en": "Input tokens", "zh": "输入 token"},
+    "req.output": {"en": "Output tokens", "zh": "输出 token"},
+    "req.offset": {"en": "Clock offset (s)", "zh": "时钟偏差 (s)"},
+    "req.error": {"en": "Error", "zh": "错误"},
+    "fig.start_skew": {"en": "Start skew (s)", "zh": "启动时间差 (s)"},
+    "fig.sum_tpm_total": {"en": "Σ per-node TPM total (tok/min)", "zh": "各节点 TPM 之和（总计, tok/min）"},
+    "fig.sum_tpm_output": {"en": "Σ per-node TPM output (tok/min)", "zh": "各节点 TPM 之和（输出, tok/min）"},
+    "fig.success_rate": {"en": "Success rate (0-1)", "zh": "成功率 (0-1)"},
+    "fig.window_start": {"en": "Window start (Unix s)", "zh": "窗口开始（Unix 秒）"},
+    "fig.window_end": {"en": "Window end (Unix s)", "zh": "窗口结束（Unix 秒）"},
+    "fig.input_tokens": {"en": "Input tokens (sum)", "zh": "输入 token 总数"},
+    "fig.output_tokens": {"en": "Output tokens (sum)", "zh": "输出 token 总数"},
+    "fig.stragglers": {"en": "Stragglers", "zh": "落后节点"},
+    "basic.started": {"en": "Started (Unix s)", "zh": "开始时间（Unix 秒）"},
+    "basic.finished": {"en": "Finished (Unix s)", "zh": "结束时间（Unix 秒）"},
+}
+
+# Chinese wording of fleetbench.figures.DEFINITIONS (the English there is the single source; keys must match).
+DEFINITIONS_ZH: dict[str, str] = {
+    "ttft": "首 token 时延（TTFT）：从发出请求到收到第一个流式内容块的时间。",
+    "tpot": "每输出 token 时延（TPOT，按请求）：(时延 - TTFT) / (输出 token 数 - 1)；"
+            "对输出多于一个 token 的成功请求取平均。",
+    "itl": "token 间隔（ITL）：相邻两个流式内容块之间的时间；平均值取所有成功请求的全部间隔。",
+    "latency": "端到端时延：单个请求从发出到收到最后一个字节的时间。",
+    "wall_time": "测试耗时：最晚结束的请求时间 - 最早开始的请求时间。",
+    "output_throughput": "输出吞吐：成功请求的输出 token 总数 / 测试耗时。",
+    "total_throughput": "总吞吐：成功请求的输入 + 输出 token 总数 / 测试耗时。",
+    "request_throughput": "请求吞吐：成功请求数 / 测试耗时。",
+    "tpm": "每分钟 token 数（TPM）：总吞吐 × 60（输出 TPM：输出吞吐 × 60）。",
+    "cluster_throughput": "集群吞吐：所有节点的 token 总数 / 共同时间窗口"
+                          "（所有节点中最晚结束 - 最早开始，各节点时钟按实测偏差校正）。",
+    "cluster_percentiles": "集群百分位：所有节点逐请求样本并集的百分位，而非各节点百分位的平均。",
+    "percentile": "百分位采用最近秩法（与 evalscope 相同）：n 个排序样本的第 p 百分位为第 ceil(p/100 × n) 个样本。",
+    "success_rate": "成功率：成功请求数 / 全部请求数。",
+}
+
+
+def check_lang(lang: str) -> str:
+    if lang not in LANGS:
+        raise ValueError(f"unknown report language {lang!r}; use one of {', '.join(LANGS)}")
+    return lang
+
+
+def t(key: str, lang: str, **fields: object) -> str:
+    """The text of `key` in `lang`, its `{fields}` filled in. KeyError on an unknown key (a test finds them)."""
+    text = TEXT[key][check_lang(lang)]
+    return text.format(**fields) if fields else text
+
+
+def definition(name: str, lang: str) -> str:
+    """A figure's definition: fleetbench.figures.DEFINITIONS in English, its translation in Chinese."""
+    return DEFINITIONS_ZH[name] if check_lang(lang) == "zh" else DEFINITIONS[name]
+
+
+def placeholders(text: str) -> set[str]:
+    return {f for _, f, _, _ in string.Formatter().parse(text) if f}
