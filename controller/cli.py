@@ -27,9 +27,9 @@ from .history import list_runs, summarize
 from .orchestrator import Orchestrator
 from .plan import Plan, load_plan, parse_plan
 from .progress import JsonProgress, ProgressSink, QuietProgress, RichProgress
-from .report.json_report import render_json
 from .report.markdown import render_markdown, when
 from .report.model import load_report
+from .report.output import check_choice, write_report_files
 from .store import Store, default_db_path
 from .yamlfile import parse_yaml
 
@@ -147,14 +147,10 @@ def make_progress(quiet: bool, json_events: bool) -> ProgressSink:
     return RichProgress()
 
 
-def write_reports(store: Store, run_id: str, out_dir: Path) -> list[Path]:
-    out_dir.mkdir(parents=True, exist_ok=True)
-    report = load_report(store, run_id)
-    md = out_dir / f"{run_id}.md"
-    md.write_text(render_markdown(report), encoding="utf-8")
-    js = out_dir / f"{run_id}.json"
-    js.write_text(render_json(report), encoding="utf-8")
-    return [md, js]
+def write_reports(store: Store, run_id: str, out_dir: Path, formats: tuple[str, ...] = ("md", "html", "xlsx", "json"),
+                  lang: str = "en") -> list[Path]:
+    """The run's report in every format (docs/report.md); the Markdown first."""
+    return write_report_files(store, run_id, out_dir, formats, lang)
 
 
 def execute_plan(plan_path: Path, node_list: list[Node], db: Path, out_dir: Path, progress: ProgressSink) -> int:
@@ -176,7 +172,12 @@ def finish_plan(plan: Plan, node_list: list[Node], store: Store, out_dir: Path, 
     paths = write_reports(store, outcome.run_id, out_dir)
     report = load_report(store, outcome.run_id)
     for case in report.cases:
-        if case.cluster is not None and not math.isnan(case.cluster.tpm_total):
+        if case.case_type == "long_context":
+            ok = sum(f.succeeded for f in case.node_figures.values())
+            ttft = max((f.ttft_avg_s for f in case.node_figures.values() if f.succeeded), default=math.nan)
+            progress.message(f"case {case.case_id}: long context: {ok} of {len(case.node_states)} node(s) "
+                             f"answered, slowest TTFT {ttft:.3f} s; verdict {case.verdict}")
+        elif case.cluster is not None and not math.isnan(case.cluster.tpm_total):
             progress.message(f"case {case.case_id}: cluster TPM {case.cluster.tpm_total:,.0f} "
                              f"(Σ per-node {case.sum_node_tpm_total:,.0f}); verdict {case.verdict}")
         elif case.sweep:
@@ -233,11 +234,15 @@ def plan_check(path: Path = typer.Argument(..., help="Plan file to validate.")) 
 def report(
     run_id: str = typer.Argument(..., help="Run id (see `ctl runs`)."),
     db: Path | None = typer.Option(None, help=DB_HELP),
-    out_dir: Path = typer.Option(Path("fleetbench-out"), "--out", help="Folder for the report."),
+    out_dir: Path = typer.Option(Path("fleetbench-out"), "--out",
+                                 help="Folder for the report files, or with --format a file path (RUN_ID.html …)."),
+    fmt: str | None = typer.Option(None, "--format", "-f", help="html, md, xlsx or json; default: all four."),
+    lang: str = typer.Option("en", "--lang", help="Language of labels and sentences: en or zh."),
 ) -> None:
-    """Write the report of a stored run again."""
+    """Write the report of a stored run again (docs/report.md)."""
+    check_choice(fmt, lang)  # before opening the store: a typo is a one-line error
     store = Store(db or default_db_path())
-    for p in write_reports(store, run_id, out_dir):
+    for p in write_reports(store, run_id, out_dir, (fmt,) if fmt else ("md", "html", "xlsx", "json"), lang):
         typer.echo(str(p))
 
 
