@@ -39,8 +39,8 @@ def test_cluster_tpm_recomputes_from_requests_table(demo_run):
     work, con, run_id, proc = demo_run
     row = con.execute(
         "SELECT sum(input_tokens + output_tokens) AS tokens, sum(output_tokens) AS out_tokens, "
-        "max(end_time) - min(start_time) AS window, count(*) AS n FROM requests WHERE run_id = ? AND case_id = 'perf-demo' "
-        "AND success = 1",
+        "max(end_time) - min(start_time) AS window, count(*) AS n FROM requests WHERE run_id = ? "
+        "AND case_id = 'perf-demo' AND success = 1",
         [run_id],
     ).fetchone()
     assert row["n"] == 3 * 64
