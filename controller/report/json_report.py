@@ -61,6 +61,16 @@ def report_document(report: RunReport) -> dict[str, Any]:
                 "saturation": c.saturation,
                 "evalscope_summaries": c.evalscope_summaries,
                 "verdicts": [_num(asdict(v)) | {"label": v.label} for v in c.verdicts],
+                "case_type": c.case_type,
+                "sweep": [
+                    {"scope": r.scope, "point": r.point, "input_tokens": r.input_tokens,
+                     "output_tokens": r.output_tokens, "parallel": r.parallel, "number": r.number, "loop": r.loop,
+                     "avg_tps": _num(r.avg_tps), "per_request_tps": _num(r.per_request_tps),
+                     "figures": _figures(r.figures)}
+                    for r in c.sweep
+                ],
+                "sweep_averages": [_num(asdict(a)) for a in c.sweep_averages],
+                "scores": [_num(asdict(s)) | {"delta": _num(s.delta), "passed": s.passed} for s in c.scores],
             }
             for c in report.cases
         ],

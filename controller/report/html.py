@@ -1,0 +1,356 @@
+"""The acceptance report as one self-contained HTML file: inline CSS, charts as inline SVG drawn here in
+Python (no script, no CDN, nothing fetched), readable on screen and printed to PDF.
+
+Charts: per case, TPM and output throughput per node beside the cluster (bars), TTFT and TPOT percentile
+curves per node; per sweep, output throughput and latency (avg latency, avg TTFT) against concurrency, one
+line per (input, output) pair, from the loop averages; per eval case, each scope's score against the
+official one. Tables and sentences come from content.py, shared with the Markdown report."""
+
+from __future__ import annotations
+
+import html
+import math
+import re
+
+from fleetbench.figures import DEFINITIONS, Figures
+
+from . import content as c
+from .content import Table
+from .i18n import check_lang, definition, t
+from .model import CaseReport, RunReport, SweepAverageRow
+
+PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22",
+           "#17becf")
+CLUSTER_COLOR = "#333333"
+W, H = 540, 290
+ML, MR, MT, MB = 70, 16, 34, 46  # margins: left, right, top, bottom
+
+CSS = """
+:root { --fg: #1d1d1f; --muted: #5f6368; --line: #d0d4d9; --pass: #137333; --fail: #c5221f; --head: #f1f3f4; }
+* { box-sizing: border-box; }
+body { font-family: "Noto Sans CJK SC", "PingFang SC", "Microsoft YaHei", "Segoe UI", "DejaVu Sans", Arial,
+       sans-serif; color: var(--fg); margin: 0 auto; max-width: 1180px; padding: 24px 32px; line-height: 1.45;
+       font-size: 14px; }
+h1 { font-size: 26px; margin: 0 0 4px; }
+h2 { font-size: 20px; border-bottom: 2px solid var(--fg); padding-bottom: 4px; margin-top: 32px; }
+h3 { font-size: 16px; margin-top: 24px; }
+h4 { font-size: 14px; margin: 16px 0 6px; color: var(--muted); }
+table { border-collapse: collapse; margin: 6px 0 14px; font-size: 12.5px; }
+th, td { border: 1px solid var(--line); padding: 3px 8px; text-align: left; vertical-align: top; }
+th { background: var(--head); font-weight: 600; }
+td.num { text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; }
+tr.strong td { font-weight: 700; background: #fafafa; }
+pre { background: #f6f8fa; border: 1px solid var(--line); padding: 8px 10px; white-space: pre-wrap;
+      word-break: break-all; font-size: 12px; }
+code { font-family: "DejaVu Sans Mono", Consolas, monospace; font-size: 12px; }
+.verdict { display: inline-block; padding: 2px 10px; border-radius: 4px; color: #fff; font-weight: 700; }
+.verdict.pass { background: var(--pass); } .verdict.fail, .verdict.error { background: var(--fail); }
+.warn { border-left: 4px solid #e37400; background: #fef7e0; padding: 6px 10px; margin: 8px 0; }
+.charts { display: flex; flex-wrap: wrap; gap: 12px; margin: 8px 0 12px; }
+.chart { border: 1px solid var(--line); background: #fff; }
+.chart text { font-family: inherit; }
+.muted { color: var(--muted); }
+ul { padding-left: 22px; }
+footer { margin-top: 32px; color: var(--muted); font-size: 12px; }
+@page { size: A4; margin: 14mm 12mm; }
+@media print {
+  body { max-width: none; padding: 0; font-size: 10.5px; }
+  h2 { break-after: avoid; } h3, h4 { break-after: avoid; }
+  table, .chart, pre { break-inside: avoid; }
+  table { font-size: 9.5px; } th, td { padding: 2px 5px; }
+  .chart { width: 48%; height: auto; }
+  section.case { break-before: page; }
+  a { color: inherit; text-decoration: none; }
+}
+"""
+
+
+def esc(text: object) -> str:
+    return html.escape(str(text), quote=True)
+
+
+def inline(text: str) -> str:
+    """The shared sentences use Markdown's **bold** and `code`; as HTML, escaped first."""
+    out = esc(text)
+    out = re.sub(r"`([^`]+)`", r"<code>\1</code>", out)
+    return re.sub(r"\*\*([^*]+)\*\*", r"<strong>\1</strong>", out)
+
+
+NUMERIC = re.compile(r"^[+\-−]?[\d,]*\.?\d+(e[+-]?\d+)?%?$")
+
+
+def html_table(tab: Table) -> str:
+    head = "".join(f"<th>{esc(h)}</th>" for h in tab.header)
+    rows = []
+    for i, r in enumerate(tab.rows):
+        cls = ' class="strong"' if i in tab.strong_rows else ""
+        cells = "".join(f'<td class="num">{esc(x)}</td>' if NUMERIC.match(x) else f"<td>{inline(x)}</td>" for x in r)
+        rows.append(f"<tr{cls}>{cells}</tr>")
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
+
+
+def verdict_badge(label: str, lang: str) -> str:
+    return f'<span class="verdict {esc(label)}">{esc(c.verdict_text(label, lang))}</span>'
+
+
+# ---------------------------------------------------------------------------------------------- SVG charts
+
+
+def nice_max(v: float) -> float:
+    """The smallest 1/2/2.5/5 × 10^k not below v (the top of a y axis starting at 0)."""
+    if not v or v <= 0 or math.isnan(v):
+        return 1.0
+    e = 10 ** math.floor(math.log10(v))
+    return next(m * e for m in (1, 2, 2.5, 5, 10) if m * e >= v * (1 - 1e-12))
+
+
+def tick_label(v: float) -> str:
+    if v == 0:
+        return "0"
+    if abs(v) >= 1000:
+        return f"{v:,.0f}"
+    if abs(v) >= 10:
+        return f"{v:.0f}"
+    if abs(v) >= 1:
+        return f"{v:.1f}".rstrip("0").rstrip(".")
+    return f"{v:.3g}"
+
+
+def _frame(title: str, ymax: float, ylabel: str, xlabel: str) -> list[str]:
+    pw, ph = W - ML - MR, H - MT - MB
+    out = [f'<svg class="chart" xmlns="http://www.w3.org/2000/svg" width="{W}" height="{H}" '
+           f'viewBox="0 0 {W} {H}" role="img" aria-label="{esc(title)}">',
+           f"<title>{esc(title)}</title>",
+           f'<text x="{W / 2:.1f}" y="18" text-anchor="middle" font-size="13" font-weight="600">{esc(title)}</text>']
+    for i in range(6):
+        v = ymax * i / 5
+        y = MT + ph - ph * i / 5
+        out.append(f'<line x1="{ML}" y1="{y:.1f}" x2="{ML + pw}" y2="{y:.1f}" stroke="#e3e6e8" stroke-width="1"/>')
+        out.append(f'<text x="{ML - 6}" y="{y + 4:.1f}" text-anchor="end" font-size="11">{esc(tick_label(v))}</text>')
+    out.append(f'<line x1="{ML}" y1="{MT}" x2="{ML}" y2="{MT + ph}" stroke="#555" stroke-width="1"/>')
+    out.append(f'<line x1="{ML}" y1="{MT + ph}" x2="{ML + pw}" y2="{MT + ph}" stroke="#555" stroke-width="1"/>')
+    out.append(f'<text x="14" y="{MT + ph / 2:.1f}" text-anchor="middle" font-size="11" '
+               f'transform="rotate(-90 14 {MT + ph / 2:.1f})">{esc(ylabel)}</text>')
+    out.append(f'<text x="{ML + pw / 2:.1f}" y="{H - 6}" text-anchor="middle" font-size="11">{esc(xlabel)}</text>')
+    return out
+
+
+def _legend(names: list[tuple[str, str]]) -> list[str]:
+    out = []
+    x, y = ML + 8, MT + 6
+    for name, color in names:
+        out.append(f'<rect x="{x}" y="{y}" width="10" height="10" fill="{color}"/>')
+        out.append(f'<text x="{x + 14}" y="{y + 9}" font-size="11">{esc(name)}</text>')
+        y += 15
+    return out
+
+
+def line_chart(title: str, series: list[tuple[str, str, list[tuple[float, float]]]], xlabel: str, ylabel: str,
+               categorical: bool = False) -> str:
+    """Lines with markers. `categorical`: the distinct x values evenly spaced (concurrency 1, 2, 4, … 128)."""
+    pts = [(x, y) for _, _, s in series for x, y in s if not math.isnan(y)]
+    if not pts:
+        return ""
+    ymax = nice_max(max(y for _, y in pts))
+    xs = sorted({x for x, _ in pts})
+    pw, ph = W - ML - MR, H - MT - MB
+    if categorical:
+        pos = {x: ML + pw * (i + 0.5) / len(xs) for i, x in enumerate(xs)}
+        xticks = [(pos[x], tick_label(x)) for x in xs]
+    else:
+        lo, hi = xs[0], xs[-1] if xs[-1] > xs[0] else xs[0] + 1
+        pos = {x: ML + pw * (x - lo) / (hi - lo) for x in xs}
+        xticks = [(pos[x], tick_label(x)) for x in xs]
+    out = _frame(title, ymax, ylabel, xlabel)
+    for px, label in xticks:
+        out.append(f'<text x="{px:.1f}" y="{MT + ph + 15}" text-anchor="middle" font-size="11">{esc(label)}</text>')
+    for name, color, s in series:
+        good = [(pos[x], MT + ph - ph * y / ymax) for x, y in s if not math.isnan(y)]
+        if not good:
+            continue
+        d = " ".join(f"{'M' if i == 0 else 'L'}{px:.1f},{py:.1f}" for i, (px, py) in enumerate(good))
+        out.append(f'<path d="{d}" fill="none" stroke="{color}" stroke-width="2"><title>{esc(name)}</title></path>')
+        out += [f'<circle cx="{px:.1f}" cy="{py:.1f}" r="3" fill="{color}"/>' for px, py in good]
+    out += _legend([(name, color) for name, color, _ in series])
+    return "\n".join(out + ["</svg>"])
+
+
+def bar_chart(title: str, bars: list[tuple[str, float, str]], ylabel: str, value_fmt: str = "{:,.0f}",
+              reference: tuple[str, float] | None = None) -> str:
+    """Vertical bars with their values on top; an optional dashed reference line (the official score)."""
+    vals = [v for _, v, _ in bars if not math.isnan(v)]
+    if not vals:
+        return ""
+    ymax = nice_max(max(vals + ([reference[1]] if reference else [])))
+    pw, ph = W - ML - MR, H - MT - MB
+    out = _frame(title, ymax, ylabel, "")
+    slot = pw / len(bars)
+    bw = min(60.0, slot * 0.6)
+    for i, (name, v, color) in enumerate(bars):
+        cx = ML + slot * (i + 0.5)
+        out.append(f'<text x="{cx:.1f}" y="{MT + ph + 15}" text-anchor="middle" font-size="11">{esc(name)}</text>')
+        if math.isnan(v):
+            continue
+        bh = ph * v / ymax
+        out.append(f'<rect x="{cx - bw / 2:.1f}" y="{MT + ph - bh:.1f}" width="{bw:.1f}" height="{bh:.1f}" '
+                   f'fill="{color}"><title>{esc(name)}: {esc(value_fmt.format(v))}</title></rect>')
+        out.append(f'<text x="{cx:.1f}" y="{MT + ph - bh - 4:.1f}" text-anchor="middle" font-size="11">'
+                   f"{esc(value_fmt.format(v))}</text>")
+    if reference is not None:
+        y = MT + ph - ph * reference[1] / ymax
+        out.append(f'<line x1="{ML}" y1="{y:.1f}" x2="{ML + pw}" y2="{y:.1f}" stroke="#c5221f" stroke-width="1.5" '
+                   f'stroke-dasharray="6 4"/>')
+        out.append(f'<text x="{ML + pw - 4}" y="{y - 4:.1f}" text-anchor="end" font-size="11" fill="#c5221f">'
+                   f"{esc(reference[0])}</text>")
+    return "\n".join(out + ["</svg>"])
+
+
+def _scope_colors(names: list[str]) -> dict[str, str]:
+    nodes = [n for n in names if n != "cluster"]
+    colors = {n: PALETTE[i % len(PALETTE)] for i, n in enumerate(nodes)}
+    colors["cluster"] = CLUSTER_COLOR
+    return colors
+
+
+def case_charts(case: CaseReport, lang: str) -> list[str]:
+    charts: list[str] = []
+    if case.cluster is not None:
+        scopes: dict[str, Figures] = {**case.node_figures, "cluster": case.cluster}
+        colors = _scope_colors(list(scopes))
+        label = {s: c.scope_name(s, lang) for s in scopes}
+        charts.append(bar_chart(t("chart.tpm_bars", lang, case=case.case_id),
+                                [(label[s], f.tpm_total, colors[s]) for s, f in scopes.items()], t("axis.tpm", lang)))
+        charts.append(bar_chart(t("chart.tps_bars", lang, case=case.case_id),
+                                [(label[s], f.output_throughput_tps, colors[s]) for s, f in scopes.items()],
+                                t("axis.tps", lang), "{:,.1f}"))
+        for key, metric in (("chart.ttft_pct", "ttft_s"), ("chart.tpot_pct", "tpot_s")):
+            series = [(label[s], colors[s], sorted(f.percentiles.get(metric, {}).items())) for s, f in scopes.items()]
+            charts.append(line_chart(t(key, lang, case=case.case_id), [(n, col, [(float(p), v) for p, v in s])
+                                                                         for n, col, s in series],
+                                     t("axis.percentile", lang), t("axis.seconds", lang), categorical=True))
+    if case.sweep:
+        scope = "cluster" if any(r.scope == "cluster" for r in case.sweep) else c.sweep_scopes(case)[0]
+        avgs: list[SweepAverageRow] = [a for a in case.sweep_averages if a.scope == scope]
+        pairs = sorted({(a.input_tokens, a.output_tokens) for a in avgs})
+        name = c.scope_name(scope, lang)
+
+        def of(pair: tuple[int, int], attr: str) -> list[tuple[float, float]]:
+            return sorted((float(a.parallel), float(getattr(a, attr))) for a in avgs
+                          if (a.input_tokens, a.output_tokens) == pair)
+
+        pair_name = {p: t("series.pair", lang, input=p[0], output=p[1]) for p in pairs}
+        charts.append(line_chart(
+            t("chart.sweep_tps", lang, case=case.case_id, scope=name),
+            [(pair_name[p], PALETTE[i % len(PALETTE)], of(p, "output_throughput_tps")) for i, p in enumerate(pairs)],
+            t("axis.concurrency", lang), t("axis.tps", lang), categorical=True))
+        lat = []
+        for i, p in enumerate(pairs):
+            col = PALETTE[i % len(PALETTE)]
+            lat.append((f"{pair_name[p]} — {t('series.latency', lang)}", col, of(p, "latency_avg_s")))
+            lat.append((f"{pair_name[p]} — {t('series.ttft', lang)}", PALETTE[(i + 5) % len(PALETTE)],
+                        of(p, "ttft_avg_s")))
+        charts.append(line_chart(t("chart.sweep_latency", lang, case=case.case_id, scope=name), lat,
+                                 t("axis.concurrency", lang), t("axis.seconds", lang), categorical=True))
+    if case.scores:
+        for dataset in sorted({s.dataset for s in case.scores}):
+            rows = sorted((s for s in case.scores if s.dataset == dataset), key=lambda s: (s.scope != "cluster",
+                                                                                          s.scope))
+            colors = _scope_colors([s.scope for s in rows])
+            official = rows[0].official
+            ref = (t("series.official", lang, official=f"{official:g}"), official) if official is not None else None
+            charts.append(bar_chart(f"{t('chart.scores', lang, case=case.case_id)} — {dataset}",
+                                    [(c.scope_name(s.scope, lang), s.score, colors[s.scope]) for s in rows],
+                                    t("axis.score", lang), "{:.1f}", ref))
+    return [ch for ch in charts if ch]
+
+
+# ---------------------------------------------------------------------------------------------- sections
+
+
+def case_section(n: int, case: CaseReport, report: RunReport, lang: str) -> list[str]:
+    out = [f'<section class="case" id="case-{esc(case.case_id)}">',
+           f"<h3>{esc(t('sec.case_plain', lang, n=n, case=case.case_id, verdict=''))}"
+           f"{verdict_badge(case.verdict, lang)}</h3>"]
+    out.append(html_table(Table([t("col.item", lang), t("col.value", lang)], [
+        [t("case.type", lang), c.case_type_text(case, lang)],
+        [t("case.purpose", lang), case.purpose or t("na", lang)],
+        [t("case.expectations", lang), "; ".join(c.expectation_lines(report, case, lang))
+         or t("case.no_expectations", lang)],
+    ])))
+    if case.command:
+        out += [f"<h4>{esc(t('case.command', lang))}</h4>", f"<pre><code>{esc(case.command)}</code></pre>"]
+    out.append(f"<h4>{esc(t('case.results', lang))}</h4>")
+    out += [f'<div class="warn">{inline(line)}</div>' for line in c.saturation_lines(case, lang)]
+    states = c.node_state_lines(case, lang)
+    if states:
+        out.append("<ul>" + "".join(f"<li>{inline(s)}</li>" for s in states) + "</ul>")
+    charts = case_charts(case, lang)
+    if charts:
+        out.append('<div class="charts">' + "".join(charts) + "</div>")
+    if case.cluster is not None:
+        scopes = {**case.node_figures, "cluster": case.cluster}
+        out += [f"<p>{inline(t('case.summary', lang))}</p>", html_table(c.summary_table(scopes, lang)),
+                f"<p>{inline(c.skew_line(case, lang))}</p>",
+                f"<p>{inline(t('case.cluster_percentiles', lang))}</p>", html_table(c.percentile_table(case.cluster,
+                                                                                                      lang))]
+        for node, figs in case.node_figures.items():
+            out += [f"<p>{inline(t('case.node_percentiles', lang, node=node))}</p>",
+                    html_table(c.percentile_table(figs, lang))]
+    if case.sweep:
+        out.append(f'<p class="muted">{inline(t("case.sweep_note", lang))}</p>')
+        for scope in c.sweep_scopes(case):
+            out += [f"<p><strong>{esc(t('case.sweep', lang, scope=c.scope_name(scope, lang)))}</strong></p>",
+                    html_table(c.sweep_table(case, scope, lang))]
+    if case.scores:
+        out += [f"<p><strong>{esc(t('case.scores', lang))}</strong> — {inline(t('case.scores_note', lang))}</p>",
+                html_table(c.scores_table(case, lang))]
+    if case.cluster is None and not case.sweep and not case.scores:
+        out.append(f"<p>{esc(t('case.no_result', lang))}</p>")
+    if case.verdicts:
+        out += [f"<h4>{esc(t('case.verdicts', lang))}</h4>", html_table(c.verdict_table(case, lang))]
+    out.append("</section>")
+    return out
+
+
+def render_html(report: RunReport, lang: str = "en") -> str:
+    check_lang(lang)
+    title = t("title", lang, plan=report.plan_name)
+    out = ["<!DOCTYPE html>", f'<html lang="{"zh-CN" if lang == "zh" else "en"}">', "<head>",
+           '<meta charset="utf-8">', '<meta name="viewport" content="width=device-width, initial-scale=1">',
+           f"<title>{esc(title)}</title>", f"<style>{CSS}</style>", "</head>", "<body>",
+           f"<h1>{esc(title)} {verdict_badge(report.verdict, lang)}</h1>",
+           f"<h2>{esc(t('sec.basic', lang))}</h2>", html_table(c.basic_table(report, lang)),
+           f"<h3>{esc(t('sec.nodes', lang))}</h3>", html_table(c.nodes_table(report, lang)),
+           f"<h3>{esc(t('sec.environment', lang))}</h3>"]
+    hw = c.hardware_table(report, lang)
+    if hw.rows:
+        out += [f"<h4>{esc(t('sec.hardware', lang))}</h4>", html_table(hw)]
+    out += [f"<h4>{esc(t('sec.software', lang))}</h4>", html_table(c.software_table(report, lang))]
+    errors = c.environment_errors(report, lang)
+    if errors:
+        out.append("<ul>" + "".join(f"<li>{esc(e)}</li>" for e in errors) + "</ul>")
+    out += [f"<h4>{esc(t('sec.drift', lang))}</h4>", f"<pre>{esc(chr(10).join(report.drift))}</pre>"]
+    out.append(f"<h2>{esc(t('sec.cases', lang))}</h2>")
+    for i, case in enumerate(report.cases, 1):
+        out += case_section(i, case, report, lang)
+    out += [f"<h2>{esc(t('sec.conclusion', lang))}</h2>",
+            "<ul>" + "".join(f"<li>{inline(line)}</li>" for line in c.conclusion_lines(report, lang)) + "</ul>",
+            f"<p>{inline(t('concl.overall', lang, verdict=c.verdict_text(report.verdict, lang)))} "
+            f"{verdict_badge(report.verdict, lang)}</p>"]
+    reasons = c.failure_reasons(report, lang)
+    if reasons:
+        out += [f"<p>{esc(t('concl.reasons', lang))}</p>",
+                "<ul>" + "".join(f"<li>{inline(r)}</li>" for r in reasons) + "</ul>"]
+    elif report.verdict == "pass":
+        out.append(f"<p>{esc(t('concl.all_passed', lang))}</p>")
+    out += [f"<h2>{esc(t('sec.definitions', lang))}</h2>",
+            "<ul>" + "".join(f"<li><strong>{esc(k)}</strong>: {esc(definition(k, lang))}</li>"
+                             for k in DEFINITIONS) + "</ul>"]
+    appendix = c.appendix_tables(report, lang)
+    if appendix:
+        out.append(f"<h2>{esc(t('sec.appendix', lang))}</h2>")
+        for node, tab in appendix:
+            out += [f"<h3>{esc(node)}</h3>", html_table(tab)]
+    out += [f"<footer>{esc(t('html.generated', lang, version=report.fleetbench_version, run=report.run_id))}"
+            "</footer>", "</body>", "</html>", ""]
+    return "\n".join(out)

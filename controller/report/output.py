@@ -1,0 +1,55 @@
+"""Writing report files: which formats and languages exist, file names, and the one place that turns a
+stored run into files (used by `ctl run` and `ctl report`)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from fleetbench.errors import ConfigError
+
+from ..store import Store
+from .html import render_html
+from .i18n import LANGS
+from .json_report import render_json
+from .markdown import render_markdown
+from .model import RunReport, load_report
+from .xlsx import raw_requests, write_xlsx
+
+FORMATS: tuple[str, ...] = ("html", "md", "xlsx", "json")
+EXTENSIONS = {"html": ".html", "md": ".md", "xlsx": ".xlsx", "json": ".json"}
+
+
+def check_choice(fmt: str | None, lang: str) -> None:
+    if fmt is not None and fmt not in FORMATS:
+        raise ConfigError(f"unknown report format {fmt!r}; use one of {', '.join(FORMATS)}")
+    if lang not in LANGS:
+        raise ConfigError(f"unknown report language {lang!r}; use one of {', '.join(LANGS)}")
+
+
+def file_name(run_id: str, fmt: str, lang: str) -> str:
+    """RUN_ID.md for English, RUN_ID.zh.md for Chinese; the JSON has no language: RUN_ID.json."""
+    tag = "" if lang == "en" or fmt == "json" else f".{lang}"
+    return f"{run_id}{tag}{EXTENSIONS[fmt]}"
+
+
+def write_one(store: Store, report: RunReport, fmt: str, lang: str, path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if fmt == "xlsx":
+        return write_xlsx(report, path, lang, raw_requests(store, report.run_id))
+    text = {"html": lambda: render_html(report, lang), "md": lambda: render_markdown(report, lang),
+            "json": lambda: render_json(report)}[fmt]()
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def write_report_files(store: Store, run_id: str, out: Path, formats: tuple[str, ...] = FORMATS,
+                       lang: str = "en") -> list[Path]:
+    """Write `formats` of a stored run. `out` is a folder (files named by `file_name`), or, for a single
+    format, a file path ending in that format's extension."""
+    for f in formats:
+        check_choice(f, lang)
+    report = load_report(store, run_id)
+    if len(formats) == 1 and out.suffix.lower() == EXTENSIONS[formats[0]]:
+        return [write_one(store, report, formats[0], lang, out)]
+    out.mkdir(parents=True, exist_ok=True)
+    return [write_one(store, report, f, lang, out / file_name(run_id, f, lang)) for f in formats]
