@@ -28,7 +28,8 @@ ML, MR, MT, MB = 70, 16, 34, 46  # margins: left, right, top, bottom
 CSS = """
 :root { --fg: #1d1d1f; --muted: #5f6368; --line: #d0d4d9; --pass: #137333; --fail: #c5221f; --head: #f1f3f4; }
 * { box-sizing: border-box; }
-body { font-family: "Noto Sans CJK SC", "PingFang SC", "Microsoft YaHei", "Segoe UI", "DejaVu Sans", Arial,
+body { font-family: "Noto Sans CJK SC", "PingFang SC", "Microsoft YaHei", "WenQuanYi Micro Hei", "Segoe UI",
+       "DejaVu Sans", Arial,
        sans-serif; color: var(--fg); margin: 0 auto; max-width: 1180px; padding: 24px 32px; line-height: 1.45;
        font-size: 14px; }
 h1 { font-size: 26px; margin: 0 0 4px; }
@@ -39,7 +40,8 @@ table { border-collapse: collapse; margin: 6px 0 14px; font-size: 12.5px; }
 th, td { border: 1px solid var(--line); padding: 3px 8px; text-align: left; vertical-align: top; }
 th { background: var(--head); font-weight: 600; }
 td.num { text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; }
-tr.strong td { font-weight: 700; background: #fafafa; }
+tr.strong td { font-weight: 700; background: #fafafa; white-space: nowrap; }
+td.pass { color: var(--pass); font-weight: 600; } td.fail { color: var(--fail); font-weight: 600; }
 pre { background: #f6f8fa; border: 1px solid var(--line); padding: 8px 10px; white-space: pre-wrap;
       word-break: break-all; font-size: 12px; }
 code { font-family: "DejaVu Sans Mono", Consolas, monospace; font-size: 12px; }
@@ -76,6 +78,9 @@ def inline(text: str) -> str:
     return re.sub(r"\*\*([^*]+)\*\*", r"<strong>\1</strong>", out)
 
 
+# verdict cells (both languages) are coloured
+VERDICT_CLASS = {**{t("verdict.pass", lang): "pass" for lang in ("en", "zh")},
+                 **{t(f"verdict.{v}", lang): "fail" for v in ("fail", "error") for lang in ("en", "zh")}}
 NUMERIC = re.compile(r"^[+\-−]?[\d,]*\.?\d+(e[+-]?\d+)?%?$")
 
 
@@ -84,9 +89,16 @@ def html_table(tab: Table) -> str:
     rows = []
     for i, r in enumerate(tab.rows):
         cls = ' class="strong"' if i in tab.strong_rows else ""
-        cells = "".join(f'<td class="num">{esc(x)}</td>' if NUMERIC.match(x) else f"<td>{inline(x)}</td>" for x in r)
+        cells = "".join(_cell(x) for x in r)
         rows.append(f"<tr{cls}>{cells}</tr>")
     return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
+
+
+def _cell(x: str) -> str:
+    if NUMERIC.match(x):
+        return f'<td class="num">{esc(x)}</td>'
+    cls = VERDICT_CLASS.get(x.split(" (")[0])
+    return f'<td class="{cls}">{inline(x)}</td>' if cls else f"<td>{inline(x)}</td>"
 
 
 def verdict_badge(label: str, lang: str) -> str:
