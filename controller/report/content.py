@@ -197,9 +197,11 @@ def expectation_lines(report: RunReport, case: CaseReport, lang: str) -> list[st
     pc = next((c for c in report.plan.cases if c.id == case.case_id), None) if report.plan else None
     if pc is None:
         return []
-    scope = t("expect.case_scope", lang)
+    scoped = [(t("expect.case_scope", lang), e) for e in pc.expect]
+    if pc.type == "perf" and report.plan is not None:  # the plan's cluster contract is judged on perf cases
+        scoped += [(t("scope.cluster", lang), e) for e in report.plan.cluster_expect]
     out = []
-    for e in pc.expect:
+    for scope, e in scoped:
         if e.op == "official":
             out.append(t("expect.official", lang, scope=scope, dataset=e.figure.partition(":")[2] or e.figure,
                          official=f"{e.threshold:g}", tolerance=f"{e.tolerance:g}"))

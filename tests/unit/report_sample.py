@@ -66,6 +66,9 @@ cases:
     output_tokens: 1000
     expect:
       success_rate: {min: 1.0}
+cluster:
+  expect:
+    tpm_total: {min: 100000}
 """
 
 
@@ -132,6 +135,7 @@ def sample_report() -> RunReport:
     pv = [_verdict(s, fig, "max", thr, f.value(fig))
           for s, f in [*perf.nodes.items(), ("cluster", perf.cluster)]
           for fig, thr in (("ttft_avg_s", 0.9), ("tpot_avg_s", 0.020))]
+    pv.append(_verdict("cluster", "tpm_total", "min", 100000, perf.cluster.tpm_total))  # the plan's cluster contract
     cases.append(CaseReport(
         case_id="perf-6k-1k", purpose="TTFT/TPOT at the contracted load",
         command=equivalent_command(plan, "perf-6k-1k", url), node_figures=perf.nodes, cluster=perf.cluster,
