@@ -64,6 +64,12 @@ class SweepPointRow:
     number: int
     loop: int  # 1-based
     figures: Figures
+    # concurrent streams behind these figures: `parallel` on a node, parallel × nodes for the cluster
+    streams: int = 0
+
+    @property
+    def concurrency(self) -> int:
+        return self.streams or self.parallel
 
     @property
     def avg_tps(self) -> float:
@@ -73,8 +79,8 @@ class SweepPointRow:
 
     @property
     def per_request_tps(self) -> float:
-        """Per-request throughput = output throughput / concurrency."""
-        return self.figures.output_throughput_tps / self.parallel if self.parallel else math.nan
+        """Per-request throughput = output throughput / concurrency (for the cluster: every node's streams)."""
+        return self.figures.output_throughput_tps / self.concurrency if self.concurrency else math.nan
 
 
 @dataclass(frozen=True)
@@ -270,8 +276,10 @@ def _sweep_rows(case: SweepCase, figures: list[dict[str, Any]]) -> list[SweepPoi
     for label, pc in case.points():
         rows = sorted(by_step.get(pc.id, []), key=lambda r: (r["scope"] == CLUSTER, r["scope"]))
         loop = int(label.rsplit("loop", 1)[1])
+        nodes = sum(1 for r in rows if r["scope"] != CLUSTER)
         out += [SweepPointRow(r["scope"], label, pc.input_tokens, pc.output_tokens, pc.parallel, pc.number, loop,
-                              _figures(r["figures_json"])) for r in rows]
+                              _figures(r["figures_json"]),
+                              pc.parallel * (nodes if r["scope"] == CLUSTER else 1)) for r in rows]
     return out
 
 

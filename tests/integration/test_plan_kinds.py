@@ -82,7 +82,9 @@ def test_every_sweep_point_is_a_synchronized_step_with_recomputable_figures(kind
         expected = compute_figures(records)
         assert row.figures.tpm_total == expected.tpm_total and row.figures.ttft_avg_s == expected.ttft_avg_s
         assert row.avg_tps == pytest.approx(1 / expected.tpot_avg_s, rel=1e-12)
-        assert row.per_request_tps == pytest.approx(expected.output_throughput_tps / row.parallel, rel=1e-12)
+        # per-request throughput divides by every stream behind the figure: 2 nodes' for the cluster
+        streams = row.parallel * (2 if row.scope == "cluster" else 1)
+        assert row.per_request_tps == pytest.approx(expected.output_throughput_tps / streams, rel=1e-12)
     # every point starts on both nodes at one instant and after the previous point ended
     starts = {r["case_id"]: r["start_at"] for r in con.execute(
         "SELECT case_id, min(start_at) AS start_at, max(start_at) - min(start_at) AS spread FROM case_nodes "

@@ -154,7 +154,8 @@ def sample_report() -> RunReport:
             label = f"in128-out512-p{p}-n{n}-loop{loop}"
             agg = aggregate_case(recs[f"sweep-128@{label}"])
             for scope, f in [*agg.nodes.items(), ("cluster", agg.cluster)]:
-                rows.append(SweepPointRow(scope, label, 128, 512, p, n, loop, f))
+                rows.append(SweepPointRow(scope, label, 128, 512, p, n, loop, f,
+                                          p * (len(agg.nodes) if scope == "cluster" else 1)))
                 v = _verdict(scope, "success_rate", "min", 1.0, f.success_rate)
                 sv.append(VerdictRow(f"{v.scope} @ {label}", v.figure, v.op, v.threshold, v.measured, v.passed, ""))
     cases.append(CaseReport(
