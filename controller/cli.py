@@ -31,6 +31,7 @@ from .report.markdown import render_markdown, when
 from .report.model import load_report
 from .report.output import check_choice, write_report_files
 from .store import Store, default_db_path
+from .tunnels import forwarded
 from .yamlfile import parse_yaml
 
 app = typer.Typer(
@@ -89,12 +90,13 @@ def run_async(coro: Coroutine[Any, Any, T]) -> T:
 
 
 async def _with_clients(nodes: list[Node], fn: Callable[[AgentClient], Coroutine[Any, Any, Any]]) -> list[Any]:
-    clients = [AgentClient(n) for n in nodes]
-    try:
-        return await asyncio.gather(*(fn(c) for c in clients), return_exceptions=True)
-    finally:
-        for c in clients:
-            await c.close()
+    async with forwarded(nodes) as reachable:  # connect: ssh nodes through an SSH port forward
+        clients = [AgentClient(n) for n in reachable]
+        try:
+            return await asyncio.gather(*(fn(c) for c in clients), return_exceptions=True)
+        finally:
+            for c in clients:
+                await c.close()
 
 
 @app.command()
@@ -162,11 +164,12 @@ def finish_plan(plan: Plan, node_list: list[Node], store: Store, out_dir: Path, 
     """Run (or resume) a plan, write the reports, print the conclusion; returns the exit code."""
 
     async def go() -> Any:
-        orch = Orchestrator(plan, node_list, store, progress)
-        try:
-            return await (orch.resume(resume_id) if resume_id else orch.run())
-        finally:
-            await orch.close()
+        async with forwarded(node_list) as reachable:  # connect: ssh nodes through an SSH port forward
+            orch = Orchestrator(plan, reachable, store, progress)
+            try:
+                return await (orch.resume(resume_id) if resume_id else orch.run())
+            finally:
+                await orch.close()
 
     outcome = run_async(go())
     paths = write_reports(store, outcome.run_id, out_dir)
@@ -365,6 +368,7 @@ def demo(
 # --- command groups kept in their own modules (each defines register(app)) ---
 # (one import + call per module; add yours on its own line below)
 from . import cli_inventory; cli_inventory.register(app)  # noqa: E402, E702, I001
+from . import cli_deploy; cli_deploy.register(app)  # noqa: E402, E702, I001
 # --- end of command groups ---
 
 

@@ -6,6 +6,15 @@ nodes:
   n2: 10.0.0.12:50051          # shorthand: just the address
 ```
 A `--nodes` entry is a name from the fleet file or a literal host:port.
+
+For `ctl deploy` and tunnel mode a node may also carry (docs/deploy.md):
+```yaml
+  n3:
+    address: gpu3.example:50051   # with connect: ssh the host is the SSH host, the port the agent's on its loopback
+    connect: ssh                  # direct (default) | ssh: reach the agent through an SSH port forward
+    ssh: {user: ops, port: 22, key: ~/.ssh/id_ed25519, known_hosts: ~/.ssh/known_hosts, host: 10.0.0.13}
+    deploy: {dir: /opt/fleetbench, data_dir: /var/lib/fleetbench, python: python3, service: auto}
+```
 """
 
 from __future__ import annotations
@@ -13,13 +22,18 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from fleetbench.errors import ConfigError
 
-from .yamlfile import load_yaml
+from .yamlfile import Located, load_yaml
 
 ADDRESS_RE = re.compile(r"^(\[[0-9a-fA-F:]+\]|[A-Za-z0-9.-]+):(\d{1,5})$")
-NODE_KEYS = {"address", "endpoint", "labels", "ssh_user", "ssh_port"}
+NODE_KEYS = {"address", "endpoint", "labels", "ssh_user", "ssh_port", "ssh", "connect", "deploy"}
+SSH_KEYS = {"host", "user", "port", "key", "known_hosts"}
+DEPLOY_KEYS = {"dir", "data_dir", "python", "service", "listen"}
+CONNECT_MODES = ("direct", "ssh")
+SERVICE_MODES = ("auto", "systemd", "process")
 
 
 @dataclass(frozen=True)
@@ -32,11 +46,44 @@ class TlsClient:
 
 
 @dataclass(frozen=True)
+class SshSettings:
+    """How to reach a node over SSH; None fields fall back to ~/.ssh/config and asyncssh's defaults."""
+
+    host: str | None = None  # default: the host of the node's address
+    port: int | None = None
+    user: str | None = None
+    key: Path | None = None  # default: the user's SSH agent and ~/.ssh keys
+    known_hosts: Path | None = None  # default: ~/.ssh/known_hosts (never disabled)
+
+
+@dataclass(frozen=True)
+class DeploySettings:
+    """Where `ctl deploy` puts the agent on the node; None fields get defaults by SSH user (controller/deploy.py)."""
+
+    dir: str | None = None
+    data_dir: str | None = None
+    python: str | None = None  # a Python that already has the dependencies: venv with system site-packages
+    service: str = "auto"  # auto | systemd | process
+    listen: str | None = None  # default: 127.0.0.1:PORT (tunnel or loopback), 0.0.0.0:PORT with TLS
+
+
+@dataclass(frozen=True)
 class Node:
     name: str
     address: str
     endpoint: str = ""  # overrides the plan's endpoint URL for this node
     tls: TlsClient | None = None
+    connect: str = "direct"  # direct | ssh (tunnel mode: an SSH local port forward to the agent's loopback port)
+    ssh: SshSettings = SshSettings()
+    deploy: DeploySettings = DeploySettings()
+
+    @property
+    def ssh_host(self) -> str:
+        return self.ssh.host or self.address.rsplit(":", 1)[0].strip("[]")
+
+    @property
+    def agent_port(self) -> int:
+        return int(self.address.rsplit(":", 1)[1])
 
 
 def check_address(address: str, where: str) -> str:
@@ -77,8 +124,68 @@ def load_fleet(path: Path) -> dict[str, Node]:
         endpoint = raw.get("endpoint", "") or ""
         if endpoint and not str(endpoint).startswith(("http://", "https://")):
             raise doc.error(f"{where}.endpoint", "must start with http:// or https://")
-        nodes[str(name)] = Node(str(name), address, str(endpoint), tls)
+        connect = raw.get("connect", "direct")
+        if connect not in CONNECT_MODES:
+            raise doc.error(f"{where}.connect", f"must be one of {', '.join(CONNECT_MODES)}, not {connect!r}")
+        nodes[str(name)] = Node(str(name), address, str(endpoint), tls, connect, _ssh_settings(doc, path, where, raw),
+                                _deploy_settings(doc, where, raw))
     return nodes
+
+
+def _mapping(doc: Located, where: str, raw: Any, allowed: set[str]) -> dict[str, Any]:
+    if raw is None:
+        return {}
+    if not isinstance(raw, dict):
+        raise doc.error(where, f"must be a mapping (keys: {', '.join(sorted(allowed))})")
+    for key in raw:
+        if key not in allowed:
+            raise doc.error(f"{where}.{key}", f"is not a known key (allowed: {', '.join(sorted(allowed))})")
+    return raw
+
+
+def _text(doc: Located, where: str, value: Any) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, str | int) or isinstance(value, bool) or not str(value).strip():
+        raise doc.error(where, "must be a non-empty string")
+    return str(value)
+
+
+def _ssh_settings(doc: Located, path: Path, where: str, raw: dict[str, Any]) -> SshSettings:
+    """`ssh: {host, user, port, key, known_hosts}`; the older `ssh_user`/`ssh_port` keys still count."""
+    ssh = dict(_mapping(doc, f"{where}.ssh", raw.get("ssh"), SSH_KEYS))
+    for old in ("user", "port"):
+        if f"ssh_{old}" in raw:
+            if old in ssh:
+                raise doc.error(f"{where}.ssh_{old}", f"conflicts with {where}.ssh.{old}: keep one")
+            ssh[old] = raw[f"ssh_{old}"]
+    port = ssh.get("port")
+    if port is not None and (isinstance(port, bool) or not isinstance(port, int) or not 0 < port < 65536):
+        field = f"{where}.ssh.port" if "ssh" in raw and "port" in raw["ssh"] else f"{where}.ssh_port"
+        raise doc.error(field, "must be a port number (1-65535)")
+
+    def local(key: str) -> Path | None:
+        value = _text(doc, f"{where}.ssh.{key}", ssh.get(key))
+        return None if value is None else path.parent / Path(value).expanduser()
+
+    return SshSettings(host=_text(doc, f"{where}.ssh.host", ssh.get("host")), port=port,
+                       user=_text(doc, f"{where}.ssh.user", ssh.get("user")), key=local("key"),
+                       known_hosts=local("known_hosts"))
+
+
+def _deploy_settings(doc: Located, where: str, raw: dict[str, Any]) -> DeploySettings:
+    d = _mapping(doc, f"{where}.deploy", raw.get("deploy"), DEPLOY_KEYS)
+    service = d.get("service", "auto")
+    if service not in SERVICE_MODES:
+        raise doc.error(f"{where}.deploy.service", f"must be one of {', '.join(SERVICE_MODES)}, not {service!r}")
+    listen = _text(doc, f"{where}.deploy.listen", d.get("listen"))
+    if listen is not None:
+        line = doc.lines.get(f"{where}.deploy.listen")
+        check_address(listen, f"{doc.path}:{line} {where}.deploy.listen" if line else f"{where}.deploy.listen")
+    return DeploySettings(dir=_text(doc, f"{where}.deploy.dir", d.get("dir")),
+                          data_dir=_text(doc, f"{where}.deploy.data_dir", d.get("data_dir")),
+                          python=_text(doc, f"{where}.deploy.python", d.get("python")), service=service,
+                          listen=listen)
 
 
 def resolve_nodes(spec: str, fleet_path: Path | None) -> list[Node]:
