@@ -10,11 +10,13 @@ index would take minutes and needs a network.
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import json
 import os
 import shutil
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
@@ -136,10 +138,8 @@ nodes:
     yield {"dir": d, "fleet": fleet_file, "nodes": nodes, "agent_ports": agent_ports, "ssh_ports": ssh_ports}
     # whatever a failed test left running under this test's folders (only processes this module started)
     for pid, _cmd in processes_mentioning(str(nodes)):
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
     for p in [*sshds, endpoint]:
         p.terminate()
         p.wait(timeout=15)
@@ -260,8 +260,6 @@ cases:
     proc = ctl("run", "--nodes", "n2", "--fleet", str(fleet["fleet"]), "--plan", str(plan), "--db", str(db),
                "--out", str(tmp_path / "out"), "--quiet", timeout=400)
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
-    import sqlite3
-
     con = sqlite3.connect(db)
     (n,) = con.execute("SELECT count(*) FROM requests WHERE node = 'n2' AND success = 1").fetchone()
     assert n == 6
