@@ -209,12 +209,26 @@ async def _fleetbench_async(data_dir: Path, spec: dict[str, Any]) -> ClientRun:
                      result.result.get("saturation", {}))
 
 
+PREVIEW_DIR = Path(__file__).resolve().parent / "preview_client_fix"
+
+
 def run_fleetbench(work: Path, url: str, tok: Path, streams: int, number: int, input_tokens: int,
-                   output_tokens: int, workers: int = 1) -> ClientRun:
+                   output_tokens: int, workers: int = 1, preview_fix: bool = False) -> ClientRun:
     spec = {"url": url, "model": "demo", "parallel": streams, "number": number, "tokenizer_path": str(tok),
             "input_tokens": input_tokens, "output_tokens": output_tokens, "extra_args": {"ignore_eos": True},
-            "workers": workers}
-    return asyncio.run(_fleetbench_async(Path(tempfile.mkdtemp(dir=work, prefix="agent-")), spec))
+            "workers": min(workers, streams)}  # a worker runs at least one stream
+    saved = {k: os.environ.get(k) for k in ("PYTHONPATH", "FLEETBENCH_PREVIEW_CLIENT_FIX")}
+    if preview_fix:  # the job processes the agent starts inherit this environment
+        os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(PREVIEW_DIR), saved["PYTHONPATH"]]))
+        os.environ["FLEETBENCH_PREVIEW_CLIENT_FIX"] = "1"
+    try:
+        return asyncio.run(_fleetbench_async(Path(tempfile.mkdtemp(dir=work, prefix="agent-")), spec))
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
 
 
 def run_direct(work: Path, url: str, tok: Path, streams: int, number: int, input_tokens: int,
@@ -242,7 +256,8 @@ class Side:
 
 def measure(work: Path, tok: Path, streams: int, number: int, args: argparse.Namespace,
             sides: list[tuple[str, int]], order_flip: bool) -> list[Side]:
-    """One endpoint, each client (name, workers; workers 0 = evalscope-direct) in turn, errors against its log."""
+    """One endpoint, each client (name, workers) in turn, errors against its log. Workers 0 is
+    evalscope-direct; a negative count is fleetbench with the client fix previewed (--preview-client-fix)."""
     ep = start_endpoint(work, args.ttft_ms, args.tpot_ms, args.preset)
     runs: dict[str, ClientRun] = {}
     try:
@@ -251,7 +266,7 @@ def measure(work: Path, tok: Path, streams: int, number: int, args: argparse.Nam
                 runs[name] = run_direct(work, ep.url, tok, streams, number, args.input_tokens, args.output_tokens)
             else:
                 runs[name] = run_fleetbench(work, ep.url, tok, streams, number, args.input_tokens,
-                                            args.output_tokens, workers)
+                                            args.output_tokens, abs(workers), preview_fix=workers < 0)
         time.sleep(0.2)  # the last log lines are written when each request ends
         server = ep.lines()
     finally:
@@ -279,10 +294,16 @@ def main() -> None:
     ap.add_argument("--input-tokens", type=int, default=128)
     ap.add_argument("--output-tokens", type=int, default=64)
     ap.add_argument("--workers", default="1", help="fleetbench load-generator workers to compare, e.g. 1,2")
+    ap.add_argument("--preview-client-fix", action="store_true",
+                    help="also run fleetbench with fleetbench.agent.client_overhead installed in its job processes "
+                         "(proxy/netrc resolved once per session), before the job process hooks it up itself")
     ap.add_argument("--keep", action="store_true", help="keep the work folder")
     args = ap.parse_args()
     levels = [1, 8, 64] if args.quick else [int(x) for x in args.streams.split(",")]
-    sides = [(f"fleetbench w={w}", int(w)) for w in args.workers.split(",")] + [("evalscope-direct", 0)]
+    sides = [(f"fleetbench w={w}", int(w)) for w in args.workers.split(",")]
+    if args.preview_client_fix:
+        sides += [(f"fleetbench w={w} +fix", -int(w)) for w in args.workers.split(",")]
+    sides.append(("evalscope-direct", 0))
     work = Path(tempfile.mkdtemp(prefix="fb-fidelity-"))
     tok = ensure_demo_tokenizer(work / "tok")
     mode = f"preset {args.preset}" if args.preset else f"fixed TTFT {args.ttft_ms:g} ms, TPOT {args.tpot_ms:g} ms"
@@ -297,7 +318,7 @@ def main() -> None:
         for s in result:
             sat = s.run.saturation
             flag = (" SATURATED" if sat.get("saturated") else "") if sat else ""
-            print(f"{streams:4d} streams {s.name:18s} n={s.ttft.n:5d} TTFT {fmt(s.ttft)} p99 {s.ttft.p99_abs_ms:6.2f}"
+            print(f"{streams:4d} streams {s.name:22s} n={s.ttft.n:5d} TTFT {fmt(s.ttft)} p99 {s.ttft.p99_abs_ms:6.2f}"
                   f" | TPOT {fmt(s.tpot)} | {s.run.output_tps:7.0f} tok/s, {s.unmatched} failed/unmatched"
                   + (f" | client CPU max {sat.get('cpu_max', 0):.0%}, lag p95 "
                      f"{sat.get('lag_p95_s', 0) * 1000:.0f} ms{flag}" if sat else ""), flush=True)
