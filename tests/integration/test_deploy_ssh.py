@@ -281,3 +281,22 @@ def test_undeploy_stops_and_removes_but_keeps_data(fleet):
     assert (nodes / "n2-data").is_dir() and any((nodes / "n2-data").iterdir())
     again = ctl("undeploy", "--nodes", "n2", "--fleet", str(fleet["fleet"]), "--json")
     assert again.returncode == 0 and json.loads(again.stdout)[0]["action"] == "absent"
+
+
+def test_unknown_host_key_and_wrong_key_are_refused(fleet, tmp_path):
+    """Host keys are checked (an empty known_hosts refuses the node) and the SSH error is one line."""
+    empty = tmp_path / "known_hosts"
+    empty.write_text("")
+    other_key = tmp_path / "other_key"
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(other_key)], check=True)
+    for extra, message in ((["--known-hosts", str(empty)], "host key not verifiable"),
+                           (["--ssh-key", str(other_key)], "permission denied")):
+        proc, rows = deploy(fleet, *extra, nodes="n1")
+        assert proc.returncode == 2 and rows["n1"]["action"] == "failed", proc.stdout + proc.stderr
+        assert message in rows["n1"]["detail"] and "error: n1: ssh " in proc.stderr
+    fleet_file = tmp_path / "fleet.yaml"
+    fleet_file.write_text(fleet["fleet"].read_text().replace("keys/known_hosts", str(empty)).replace(
+        "keys/", str(fleet["dir"] / "keys") + "/").replace("certs/", str(fleet["dir"] / "certs") + "/"))
+    ping = ctl("ping", "--nodes", "n2", "--fleet", str(fleet_file))
+    assert ping.returncode == 2 and "Traceback" not in ping.stderr
+    assert ping.stderr.strip().splitlines() == [ping.stderr.strip()] and "n2: ssh" in ping.stderr
