@@ -267,6 +267,43 @@ cases:
     assert any((fleet["nodes"] / "n2-data").rglob("*")), "the agent's data dir holds the job"
 
 
+def wait_for(check, timeout: float = 30.0):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if (value := check()) is not None:
+            return value
+        time.sleep(0.2)
+    pytest.fail(f"not within {timeout} s")
+
+
+def alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def test_supervisor_restarts_a_crashed_agent_and_deploy_starts_a_stopped_one(fleet):
+    n2 = fleet["nodes"] / "n2"
+    sup, agent = pids(n2)
+    os.kill(agent, signal.SIGKILL)  # a crash: the supervisor starts a new agent 5 s later
+
+    def restarted() -> int | None:
+        text = (n2 / "agent.pid").read_text().strip() if (n2 / "agent.pid").exists() else ""
+        return int(text) if text.isdigit() and int(text) != agent and alive(int(text)) else None
+
+    new_agent = wait_for(restarted)
+    assert pids(n2)[0] == sup
+    wait_for(lambda: listening_on(fleet["agent_ports"]["n2"]) or None)
+    os.kill(sup, signal.SIGTERM)  # what undeploy does: the supervisor stops the agent, then itself
+    wait_for(lambda: (not alive(sup) and not alive(new_agent)) or None)
+    assert not (n2 / "supervisor.pid").exists()
+    proc, rows = deploy(fleet, nodes="n2")
+    assert proc.returncode == 0 and rows["n2"]["action"] == "started", proc.stdout + proc.stderr
+    assert rows["n2"]["changes"] == ["started"] and alive(pids(n2)[0])
+
+
 def test_undeploy_stops_and_removes_but_keeps_data(fleet):
     nodes = fleet["nodes"]
     assert processes_mentioning(str(nodes / "n1")) and processes_mentioning(str(nodes / "n2"))
