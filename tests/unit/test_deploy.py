@@ -182,3 +182,13 @@ def test_ssh_options_leave_defaults_to_asyncssh():
     assert opts["host"] == "10.0.0.11" and not {"port", "username", "client_keys", "known_hosts"} & set(opts)
     opts = ssh_options(node(ssh=SshSettings(port=2222, user="ops", key=Path("/k"), known_hosts=Path("/kh"))))
     assert (opts["port"], opts["username"], opts["client_keys"], opts["known_hosts"]) == (2222, "ops", ["/k"], "/kh")
+
+
+def test_a_fleetbench_wheel_in_wheels_dir_is_used_unless_source_is_given(tmp_path):
+    wheel = tmp_path / "fleetbench-0.2.0-py3-none-any.whl"
+    with zipfile.ZipFile(wheel, "w") as z:
+        z.writestr("fleetbench/__init__.py", "__version__ = '0.2.0'")
+    got = dp.prepare_wheel(tmp_path, None, tmp_path / "out")
+    assert (got.path, got.version, got.sha256) == (wheel, "0.2.0", dp.wheel_content_sha256(wheel))
+    with pytest.raises(DeployError, match="is not a directory"):
+        dp.prepare_wheel(tmp_path / "missing", None, tmp_path / "out")
