@@ -45,7 +45,8 @@ app.add_typer(plan_app, name="plan")
 out = Console()
 T = TypeVar("T")
 
-NODES_HELP = "Comma-separated node names from the fleet file, or host:port addresses."
+NODES_HELP = ("Comma-separated node names from the fleet file, label=value selectors (every node with that "
+              "label), or host:port addresses.")
 FLEET_HELP = "Fleet file (name -> agent address). Env FLEETBENCH_FLEET; default ./fleet.yaml."
 DB_HELP = "Results store (SQLite). Env FLEETBENCH_DB; default under the user's data dir."
 
@@ -155,12 +156,13 @@ def write_reports(store: Store, run_id: str, out_dir: Path, formats: tuple[str, 
     return write_report_files(store, run_id, out_dir, formats, lang)
 
 
-def execute_plan(plan_path: Path, node_list: list[Node], db: Path, out_dir: Path, progress: ProgressSink) -> int:
-    return finish_plan(load_plan(plan_path), node_list, Store(db), out_dir, progress)
+def execute_plan(plan_path: Path, node_list: list[Node], db: Path, out_dir: Path, progress: ProgressSink,
+                 lang: str = "en") -> int:
+    return finish_plan(load_plan(plan_path), node_list, Store(db), out_dir, progress, lang=lang)
 
 
 def finish_plan(plan: Plan, node_list: list[Node], store: Store, out_dir: Path, progress: ProgressSink,
-                resume_id: str | None = None) -> int:
+                resume_id: str | None = None, lang: str = "en") -> int:
     """Run (or resume) a plan, write the reports, print the conclusion; returns the exit code."""
 
     async def go() -> Any:
@@ -172,7 +174,7 @@ def finish_plan(plan: Plan, node_list: list[Node], store: Store, out_dir: Path, 
                 await orch.close()
 
     outcome = run_async(go())
-    paths = write_reports(store, outcome.run_id, out_dir)
+    paths = write_reports(store, outcome.run_id, out_dir, lang=lang)
     report = load_report(store, outcome.run_id)
     for case in report.cases:
         if case.case_type == "long_context":
@@ -214,12 +216,14 @@ def run(
     out_dir: Path = typer.Option(Path("fleetbench-out"), "--out", help="Folder for the reports."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="Milestones only, no live bars."),
     json_events: bool = typer.Option(False, "--json", help="Progress as JSON lines on stderr."),
+    lang: str = typer.Option("en", "--lang", help="Language of the reports: en or zh."),
 ) -> None:
     """Run an acceptance plan on every node at once, store everything, write the report."""
+    check_choice(None, lang)
     plan_obj = load_plan(plan)  # validate before touching the network
     del plan_obj
     node_list = resolve_nodes(nodes, fleet_path(fleet))
-    code = execute_plan(plan, node_list, db or default_db_path(), out_dir, make_progress(quiet, json_events))
+    code = execute_plan(plan, node_list, db or default_db_path(), out_dir, make_progress(quiet, json_events), lang)
     raise typer.Exit(code)
 
 

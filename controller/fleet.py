@@ -29,6 +29,7 @@ from fleetbench.errors import ConfigError
 from .yamlfile import Located, load_yaml
 
 ADDRESS_RE = re.compile(r"^(\[[0-9a-fA-F:]+\]|[A-Za-z0-9.-]+):(\d{1,5})$")
+LABEL_RE = re.compile(r"^[A-Za-z0-9._-]{1,63}$")
 NODE_KEYS = {"address", "endpoint", "labels", "ssh_user", "ssh_port", "ssh", "connect", "deploy"}
 SSH_KEYS = {"host", "user", "port", "key", "known_hosts"}
 DEPLOY_KEYS = {"dir", "data_dir", "python", "service", "listen"}
@@ -76,6 +77,7 @@ class Node:
     connect: str = "direct"  # direct | ssh (tunnel mode: an SSH local port forward to the agent's loopback port)
     ssh: SshSettings = SshSettings()
     deploy: DeploySettings = DeploySettings()
+    labels: tuple[tuple[str, str], ...] = ()  # e.g. (("gpu", "h200"), ("rack", "a3")); `--nodes gpu=h200` selects
 
     @property
     def ssh_host(self) -> str:
@@ -128,8 +130,21 @@ def load_fleet(path: Path) -> dict[str, Node]:
         if connect not in CONNECT_MODES:
             raise doc.error(f"{where}.connect", f"must be one of {', '.join(CONNECT_MODES)}, not {connect!r}")
         nodes[str(name)] = Node(str(name), address, str(endpoint), tls, connect, _ssh_settings(doc, path, where, raw),
-                                _deploy_settings(doc, where, raw))
+                                _deploy_settings(doc, where, raw), _labels(doc, where, raw.get("labels")))
     return nodes
+
+
+def _labels(doc: Located, where: str, raw: Any) -> tuple[tuple[str, str], ...]:
+    if raw is None:
+        return ()
+    if not isinstance(raw, dict):
+        raise doc.error(f"{where}.labels", "must be a mapping of label to value (e.g. {gpu: h200, rack: a3})")
+    out = []
+    for key, value in raw.items():
+        if not LABEL_RE.match(str(key)) or isinstance(value, dict | list) or not LABEL_RE.match(str(value)):
+            raise doc.error(f"{where}.labels.{key}", "label and value must be letters, digits, '.', '_' or '-'")
+        out.append((str(key), str(value)))
+    return tuple(sorted(out))
 
 
 def _mapping(doc: Located, where: str, raw: Any, allowed: set[str]) -> dict[str, Any]:
@@ -189,7 +204,8 @@ def _deploy_settings(doc: Located, where: str, raw: dict[str, Any]) -> DeploySet
 
 
 def resolve_nodes(spec: str, fleet_path: Path | None) -> list[Node]:
-    """`n1,n2,10.0.0.5:50051` -> Nodes; names need the fleet file."""
+    """`n1,n2,10.0.0.5:50051` -> Nodes; names need the fleet file. `label=value` selects every node of the
+    fleet file with that label, in the file's order (`gpu=h200,n7` mixes both)."""
     items = [s.strip() for s in spec.split(",") if s.strip()]
     if not items:
         raise ConfigError("--nodes is empty: give node names from the fleet file or host:port addresses")
@@ -206,6 +222,13 @@ def resolve_nodes(spec: str, fleet_path: Path | None) -> list[Node]:
                     f"({fleet_path or 'fleet.yaml'}); pass --fleet or use host:port"
                 )
             fleet = load_fleet(fleet_path)
+        if "=" in item:
+            key, _, value = item.partition("=")
+            chosen = [n for n in fleet.values() if (key.strip(), value.strip()) in n.labels]
+            if not chosen:
+                raise ConfigError(f"no node of the fleet file {fleet_path} has the label {item!r}")
+            nodes += chosen
+            continue
         if item not in fleet:
             known = ", ".join(sorted(fleet)) or "none"
             raise ConfigError(f"node {item!r} is not in the fleet file {fleet_path} (known: {known})")
