@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any, TextIO
 from urllib.parse import urlsplit
 
-from . import clock
+from . import client_overhead, clock
 from .datasets import sharegpt_to_line_by_line
 from .evalscope_adapter import ERRORS_TABLE, find_result_dbs, perf_arguments, read_progress
 from .jobspec import KIND_EVAL, KIND_SWEEP, PerfSpec, SweepSpec, parse_spec
@@ -241,6 +241,7 @@ def _run_perf(job_dir: Path, spec: PerfSpec, out_dir: Path, channel: Channel, st
     saturation = SaturationReport()
     if not _HOOKS:  # the hooks wrap evalscope's functions once per process; the report they feed is swapped
         _install_hooks(start_at, _HOOKS)
+        client_overhead.install()  # no per-request proxy/netrc lookups inside the TTFT clock
     _HOOKS[:] = [saturation]
     sampler = CpuSampler(saturation)
     args = Arguments(**perf_arguments(spec, out_dir, name="run"))

@@ -31,7 +31,7 @@ def test_labels_are_kept_and_select_nodes_in_file_order(tmp_path):
 
 def test_a_selector_matching_nothing_or_twice_is_an_error(tmp_path):
     f = fleet(tmp_path)
-    with pytest.raises(ConfigError, match="no node of the fleet file .* has the label 'gpu=910b'"):
+    with pytest.raises(ConfigError, match=r"no node of the fleet file .* has the label 'gpu=910b'"):
         resolve_nodes("gpu=910b", f)
     with pytest.raises(ConfigError, match="names n1 more than once"):
         resolve_nodes("gpu=h200,n1", f)
