@@ -125,7 +125,8 @@ def test_xlsx_figures_equal_the_store_to_the_last_digit(formats_run):
         figs = stored[(f"{case}@{point}", scope)]
         assert (lat, otps, ttft, tpot, tpm) == (figs["latency_avg_s"], figs["output_throughput_tps"],
                                                figs["ttft_avg_s"], figs["tpot_avg_s"], figs["tpm_total"])
-        assert avg_tps == 1 / figs["tpot_avg_s"] and per_req == figs["output_throughput_tps"] / par
+        streams = par * (2 if scope == "cluster" else 1)  # the cluster's streams: both nodes'
+        assert avg_tps == 1 / figs["tpot_avg_s"] and per_req == figs["output_throughput_tps"] / streams
         assert point == f"in{inp}-out{outp}-p{par}-n{num}-loop{loop}"
     for r in averages:
         case, scope, _, _, inp, outp, par, _, n_loops, lat, otps, *_ = r
