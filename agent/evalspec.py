@@ -20,6 +20,8 @@ from urllib.parse import urlsplit
 
 from fleetbench.errors import ConfigError
 
+from .jobspec import spec_object
+
 # evalscope 1.14's names of common text benchmarks (evalscope/benchmarks/_index.json).
 KNOWN_DATASETS = (
     "aime24", "aime25", "aime26", "amc", "arc", "bbh", "ceval", "cmmlu", "competition_math", "drop",
@@ -198,12 +200,7 @@ def _generation_config(raw: Any) -> dict[str, Any]:
 
 def parse_eval_spec(raw: str | dict[str, Any]) -> EvalSpec:
     """Validate an eval spec; every error names its field."""
-    try:
-        data = json.loads(raw) if isinstance(raw, str) else dict(raw)
-    except json.JSONDecodeError as exc:
-        raise ConfigError(f"job spec is not valid JSON: {exc.msg} at position {exc.pos}") from None
-    if not isinstance(data, dict):
-        raise ConfigError("job spec must be a JSON object")
+    data = spec_object(raw)
     unknown = sorted(set(data) - {f.name for f in fields(EvalSpec)})
     if unknown:
         raise ConfigError(f"unknown eval spec field(s): {', '.join(unknown)}")

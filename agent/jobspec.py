@@ -94,14 +94,22 @@ def _non_negative_int(name: str, value: Any) -> int:
     return value
 
 
-def parse_perf_spec(raw: str | dict[str, Any]) -> PerfSpec:
-    """Validate a perf spec; every error names its field."""
+def spec_object(raw: str | dict[str, Any]) -> dict[str, Any]:
+    """A spec's JSON object (a copy), or ConfigError saying why it is not one."""
     try:
         data = json.loads(raw) if isinstance(raw, str) else dict(raw)
     except json.JSONDecodeError as exc:
         raise ConfigError(f"job spec is not valid JSON: {exc.msg} at position {exc.pos}") from None
+    except (TypeError, ValueError):
+        raise ConfigError("job spec must be a JSON object") from None
     if not isinstance(data, dict):
         raise ConfigError("job spec must be a JSON object")
+    return data
+
+
+def parse_perf_spec(raw: str | dict[str, Any]) -> PerfSpec:
+    """Validate a perf spec; every error names its field."""
+    data = spec_object(raw)
     known = {f.name for f in fields(PerfSpec)}
     unknown = sorted(set(data) - known)
     if unknown:
@@ -232,12 +240,7 @@ def _int_list(name: str, value: Any) -> tuple[int, ...]:
 
 def parse_sweep_spec(raw: str | dict[str, Any]) -> SweepSpec:
     """A sweep spec is a perf spec whose parallel, number, input_tokens and output_tokens may be lists."""
-    try:
-        data = json.loads(raw) if isinstance(raw, str) else dict(raw)
-    except json.JSONDecodeError as exc:
-        raise ConfigError(f"job spec is not valid JSON: {exc.msg} at position {exc.pos}") from None
-    if not isinstance(data, dict):
-        raise ConfigError("job spec must be a JSON object")
+    data = spec_object(raw)
     loops = _positive_int("loops", data.pop("loops", 1))
     for required in ("parallel", "number", "input_tokens", "output_tokens"):
         if required not in data:

@@ -231,29 +231,16 @@ def _case(doc: Located, where: str, raw: Any, seen: set[str]) -> Case:
     for req in ("parallel", "number", "input_tokens", "output_tokens"):
         if req not in data:
             raise doc.error(where, f"needs {req}")
-    rate = data.get("rate", -1)
-    if isinstance(rate, bool) or not isinstance(rate, int | float) or not (rate == -1 or rate > 0):
-        raise doc.error(f"{where}.rate", "must be a positive number of requests/s, or -1 for no limit")
-    extra = data.get("extra_args", {}) or {}
-    _mapping(doc, f"{where}.extra_args", extra)
-    stream = data.get("stream", True)
-    if not isinstance(stream, bool):
-        raise doc.error(f"{where}.stream", "must be true or false")
     return PerfCase(
         id=case_id,
         parallel=_pos_int(doc, f"{where}.parallel", data["parallel"]),
         number=_pos_int(doc, f"{where}.number", data["number"]),
         input_tokens=_pos_int(doc, f"{where}.input_tokens", data["input_tokens"]),
         output_tokens=_pos_int(doc, f"{where}.output_tokens", data["output_tokens"]),
-        rate=float(rate),
-        dataset=str(data.get("dataset", "random")),
-        extra_args=dict(extra),
-        stream=stream,
-        purpose=str(data.get("purpose", "")),
         expect=_expectations(doc, f"{where}.expect", data.get("expect")),
         workers=_workers(doc, where, data),
         type=ctype,
-        range_ratio=_ratio(doc, where, data),
+        **_perf_common(doc, where, data),
     )
 
 
