@@ -29,6 +29,7 @@ COLUMNS: tuple[tuple[str, str], ...] = (
     ("toolkit", "CUDA/CANN/DTK"),
     ("os", "OS"),
     ("kernel", "kernel"),
+    ("engine", "engine"),
 )
 
 # The table column that shows each drift finding's field.

@@ -210,6 +210,9 @@ class Inventory:
                 ) + ")"
         accs = Counter((a.name, a.memory_total_mib) for a in self.accelerators)
         acc = ", ".join(f"{n}× {name}{f' {m} MiB' if m else ''}" for (name, m), n in accs.items()) or "none"
+        engine = ""
+        if isinstance(self.engine, EngineInfo) and self.engine.name != "unknown":
+            engine = f"{self.engine.name} {self.engine.version}"
         return {
             "hostname": self.hostname,
             "cpu": cpu,
@@ -219,6 +222,7 @@ class Inventory:
             "toolkit": self.toolkit,
             "os": self.os,
             "kernel": self.kernel,
+            "engine": engine,  # "vllm 0.11.0", "sglang 0.5.2"; "" when the endpoint did not say
         }
 
     # ------------------------------------------------------------ JSON

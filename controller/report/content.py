@@ -153,7 +153,9 @@ def software_table(report: RunReport, lang: str) -> Table:
 
     ok = [r for r in report.environment if "error" not in r]
     rows = [[t(k, lang), values({r["node"]: r.get(key, "") for r in ok})] for k, key in ENV_SOFTWARE] if ok else []
-    endpoints = {n.name: n.endpoint for n in report.nodes}
+    # the engine and version the endpoint reported (inventory), else the endpoint it was measured at
+    engines = {r["node"]: r.get("engine", "") for r in ok}
+    endpoints = {n.name: engines.get(n.name) or n.endpoint for n in report.nodes}
     rows.append([t("env.engine", lang), values(endpoints) if endpoints else t("na", lang)])
     rows.append([t("env.evalscope", lang), "evalscope " + values({n.name: n.evalscope_version for n in report.nodes})
                  if report.nodes else t("na", lang)])

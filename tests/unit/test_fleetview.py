@@ -77,7 +77,7 @@ def test_row_of_the_real_h200_server() -> None:
     assert row == {
         "node": "n1", "hostname": "h200-a", "cpu": "Intel(R) Xeon(R) Processor", "cpus": "128",
         "memory": "550.8 GiB", "accelerators": "8× NVIDIA H200 143771 MiB", "driver": "580.159.04",
-        "toolkit": "CUDA 13.0", "os": "Ubuntu 24.04.3 LTS", "kernel": "6.18.44-fc-v657-gpu",
+        "toolkit": "CUDA 13.0", "os": "Ubuntu 24.04.3 LTS", "kernel": "6.18.44-fc-v657-gpu", "engine": "",
     }
     assert list(row) == [k for k, _ in fv.COLUMNS]
 

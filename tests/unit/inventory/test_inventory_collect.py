@@ -122,6 +122,14 @@ def test_summary_row_h200() -> None:
     assert row["kernel"] == "6.18.44-fc-v657-gpu"
 
 
+def test_summary_row_names_the_engine_the_endpoint_reported() -> None:
+    from fleetbench.agent.inventory.engine import EngineInfo
+
+    assert _inventory(engine=EngineInfo("vllm", "0.11.0", ("DeepSeek-V3.2",))).summary_row()["engine"] == \
+        "vllm 0.11.0"
+    assert _inventory(engine=EngineInfo("unknown", "unknown")).summary_row()["engine"] == ""
+
+
 def test_summary_row_with_dimms_like_seed000() -> None:
     # Seed 000's hardware table: 2 sockets, 32 DDR5 DIMMs of 64 GB.
     dimms = tuple(memory.Dimm(f"D{i}", 64 << 30, "DDR5", 4800, 4800, "", "") for i in range(32))
