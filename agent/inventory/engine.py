@@ -67,6 +67,11 @@ def parse_engine(version_body: str | None, models_body: str | None, server_info_
     version = ver_doc.get("version") if isinstance(ver_doc, dict) and isinstance(ver_doc.get("version"), str) else ""
     sg_version = (info_doc.get("version") if isinstance(info_doc, dict) and isinstance(info_doc.get("version"), str)
                   else "")
+    named = ver_doc.get("engine") if isinstance(ver_doc, dict) and isinstance(ver_doc.get("engine"), str) else ""
+    if named and named.lower() not in ("vllm", "sglang"):
+        # an endpoint that says what it is (fleetbench's simulator: "fleetbench-sim") is not vLLM
+        # just because it answers /version, as vLLM does
+        return EngineInfo(named, version or "unknown", tuple(models), endpoint)
     if "sglang" in owners or (sg_version and not version):
         return EngineInfo("sglang", sg_version or version or "unknown", tuple(models), endpoint)
     if "vllm" in owners or version:

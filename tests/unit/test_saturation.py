@@ -37,3 +37,26 @@ def test_loop_lag_measures_a_blocked_loop():
 
     asyncio.run(main())
     assert report.lag_max_s > 0.1
+
+
+def test_cpu_sampler_counts_the_loop_thread_not_other_threads():
+    # seen on a 16-core H100 server: tokenizer/math thread pools took the job process to 290 % of a
+    # core at one stream while evalscope's loop was idle; only the loop's thread can saturate it
+    import threading
+
+    report = SaturationReport()
+    sampler = CpuSampler(report, interval_s=0.2)  # this (sleeping) thread runs "the loop"
+    stop = threading.Event()
+
+    def busy() -> None:
+        while not stop.is_set():
+            pass
+
+    worker = threading.Thread(target=busy)
+    worker.start()
+    sampler.start()
+    time.sleep(1.0)
+    sampler.stop()
+    stop.set()
+    worker.join()
+    assert report.cpu_samples and max(report.cpu_samples) < 0.3

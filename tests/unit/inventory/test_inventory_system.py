@@ -146,6 +146,15 @@ def test_engine_sglang(server: tuple[str, type[_Handler]]) -> None:
     assert isinstance(e, engine.EngineInfo) and (e.name, e.version) == ("sglang", "0.4.6.post1")
 
 
+def test_engine_that_names_itself_is_not_taken_for_vllm(server: tuple[str, type[_Handler]]) -> None:
+    # found on the H100 run: fleetbench's simulator answers /version like vLLM and was reported as "vllm 0.1.0"
+    url, h = server
+    h.routes = {"/version": {"version": "0.1.0", "engine": "fleetbench-sim"},
+                "/v1/models": {"object": "list", "data": [{"id": "demo", "owned_by": "fleetbench"}]}}
+    e = engine.probe(url)
+    assert isinstance(e, engine.EngineInfo) and (e.name, e.version) == ("fleetbench-sim", "0.1.0")
+
+
 def test_engine_nothing_listening() -> None:
     e = engine.probe("http://127.0.0.1:9/v1", timeout=0.5)
     assert isinstance(e, engine.EngineInfo) and (e.name, e.version) == ("unknown", "unknown")
