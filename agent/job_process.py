@@ -105,6 +105,8 @@ def _install_hooks(start_at: float, saturation: list[SaturationReport] | None = 
         delay = start_at - clock.now()
         if delay > 0:
             await asyncio.sleep(delay)
+        if saturation:
+            saturation[0].load_started.set()  # CPU before this is set-up (tokenizer, prompts), not load
         return await original_post(self, body)
 
     http_client.AioHttpClient.post = gated_post  # type: ignore[method-assign]

@@ -16,6 +16,7 @@ def test_verdict_from_samples():
 
 def test_cpu_sampler_sees_a_busy_loop():
     report = SaturationReport()
+    report.load_started.set()
     sampler = CpuSampler(report, interval_s=0.2)
     sampler.start()
     end = time.monotonic() + 1.0
@@ -45,6 +46,7 @@ def test_cpu_sampler_counts_the_loop_thread_not_other_threads():
     import threading
 
     report = SaturationReport()
+    report.load_started.set()
     sampler = CpuSampler(report, interval_s=0.2)  # this (sleeping) thread runs "the loop"
     stop = threading.Event()
 
@@ -60,3 +62,18 @@ def test_cpu_sampler_counts_the_loop_thread_not_other_threads():
     stop.set()
     worker.join()
     assert report.cpu_samples and max(report.cpu_samples) < 0.3
+
+
+def test_cpu_before_the_first_request_is_set_up_not_load():
+    # found on the H100: generating a 16k-token prompt before the first request flagged a
+    # one-request long-context job as client-bound
+    report = SaturationReport()
+    sampler = CpuSampler(report, interval_s=0.1)
+    sampler.start()
+    end = time.monotonic() + 0.6
+    while time.monotonic() < end:  # busy set-up: not sampled
+        pass
+    report.load_started.set()
+    time.sleep(0.5)  # the load: an idle loop
+    sampler.stop()
+    assert report.cpu_samples and max(report.cpu_samples) < 0.5 and not report.saturated
