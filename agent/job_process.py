@@ -31,6 +31,7 @@ from .datasets import sharegpt_to_line_by_line
 from .evalscope_adapter import ERRORS_TABLE, find_result_dbs, perf_arguments, read_progress
 from .jobspec import KIND_EVAL, KIND_SWEEP, PerfSpec, SweepSpec, parse_spec
 from .saturation import CpuSampler, SaturationReport, watch_loop_lag
+from .start_barrier import StartBarrier
 
 OFFLINE_ENV = {
     "HF_HUB_OFFLINE": "1",
@@ -85,8 +86,10 @@ def _check_endpoint(url: str, timeout_s: float = 10.0) -> None:
         raise ConnectionError(f"endpoint {url} is not reachable from this node: {exc.strerror or exc}") from None
 
 
-def _install_hooks(start_at: float, saturation: list[SaturationReport] | None = None) -> None:
-    """Gate the first request on `start_at` and keep each failed request's error text.
+def _install_hooks(start_at: float, saturation: list[SaturationReport] | None = None,
+                   barrier: StartBarrier | None = None) -> None:
+    """Gate the first request on `start_at` (and, in a worker, on its siblings being ready: `barrier`)
+    and keep each failed request's error text.
 
     evalscope stores no error text in its database; the hook writes it to a
     side table keyed by the result row, read back by the adapter.
@@ -96,12 +99,18 @@ def _install_hooks(start_at: float, saturation: list[SaturationReport] | None = 
     original_post = http_client.AioHttpClient.post
 
     lag_watch: list[asyncio.Task[None]] = []
+    barrier_wait: list[asyncio.Task[float]] = []
 
     async def gated_post(self: Any, body: Any) -> Any:
         loop = asyncio.get_running_loop()
         if saturation and not any(t.get_loop() is loop and not t.done() for t in lag_watch):
             # first request of a run: watch evalscope's own loop (each run has a new loop)
             lag_watch.append(loop.create_task(watch_loop_lag(saturation[0])))
+        if barrier is not None:
+            if not barrier_wait:
+                barrier_wait.append(loop.create_task(barrier.wait()))
+            if not barrier_wait[0].done():
+                await asyncio.shield(barrier_wait[0])  # every stream of this worker waits for the one instant
         delay = start_at - clock.now()
         if delay > 0:
             await asyncio.sleep(delay)
@@ -167,14 +176,16 @@ def _run_workers(job_dir: Path, spec: PerfSpec, channel: Channel) -> int:
     ]
     watcher.start()
     try:
-        codes = [p.wait() for p in procs]
+        # a worker that fails ends the job: its siblings would otherwise wait at the start barrier
+        while (codes := [p.poll() for p in procs]) and None in codes and not any(codes):
+            time.sleep(0.1)
     finally:
         for p in procs:
             if p.poll() is None:
                 p.terminate()
         stop.set()
         watcher.join(timeout=2)
-    failed = [i for i, c in enumerate(codes) if c != 0]
+    failed = [i for i, c in enumerate(codes) if c not in (0, None)]  # None: stopped because a sibling failed
     if failed:
         raise RuntimeError(f"load-generator worker(s) {failed} failed; see {job_dir / 'job.log'}")
     return 0
@@ -198,12 +209,14 @@ def run(job_dir: Path, channel: Channel, worker: int | None = None) -> int:
         _write_clock(job_dir)
         if spec.workers > 1:
             return _run_workers(job_dir, spec, channel)
-    else:
+    barrier = None
+    if worker is not None:
+        barrier = StartBarrier(job_dir / "start-barrier", worker, spec.workers)
         spec = spec.shard(worker)
         out_dir = out_dir / f"worker-{worker}"
     channel.send(type="phase", message="loading evalscope")
     spec = _local_dataset(job_dir, spec)
-    _run_perf(job_dir, spec, out_dir, channel, start_at, worker=worker, watch=worker is None)
+    _run_perf(job_dir, spec, out_dir, channel, start_at, worker=worker, watch=worker is None, barrier=barrier)
     dbs = find_result_dbs(out_dir)
     if dbs and worker is None:
         done, failed, _ = read_progress(dbs[-1])
@@ -235,14 +248,14 @@ _HOOKS: list[SaturationReport] = []
 
 def _run_perf(job_dir: Path, spec: PerfSpec, out_dir: Path, channel: Channel, start_at: float,
               worker: int | None = None, watch: bool = True, total: int | None = None,
-              saturation_suffix: str | None = None) -> None:
+              saturation_suffix: str | None = None, barrier: StartBarrier | None = None) -> None:
     """One evalscope perf run into `out_dir`, its first request gated on `start_at`."""
     from evalscope.perf.arguments import Arguments
     from evalscope.perf.main import run_perf_benchmark
 
     saturation = SaturationReport()
     if not _HOOKS:  # the hooks wrap evalscope's functions once per process; the report they feed is swapped
-        _install_hooks(start_at, _HOOKS)
+        _install_hooks(start_at, _HOOKS, barrier)
         client_overhead.install()  # no per-request proxy/netrc lookups inside the TTFT clock
     _HOOKS[:] = [saturation]
     sampler = CpuSampler(saturation)

@@ -66,15 +66,33 @@ class PerfSpec:
     def shard(self, index: int) -> PerfSpec:
         """The part of this spec that worker `index` of `workers` runs."""
         w = self.workers
+        parallel = [_part(self.parallel, w, i) for i in range(w)]
+        # requests in proportion to streams: every worker needs the same number of rounds (192
+        # requests over 64 streams in 6 workers as 32 each made the 10-stream workers run a 4th round)
+        number = split_in_proportion(self.number, parallel)
         return replace(
-            self, parallel=_part(self.parallel, w, index), number=_part(self.number, w, index), workers=1,
-            rate=self.rate / w if self.rate > 0 else self.rate,
+            self, parallel=parallel[index], number=number[index], workers=1,
+            rate=self.rate * parallel[index] / self.parallel if self.rate > 0 else self.rate,
             # distinct prompts per worker, as evalscope itself advances the offset between runs
-            dataset_offset=self.dataset_offset + sum(_part(self.number, w, i) for i in range(index)),
+            dataset_offset=self.dataset_offset + sum(number[:index]),
         )
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), sort_keys=True)
+
+
+def split_in_proportion(total: int, weights: list[int]) -> list[int]:
+    """`total` split in proportion to `weights` (largest remainder, ties to the first), summing to
+    `total` exactly; every share is at least 1 when total >= len(weights)."""
+    whole = sum(weights)
+    shares = [total * w // whole for w in weights]
+    by_remainder = sorted(range(len(weights)), key=lambda i: (-(total * weights[i] % whole), i))
+    for i in by_remainder[: total - sum(shares)]:
+        shares[i] += 1
+    while 0 in shares and total >= len(weights):  # a tiny weight rounded to nothing: take from the largest
+        shares[shares.index(max(shares))] -= 1
+        shares[shares.index(0)] = 1
+    return shares
 
 
 def _part(total: int, parts: int, index: int) -> int:
