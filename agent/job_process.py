@@ -29,7 +29,7 @@ from urllib.parse import urlsplit
 from . import client_overhead, clock
 from .datasets import sharegpt_to_line_by_line
 from .evalscope_adapter import ERRORS_TABLE, find_result_dbs, perf_arguments, read_progress
-from .jobspec import KIND_EVAL, KIND_SWEEP, PerfSpec, SweepSpec, parse_spec
+from .jobspec import KIND_EVAL, KIND_SWEEP, PerfSpec, SweepSpec, auto_workers, parse_spec
 from .saturation import CpuSampler, SaturationReport, watch_loop_lag
 from .start_barrier import StartBarrier
 
@@ -202,6 +202,11 @@ def run(job_dir: Path, channel: Channel, worker: int | None = None) -> int:
     if kind == KIND_SWEEP:
         return _run_sweep(job_dir, parse_spec(kind, job["spec"]), channel, start_at)
     spec = parse_spec(kind, job["spec"])
+    if spec.workers == 0:  # the same answer in the agent's job process and in every worker
+        spec = replace(spec, workers=auto_workers(spec.parallel, spec.number, len(os.sched_getaffinity(0))))
+        if worker is None:
+            channel.send(type="phase", message=f"{spec.workers} load-generator worker(s) for {spec.parallel} streams "
+                                               f"on {len(os.sched_getaffinity(0))} cores (workers: auto)")
     _check_paths(spec)
     _check_endpoint(spec.url)
     out_dir = job_dir / "evalscope"

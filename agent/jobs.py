@@ -208,7 +208,7 @@ class JobManager:
         elif row.kind == KIND_EVAL:
             scores = job_dir / "scores.json"
             result["scores"] = json.loads(scores.read_text()) if scores.exists() else []
-        if len(dbs) > 1 and json.loads(row.spec_json).get("workers", 1) > 1:
+        if len(dbs) > 1 and row.kind != KIND_SWEEP:  # several workers (`workers: 0` resolved on the node)
             # evalscope's summary covers one worker only: the node's figures come from the merged records
             result["worker_summaries"] = [adapter.read_summary_files(db.parent)[0] for db in sorted(dbs)]
             summary, percentiles = {}, []

@@ -50,6 +50,7 @@ class PerfSpec:
     connect_timeout_s: int | None = None
     read_timeout_s: int | None = None
     # Load-generator processes on the node; parallel, number and rate are split between them.
+    # 0: chosen on the node from its cores and the load (`auto_workers`).
     workers: int = 1
     dataset_offset: int = 0
     # lengths drawn uniformly from [ratio × length, length] (sglang's --random-range-ratio); 1 = fixed
@@ -79,6 +80,15 @@ class PerfSpec:
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), sort_keys=True)
+
+
+STREAMS_PER_WORKER = 64  # one process keeps TPOT within 1 % to 64-128 streams (docs/performance.md)
+
+
+def auto_workers(parallel: int, number: int, cpus: int) -> int:
+    """Load-generator processes for `workers: 0`: one per 64 streams, at most half the node's cores
+    (the serving engine on the node needs CPU too), never more than parallel or number."""
+    return max(1, min(-(-parallel // STREAMS_PER_WORKER), cpus // 2, parallel, number))
 
 
 def split_in_proportion(total: int, weights: list[int]) -> list[int]:
@@ -147,7 +157,7 @@ def parse_perf_spec(raw: str | dict[str, Any]) -> PerfSpec:
         if name in data:
             _non_negative_int(name, data[name])
     if "workers" in data:
-        _positive_int("workers", data["workers"])
+        _non_negative_int("workers", data["workers"])
         if data["workers"] > min(data["parallel"], data["number"]):
             raise ConfigError(f"workers ({data['workers']}) cannot exceed parallel or number")
     ratio = data.get("range_ratio", 1.0)

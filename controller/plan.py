@@ -78,7 +78,7 @@ class PerfCase:
     purpose: str = ""
     expect: tuple[Expectation, ...] = ()
     type: str = "perf"  # or "long_context": one very long prompt, reported as succeeded or not with its TTFT
-    workers: int = 1  # load-generator processes per node (issue: one Python client saturates)
+    workers: int = 0  # load-generator processes per node; 0 = auto, chosen by each agent
     range_ratio: float = 1.0  # lengths uniform in [ratio × length, length]; 1 = fixed lengths
 
 
@@ -382,7 +382,13 @@ def _score_expectations(doc: Located, where: str, value: Any, datasets: tuple[st
 
 
 def _workers(doc: Located, where: str, data: dict[str, Any]) -> int:
-    workers = _pos_int(doc, f"{where}.workers", data.get("workers", 1))
+    """`auto` (the default) is 0 on the wire: each agent chooses from its cores and the load."""
+    value = data.get("workers", "auto")
+    if value == "auto":
+        return 0
+    if isinstance(value, str):
+        raise doc.error(f"{where}.workers", f"must be a positive integer or auto, got {value!r}")
+    workers = _pos_int(doc, f"{where}.workers", value)
     if workers > min(data["parallel"], data["number"]):
         raise doc.error(f"{where}.workers", "cannot exceed parallel or number")
     return workers

@@ -39,6 +39,7 @@ from fleetbench.errors import ConfigError
 __all__ = ["RequestRecord", "RunningEndpoint", "serve", "start_endpoint"]
 
 ENGINE_NAME = "fleetbench-sim"
+LISTEN_BACKLOG = 2048
 
 
 @dataclass
@@ -537,7 +538,9 @@ async def start_endpoint(config: EndpointConfig) -> RunningEndpoint:
     app, server = build_app(config)
     runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=1.0)
     await runner.setup()
-    site = web.TCPSite(runner, config.host, config.port)
+    # uvicorn's (so vLLM's) listen backlog rather than aiohttp's 128: a burst of hundreds of new
+    # streams queues here as it would at a real engine's front end
+    site = web.TCPSite(runner, config.host, config.port, backlog=LISTEN_BACKLOG)
     try:
         await site.start()
     except OSError as exc:

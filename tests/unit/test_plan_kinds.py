@@ -95,6 +95,10 @@ def test_one_score_bound_applies_to_every_dataset(tmp_path):
      "expect.ttft_avg_s is not a known"),
     ("  - {id: e, type: eval, datasets: [a], parallel: 3}", "cases[0].parallel is not a known key"),
     ("  - {id: x, type: benchmark}", "cases[0].type must be one of perf, sweep, eval, long_context"),
+    ("  - {id: p, parallel: 2, number: 2, input_tokens: 1, output_tokens: 1, workers: many}",
+     "cases[0].workers must be a positive integer or auto, got 'many'"),
+    ("  - {id: p, parallel: 2, number: 2, input_tokens: 1, output_tokens: 1, workers: 3}",
+     "cases[0].workers cannot exceed parallel or number"),
 ])
 def test_errors_name_file_line_and_field(tmp_path, case, message):
     with pytest.raises(ConfigError, match=message.replace("[", r"\[").replace("]", r"\]")):
@@ -117,3 +121,10 @@ def test_cluster_score_pools_every_nodes_samples():
     assert v.passed and v.measured == pytest.approx(66.6666, abs=1e-3)
     (missing,) = judge_scores("n1", [], [Expectation("score:gsm8k", "min", 66.0)])
     assert not missing.passed and "no score for dataset gsm8k" in missing.note
+
+
+def test_workers_default_to_auto_which_each_agent_resolves(tmp_path):
+    case = "  - {{id: {}, parallel: 84, number: 168, input_tokens: 1, output_tokens: 1{}}}\n"
+    cases = case.format("a", "") + case.format("b", ", workers: 2") + case.format("c", ", workers: auto")
+    plan = plan_of(tmp_path, cases)
+    assert [c.workers for c in plan.cases] == [0, 2, 0]  # 0 on the wire: chosen on the node
