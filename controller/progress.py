@@ -26,7 +26,7 @@ class QuietProgress:
         self.stream = stream or sys.stderr
 
     def case_started(self, case_id: str, nodes: list[str], total: int) -> None:
-        each = f"{total} requests each" if total else "total known once it runs"
+        each = f"{total} request{'' if total == 1 else 's'} each" if total else "total known once it runs"
         print(f"case {case_id}: started on {', '.join(nodes)} ({each})", file=self.stream)
 
     def node_progress(self, case_id: str, node: str, done: int, total: int, failed: int, output_tps: float,
