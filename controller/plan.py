@@ -103,6 +103,7 @@ class SweepCase:
     range_ratio: float = 1.0
     # (input, output) pairs run; input_tokens × output_tokens unless the plan gave `lengths` pairs
     lengths: tuple[tuple[int, int], ...] = ()
+    workers: int = 0  # per point: 0 = auto (each agent chooses), else at most this many (never > parallel)
 
     @property
     def pairs(self) -> tuple[tuple[int, int], ...]:
@@ -119,7 +120,7 @@ class SweepCase:
                         id=f"{self.id}@{label}", parallel=par, number=num, input_tokens=inp,
                         output_tokens=outp, rate=self.rate, dataset=self.dataset, extra_args=self.extra_args,
                         stream=self.stream, purpose=self.purpose, expect=self.expect,
-                        range_ratio=self.range_ratio)))
+                        range_ratio=self.range_ratio, workers=min(self.workers, par, num))))
         return out
 
 
@@ -159,7 +160,7 @@ PLAN_KEYS = {"version", "name", "model", "endpoint", "tokenizer", "cases", "clus
 ENDPOINT_KEYS = {"url", "api", "api_key"}
 CASE_KEYS = {"id", "type", "purpose", "rate", "parallel", "number", "input_tokens", "output_tokens", "dataset",
              "extra_args", "stream", "expect", "workers", "range_ratio"}
-SWEEP_KEYS = (CASE_KEYS - {"workers"}) | {"loops", "lengths"}
+SWEEP_KEYS = CASE_KEYS | {"loops", "lengths"}
 EVAL_KEYS = {"id", "type", "purpose", "datasets", "dataset_args", "generation_config", "eval_batch_size", "limit",
              "expect", "stream", "timeout_s"}
 
@@ -306,6 +307,7 @@ def _sweep_case(doc: Located, where: str, data: dict[str, Any], case_id: str) ->
         loops=_pos_int(doc, f"{where}.loops", data.get("loops", 1)),
         expect=_expectations(doc, f"{where}.expect", data.get("expect")),
         lengths=lengths,
+        workers=_workers(doc, where, data, capped=True),
         **_perf_common(doc, where, data),
     )
 
@@ -381,7 +383,7 @@ def _score_expectations(doc: Located, where: str, value: Any, datasets: tuple[st
     return tuple(out)
 
 
-def _workers(doc: Located, where: str, data: dict[str, Any]) -> int:
+def _workers(doc: Located, where: str, data: dict[str, Any], capped: bool = False) -> int:
     """`auto` (the default) is 0 on the wire: each agent chooses from its cores and the load."""
     value = data.get("workers", "auto")
     if value == "auto":
@@ -389,7 +391,7 @@ def _workers(doc: Located, where: str, data: dict[str, Any]) -> int:
     if isinstance(value, str):
         raise doc.error(f"{where}.workers", f"must be a positive integer or auto, got {value!r}")
     workers = _pos_int(doc, f"{where}.workers", value)
-    if workers > min(data["parallel"], data["number"]):
+    if not capped and workers > min(data["parallel"], data["number"]):  # a sweep caps it at each point
         raise doc.error(f"{where}.workers", "cannot exceed parallel or number")
     return workers
 

@@ -77,8 +77,8 @@ def test_one_score_bound_applies_to_every_dataset(tmp_path):
      "plan.yaml:6: cases[0].number must be one value or a list as long as parallel"),
     ("  - {id: s, type: sweep, parallel: [1, 0], number: 2, input_tokens: 1, output_tokens: 1}",
      "cases[0].parallel[1] must be a positive integer"),
-    ("  - {id: s, type: sweep, parallel: 1, number: 2, input_tokens: 1, output_tokens: 1, workers: 2}",
-     "cases[0].workers is not a known key"),
+    ("  - {id: s, type: sweep, parallel: 1, number: 2, input_tokens: 1, output_tokens: 1, workers: 0}",
+     "cases[0].workers must be a positive integer"),
     ("  - {id: s, type: sweep, parallel: 1, number: 2, lengths: [[1, 2]], input_tokens: 1}",
      "cases[0].lengths replaces input_tokens and output_tokens"),
     ("  - {id: s, type: sweep, parallel: 1, number: 2, lengths: [[1, 2, 3]]}", "cases[0].lengths[0] must be a pair"),
@@ -128,3 +128,13 @@ def test_workers_default_to_auto_which_each_agent_resolves(tmp_path):
     cases = case.format("a", "") + case.format("b", ", workers: 2") + case.format("c", ", workers: auto")
     plan = plan_of(tmp_path, cases)
     assert [c.workers for c in plan.cases] == [0, 2, 0]  # 0 on the wire: chosen on the node
+
+
+def test_sweep_points_get_auto_workers_or_the_pinned_count_capped_at_each_point(tmp_path):
+    # seed 001 sweeps to 512 streams: one Python client is CPU-bound there (docs/performance.md)
+    case = ("  - {{id: s, type: sweep, parallel: [1, 4, 512], number: [2, 8, 1024], "
+            "input_tokens: 1, output_tokens: 1{}}}\n")
+    auto = plan_of(tmp_path, case.format("")).cases[0]
+    assert [pc.workers for _, pc in auto.points()] == [0, 0, 0]
+    pinned = plan_of(tmp_path, case.format(", workers: 2")).cases[0]
+    assert [pc.workers for _, pc in pinned.points()] == [1, 2, 2]
