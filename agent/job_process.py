@@ -203,10 +203,11 @@ def run(job_dir: Path, channel: Channel, worker: int | None = None) -> int:
         return _run_sweep(job_dir, parse_spec(kind, job["spec"]), channel, start_at)
     spec = parse_spec(kind, job["spec"])
     if spec.workers == 0:  # the same answer in the agent's job process and in every worker
-        spec = replace(spec, workers=auto_workers(spec.parallel, spec.number, len(os.sched_getaffinity(0))))
+        cores = len(os.sched_getaffinity(0))
+        spec = replace(spec, workers=auto_workers(spec.parallel, spec.number, cores))
         if worker is None:
             channel.send(type="phase", message=f"{spec.workers} load-generator worker(s) for {spec.parallel} streams "
-                                               f"on {len(os.sched_getaffinity(0))} cores (workers: auto)")
+                                               f"on {cores} cores (workers: auto)")
     _check_paths(spec)
     _check_endpoint(spec.url)
     out_dir = job_dir / "evalscope"

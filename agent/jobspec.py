@@ -67,7 +67,7 @@ class PerfSpec:
     def shard(self, index: int) -> PerfSpec:
         """The part of this spec that worker `index` of `workers` runs."""
         w = self.workers
-        parallel = [_part(self.parallel, w, i) for i in range(w)]
+        parallel = split_in_proportion(self.parallel, [1] * w)  # even; the first ones get the remainder
         # requests in proportion to streams: every worker needs the same number of rounds (192
         # requests over 64 streams in 6 workers as 32 each made the 10-stream workers run a 4th round)
         number = split_in_proportion(self.number, parallel)
@@ -103,11 +103,6 @@ def split_in_proportion(total: int, weights: list[int]) -> list[int]:
         shares[shares.index(max(shares))] -= 1
         shares[shares.index(0)] = 1
     return shares
-
-
-def _part(total: int, parts: int, index: int) -> int:
-    """Share `index` of `total` split into `parts` as evenly as possible (the first ones get the remainder)."""
-    return total // parts + (1 if index < total % parts else 0)
 
 
 def _positive_int(name: str, value: Any) -> int:
