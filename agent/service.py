@@ -40,7 +40,7 @@ def status_pb(row: JobRow) -> pb.JobStatus:
     return pb.JobStatus(
         job_id=row.job_id, kind=_kind(row.kind), state=_state(row.state), error=row.error, created_at=row.created_at,
         started_at=row.started_at, finished_at=row.finished_at, last_seq=row.last_seq,
-        record_count=row.record_count,
+        record_count=row.record_count, ready_at=row.ready_at or 0.0, prepare_s=row.prepare_s or 0.0,
     )
 
 
@@ -96,11 +96,19 @@ class AgentService(pb_grpc.AgentServicer):
 
     async def StartJob(self, request: pb.StartJobRequest, context: grpc.aio.ServicerContext) -> pb.JobStatus:
         try:
-            row = await self.jobs.start(request.job_id, request.kind, request.spec_json, request.start_at)
+            row = await self.jobs.start(request.job_id, request.kind, request.spec_json, request.start_at,
+                                        armed=request.armed)
         except FleetbenchError as exc:
             await _abort(context, exc)
             raise
         return status_pb(row)
+
+    async def StartAt(self, request: pb.StartAtRequest, context: grpc.aio.ServicerContext) -> pb.JobStatus:
+        try:
+            return status_pb(await self.jobs.start_at(request.job_id, request.start_at))
+        except FleetbenchError as exc:
+            await _abort(context, exc)
+            raise
 
     async def GetJob(self, request: pb.GetJobRequest, context: grpc.aio.ServicerContext) -> pb.JobStatus:
         try:

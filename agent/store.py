@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 # JobState values, mirrored from the proto enum so this module stays pure data.
-QUEUED, RUNNING, SUCCEEDED, FAILED, CANCELLED, INTERRUPTED = 1, 2, 3, 4, 5, 6
+QUEUED, RUNNING, SUCCEEDED, FAILED, CANCELLED, INTERRUPTED, READY = 1, 2, 3, 4, 5, 6, 7
 TERMINAL = frozenset({SUCCEEDED, FAILED, CANCELLED, INTERRUPTED})
 
 
@@ -29,6 +29,8 @@ class JobRow:
     pid: int
     last_seq: int
     record_count: int
+    ready_at: float = 0.0  # armed jobs: when preparation ended
+    prepare_s: float = 0.0
 
     @property
     def terminal(self) -> bool:
@@ -56,8 +58,12 @@ class AgentStore:
         self.con.execute(
             "CREATE TABLE IF NOT EXISTS jobs (job_id TEXT PRIMARY KEY, kind INTEGER, spec_json TEXT, start_at REAL, "
             "state INTEGER, error TEXT, created_at REAL, started_at REAL, finished_at REAL, pid INTEGER, "
-            "last_seq INTEGER, record_count INTEGER)"
+            "last_seq INTEGER, record_count INTEGER, ready_at REAL DEFAULT 0, prepare_s REAL DEFAULT 0)"
         )
+        columns = {r["name"] for r in self.con.execute("PRAGMA table_info(jobs)")}
+        for name in ("ready_at", "prepare_s"):  # a data dir written by an older agent
+            if name not in columns:
+                self.con.execute(f"ALTER TABLE jobs ADD COLUMN {name} REAL DEFAULT 0")
         self.con.execute(
             "CREATE TABLE IF NOT EXISTS events (job_id TEXT, seq INTEGER, time REAL, state INTEGER, payload TEXT, "
             "PRIMARY KEY (job_id, seq))"
@@ -68,7 +74,7 @@ class AgentStore:
         return JobRow(**dict(row)) if row else None
 
     def insert(self, job_id: str, kind: int, spec_json: str, start_at: float) -> JobRow:
-        row = JobRow(job_id, kind, spec_json, start_at, QUEUED, "", time.time(), 0.0, 0.0, 0, 0, 0)
+        row = JobRow(job_id, kind, spec_json, start_at, QUEUED, "", time.time(), 0.0, 0.0, 0, 0, 0, 0.0, 0.0)
         cols = list(row.__dict__)
         self.con.execute(f"INSERT INTO jobs ({', '.join(cols)}) VALUES ({', '.join('?' for _ in cols)})",
                          [row.__dict__[c] for c in cols])
@@ -100,5 +106,5 @@ class AgentStore:
         return [EventRow(r["job_id"], r["seq"], r["time"], r["state"], json.loads(r["payload"])) for r in rows]
 
     def unfinished(self) -> list[JobRow]:
-        rows = self.con.execute("SELECT * FROM jobs WHERE state IN (?, ?)", [QUEUED, RUNNING])
+        rows = self.con.execute("SELECT * FROM jobs WHERE state IN (?, ?, ?)", [QUEUED, RUNNING, READY])
         return [JobRow(**dict(r)) for r in rows]

@@ -18,13 +18,13 @@ from rich.console import Console
 from rich.table import Table
 
 from fleetbench import __version__
-from fleetbench.errors import ConfigError, FleetbenchError
+from fleetbench.errors import ConfigError, FleetbenchError, RunError
 
 from .client import AgentClient
 from .fleet import Node, load_fleet, resolve_nodes
 from .history import compare as compare_runs
 from .history import list_runs, summarize
-from .orchestrator import Orchestrator
+from .orchestrator import Orchestrator, new_run_id
 from .plan import Plan, load_plan, parse_plan
 from .progress import JsonProgress, ProgressSink, QuietProgress, RichProgress
 from .report.markdown import render_markdown, when
@@ -32,13 +32,13 @@ from .report.model import load_report
 from .report.output import check_choice, write_report_files
 from .store import Store, default_db_path
 from .tunnels import forwarded
+from .verdict import EXIT_CODES, EXIT_HELP, State, fmt_value
 from .yamlfile import parse_yaml
 
 app = typer.Typer(
     add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
     help="fleetbench controller: run acceptance plans on a fleet of inference servers and report.\n\n"
-         "Exit codes: 0 pass, 1 an expectation failed or a node failed mid-run, 2 the run could not be done "
-         "(bad input, unreachable node).",
+         + EXIT_HELP,
 )
 plan_app = typer.Typer(no_args_is_help=True, help="Work with plan files.")
 app.add_typer(plan_app, name="plan")
@@ -163,39 +163,62 @@ def execute_plan(plan_path: Path, node_list: list[Node], db: Path, out_dir: Path
 
 def finish_plan(plan: Plan, node_list: list[Node], store: Store, out_dir: Path, progress: ProgressSink,
                 resume_id: str | None = None, lang: str = "en") -> int:
-    """Run (or resume) a plan, write the reports, print the conclusion; returns the exit code."""
+    """Run (or resume) a plan, write the reports, print the conclusion; returns the exit code.
+    A run that could not be done (ERROR) or was interrupted (INCOMPLETE) writes no report."""
+    run_id = resume_id or new_run_id()
 
     async def go() -> Any:
         async with forwarded(node_list) as reachable:  # connect: ssh nodes through an SSH port forward
             orch = Orchestrator(plan, reachable, store, progress)
             try:
-                return await (orch.resume(resume_id) if resume_id else orch.run())
+                return await (orch.resume(run_id) if resume_id else orch.run(run_id))
             finally:
                 await orch.close()
 
-    outcome = run_async(go())
+    try:
+        outcome = run_async(go())
+    except RunError as exc:
+        for line in exc.lines:
+            progress.message(f"  {line}")
+        progress.message(f"run {run_id}: ERROR (could not run): {exc}; no report written; store {store.path}")
+        return EXIT_CODES[State.ERROR]
+    except KeyboardInterrupt:
+        progress.message(f"run {run_id}: INCOMPLETE (interrupted); every agent's job was cancelled; "
+                         f"`ctl resume {run_id}` completes it")
+        return EXIT_CODES[State.INCOMPLETE]
     paths = write_reports(store, outcome.run_id, out_dir, lang=lang)
     report = load_report(store, outcome.run_id)
     for case in report.cases:
+        state = case.verdict.upper()
         if case.case_type == "long_context":
-            ok = sum(f.succeeded for f in case.node_figures.values())
-            ttft = max((f.ttft_avg_s for f in case.node_figures.values() if f.succeeded), default=math.nan)
-            progress.message(f"case {case.case_id}: long context: {ok} of {len(case.node_states)} node(s) "
-                             f"answered, slowest TTFT {ttft:.3f} s; verdict {case.verdict}")
-        elif case.cluster is not None and not math.isnan(case.cluster.tpm_total):
-            progress.message(f"case {case.case_id}: cluster TPM {case.cluster.tpm_total:,.0f} "
-                             f"(Σ per-node {case.sum_node_tpm_total:,.0f}); verdict {case.verdict}")
+            ok = sum(1 for f in case.node_figures.values() if f.requests and f.succeeded == f.requests)
+            ttfts = [f.ttft_avg_s for f in case.node_figures.values() if f.succeeded]
+            slowest = fmt_value(max(ttfts), "s") if ttfts else "n/a"
+            progress.message(f"case {case.case_id}: long context: {ok} of {len(node_list)} node(s) answered, "
+                             f"slowest TTFT {slowest}; {state}")
+        elif case.cluster is not None and case.cluster.succeeded:
+            progress.message(f"case {case.case_id}: cluster TPM {fmt_value(case.cluster.tpm_total)} "
+                             f"(Σ per-node {fmt_value(case.sum_node_tpm_total)}); {state}")
         elif case.sweep:
-            best = max((r for r in case.sweep if r.scope == "cluster"),
-                       key=lambda r: r.figures.tpm_total if not math.isnan(r.figures.tpm_total) else -1.0)
-            progress.message(f"case {case.case_id}: {len({r.point for r in case.sweep})} sweep points; best "
-                             f"cluster TPM {best.figures.tpm_total:,.0f} at {best.point}; verdict {case.verdict}")
+            cluster_rows = [r for r in case.sweep if r.scope == "cluster" and r.figures.succeeded]
+            if cluster_rows:
+                best = max(cluster_rows, key=lambda r: r.figures.tpm_total)
+                progress.message(f"case {case.case_id}: {len({r.point for r in case.sweep})} sweep points; best "
+                                 f"cluster TPM {fmt_value(best.figures.tpm_total)} at {best.point}; {state}")
+            else:
+                progress.message(f"case {case.case_id}: no successful request at any sweep point; {state}")
         elif case.scores:
-            scores = ", ".join(f"{s.dataset} {s.score:.2f}" for s in case.scores if s.scope == "cluster")
-            progress.message(f"case {case.case_id}: cluster score {scores}; verdict {case.verdict}")
-    for node, err in sorted(outcome.node_errors.items()):
-        progress.message(f"node {node}: error: {err}")
-    progress.message(f"run {outcome.run_id}: {outcome.verdict.upper()}; store {store.path}; report {paths[0]}")
+            scores = ", ".join(f"{s.dataset} {fmt_value(s.score)}" for s in case.scores if s.scope == "cluster")
+            progress.message(f"case {case.case_id}: cluster score {scores}; {state}")
+        else:
+            progress.message(f"case {case.case_id}: no successful request; {state}")
+    if outcome.state is not State.PASS:
+        progress.message(f"{outcome.state.upper()} because:")
+        for reason in outcome.reasons[:20]:
+            progress.message(f"  - {reason.line()}")
+        if len(outcome.reasons) > 20:
+            progress.message(f"  … and {len(outcome.reasons) - 20} more in the report")
+    progress.message(f"run {outcome.run_id}: {outcome.state.upper()}; store {store.path}; report {paths[0]}")
     return outcome.exit_code
 
 
@@ -218,13 +241,52 @@ def run(
     json_events: bool = typer.Option(False, "--json", help="Progress as JSON lines on stderr."),
     lang: str = typer.Option("en", "--lang", help="Language of the reports: en or zh."),
 ) -> None:
-    """Run an acceptance plan on every node at once, store everything, write the report."""
+    """Run an acceptance plan on every node at once, store everything, write the report.
+
+    Preflight first (as `ctl preflight`); then each case starts on every node at one instant. Exit 0 PASS,
+    1 FAIL, 2 ERROR (could not run; no report), 3 INVALID or INCOMPLETE (rerun, or `ctl resume`)."""
     check_choice(None, lang)
     plan_obj = load_plan(plan)  # validate before touching the network
     del plan_obj
     node_list = resolve_nodes(nodes, fleet_path(fleet))
     code = execute_plan(plan, node_list, db or default_db_path(), out_dir, make_progress(quiet, json_events), lang)
     raise typer.Exit(code)
+
+
+@app.command()
+@cli_errors
+def preflight(
+    plan: Path = typer.Option(..., "--plan", "-p", help="Acceptance plan (YAML, schema v1; see docs/plan.md)."),
+    nodes: str = typer.Option(..., "--nodes", "-n", help=NODES_HELP),
+    fleet: Path | None = typer.Option(None, help=FLEET_HELP),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="Milestones only, no live bars."),
+    json_events: bool = typer.Option(False, "--json", help="Progress as JSON lines on stderr."),
+) -> None:
+    """Check, on every node at once and without load, that the plan can run: agent version, evalscope,
+    tokenizer, datasets, free space, and one request of each case's exact shape to the endpoint.
+    `ctl run` does the same first. Exit 0 ready, 2 not (one line per problem, with a hint)."""
+    from .preflight import run_preflight
+
+    plan_obj = load_plan(plan)
+    node_list = resolve_nodes(nodes, fleet_path(fleet))
+    progress = make_progress(quiet, json_events)
+
+    async def go() -> Any:
+        async with forwarded(node_list) as reachable:
+            clients = {n.name: AgentClient(n) for n in reachable}
+            try:
+                return await run_preflight(plan_obj, reachable, clients, f"preflight-{new_run_id()}", progress)
+            finally:
+                for c in clients.values():
+                    await c.close()
+
+    report = run_async(go())
+    for line in report.lines():
+        progress.message(line)
+    if not report.ok:
+        fail(f"preflight: {len(report.problems)} problem(s) on "
+             f"{len({p.node for p in report.problems})} of {len(node_list)} node(s); no load was sent", 2)
+    progress.message(f"preflight: {len(node_list)} node(s) ready for plan {plan_obj.name}")
 
 
 @plan_app.command("check")

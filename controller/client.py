@@ -113,10 +113,17 @@ class AgentClient:
         return await self._unary("inventory", self.stub.GetInventory(
             pb.InventoryRequest(endpoint_url=endpoint_url), timeout=timeout))
 
-    async def start_job(self, job_id: str, kind: int, spec: dict[str, Any], start_at: float) -> pb.JobStatus:
+    async def start_job(self, job_id: str, kind: int, spec: dict[str, Any], start_at: float,
+                        armed: bool = False) -> pb.JobStatus:
+        """`armed`: the job prepares, reports READY and waits for `start_at_instant` (two-phase start)."""
         req = pb.StartJobRequest(job_id=job_id, kind=cast(pb.JobKind, kind), spec_json=json.dumps(spec),
-                                 start_at=start_at)
+                                 start_at=start_at, armed=armed)
         return await self._unary("start job", self.stub.StartJob(req, timeout=RPC_TIMEOUT_S))
+
+    async def start_at_instant(self, job_id: str, start_at: float) -> pb.JobStatus:
+        """The second phase: the instant, on this agent's clock, at which a READY job sends load."""
+        return await self._unary("start job at an instant", self.stub.StartAt(
+            pb.StartAtRequest(job_id=job_id, start_at=start_at), timeout=RPC_TIMEOUT_S))
 
     async def get_job(self, job_id: str) -> pb.JobStatus:
         return await self._unary("get job", self.stub.GetJob(pb.GetJobRequest(job_id=job_id), timeout=RPC_TIMEOUT_S))

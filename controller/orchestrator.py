@@ -1,9 +1,13 @@
 """`ctl run`: one plan on many nodes at once, stored as it goes, judged at the end.
 
-Per case: measure each agent's clock offset, start the job on every node at
-one common instant (each in its own clock), follow progress, pull every
-record, store it, aggregate, judge. A node that fails gets verdict "error"
-for the case and the others go on.
+Before any load: every agent answers, and a preflight job on every node checks paths, tokenizer,
+free space and one request of each case's exact shape (controller/preflight.py); any problem is an
+ERROR (exit 2) and no load is sent. Per step, a two-phase start: every node's job prepares
+(evalscope loaded, prompts built) and reports READY — a node that cannot start (busy, unreachable)
+cancels the step on all, so a partial load never runs — then one instant, converted to each agent's
+clock, starts them all. Then follow progress, pull every record, store, aggregate, and judge: each
+expectation (success_rate >= 1 unless the plan says otherwise) and each validity check
+(controller/validity.py) give the step's state (controller/verdict.py).
 """
 
 from __future__ import annotations
@@ -20,7 +24,9 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from fleetbench import __version__
-from fleetbench.errors import FleetbenchError, NodeError
+from fleetbench.errors import FleetbenchError, NodeError, RunError
+from fleetbench.failures import summarize
+from fleetbench.figures import Figures, compute_figures
 from fleetbench.records import RequestRecord
 
 from .aggregate import (
@@ -36,29 +42,50 @@ from .aggregate import (
 )
 from .client import AgentClient, ClockSample
 from .fleet import Node
-from .plan import EvalCase, PerfCase, Plan, SweepCase
+from .plan import EvalCase, Expectation, PerfCase, Plan, SweepCase
 from .progress import ProgressSink
 from .store import Store
+from .validity import StepFacts, checks, eval_checks
+from .verdict import EXIT_CODES, Check, Reason, State, figure_unit, fmt_value, parse_state, run_state
 
 KIND_PERF, KIND_SWEEP, KIND_EVAL, KIND_LONG_CONTEXT = 1, 2, 3, 4
+SUCCEEDED, READY = 3, 7
 JOB_DONE = {3, 4, 5, 6}  # succeeded, failed, cancelled, interrupted
-JOB_STATE_NAMES = {1: "queued", 2: "running", 3: "succeeded", 4: "failed", 5: "cancelled", 6: "interrupted"}
-# How far ahead of "now" the common start instant is set: every job process must have
-# loaded evalscope by then, or the start skew (reported) grows.
-START_LEAD_S = float(os.environ.get("FLEETBENCH_START_LEAD_S", "8"))  # env: tests and slow nodes
+JOB_STATE_NAMES = {1: "queued", 2: "running", 3: "succeeded", 4: "failed", 5: "cancelled", 6: "interrupted",
+                   7: "ready"}
+FAILED_NODE_STATES = {"failed", "cancelled", "interrupted", "error"}
+# Two-phase start: how long every node may take to prepare (load evalscope, build prompts), and how far
+# ahead of "now" the common instant is set once all are READY (plus 4 × the largest measured RTT).
+READY_TIMEOUT_S = float(os.environ.get("FLEETBENCH_READY_TIMEOUT_S", "600"))
+START_MARGIN_S = float(os.environ.get("FLEETBENCH_START_MARGIN_S", "0.25"))
+READY_POLL_S = 0.05
 WATCH_RETRIES = 5
+IMPLICIT_SUCCESS = Expectation("success_rate", "min", 1.0)
 
 
 @dataclass
 class RunOutcome:
     run_id: str
-    verdict: str  # pass | fail
+    state: State = State.PASS
     verdicts: list[Verdict] = field(default_factory=list)
     node_errors: dict[str, str] = field(default_factory=dict)
+    reasons: list[Reason] = field(default_factory=list)
+    case_states: dict[str, State] = field(default_factory=dict)
+
+    @property
+    def verdict(self) -> str:
+        return self.state.value
 
     @property
     def exit_code(self) -> int:
-        return 0 if self.verdict == "pass" else 1
+        return EXIT_CODES[self.state]
+
+
+@dataclass(frozen=True)
+class NodeResult:
+    records: list[RequestRecord]
+    scores: list[DatasetScore]
+    saturation: dict[str, Any]
 
 
 def new_run_id() -> str:
@@ -88,8 +115,15 @@ class Step:
         return self.perf.number if self.perf else 0
 
     @property
-    def expect(self) -> tuple[Any, ...]:
-        return (self.perf or self.eval).expect  # type: ignore[union-attr]
+    def expect(self) -> tuple[Expectation, ...]:
+        """The plan's expectations, and for load steps success_rate >= 1 unless the plan bounds it: a case
+        whose requests all failed is never PASS by default."""
+        if self.eval is not None:
+            return self.eval.expect
+        assert self.perf is not None
+        if any(e.figure == "success_rate" for e in self.perf.expect):
+            return self.perf.expect
+        return (*self.perf.expect, IMPLICIT_SUCCESS)
 
 
 def plan_steps(plan: Plan) -> list[Step]:
@@ -144,20 +178,21 @@ def perf_spec(plan: Plan, case: PerfCase, node: Node) -> dict[str, Any]:
 
 class Orchestrator:
     def __init__(self, plan: Plan, nodes: Sequence[Node], store: Store, progress: ProgressSink,
-                 clients: dict[str, AgentClient] | None = None) -> None:
+                 clients: dict[str, AgentClient] | None = None, preflight: bool = True) -> None:
         self.plan = plan
         self.nodes = list(nodes)
         self.store = store
         self.progress = progress
         self.clients = clients or {n.name: AgentClient(n) for n in nodes}
         self.clocks: dict[str, ClockSample] = {}
+        self.run_preflight = preflight
 
     async def close(self) -> None:
         for c in self.clients.values():
             await c.close()
 
-    async def preflight(self) -> dict[str, Any]:
-        """Every agent must answer before anything starts (else: exit 2)."""
+    async def check_agents(self) -> dict[str, Any]:
+        """Every agent must answer before anything starts (else: exit 2, nothing stored)."""
         replies = await asyncio.gather(*(self.clients[n.name].ping() for n in self.nodes), return_exceptions=True)
         errors = [str(r) for r in replies if isinstance(r, BaseException)]
         if errors:
@@ -171,7 +206,7 @@ class Orchestrator:
                 self.clocks[n.name] = s
 
     async def run(self, run_id: str | None = None) -> RunOutcome:
-        pings = await self.preflight()
+        pings = await self.check_agents()
         run_id = run_id or new_run_id()
         self.store.create_run(run_id, self.plan.name, self.plan.model, self.plan.source,
                               [n.name for n in self.nodes], __version__)
@@ -184,39 +219,71 @@ class Orchestrator:
                 evalscope_version=pings[n.name].evalscope_version, clock_offset_s=clock.offset_s,
                 rtt_s=clock.rtt_s, inventory_json=await self._inventory_json(n),
             )
-        return await self._run_cases(run_id, done=set())
+        return await self._guarded(run_id, self._preflight_then_cases(run_id))
 
     async def resume(self, run_id: str) -> RunOutcome:
-        """Complete a run whose controller died: re-attach to jobs still running (StartJob is
-        idempotent on the job id), fetch results that finished meanwhile, run the cases not
-        started yet. Records are upserted by (run, case, node, point, index): none counted twice."""
-        await self.preflight()
+        """Complete a run whose controller died or was interrupted: re-attach to jobs still running
+        (StartJob is idempotent on the job id), fetch results that finished meanwhile, run again on a
+        node alone the step its agent lost (the others' records are kept), run the steps not started yet.
+        Records are upserted by (run, case, node, point, index): none counted twice."""
+        await self.check_agents()
         self.store.reopen_run(run_id)
         done = self.store.completed_cases(run_id)
         steps = plan_steps(self.plan)
         self.progress.message(f"resuming run {run_id}: {len(done & {s.step_id for s in steps})} of {len(steps)} "
                               "step(s) already done")
-        return await self._run_cases(run_id, done=done)
+        return await self._guarded(run_id, self._run_cases(run_id, done=done))
 
-    async def _run_cases(self, run_id: str, done: set[str]) -> RunOutcome:
-        outcome = RunOutcome(run_id, "pass")
+    async def _preflight_then_cases(self, run_id: str) -> RunOutcome:
+        if self.run_preflight:
+            from .preflight import run_preflight
+
+            report = await run_preflight(self.plan, self.nodes, self.clients, f"{run_id}.preflight", self.progress)
+            if not report.ok:
+                raise RunError(f"preflight failed on {len({p.node for p in report.problems})} node(s); no load was "
+                               "sent", lines=report.lines())
+        return await self._run_cases(run_id, done=set())
+
+    async def _guarded(self, run_id: str, work: Any) -> RunOutcome:
+        """Store how a run ended when it did not end normally: ERROR (could not run) or interrupted."""
         try:
-            for step in plan_steps(self.plan):
-                if step.step_id in done:
-                    outcome.verdicts += self.store.verdict_objects(run_id, step.step_id)
-                    outcome.node_errors.update(self.store.case_errors(run_id, step.step_id))
-                    continue
-                await self._run_case(run_id, step, outcome)
+            return await work  # type: ignore[no-any-return]
+        except RunError as exc:
+            exc.run_id = run_id
+            self.store.finish_run(run_id, State.ERROR.value, error=str(exc), state="error",
+                                  reasons=[Reason(State.ERROR, "", "", line) for line in exc.lines or [str(exc)]])
+            raise
         except (asyncio.CancelledError, KeyboardInterrupt):
             self.progress.message("interrupted: cancelling jobs on every agent")
             await asyncio.shield(self._cancel_all(run_id))
-            self.store.finish_run(run_id, "fail", error="interrupted by the operator")
+            self.store.finish_run(run_id, State.INCOMPLETE.value, state="interrupted",
+                                  error=f"interrupted by the operator; `ctl resume {run_id}` completes it",
+                                  reasons=[Reason(State.INCOMPLETE, "", "", "interrupted before every case finished; "
+                                                  f"`ctl resume {run_id}` completes it")])
             raise
-        # a case without expectations passes when every node ran it
-        passed = all(v.passed for v in outcome.verdicts) and not outcome.node_errors
-        outcome.verdict = "pass" if passed else "fail"
-        self.store.finish_run(run_id, outcome.verdict)
+
+    async def _run_cases(self, run_id: str, done: set[str]) -> RunOutcome:
+        outcome = RunOutcome(run_id)
+        for step in plan_steps(self.plan):
+            if step.step_id in done:
+                self._recall_step(run_id, step, outcome)
+                continue
+            await self._run_case(run_id, step, outcome)
+        outcome.state = run_state(list(outcome.case_states.values()))
+        if not outcome.case_states:
+            outcome.reasons.append(Reason(State.INVALID, "", "", "the plan ran no case: nothing was judged"))
+        self.store.finish_run(run_id, outcome.state.value, reasons=outcome.reasons)
         return outcome
+
+    def _recall_step(self, run_id: str, step: Step, outcome: RunOutcome) -> None:
+        """A step judged before the controller stopped: its stored state and reasons."""
+        outcome.verdicts += self.store.verdict_objects(run_id, step.step_id)
+        outcome.node_errors.update(self.store.case_errors(run_id, step.step_id))
+        for row in self.store.case_verdicts(run_id):
+            if row["case_id"] == step.step_id and row["scope"] == "case":
+                outcome.case_states[step.step_id] = parse_state(row["state"]) or State.INVALID
+                outcome.reasons += [Reason(State(r["state"]), r["case_id"], r["scope"], r["what"], r["measured"],
+                                           r["threshold"]) for r in row["reasons"]]
 
     async def _inventory_json(self, node: Node) -> str:
         try:
@@ -227,63 +294,236 @@ class Orchestrator:
         return str(reply.detail_json)
 
     async def _cancel_all(self, run_id: str) -> None:
-        async def cancel(node: Node, step: Step) -> None:
-            with contextlib.suppress(FleetbenchError):
-                await self.clients[node.name].cancel_job(f"{run_id}.{step.job_suffix}")
+        rows = [r for r in self.store.case_nodes(run_id) if r["state"] in ("starting", "queued", "running", "ready")]
+        await self._cancel_jobs({(r["node"], r["job_id"]) for r in rows if r.get("job_id")})
 
-        running = {r["case_id"] for r in self.store.case_nodes(run_id) if r["state"] in ("starting", "queued",
-                                                                                         "running")}
-        await asyncio.gather(*(cancel(n, s) for n in self.nodes for s in plan_steps(self.plan)
-                               if s.step_id in running))
+    async def _cancel_jobs(self, jobs: set[tuple[str, str]]) -> None:
+        async def cancel(node: str, job_id: str) -> None:
+            with contextlib.suppress(FleetbenchError):
+                await self.clients[node].cancel_job(job_id)
+
+        await asyncio.gather(*(cancel(n, j) for n, j in jobs if n in self.clients))
+
+    # --- one step on every node --------------------------------------------------------------
+
+    def _job_id(self, run_id: str, step: Step, node: str) -> str:
+        """`RUN.STEP`, or `RUN.STEP.aK` for the K-th attempt of a node whose earlier job failed or was lost
+        (the agent died): `ctl resume` runs that node's step again, alone."""
+        base = f"{run_id}.{step.job_suffix}"
+        previous = self.store.case_node(run_id, step.step_id, node)
+        if not previous or not previous.get("job_id"):
+            return base
+        if (previous.get("state") or "") in FAILED_NODE_STATES:
+            attempt = int(previous.get("attempt") or 0) + 1
+            self.store.delete_records(run_id, step.step_id, node)
+            self.store.set_case_node(run_id, step.step_id, node, attempt=attempt, job_id="", state="starting",
+                                     error="", last_seq=0, clock_offset_s=None)
+            return f"{base}.a{attempt}"
+        return str(previous["job_id"])
 
     async def _run_case(self, run_id: str, step: Step, outcome: RunOutcome) -> None:
         await self.measure_clocks()
-        job_id = f"{run_id}.{step.job_suffix}"
-        start_ctl = time.time() + START_LEAD_S + max((c.rtt_s for c in self.clocks.values()), default=0.0)
+        job_ids = {n.name: self._job_id(run_id, step, n.name) for n in self.nodes}
         self.progress.case_started(step.step_id, [n.name for n in self.nodes], step.total)
-        results = await asyncio.gather(
-            *(self._run_on_node(run_id, step, job_id, n, start_ctl) for n in self.nodes), return_exceptions=True
-        )
-        self.progress.case_finished(step.step_id)
-        records_by_node: dict[str, list[RequestRecord]] = {}
-        scores_by_node: dict[str, list[DatasetScore]] = {}
+        try:
+            await self._start(run_id, step, job_ids)
+            results = await asyncio.gather(*(self._collect(run_id, step, job_ids[n.name], n) for n in self.nodes),
+                                           return_exceptions=True)
+        finally:
+            self.progress.case_finished(step.step_id)
+        done: dict[str, NodeResult] = {}
+        errors: dict[str, str] = {}
         for node, res in zip(self.nodes, results, strict=True):
             if isinstance(res, BaseException):
+                if not isinstance(res, Exception):
+                    raise res  # KeyboardInterrupt, cancellation: the run is interrupted
                 msg = str(res) if isinstance(res, FleetbenchError) else f"{type(res).__name__}: {res}"
-                outcome.node_errors[node.name] = msg
+                errors[node.name] = msg
                 self.store.set_case_node(run_id, step.step_id, node.name, state="error", error=msg)
                 self.progress.message(f"[{node.name}] {step.step_id}: error: {msg}")
-            elif step.eval is not None:
-                scores_by_node[node.name] = res[1]
             else:
-                records_by_node[node.name] = res[0]
-        verdicts: list[Verdict] = []
+                done[node.name] = res
+        outcome.node_errors.update(errors)
         if step.eval is not None:
-            verdicts += self._judge_eval(run_id, step, scores_by_node)
-        elif records_by_node:
-            agg = aggregate_case(records_by_node)
+            verdicts, step_checks = self._judge_eval(run_id, step, done, errors)
+        else:
+            verdicts, step_checks = self._judge_load(run_id, step, done, errors)
+        self.store.add_verdicts(run_id, step.step_id, verdicts)
+        self.store.add_checks(run_id, step.step_id, step_checks)
+        outcome.verdicts += verdicts
+        state, reasons = self._states(run_id, step, verdicts, step_checks, errors)
+        outcome.case_states[step.step_id] = state
+        outcome.reasons += reasons
+        self._print_failures(run_id, step)
+
+    async def _start(self, run_id: str, step: Step, job_ids: dict[str, str]) -> None:
+        """All nodes or none. Load steps: phase 1 arms the job on every node (a node that cannot take it,
+        busy or unreachable, cancels the step everywhere: ERROR, no load sent); once every node is READY,
+        phase 2 gives one instant on each agent's clock. An eval step starts at once on every node."""
+        armed = step.eval is None
+        spec_of = {n.name: self._spec(step, n) for n in self.nodes}
+
+        async def arm(node: Node) -> Any:
+            job_id = job_ids[node.name]
+            previous = self.store.case_node(run_id, step.step_id, node.name) or {}
+            if not (previous.get("job_id") == job_id and previous.get("clock_offset_s") is not None):
+                clock = self.clocks.get(node.name)
+                if clock is None:
+                    raise NodeError(f"{node.name} ({node.address}) is unreachable: no clock sample")
+                self.store.set_case_node(run_id, step.step_id, node.name, job_id=job_id, state="starting",
+                                         error="", last_seq=0, clock_offset_s=clock.offset_s)
+            return await self.clients[node.name].start_job(job_id, step.kind, spec_of[node.name], 0.0, armed=armed)
+
+        started = await asyncio.gather(*(arm(n) for n in self.nodes), return_exceptions=True)
+        refused = {n.name: r for n, r in zip(self.nodes, started, strict=True) if isinstance(r, BaseException)}
+        if refused:
+            await self._cancel_jobs({(n.name, job_ids[n.name]) for n in self.nodes if n.name not in refused})
+            for name, exc in refused.items():
+                self.store.set_case_node(run_id, step.step_id, name, state="error", error=_one_line(exc))
+            raise RunError(f"{step.step_id}: {len(refused)} of {len(self.nodes)} node(s) could not take the job; "
+                           "no load was started on any node",
+                           lines=[f"{name}: {_one_line(exc)}" for name, exc in sorted(refused.items())])
+        if not armed:
+            return
+        statuses = await self._wait_ready(run_id, step, job_ids)
+        await self.measure_clocks()
+        lead = START_MARGIN_S + 4 * max((c.rtt_s for c in self.clocks.values()), default=0.0)
+        start_ctl = time.time() + lead
+        waiting = [n for n in self.nodes if statuses[n.name].state == READY]
+
+        async def go(node: Node) -> None:
+            row = self.store.case_node(run_id, step.step_id, node.name) or {}
+            offset = row.get("clock_offset_s")
+            if offset is None:
+                offset = self.clocks[node.name].offset_s
+            self.store.set_case_node(run_id, step.step_id, node.name, start_at=start_ctl, state="running")
+            await self.clients[node.name].start_at_instant(job_ids[node.name], start_ctl + offset)
+
+        gone = await asyncio.gather(*(go(n) for n in waiting), return_exceptions=True)
+        lost = {n.name: r for n, r in zip(waiting, gone, strict=True) if isinstance(r, BaseException)}
+        if lost:  # a node that was READY went away in the last second: its siblings run; judged INVALID
+            for name, exc in lost.items():
+                self.progress.message(f"[{name}] {step.step_id}: missed the start: {_one_line(exc)}")
+
+    async def _wait_ready(self, run_id: str, step: Step, job_ids: dict[str, str]) -> dict[str, Any]:
+        """Until every node's job is READY (or, resuming, already past it). A node whose preparation fails
+        or that is not ready by the deadline stops the step everywhere: ERROR, naming it."""
+        deadline = time.monotonic() + READY_TIMEOUT_S
+        statuses: dict[str, Any] = {}
+        pending = {n.name for n in self.nodes}
+        failed: dict[str, str] = {}
+        started = time.monotonic()
+        for n in self.nodes:
+            self.progress.node_progress(step.step_id, n.name, 0, step.total, 0, 0.0, -1.0, "preparing")
+        while pending and time.monotonic() < deadline:
+            replies = await asyncio.gather(*(self.clients[n].get_job(job_ids[n]) for n in sorted(pending)),
+                                           return_exceptions=True)
+            for name, st in zip(sorted(pending), replies, strict=True):
+                if isinstance(st, BaseException):
+                    failed[name] = _one_line(st)
+                    pending.discard(name)
+                    continue
+                if st.state == READY or st.ready_at > 0 or st.state == SUCCEEDED:
+                    statuses[name] = st
+                    pending.discard(name)
+                    self.progress.node_progress(step.step_id, name, 0, step.total, 0, 0.0, -1.0,
+                                                f"ready (prepared in {st.prepare_s:.1f} s)")
+                elif st.state in JOB_DONE:
+                    failed[name] = f"job {JOB_STATE_NAMES.get(st.state, st.state)} while preparing: " \
+                                   f"{st.error or 'no detail'}"
+                    pending.discard(name)
+            if failed:
+                break
+            if pending:
+                await asyncio.sleep(READY_POLL_S)
+        if pending and not failed:
+            waited = time.monotonic() - started
+            failed = {name: f"not ready after {waited:.0f} s (still preparing; FLEETBENCH_READY_TIMEOUT_S raises "
+                            "the limit)" for name in pending}
+        if failed:
+            await self._cancel_jobs({(n.name, job_ids[n.name]) for n in self.nodes})
+            for name, msg in failed.items():
+                self.store.set_case_node(run_id, step.step_id, name, state="error", error=msg)
+            raise RunError(f"{step.step_id}: {len(failed)} node(s) could not prepare; no load was started on any "
+                           "node", lines=[f"{name}: {msg}" for name, msg in sorted(failed.items())])
+        return statuses
+
+    def _spec(self, step: Step, node: Node) -> dict[str, Any]:
+        if step.eval is not None:
+            return eval_spec(self.plan, step.eval, node)
+        assert step.perf is not None
+        return perf_spec(self.plan, step.perf, node)
+
+    async def _collect(self, run_id: str, step: Step, job_id: str, node: Node) -> NodeResult:
+        """Follow one node's job to its end, then pull and store its summary and every record."""
+        client = self.clients[node.name]
+        previous = self.store.case_node(run_id, step.step_id, node.name) or {}
+        offset = previous.get("clock_offset_s")
+        if offset is None:
+            offset = self.clocks[node.name].offset_s if node.name in self.clocks else 0.0
+        state = await self._follow(run_id, step, job_id, node, int(previous.get("last_seq") or 0))
+        summary, node_records = await client.result(job_id)
+        # onto the controller's clock, once; a sweep point's records carry their point's label
+        records = [r if not step.point else replace(r, point=step.point)
+                   for r in shift_records(node_records, offset)]
+        self.store.add_requests(run_id, step.step_id, node.name, offset, records)
+        self.store.set_case_node(
+            run_id, step.step_id, node.name, state=JOB_STATE_NAMES.get(state, str(state)), error=summary.error,
+            evalscope_summary_json=_json(summary.evalscope_summary),
+            evalscope_percentiles_json=_json(summary.evalscope_percentiles),
+            result_json=_json(summary.result),
+        )
+        saturation = summary.result.get("saturation", {}) or {}
+        if saturation.get("saturated"):
+            self.progress.message(f"[{node.name}] warning: the load generator was saturated; figures may be "
+                                  "client-bound (the step is INVALID)")
+        if state != SUCCEEDED:
+            raise NodeError(f"job {JOB_STATE_NAMES.get(state, state)}: {summary.error or 'no detail'}")
+        return NodeResult(records, parse_scores(summary.result.get("scores", [])), saturation)
+
+    # --- judging -----------------------------------------------------------------------------
+
+    def _judge_load(self, run_id: str, step: Step, done: dict[str, NodeResult],
+                    errors: dict[str, str]) -> tuple[list[Verdict], list[Check]]:
+        assert step.perf is not None
+        verdicts: list[Verdict] = []
+        node_figs: dict[str, Figures] = {}
+        cluster: Figures | None = None
+        skew = math.nan
+        if done:
+            agg = aggregate_case({n: r.records for n, r in done.items()})
+            node_figs, cluster, skew = agg.nodes, agg.cluster, agg.start_skew_s
             for name, figs in agg.nodes.items():
                 self.store.set_figures(run_id, step.step_id, name, figs)
                 verdicts += judge(name, figs, step.expect)
             self.store.set_figures(run_id, step.step_id, CLUSTER, agg.cluster, extra={
                 "sum_node_tpm_total": agg.sum_node_tpm_total, "sum_node_tpm_output": agg.sum_node_tpm_output,
                 "start_skew_s": agg.start_skew_s, "stragglers": list(agg.stragglers),
-                "nodes": sorted(records_by_node), "error_nodes": sorted(set(outcome.node_errors)),
+                "nodes": sorted(done), "error_nodes": sorted(errors), "all_nodes": [n.name for n in self.nodes],
             })
             verdicts += judge(CLUSTER, agg.cluster, step.expect)
             if step.kind == KIND_PERF and not step.point:
                 # the plan's cluster contract is about the load cases, not a sweep's low-concurrency
                 # points or a single long-context request
                 verdicts += judge(CLUSTER, agg.cluster, self.plan.cluster_expect)
-        ran = set(records_by_node) | set(scores_by_node)
-        for name in sorted(set(n.name for n in self.nodes) - ran):
-            verdicts += [Verdict(name, e, math.nan, False, note=outcome.node_errors.get(name, "no result"))
-                         for e in step.expect]
-        self.store.add_verdicts(run_id, step.step_id, verdicts)
-        outcome.verdicts += verdicts
+        else:  # nothing measured: the step is still judged (and stored as judged, for resume)
+            self.store.set_figures(run_id, step.step_id, CLUSTER, compute_empty(), extra={
+                "nodes": [], "error_nodes": sorted(errors), "all_nodes": [n.name for n in self.nodes]})
+        for name in sorted(errors):
+            verdicts += [Verdict(name, e, math.nan, False, note=errors[name]) for e in step.expect]
+        facts = StepFacts(
+            nodes=[n.name for n in self.nodes], with_results=node_figs, errors=errors, cluster=cluster,
+            start_skew_s=skew,
+            saturated={n: _saturation_text(r.saturation) for n, r in done.items() if r.saturation.get("saturated")},
+            rtt_s={n: c.rtt_s for n, c in self.clocks.items()}, min_duration_s=step.perf.min_duration_s,
+            min_requests=step.perf.min_requests, max_start_skew_s=step.perf.max_start_skew_s,
+        )
+        return verdicts, checks(facts)
 
-    def _judge_eval(self, run_id: str, step: Step, scores_by_node: dict[str, list[DatasetScore]]) -> list[Verdict]:
+    def _judge_eval(self, run_id: str, step: Step, done: dict[str, NodeResult],
+                    errors: dict[str, str]) -> tuple[list[Verdict], list[Check]]:
         verdicts: list[Verdict] = []
+        scores_by_node = {n: r.scores for n, r in done.items()}
         for name, scores in scores_by_node.items():
             self.store.set_scores(run_id, step.step_id, name, scores)
             verdicts += judge_scores(name, scores, step.expect)
@@ -291,48 +531,77 @@ class Orchestrator:
         self.store.set_scores(run_id, step.step_id, CLUSTER, cluster)  # also marks the step done for resume
         if scores_by_node:
             verdicts += judge_scores(CLUSTER, cluster, step.expect)
-        return verdicts
+        for name in sorted(errors):
+            verdicts += [Verdict(name, e, math.nan, False, note=errors[name]) for e in step.expect]
+        samples = {n: max((s.samples for s in scores), default=0) for n, scores in scores_by_node.items()}
+        return verdicts, eval_checks([n.name for n in self.nodes], samples, errors)
 
-    async def _run_on_node(self, run_id: str, step: Step, job_id: str, node: Node,
-                           start_ctl: float) -> tuple[list[RequestRecord], list[DatasetScore]]:
-        client = self.clients[node.name]
-        clock = self.clocks.get(node.name)
-        if clock is None:
-            raise NodeError(f"{node.name} ({node.address}) is unreachable: no clock sample")
-        previous = self.store.case_node(run_id, step.step_id, node.name)
-        if previous and previous.get("job_id") and previous.get("clock_offset_s") is not None:
-            # re-attaching after a controller restart: keep the offset the records were started with
-            clock = ClockSample(previous["clock_offset_s"], clock.rtt_s)
+    def _states(self, run_id: str, step: Step, verdicts: list[Verdict], step_checks: list[Check],
+                errors: dict[str, str]) -> tuple[State, list[Reason]]:
+        """Each scope's state and the step's, stored with their reasons. A failed check makes the step
+        INVALID whatever the figures say; a failed expectation makes it FAIL; nothing judged is not PASS."""
+        by_scope: dict[str, list[Reason]] = {}
+        for name, msg in errors.items():
+            by_scope.setdefault(name, []).append(Reason(State.ERROR, step.step_id, name, f"job failed: {msg}"))
+        for c in step_checks:
+            if not c.passed:
+                what = f"{c.name}: {c.detail}" if c.detail else c.name
+                by_scope.setdefault(c.scope, []).append(Reason(State.INVALID, step.step_id, c.scope, what,
+                                                               c.measured, c.bound))
+        for v in verdicts:
+            if not v.passed and v.scope not in errors:
+                unit = figure_unit(v.expectation.figure)
+                op = {"min": ">=", "max": "<="}.get(v.expectation.op, ">=")
+                threshold = v.expectation.threshold - (v.expectation.tolerance if v.expectation.op == "official"
+                                                       else 0.0)
+                what = v.expectation.figure + (f" ({v.note})" if v.note else "")
+                if v.expectation.figure == "success_rate":
+                    what += self._failure_note(run_id, step.step_id, v.scope)
+                by_scope.setdefault(v.scope, []).append(Reason(
+                    State.FAIL, step.step_id, v.scope, what, fmt_value(v.measured, unit),
+                    f"{op} {fmt_value(threshold, unit)}"))
+        scopes = {n.name for n in self.nodes} | {CLUSTER}
+        for scope in sorted(scopes):
+            reasons = by_scope.get(scope, [])
+            self.store.set_case_verdict(run_id, step.step_id, scope, _scope_state(reasons), reasons)
+        all_reasons = [r for scope in sorted(by_scope) for r in by_scope[scope]]
+        if any(r.state in (State.ERROR, State.INVALID) for r in all_reasons):
+            state = State.INVALID  # a node missing or a check failed: the contract was for every node, measured right
+        elif any(r.state == State.FAIL for r in all_reasons):
+            state = State.FAIL
+        elif not verdicts and not any(c.passed for c in step_checks):
+            state = State.INVALID
+            all_reasons.append(Reason(State.INVALID, step.step_id, "", "nothing could be judged"))
         else:
-            self.store.set_case_node(run_id, step.step_id, node.name, job_id=job_id, state="starting", error="",
-                                     start_at=start_ctl, last_seq=0, clock_offset_s=clock.offset_s)
-        start_agent = start_ctl + clock.offset_s
-        if step.eval is not None:
-            spec = eval_spec(self.plan, step.eval, node)
-        else:
-            assert step.perf is not None
-            spec = perf_spec(self.plan, step.perf, node)
-        status = await client.start_job(job_id, step.kind, spec, start_agent)
-        self.store.set_case_node(run_id, step.step_id, node.name,
-                                 state=JOB_STATE_NAMES.get(status.state, "running"))
-        state = await self._follow(run_id, step, job_id, node, int((previous or {}).get("last_seq") or 0))
-        summary, node_records = await client.result(job_id)
-        # onto the controller's clock, once; a sweep point's records carry their point's label
-        records = [r if not step.point else replace(r, point=step.point)
-                   for r in shift_records(node_records, clock.offset_s)]
-        self.store.add_requests(run_id, step.step_id, node.name, clock.offset_s, records)
-        self.store.set_case_node(
-            run_id, step.step_id, node.name, state=JOB_STATE_NAMES.get(state, str(state)), error=summary.error,
-            evalscope_summary_json=_json(summary.evalscope_summary),
-            evalscope_percentiles_json=_json(summary.evalscope_percentiles),
-            result_json=_json(summary.result),
-        )
-        if summary.result.get("saturation", {}).get("saturated"):
-            self.progress.message(f"[{node.name}] warning: the load generator was saturated; figures may be "
-                                  "client-bound (see the report)")
-        if state != 3:
-            raise NodeError(f"job {JOB_STATE_NAMES.get(state, state)}: {summary.error or 'no detail'}")
-        return records, parse_scores(summary.result.get("scores", []))
+            state = State.PASS
+        self.store.set_case_verdict(run_id, step.step_id, "case", state, all_reasons)
+        summary = f"{step.step_id}: {state.upper()}"
+        if state is not State.PASS:
+            summary += "; " + "; ".join(r.line() for r in all_reasons[:3])
+            if len(all_reasons) > 3:
+                summary += f" (+{len(all_reasons) - 3} more in the report)"
+        self.progress.message(summary)
+        return state, all_reasons
+
+    def _failure_note(self, run_id: str, step_id: str, scope: str) -> str:
+        rows = [r for r in self.store.failure_counts(run_id) if r["case_id"] == step_id
+                and (scope == CLUSTER or r["node"] == scope)]
+        classes = summarize((r["error"], r["count"]) for r in rows)
+        if not classes:
+            return ""
+        return " — " + ", ".join(f"{c.error_class} × {c.count:,}" for c in classes[:3])
+
+    def _print_failures(self, run_id: str, step: Step) -> None:
+        """Per node, the classes of failed requests with counts: the reason is on the console at once."""
+        rows = [r for r in self.store.failure_counts(run_id) if r["case_id"] == step.step_id]
+        by_node: dict[str, list[tuple[str, int]]] = {}
+        for r in rows:
+            by_node.setdefault(r["node"], []).append((r["error"], r["count"]))
+        for node, pairs in sorted(by_node.items()):
+            classes = summarize(pairs)
+            total = sum(c.count for c in classes)
+            top = "; ".join(f"{c.error_class} × {c.count:,} (e.g. {c.example[:160]})" for c in classes[:3])
+            self.progress.message(f"[{node}] {step.step_id}: {total:,} request(s) failed: {top}")
 
     async def _follow(self, run_id: str, step: Step, job_id: str, node: Node, last_seq: int = 0) -> int:
         """Watch a job to its end, resuming from the last event after a dropped stream."""
@@ -357,6 +626,28 @@ class Orchestrator:
                 if attempts > WATCH_RETRIES:
                     raise
                 await asyncio.sleep(min(2.0 ** attempts * 0.25, 5.0))
+
+
+def _scope_state(reasons: list[Reason]) -> State:
+    states = {r.state for r in reasons}
+    for s in (State.ERROR, State.INVALID, State.FAIL):
+        if s in states:
+            return s
+    return State.PASS
+
+
+def _saturation_text(s: dict[str, Any]) -> str:
+    return (f"CPU {float(s.get('cpu_max', 0.0)):.0%} of a core, loop lag p95 "
+            f"{float(s.get('lag_p95_s', 0.0)) * 1000:.0f} ms")
+
+
+def _one_line(exc: BaseException) -> str:
+    text = str(exc) if isinstance(exc, FleetbenchError) else f"{type(exc).__name__}: {exc}"
+    return (text.strip().splitlines() or [""])[0][:300]
+
+
+def compute_empty() -> Figures:
+    return compute_figures([])
 
 
 def _json(value: Any) -> str:

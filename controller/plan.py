@@ -80,6 +80,10 @@ class PerfCase:
     type: str = "perf"  # or "long_context": one very long prompt, reported as succeeded or not with its TTFT
     workers: int = 0  # load-generator processes per node; 0 = auto, chosen by each agent
     range_ratio: float = 1.0  # lengths uniform in [ratio × length, length]; 1 = fixed lengths
+    # validity (the measurement is INVALID, not PASS, when these do not hold)
+    min_duration_s: float | None = None  # the cluster's common window must be at least this long
+    min_requests: int | None = None  # each node must complete at least this many requests
+    max_start_skew_s: float | None = None  # default max(100 ms, 1 % of the window)
 
 
 @dataclass(frozen=True)
@@ -104,6 +108,9 @@ class SweepCase:
     # (input, output) pairs run; input_tokens × output_tokens unless the plan gave `lengths` pairs
     lengths: tuple[tuple[int, int], ...] = ()
     workers: int = 0  # per point: 0 = auto (each agent chooses), else at most this many (never > parallel)
+    min_duration_s: float | None = None  # per point, as for a perf case
+    min_requests: int | None = None
+    max_start_skew_s: float | None = None
 
     @property
     def pairs(self) -> tuple[tuple[int, int], ...]:
@@ -120,7 +127,9 @@ class SweepCase:
                         id=f"{self.id}@{label}", parallel=par, number=num, input_tokens=inp,
                         output_tokens=outp, rate=self.rate, dataset=self.dataset, extra_args=self.extra_args,
                         stream=self.stream, purpose=self.purpose, expect=self.expect,
-                        range_ratio=self.range_ratio, workers=min(self.workers, par, num))))
+                        range_ratio=self.range_ratio, workers=min(self.workers, par, num),
+                        min_duration_s=self.min_duration_s, min_requests=self.min_requests,
+                        max_start_skew_s=self.max_start_skew_s)))
         return out
 
 
@@ -159,7 +168,8 @@ class Plan:
 PLAN_KEYS = {"version", "name", "model", "endpoint", "tokenizer", "cases", "cluster", "description"}
 ENDPOINT_KEYS = {"url", "api", "api_key"}
 CASE_KEYS = {"id", "type", "purpose", "rate", "parallel", "number", "input_tokens", "output_tokens", "dataset",
-             "extra_args", "stream", "expect", "workers", "range_ratio"}
+             "extra_args", "stream", "expect", "workers", "range_ratio", "min_duration_s", "min_requests",
+             "max_start_skew_s"}
 SWEEP_KEYS = CASE_KEYS | {"loops", "lengths"}
 EVAL_KEYS = {"id", "type", "purpose", "datasets", "dataset_args", "generation_config", "eval_batch_size", "limit",
              "expect", "stream", "timeout_s"}
@@ -254,8 +264,18 @@ def _perf_common(doc: Located, where: str, data: dict[str, Any]) -> dict[str, An
     stream = data.get("stream", True)
     if not isinstance(stream, bool):
         raise doc.error(f"{where}.stream", "must be true or false")
+    validity: dict[str, Any] = {}
+    for key in ("min_duration_s", "max_start_skew_s"):
+        if key in data:
+            value = data[key]
+            if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value < 1e7:
+                raise doc.error(f"{where}.{key}", "must be a positive number of seconds")
+            validity[key] = float(value)
+    if "min_requests" in data:
+        validity["min_requests"] = _pos_int(doc, f"{where}.min_requests", data["min_requests"])
     return {"rate": float(rate), "dataset": str(data.get("dataset", "random")), "extra_args": dict(extra),
-            "stream": stream, "purpose": str(data.get("purpose", "")), "range_ratio": _ratio(doc, where, data)}
+            "stream": stream, "purpose": str(data.get("purpose", "")), "range_ratio": _ratio(doc, where, data),
+            **validity}
 
 
 def _ratio(doc: Located, where: str, data: dict[str, Any]) -> float:

@@ -26,6 +26,7 @@ from fleetbench.records import RequestRecord
 
 from .aggregate import DatasetScore, Verdict
 from .plan import Expectation
+from .verdict import Check, Reason, State
 
 SCHEMA_VERSION = 1
 
@@ -69,7 +70,8 @@ class Store:
         self.db.table("meta").upsert({"key": "schema_version", "value": str(SCHEMA_VERSION)}, pk="key")
         t("runs").create(
             {"run_id": str, "plan_name": str, "model": str, "plan_yaml": str, "nodes": str, "started_at": float,
-             "finished_at": float, "state": str, "verdict": str, "fleetbench_version": str, "error": str},
+             "finished_at": float, "state": str, "verdict": str, "fleetbench_version": str, "error": str,
+             "reasons_json": str},
             pk="run_id", if_not_exists=True,
         )
         t("run_nodes").create(
@@ -103,6 +105,15 @@ class Store:
              "samples": int},
             pk=("run_id", "case_id", "scope", "dataset", "metric"), if_not_exists=True,
         )
+        t("case_verdicts").create(
+            {"run_id": str, "case_id": str, "scope": str, "state": str, "reasons_json": str},
+            pk=("run_id", "case_id", "scope"), if_not_exists=True,
+        )
+        t("validity").create(
+            {"run_id": str, "case_id": str, "scope": str, "check": str, "measured": str, "bound": str,
+             "passed": int, "detail": str},
+            pk=("run_id", "case_id", "scope", "check"), if_not_exists=True,
+        )
         t("inventory_snapshots").create(
             {"snapshot_id": str, "node": str, "address": str, "taken_at": float, "inventory_json": str,
              "error": str},
@@ -119,9 +130,25 @@ class Store:
             "verdict": "", "fleetbench_version": version, "error": "",
         })
 
-    def finish_run(self, run_id: str, verdict: str, error: str = "") -> None:
-        self.db.table("runs").update(run_id, {"finished_at": time.time(), "state": "finished", "verdict": verdict,
-                                        "error": error})
+    def finish_run(self, run_id: str, verdict: str, error: str = "", state: str = "finished",
+                   reasons: Sequence[Reason] = ()) -> None:
+        """`state`: finished, interrupted (INCOMPLETE until `ctl resume`) or error (could not run)."""
+        self.db.table("runs").update(run_id, {
+            "finished_at": time.time(), "state": state, "verdict": verdict, "error": error,
+            "reasons_json": json.dumps([r.to_dict() for r in reasons])}, alter=True)
+
+    def set_case_verdict(self, run_id: str, case_id: str, scope: str, state: State,
+                         reasons: Sequence[Reason] = ()) -> None:
+        """The state of one step on one scope (a node, "cluster", or "case" for the step as a whole)."""
+        self.db.table("case_verdicts").upsert(
+            {"run_id": run_id, "case_id": case_id, "scope": scope, "state": state.value,
+             "reasons_json": json.dumps([r.to_dict() for r in reasons])}, pk=("run_id", "case_id", "scope"))
+
+    def add_checks(self, run_id: str, case_id: str, checks: Iterable[Check]) -> None:
+        self.db.table("validity").upsert_all(
+            ({"run_id": run_id, "case_id": case_id, "scope": c.scope, "check": c.name, "measured": c.measured,
+              "bound": c.bound, "passed": int(c.passed), "detail": c.detail} for c in checks),
+            pk=("run_id", "case_id", "scope", "check"))
 
     def reopen_run(self, run_id: str) -> None:
         self.run(run_id)
@@ -146,6 +173,11 @@ class Store:
             for r in records
         )
         self.db.table("requests").upsert_all(rows, pk=("run_id", "case_id", "node", "point", "idx"), batch_size=2000)
+
+    def delete_records(self, run_id: str, case_id: str, node: str) -> None:
+        """A node's records of one step, before `ctl resume` runs that step again on it."""
+        self.db.execute("DELETE FROM requests WHERE run_id = ? AND case_id = ? AND node = ?", [run_id, case_id, node])
+        self.db.conn.commit()
 
     def set_figures(self, run_id: str, case_id: str, scope: str, figures: Figures,
                     extra: dict[str, Any] | None = None) -> None:
@@ -200,6 +232,25 @@ class Store:
 
     def case_nodes(self, run_id: str) -> list[dict[str, Any]]:
         return list(self.db.table("case_nodes").rows_where("run_id = ?", [run_id], order_by="case_id, node"))
+
+    def case_verdicts(self, run_id: str) -> list[dict[str, Any]]:
+        """Rows of case_verdicts; `reasons` is the decoded list of Reason dicts."""
+        return [{**r, "reasons": json.loads(r["reasons_json"] or "[]")}
+                for r in self.db.table("case_verdicts").rows_where("run_id = ?", [run_id], order_by="case_id, scope")]
+
+    def checks(self, run_id: str) -> list[Check]:
+        return [Check(r["check"], r["scope"], r["measured"], r["bound"], bool(r["passed"]), r["detail"] or "")
+                for r in self.db.table("validity").rows_where("run_id = ?", [run_id], order_by="case_id, scope")]
+
+    def check_rows(self, run_id: str) -> list[dict[str, Any]]:
+        return list(self.db.table("validity").rows_where("run_id = ?", [run_id], order_by="case_id, scope, check"))
+
+    def failure_counts(self, run_id: str) -> list[dict[str, Any]]:
+        """Failed requests per (step, node, error line), most frequent first: the Failures table's input."""
+        rows = self.db.execute(
+            "SELECT case_id, node, error, count(*) FROM requests WHERE run_id = ? AND success = 0 "
+            "GROUP BY case_id, node, error ORDER BY case_id, node, count(*) DESC", [run_id]).fetchall()
+        return [{"case_id": c, "node": n, "error": e or "", "count": k} for c, n, e, k in rows]
 
     def verdicts(self, run_id: str) -> list[dict[str, Any]]:
         return list(self.db.table("verdicts").rows_where("run_id = ?", [run_id]))

@@ -37,3 +37,13 @@ class SecurityError(FleetbenchError):
 
 class DeployError(FleetbenchError):
     """Installing or removing an agent on a node failed."""
+
+
+class RunError(FleetbenchError):
+    """A run could not be done (preflight failed, an agent was busy or not ready): nothing was judged.
+    `lines` holds one line per problem (node, what, the endpoint's own answer, a hint)."""
+
+    def __init__(self, message: str, lines: list[str] | None = None, run_id: str = "") -> None:
+        super().__init__(message)
+        self.lines = list(lines or [])
+        self.run_id = run_id

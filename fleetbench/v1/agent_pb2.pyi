@@ -14,6 +14,7 @@ class JobKind(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     JOB_KIND_SWEEP: _ClassVar[JobKind]
     JOB_KIND_EVAL: _ClassVar[JobKind]
     JOB_KIND_LONG_CONTEXT: _ClassVar[JobKind]
+    JOB_KIND_PREFLIGHT: _ClassVar[JobKind]
 
 class JobState(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
@@ -24,11 +25,13 @@ class JobState(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     JOB_STATE_FAILED: _ClassVar[JobState]
     JOB_STATE_CANCELLED: _ClassVar[JobState]
     JOB_STATE_INTERRUPTED: _ClassVar[JobState]
+    JOB_STATE_READY: _ClassVar[JobState]
 JOB_KIND_UNSPECIFIED: JobKind
 JOB_KIND_PERF: JobKind
 JOB_KIND_SWEEP: JobKind
 JOB_KIND_EVAL: JobKind
 JOB_KIND_LONG_CONTEXT: JobKind
+JOB_KIND_PREFLIGHT: JobKind
 JOB_STATE_UNSPECIFIED: JobState
 JOB_STATE_QUEUED: JobState
 JOB_STATE_RUNNING: JobState
@@ -36,6 +39,7 @@ JOB_STATE_SUCCEEDED: JobState
 JOB_STATE_FAILED: JobState
 JOB_STATE_CANCELLED: JobState
 JOB_STATE_INTERRUPTED: JobState
+JOB_STATE_READY: JobState
 
 class PingRequest(_message.Message):
     __slots__ = ()
@@ -100,19 +104,29 @@ class InventoryReply(_message.Message):
     def __init__(self, hostname: _Optional[str] = ..., cpu_model: _Optional[str] = ..., cpu_count: _Optional[int] = ..., memory_total_bytes: _Optional[int] = ..., os: _Optional[str] = ..., kernel: _Optional[str] = ..., gpus: _Optional[_Iterable[_Union[Gpu, _Mapping]]] = ..., detail_json: _Optional[str] = ..., collected_at: _Optional[float] = ...) -> None: ...
 
 class StartJobRequest(_message.Message):
-    __slots__ = ("job_id", "kind", "spec_json", "start_at")
+    __slots__ = ("job_id", "kind", "spec_json", "start_at", "armed")
     JOB_ID_FIELD_NUMBER: _ClassVar[int]
     KIND_FIELD_NUMBER: _ClassVar[int]
     SPEC_JSON_FIELD_NUMBER: _ClassVar[int]
     START_AT_FIELD_NUMBER: _ClassVar[int]
+    ARMED_FIELD_NUMBER: _ClassVar[int]
     job_id: str
     kind: JobKind
     spec_json: str
     start_at: float
-    def __init__(self, job_id: _Optional[str] = ..., kind: _Optional[_Union[JobKind, str]] = ..., spec_json: _Optional[str] = ..., start_at: _Optional[float] = ...) -> None: ...
+    armed: bool
+    def __init__(self, job_id: _Optional[str] = ..., kind: _Optional[_Union[JobKind, str]] = ..., spec_json: _Optional[str] = ..., start_at: _Optional[float] = ..., armed: _Optional[bool] = ...) -> None: ...
+
+class StartAtRequest(_message.Message):
+    __slots__ = ("job_id", "start_at")
+    JOB_ID_FIELD_NUMBER: _ClassVar[int]
+    START_AT_FIELD_NUMBER: _ClassVar[int]
+    job_id: str
+    start_at: float
+    def __init__(self, job_id: _Optional[str] = ..., start_at: _Optional[float] = ...) -> None: ...
 
 class JobStatus(_message.Message):
-    __slots__ = ("job_id", "kind", "state", "error", "created_at", "started_at", "finished_at", "last_seq", "record_count")
+    __slots__ = ("job_id", "kind", "state", "error", "created_at", "started_at", "finished_at", "last_seq", "record_count", "ready_at", "prepare_s")
     JOB_ID_FIELD_NUMBER: _ClassVar[int]
     KIND_FIELD_NUMBER: _ClassVar[int]
     STATE_FIELD_NUMBER: _ClassVar[int]
@@ -122,6 +136,8 @@ class JobStatus(_message.Message):
     FINISHED_AT_FIELD_NUMBER: _ClassVar[int]
     LAST_SEQ_FIELD_NUMBER: _ClassVar[int]
     RECORD_COUNT_FIELD_NUMBER: _ClassVar[int]
+    READY_AT_FIELD_NUMBER: _ClassVar[int]
+    PREPARE_S_FIELD_NUMBER: _ClassVar[int]
     job_id: str
     kind: JobKind
     state: JobState
@@ -131,7 +147,9 @@ class JobStatus(_message.Message):
     finished_at: float
     last_seq: int
     record_count: int
-    def __init__(self, job_id: _Optional[str] = ..., kind: _Optional[_Union[JobKind, str]] = ..., state: _Optional[_Union[JobState, str]] = ..., error: _Optional[str] = ..., created_at: _Optional[float] = ..., started_at: _Optional[float] = ..., finished_at: _Optional[float] = ..., last_seq: _Optional[int] = ..., record_count: _Optional[int] = ...) -> None: ...
+    ready_at: float
+    prepare_s: float
+    def __init__(self, job_id: _Optional[str] = ..., kind: _Optional[_Union[JobKind, str]] = ..., state: _Optional[_Union[JobState, str]] = ..., error: _Optional[str] = ..., created_at: _Optional[float] = ..., started_at: _Optional[float] = ..., finished_at: _Optional[float] = ..., last_seq: _Optional[int] = ..., record_count: _Optional[int] = ..., ready_at: _Optional[float] = ..., prepare_s: _Optional[float] = ...) -> None: ...
 
 class WatchJobRequest(_message.Message):
     __slots__ = ("job_id", "from_seq")

@@ -54,6 +54,11 @@ class AgentStub:
                 request_serializer=fleetbench_dot_v1_dot_agent__pb2.WatchJobRequest.SerializeToString,
                 response_deserializer=fleetbench_dot_v1_dot_agent__pb2.JobEvent.FromString,
                 _registered_method=True)
+        self.StartAt = channel.unary_unary(
+                '/fleetbench.v1.Agent/StartAt',
+                request_serializer=fleetbench_dot_v1_dot_agent__pb2.StartAtRequest.SerializeToString,
+                response_deserializer=fleetbench_dot_v1_dot_agent__pb2.JobStatus.FromString,
+                _registered_method=True)
         self.CancelJob = channel.unary_unary(
                 '/fleetbench.v1.Agent/CancelJob',
                 request_serializer=fleetbench_dot_v1_dot_agent__pb2.CancelJobRequest.SerializeToString,
@@ -102,6 +107,13 @@ class AgentServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def StartAt(self, request, context):
+        """Second phase of an armed start: the instant (agent wall clock) at which a READY job sends load.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def CancelJob(self, request, context):
         """Stops a job's process group; what it measured so far is kept.
         """
@@ -145,6 +157,11 @@ def add_AgentServicer_to_server(servicer, server):
                     servicer.WatchJob,
                     request_deserializer=fleetbench_dot_v1_dot_agent__pb2.WatchJobRequest.FromString,
                     response_serializer=fleetbench_dot_v1_dot_agent__pb2.JobEvent.SerializeToString,
+            ),
+            'StartAt': grpc.unary_unary_rpc_method_handler(
+                    servicer.StartAt,
+                    request_deserializer=fleetbench_dot_v1_dot_agent__pb2.StartAtRequest.FromString,
+                    response_serializer=fleetbench_dot_v1_dot_agent__pb2.JobStatus.SerializeToString,
             ),
             'CancelJob': grpc.unary_unary_rpc_method_handler(
                     servicer.CancelJob,
@@ -270,6 +287,33 @@ class Agent:
             '/fleetbench.v1.Agent/WatchJob',
             fleetbench_dot_v1_dot_agent__pb2.WatchJobRequest.SerializeToString,
             fleetbench_dot_v1_dot_agent__pb2.JobEvent.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def StartAt(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/fleetbench.v1.Agent/StartAt',
+            fleetbench_dot_v1_dot_agent__pb2.StartAtRequest.SerializeToString,
+            fleetbench_dot_v1_dot_agent__pb2.JobStatus.FromString,
             options,
             channel_credentials,
             insecure,
