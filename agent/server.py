@@ -59,6 +59,9 @@ async def serve(listen: str, data_dir: Path, tls: TlsFiles | None = None, insecu
         )
     if clock.skew_s():
         log.warning("agent clock shifted by %+.3f s (%s): for tests only", clock.skew_s(), clock.SKEW_ENV)
+    for name in (clock.PREPARE_DELAY_ENV, clock.START_DELAY_ENV):
+        if clock.env_s(name):
+            log.warning("%s=%s: for tests only", name, clock.env_s(name))
     jobs = JobManager(data_dir)
     jobs.recover()
     server = grpc.aio.server(
