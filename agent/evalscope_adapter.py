@@ -18,6 +18,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from fleetbench.failures import EMPTY_NO_CHUNK, EMPTY_NO_TOKENS, one_line_error
 from fleetbench.records import RequestRecord
 
 from .jobspec import PerfSpec
@@ -43,6 +44,20 @@ SUMMARY_ALIASES_MS_OR_S: dict[str, tuple[str, str]] = {
 }
 
 ERRORS_TABLE = "fleetbench_errors"
+
+# A row evalscope marks successful is a real success only when something was generated: a first content
+# chunk (evalscope leaves first_chunk_latency at 0 when a stream carried none: `data: [DONE]` alone, an
+# empty body, chunks of "" text) and at least one output token. Anything else is an empty reply: failed.
+_GENERATED = "(success AND coalesce(first_chunk_latency, 0) > 0 AND coalesce(completion_tokens, 0) > 0)"
+
+
+def empty_reply_error(first_chunk_latency: Any, completion_tokens: Any) -> str | None:
+    """Why a row evalscope counts as a success generated nothing, or None when it did generate."""
+    if not isinstance(first_chunk_latency, int | float) or _nan(first_chunk_latency) or first_chunk_latency <= 0:
+        return EMPTY_NO_CHUNK
+    if not isinstance(completion_tokens, int | float) or completion_tokens <= 0:
+        return EMPTY_NO_TOKENS
+    return None
 
 
 def evalscope_version() -> str:
@@ -121,12 +136,13 @@ def find_result_dbs(outputs_dir: Path) -> list[Path]:
 
 
 def read_progress(db_path: Path) -> tuple[int, int, int]:
-    """(requests done, failed, output tokens) so far, read while evalscope writes."""
+    """(requests done, failed, output tokens) so far, read while evalscope writes. Empty replies
+    (see `empty_reply_error`) count as failed, as `iter_records` makes them."""
     try:
         with sqlite3.connect(f"file:{db_path}?mode=ro", uri=True, timeout=1.0) as con:
             row = con.execute(
-                "SELECT count(*), count(*) - coalesce(sum(success), 0), "
-                "coalesce(sum(CASE WHEN success THEN completion_tokens END), 0) FROM result"
+                f"SELECT count(*), count(*) - coalesce(sum(CASE WHEN {_GENERATED} THEN 1 ELSE 0 END), 0), "
+                f"coalesce(sum(CASE WHEN {_GENERATED} THEN completion_tokens END), 0) FROM result"
             ).fetchone()
     except sqlite3.Error:
         return (0, 0, 0)
@@ -139,6 +155,12 @@ def iter_records(db_path: Path, clock_offset_s: float, point: str = "") -> Itera
     evalscope times requests with `perf_counter`; `clock_offset_s` (wall time
     minus perf_counter, sampled once in the job process) puts them on the
     node's wall clock. Rows are streamed, never loaded all at once.
+
+    A row evalscope marks successful that generated nothing becomes a failed
+    record ("empty reply: no content chunk" / "empty reply: 0 output tokens"),
+    never a success with TTFT 0. Every failed record's error is one classified
+    line (`fleetbench.failures.one_line_error`): databases written before the
+    job process did that hold multi-line tracebacks.
     """
     con = sqlite3.connect(f"file:{db_path}?mode=ro", uri=True)
     try:
@@ -159,6 +181,8 @@ def iter_records(db_path: Path, clock_offset_s: float, point: str = "") -> Itera
             except (ValueError, TypeError):
                 itl = ()
             ok = bool(success)
+            if ok and (empty := empty_reply_error(ttft, ct)) is not None:
+                ok, error = False, empty
             yield RequestRecord(
                 index=int(rowid) - 1,
                 start_time=float(start or 0.0) + clock_offset_s,
@@ -170,7 +194,7 @@ def iter_records(db_path: Path, clock_offset_s: float, point: str = "") -> Itera
                 output_tokens=int(ct or 0) if ok else 0,
                 tpot_s=float(tpot or 0.0) if ok and not _nan(tpot) else 0.0,
                 itl_s=itl if ok else (),
-                error="" if ok else (error or "request failed (evalscope recorded no error text)"),
+                error="" if ok else one_line_error(error or "request failed (evalscope recorded no error text)"),
                 point=point,
             )
     finally:

@@ -32,6 +32,12 @@ and pass DIR to evalscope as --tokenizer-path.
 prompt) contains the substring gets that reply, the first match winning. An
 eval against the endpoint then scores exactly the questions it was given
 right answers for.
+
+--strict answers HTTP 422 {"detail": "Unexpected fields in the request: {...}"}
+to a request with a field outside the OpenAI parameters (min_tokens and
+ignore_eos included), like `transformers serve`; --allow-field NAME accepts
+one more. GET /fleetbench/stats counts the requests received, rejected and
+answered.
 """
 
 EPILOG = """\
@@ -40,6 +46,10 @@ examples:
   fleetbench-endpoint --preset h200-like --model DeepSeek-V3.2 --log requests.jsonl
   fleetbench-endpoint --fault-500 0.05 --fault-reset 0.02 --fault-seed 7
   fleetbench-endpoint --answers answers.jsonl --ttft-ms 5 --tpot-ms 1
+  fleetbench-endpoint --strict                                  # 422 for evalscope's min_tokens/ignore_eos
+  fleetbench-endpoint --strict --allow-field min_tokens --allow-field ignore_eos
+  fleetbench-endpoint --fault-done-only 1                       # every reply: HTTP 200, data: [DONE] only
+  fleetbench-endpoint --fault-http 1 --fault-http-status 429 --fault-http-body '{"detail": "slow down"}'
 """
 
 
@@ -68,6 +78,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--answers", type=Path, metavar="FILE",
                    help='canned replies: JSON (lines) of {"contains": "...", "reply": "..."}')
     p.add_argument("--write-tokenizer", type=Path, metavar="DIR", help="write the demo tokenizer to DIR and go on")
+    p.add_argument("--strict", action="store_true",
+                   help="answer HTTP 422 to requests with fields outside the OpenAI parameters (like transformers "
+                        "serve; min_tokens and ignore_eos are refused)")
+    p.add_argument("--allow-field", action="append", default=[], metavar="NAME",
+                   help="with --strict, accept this request field too (repeatable)")
 
     f = p.add_argument_group("fault injection (fractions of requests, 0..1, deterministic for a seed)")
     f.add_argument("--fault-500", type=float, default=0.0, metavar="FRAC", help="answer HTTP 500")
@@ -75,6 +90,17 @@ def build_parser() -> argparse.ArgumentParser:
     f.add_argument("--fault-malformed", type=float, default=0.0, metavar="FRAC", help="send a malformed SSE event")
     f.add_argument("--fault-stall", type=float, default=0.0, metavar="FRAC", help="stop sending mid-stream")
     f.add_argument("--fault-slow-first", type=float, default=0.0, metavar="FRAC", help="delay the first token")
+    f.add_argument("--fault-done-only", type=float, default=0.0, metavar="FRAC",
+                   help="HTTP 200 with a stream of only data: [DONE]")
+    f.add_argument("--fault-empty-body", type=float, default=0.0, metavar="FRAC", help="HTTP 200 with an empty body")
+    f.add_argument("--fault-empty-chunks", type=float, default=0.0, metavar="FRAC",
+                   help='chunks whose text is "", usage with 0 completion tokens')
+    f.add_argument("--fault-http", type=float, default=0.0, metavar="FRAC",
+                   help="answer HTTP --fault-http-status with --fault-http-body")
+    f.add_argument("--fault-http-status", type=int, default=429, metavar="CODE",
+                   help="status of --fault-http, 400..599 (default: %(default)s)")
+    f.add_argument("--fault-http-body", default="", metavar="JSON",
+                   help="body of --fault-http (default: an OpenAI-style error body)")
     f.add_argument("--stall-s", type=float, default=30.0, help="length of a stall (default: %(default)s)")
     f.add_argument(
         "--slow-first-s", type=float, default=5.0, help="extra delay of a slow first token (default: %(default)s)"
@@ -90,6 +116,12 @@ def config_from_args(args: argparse.Namespace) -> EndpointConfig:
         malformed=args.fault_malformed,
         stall=args.fault_stall,
         slow_first_token=args.fault_slow_first,
+        done_only=args.fault_done_only,
+        empty_body=args.fault_empty_body,
+        empty_chunks=args.fault_empty_chunks,
+        http_error=args.fault_http,
+        http_error_status=args.fault_http_status,
+        http_error_body=args.fault_http_body,
         stall_s=args.stall_s,
         slow_first_token_s=args.slow_first_s,
         seed=args.fault_seed,
@@ -107,6 +139,8 @@ def config_from_args(args: argparse.Namespace) -> EndpointConfig:
         log_path=args.log,
         strict_model=args.strict_model,
         answers=load_answers(args.answers) if args.answers is not None else (),
+        strict=args.strict,
+        allow_fields=tuple(args.allow_field),
     )
     config.validate()
     return config
@@ -126,6 +160,8 @@ def main(argv: list[str] | None = None) -> None:
 
         def ready(endpoint: object) -> None:
             mode = f"preset {args.preset}" if args.preset else f"ttft {args.ttft_ms:g} ms, tpot {args.tpot_ms:g} ms"
+            if config.strict:
+                mode += ", strict request fields"
             print(f"fleetbench-endpoint listening on {endpoint.url} (model {config.model}, {mode})", flush=True)  # type: ignore[attr-defined]
 
         serve(config, on_ready=ready)

@@ -3,13 +3,33 @@
 from __future__ import annotations
 
 import dataclasses
+import http
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from fleetbench.errors import ConfigError
 
-__all__ = ["PRESETS", "CannedAnswer", "EndpointConfig", "EngineModel", "FaultConfig", "load_answers", "preset_config"]
+__all__ = [
+    "KNOWN_FIELDS",
+    "PRESETS",
+    "CannedAnswer",
+    "EndpointConfig",
+    "EngineModel",
+    "FaultConfig",
+    "load_answers",
+    "preset_config",
+]
+
+# The request fields a strict endpoint (`strict=True`, `--strict`) knows: the OpenAI completions and chat
+# completions parameters. Not vLLM's extensions (min_tokens, ignore_eos, top_k, repetition_penalty, ...), which
+# evalscope sends and an engine such as `transformers serve` refuses with HTTP 422.
+KNOWN_FIELDS: frozenset[str] = frozenset({
+    "model", "prompt", "messages", "max_tokens", "max_completion_tokens", "stream", "stream_options",
+    "temperature", "top_p", "n", "stop", "seed", "presence_penalty", "frequency_penalty", "logit_bias",
+    "logprobs", "top_logprobs", "user", "echo", "best_of", "suffix", "response_format", "tools", "tool_choice",
+    "parallel_tool_calls", "metadata", "store", "reasoning_effort", "service_tier", "modalities", "prediction",
+})
 
 
 @dataclass(frozen=True)
@@ -58,6 +78,11 @@ class FaultConfig:
     - malformed: stream part of the answer, then a malformed SSE event, then end the stream.
     - stall: stream part of the answer, then send nothing for `stall_s` (longer than the client's read timeout).
     - slow_first_token: delay the first token by `slow_first_token_s` more.
+    - done_only: HTTP 200, an SSE stream of `data: [DONE]` alone (no chunk, no usage).
+    - empty_body: HTTP 200 and an empty body.
+    - empty_chunks: chunks whose text is "" at the usual times, then usage with 0 completion tokens.
+    - http_error: answer HTTP `http_error_status` with `http_error_body` (JSON text; "" gives an
+      OpenAI-style error body).
     """
 
     http_500: float = 0.0
@@ -65,11 +90,19 @@ class FaultConfig:
     malformed: float = 0.0
     stall: float = 0.0
     slow_first_token: float = 0.0
+    done_only: float = 0.0
+    empty_body: float = 0.0
+    empty_chunks: float = 0.0
+    http_error: float = 0.0
     stall_s: float = 30.0
     slow_first_token_s: float = 5.0
+    http_error_status: int = 429
+    http_error_body: str = ""
     seed: int = 0
 
-    KINDS = ("http_500", "reset", "malformed", "stall", "slow_first_token")
+    # new kinds go at the end: the draw for a seed stays the same for the kinds before them
+    KINDS = ("http_500", "reset", "malformed", "stall", "slow_first_token", "done_only", "empty_body",
+             "empty_chunks", "http_error")
 
     def validate(self) -> None:
         total = 0.0
@@ -82,6 +115,26 @@ class FaultConfig:
             raise ConfigError(f"fault fractions add up to {total:g}; at most 1 is allowed")
         if self.stall_s < 0 or self.slow_first_token_s < 0:
             raise ConfigError("fault durations must not be negative")
+        if not 400 <= self.http_error_status <= 599:
+            raise ConfigError(f"fault HTTP status {self.http_error_status} must be between 400 and 599")
+        if self.http_error_body:
+            try:
+                json.loads(self.http_error_body)
+            except json.JSONDecodeError as exc:
+                raise ConfigError(f"fault HTTP error body is not JSON: {exc.msg}") from None
+
+    def http_error_reply(self) -> bytes:
+        """The body the `http_error` fault answers with."""
+        if self.http_error_body:
+            return self.http_error_body.encode()
+        try:
+            phrase = http.HTTPStatus(self.http_error_status).phrase
+        except ValueError:
+            phrase = "Error"
+        kind = phrase.title().replace(" ", "").replace("-", "") + "Error"
+        body = {"object": "error", "error": {"message": f"{phrase} (injected fault)", "type": kind,
+                                             "code": self.http_error_status}}
+        return json.dumps(body).encode()
 
     @property
     def any(self) -> bool:
@@ -152,6 +205,14 @@ class EndpointConfig:
     strict_model: bool = False
     # Fixed replies for matching requests (the first match wins); others get generated words.
     answers: tuple[CannedAnswer, ...] = ()
+    # Reject requests with fields outside KNOWN_FIELDS + allow_fields (HTTP 422, like `transformers serve`).
+    strict: bool = False
+    allow_fields: tuple[str, ...] = ()
+
+    @property
+    def known_fields(self) -> frozenset[str]:
+        """The request fields a strict endpoint accepts."""
+        return KNOWN_FIELDS | frozenset(self.allow_fields)
 
     def validate(self) -> None:
         if not 0 <= self.port <= 65535:

@@ -3,7 +3,7 @@
 It is a *simulator*, for tests and the demo: it generates words, not a model's
 output. Routes: `POST /v1/completions`, `POST /v1/chat/completions`
 (streaming SSE, one token per chunk, and plain JSON), `GET /v1/models`,
-`GET /health`, `GET /version`.
+`GET /health`, `GET /version`, and `GET /fleetbench/stats` (requests received, rejected, answered).
 
 Timing is scheduled against absolute deadlines on the event loop's clock, so
 event-loop jitter delays a chunk but never shifts the ones after it. Every
@@ -25,6 +25,7 @@ import struct
 import threading
 import time
 import uuid
+from collections import Counter
 from collections.abc import AsyncGenerator, Callable
 from dataclasses import asdict, dataclass
 from typing import IO, Any
@@ -69,14 +70,21 @@ class RequestRecord:
 
 
 class _BadRequest(Exception):
-    def __init__(self, status: int, message: str, kind: str = "BadRequestError") -> None:
+    def __init__(self, status: int, message: str, kind: str = "BadRequestError",
+                 body: dict[str, Any] | None = None) -> None:
         super().__init__(message)
         self.status = status
         self.kind = kind
+        self.body = body  # the reply's body when not the OpenAI-style error body
 
 
 def _error_body(message: str, kind: str, status: int) -> dict[str, Any]:
     return {"object": "error", "error": {"message": message, "type": kind, "code": status}}
+
+
+def unexpected_fields_detail(names: set[str]) -> str:
+    """The 422 `detail` of `transformers serve` for unknown request fields: a Python set's repr, sorted."""
+    return "Unexpected fields in the request: {" + ", ".join(repr(n) for n in sorted(names)) + "}"
 
 
 def _pick_fault(faults: FaultConfig, index: int) -> str | None:
@@ -224,6 +232,24 @@ class _Server:
     async def version(self, _request: web.Request) -> web.Response:
         return web.json_response({"version": __version__, "engine": ENGINE_NAME})
 
+    def stats(self) -> dict[str, Any]:
+        """Counts of the generation requests so far (see `RunningEndpoint.stats`)."""
+        records = list(self.records)
+        status = Counter(r.status for r in records)
+        return {
+            "received": len(records),
+            "rejected": status["bad_request"],
+            "answered": status["ok"],
+            "faulted": status["fault"],
+            "disconnected": status["client_disconnected"] + status["cancelled"],
+            "running": status["running"],
+            "by_http_status": {str(k): v for k, v in sorted(Counter(r.http_status for r in records).items())},
+            "by_fault": dict(sorted(Counter(r.fault for r in records if r.fault).items())),
+        }
+
+    async def stats_route(self, _request: web.Request) -> web.Response:
+        return web.json_response(self.stats())
+
     async def models(self, _request: web.Request) -> web.Response:
         return web.json_response(
             {
@@ -271,6 +297,9 @@ class _Server:
                 raise _BadRequest(400, "request body is not valid JSON") from None
             if not isinstance(body, dict):
                 raise _BadRequest(400, "request body must be a JSON object")
+            if self.config.strict and (unknown := set(body) - self.config.known_fields):
+                detail = unexpected_fields_detail(unknown)
+                raise _BadRequest(422, detail, "UnprocessableEntity", body={"detail": detail})
             model = body.get("model") or self.config.model
             if not isinstance(model, str):
                 raise _BadRequest(400, "'model' must be a string")
@@ -290,7 +319,8 @@ class _Server:
         except _BadRequest as exc:
             record.status, record.http_status, record.error = "bad_request", exc.status, str(exc)
             self._finish(record)
-            return web.json_response(_error_body(str(exc), exc.kind, exc.status), status=exc.status)
+            reply = exc.body if exc.body is not None else _error_body(str(exc), exc.kind, exc.status)
+            return web.json_response(reply, status=exc.status)
 
         record.id = f"{'chatcmpl' if chat else 'cmpl'}-{uuid.uuid4().hex}"
         record.fault = _pick_fault(self.config.faults, record.index)
@@ -301,6 +331,20 @@ class _Server:
                 return web.json_response(
                     _error_body("Internal server error (injected fault)", "InternalServerError", 500), status=500
                 )
+            if record.fault == "http_error":
+                faults = self.config.faults
+                record.http_status = faults.http_error_status
+                record.error = f"injected HTTP {faults.http_error_status}"
+                return web.Response(status=faults.http_error_status, body=faults.http_error_reply(),
+                                    content_type="application/json")
+            if record.fault == "done_only":
+                record.error = "injected reply without content: [DONE] only"
+                return web.Response(status=200, body=b"data: [DONE]\n\n", content_type="text/event-stream",
+                                    charset="utf-8", headers={"Cache-Control": "no-cache"})
+            if record.fault == "empty_body":
+                record.error = "injected empty body"
+                return web.Response(status=200, body=b"",
+                                    content_type="text/event-stream" if record.stream else "application/json")
             if record.stream:
                 return await self._stream(request, record, chat, t0, body)
             return await self._complete(request, record, chat, t0)
@@ -387,6 +431,9 @@ class _Server:
     ) -> web.StreamResponse:
         n = record.planned_tokens
         fault_at = self._fault_point(record) if record.fault in ("reset", "malformed", "stall") else -1
+        empty = record.fault == "empty_chunks"
+        if empty:
+            record.error = "injected empty chunks"
         finish = "length" if n == _int_field(body, "max_tokens", "max_completion_tokens") else "stop"
         async with contextlib.aclosing(self._token_times(record, t0)) as tokens:
             async for i in tokens:
@@ -404,7 +451,7 @@ class _Server:
                     if record.fault == "stall":
                         record.error = "injected stall"
                         await asyncio.sleep(self.config.faults.stall_s)
-                word = self._piece(record, i)
+                word = "" if empty else self._piece(record, i)
                 if chat:
                     delta: dict[str, str] = {"content": word}
                     if i == 0:
@@ -414,6 +461,8 @@ class _Server:
                     piece = '"text": ' + json.dumps(word)
                 reason = json.dumps(finish) if i == n - 1 else "null"
                 await resp.write(prefix + f'{piece}, "logprobs": null, "finish_reason": {reason}}}]}}\n\n'.encode())
+                if empty:
+                    continue  # nothing was generated: no first token, no completion tokens
                 now = time.time()
                 if i == 0:
                     record.first_token = now
@@ -437,6 +486,9 @@ class _Server:
                 if i == 0 and record.fault == "stall":
                     record.error = "injected stall"
                     await asyncio.sleep(self.config.faults.stall_s)
+                if record.fault == "empty_chunks":
+                    record.error = "injected empty reply"
+                    continue
                 words.append(self._piece(record, i))
                 now = time.time()
                 if i == 0:
@@ -495,6 +547,7 @@ def build_app(config: EndpointConfig) -> tuple[web.Application, _Server]:
     app.router.add_get("/v1/models", server.models)
     app.router.add_get("/health", server.health)
     app.router.add_get("/version", server.version)
+    app.router.add_get("/fleetbench/stats", server.stats_route)
     return app, server
 
 
@@ -521,6 +574,12 @@ class RunningEndpoint:
     def requests(self) -> list[RequestRecord]:
         """The server-side log: one record per generation request, in arrival order."""
         return list(self._server.records)
+
+    def stats(self) -> dict[str, Any]:
+        """What `GET /fleetbench/stats` answers: generation requests received, rejected (HTTP 4xx before any
+        generation: bad input, unknown fields in strict mode, unknown model), answered (a complete reply),
+        faulted, disconnected and running, and counts by HTTP status and by fault."""
+        return self._server.stats()
 
     async def stop(self) -> None:
         await self._runner.cleanup()
