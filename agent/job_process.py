@@ -125,9 +125,12 @@ def _install_hooks(start_at: float, saturation: list[SaturationReport] | None = 
     def insert_with_error(cursor: sqlite3.Cursor, data: Any) -> None:
         original_insert(cursor, data)
         if not data.success:
+            from fleetbench.failures import one_line_error
+
             cursor.execute(f"CREATE TABLE IF NOT EXISTS {ERRORS_TABLE}(result_rowid INTEGER PRIMARY KEY, error TEXT)")
-            error = data.error or (f"HTTP {data.status_code}" if data.status_code else "request failed")
-            cursor.execute(f"INSERT INTO {ERRORS_TABLE} VALUES (?, ?)", (cursor.lastrowid, str(error)[:2000]))
+            # one classified line, HTTP status kept: "HTTP 422: Unexpected fields ...", "connection refused: ..."
+            error = one_line_error(str(data.error or ""), data.status_code)
+            cursor.execute(f"INSERT INTO {ERRORS_TABLE} VALUES (?, ?)", (cursor.lastrowid, error))
 
     metrics_consumer.insert_benchmark_data = insert_with_error
 
