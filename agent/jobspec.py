@@ -9,10 +9,13 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import asdict, dataclass, field, fields, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from fleetbench.errors import ConfigError
+
+if TYPE_CHECKING:
+    from .evalspec import EvalSpec
 
 JOB_ID_RE = re.compile(r"^[A-Za-z0-9._-]{1,128}$")
 APIS = ("openai",)
@@ -191,8 +194,9 @@ def parse_perf_spec(raw: str | dict[str, Any]) -> PerfSpec:
 
 # --- job kinds (values of the proto's JobKind) ------------------------------------------------
 
-KIND_PERF, KIND_SWEEP, KIND_EVAL, KIND_LONG_CONTEXT = 1, 2, 3, 4
-KIND_NAMES = {KIND_PERF: "perf", KIND_SWEEP: "sweep", KIND_EVAL: "eval", KIND_LONG_CONTEXT: "long_context"}
+KIND_PERF, KIND_SWEEP, KIND_EVAL, KIND_LONG_CONTEXT, KIND_PREFLIGHT = 1, 2, 3, 4, 5
+KIND_NAMES = {KIND_PERF: "perf", KIND_SWEEP: "sweep", KIND_EVAL: "eval", KIND_LONG_CONTEXT: "long_context",
+              KIND_PREFLIGHT: "preflight"}
 SWEEP_LIST_FIELDS = ("parallel", "number", "input_tokens", "output_tokens")
 MAX_SWEEP_POINTS = 10_000
 
@@ -294,7 +298,7 @@ def parse_long_context_spec(raw: str | dict[str, Any]) -> PerfSpec:
 
 
 def parse_spec(kind: int, raw: str | dict[str, Any]) -> Any:
-    """The typed spec of a job of `kind` (PerfSpec, SweepSpec or EvalSpec)."""
+    """The typed spec of a job of `kind` (PerfSpec, SweepSpec, EvalSpec or PreflightSpec)."""
     if kind == KIND_PERF:
         return parse_perf_spec(raw)
     if kind == KIND_SWEEP:
@@ -305,6 +309,8 @@ def parse_spec(kind: int, raw: str | dict[str, Any]) -> Any:
         from .evalspec import parse_eval_spec
 
         return parse_eval_spec(raw)
+    if kind == KIND_PREFLIGHT:
+        return parse_preflight_spec(raw)
     raise ConfigError(f"job kind {kind} is not supported by this agent (known: {sorted(KIND_NAMES)})")
 
 
@@ -314,4 +320,94 @@ def spec_total(spec: Any) -> int:
         return spec.number
     if isinstance(spec, SweepSpec):
         return spec.total
+    if isinstance(spec, PreflightSpec):
+        return spec.total
     return int(getattr(spec, "total_hint", 0) or 0)
+
+
+# --- preflight (kind 5): checks before any load ---------------------------------------------------
+
+MIN_FREE_BYTES = 1 << 30  # the agent's data dir needs room for job folders, evalscope outputs and caches
+PREFLIGHT_REQUEST_TIMEOUT_S = 60
+PREFLIGHT_KEYS = ("perf", "evals", "min_free_bytes", "request_timeout_s", "node")
+
+
+@dataclass(frozen=True)
+class PreflightSpec:
+    """What a node must pass before any load: evalscope importable (perf, and eval when there are eval
+    cases), every tokenizer loads, every dataset is there and parses, `min_free_bytes` free in the
+    agent's data dir, and the endpoint answers one request of the exact shape of each entry of `perf`
+    (a perf or long-context case, or one distinct (input, output) shape of a sweep) and one tiny request
+    of each eval case. Entries are (case id, the spec the case's job would get)."""
+
+    perf: tuple[tuple[str, PerfSpec], ...] = ()
+    evals: tuple[tuple[str, EvalSpec], ...] = ()
+    min_free_bytes: int = MIN_FREE_BYTES
+    request_timeout_s: int = PREFLIGHT_REQUEST_TIMEOUT_S  # per check request, whole reply
+    node: str = ""  # the node's name, so what the checks say names it
+
+    @property
+    def total(self) -> int:
+        """Requests the checks send: one per perf shape and one per eval case."""
+        return len(self.perf) + len(self.evals)
+
+    def tokenizer_paths(self) -> list[str]:
+        """Each distinct tokenizer path the perf shapes use, in order."""
+        return list(dict.fromkeys(s.tokenizer_path for _, s in self.perf if s.tokenizer_path))
+
+    def to_json(self) -> str:
+        return json.dumps({
+            "perf": [{"case_id": c, "spec": asdict(s)} for c, s in self.perf],
+            "evals": [{"case_id": c, "spec": json.loads(s.to_json())} for c, s in self.evals],
+            "min_free_bytes": self.min_free_bytes, "request_timeout_s": self.request_timeout_s, "node": self.node,
+        }, sort_keys=True)
+
+
+def _preflight_entries(name: str, value: Any) -> list[tuple[str, dict[str, Any]]]:
+    """[{"case_id": ..., "spec": {...}}, ...] as (case id, spec object) pairs; errors name the entry."""
+    if not isinstance(value, list):
+        raise ConfigError(f"{name} must be a list of {{case_id, spec}} objects")
+    out: list[tuple[str, dict[str, Any]]] = []
+    for i, entry in enumerate(value):
+        where = f"{name}[{i}]"
+        if not isinstance(entry, dict):
+            raise ConfigError(f"{where} must be an object with case_id and spec")
+        unknown = sorted(set(entry) - {"case_id", "spec"})
+        if unknown:
+            raise ConfigError(f"unknown field(s) in {where}: {', '.join(unknown)}")
+        case_id = entry.get("case_id")
+        if not isinstance(case_id, str) or not case_id:
+            raise ConfigError(f"{where}.case_id must be a non-empty string")
+        if not isinstance(entry.get("spec"), dict):
+            raise ConfigError(f"{where}.spec must be an object")
+        out.append((case_id, entry["spec"]))
+    return out
+
+
+def parse_preflight_spec(raw: str | dict[str, Any]) -> PreflightSpec:
+    """Validate a preflight spec; every perf and eval entry is validated as its own job's spec would be,
+    and every error names its field."""
+    from .evalspec import parse_eval_spec
+
+    data = spec_object(raw)
+    unknown = sorted(set(data) - set(PREFLIGHT_KEYS))
+    if unknown:
+        raise ConfigError(f"unknown preflight spec field(s): {', '.join(unknown)}")
+    perf = []
+    for i, (case_id, spec) in enumerate(_preflight_entries("perf", data.get("perf", []))):
+        try:
+            perf.append((case_id, parse_perf_spec(spec)))
+        except ConfigError as exc:
+            raise ConfigError(f"perf[{i}] ({case_id}): {exc}") from None
+    evals = []
+    for i, (case_id, spec) in enumerate(_preflight_entries("evals", data.get("evals", []))):
+        try:
+            evals.append((case_id, parse_eval_spec(spec)))
+        except ConfigError as exc:
+            raise ConfigError(f"evals[{i}] ({case_id}): {exc}") from None
+    min_free = _non_negative_int("min_free_bytes", data.get("min_free_bytes", MIN_FREE_BYTES))
+    timeout = _positive_int("request_timeout_s", data.get("request_timeout_s", PREFLIGHT_REQUEST_TIMEOUT_S))
+    node = data.get("node", "")
+    if not isinstance(node, str):
+        raise ConfigError(f"node must be a string, got {node!r}")
+    return PreflightSpec(tuple(perf), tuple(evals), min_free, timeout, node)
