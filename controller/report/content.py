@@ -10,8 +10,9 @@ from dataclasses import dataclass, field
 
 from fleetbench.figures import PERCENTILES, Figures
 
+from ..verdict import Reason, figure_unit, fmt_value
 from .i18n import t
-from .model import CaseReport, RunReport, SweepAverageRow, SweepPointRow, VerdictRow
+from .model import CaseReport, EvalScoreRow, RunReport, SweepAverageRow, SweepPointRow, VerdictRow
 
 # (i18n key, figure, format): evalscope's "Benchmarking summary" keys, in its order, plus TPM.
 SUMMARY_ROWS: tuple[tuple[str, str, str], ...] = (
@@ -50,6 +51,9 @@ SWEEP_COLUMNS: tuple[tuple[str, str], ...] = (
 ENV_HARDWARE = (("env.cpu", "cpu"), ("env.cpus", "cpus"), ("env.memory", "memory"),
                 ("env.accelerators", "accelerators"))
 ENV_SOFTWARE = (("env.os", "os"), ("env.kernel", "kernel"), ("env.driver", "driver"), ("env.toolkit", "toolkit"))
+STATES = ("pass", "fail", "error", "invalid", "incomplete")  # controller.verdict.State's values
+CHECKS = ("start_skew", "node_results", "load_generator", "clock_uncertainty", "min_duration", "min_requests",
+          "nodes")  # the validity sub-checks (controller/validity.py)
 
 
 @dataclass(frozen=True)
@@ -77,26 +81,45 @@ def utc_offset(ts: float) -> str:
     return f"{z[:3]}:{z[3:]}" if len(z) == 5 else z
 
 
+def people(value: float | int | None, unit: str = "", lang: str = "en") -> str:
+    """A number for people (controller.verdict.fmt_value: 1,000,000; ms below a second), "n/a" in `lang`."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return t("na", lang)
+    return fmt_value(value, unit)
+
+
 def verdict_text(label: str, lang: str) -> str:
-    return t(f"verdict.{label}", lang) if label in ("pass", "fail", "error") else label
+    return t(f"verdict.{label}", lang) if label in STATES else label
 
 
-def scope_name(scope: str, lang: str) -> str:
-    """A scope as shown: "cluster" in the report's language; a sweep verdict's "cluster @ point" likewise."""
+def scope_name(scope: str, lang: str, case: CaseReport | None = None) -> str:
+    """A scope as shown: "cluster" in the report's language; a sweep verdict's "cluster @ point" likewise. With
+    `case`, a cluster whose figures leave out a failed node reads "cluster (n of N nodes)"."""
     base, sep, point = scope.partition(" @ ")
-    return (t("scope.cluster", lang) if base == "cluster" else base) + sep + point
+    if base != "cluster":
+        return scope
+    part = case.partial(point) if case is not None else None
+    name = t("scope.cluster_partial", lang, n=part[0], total=part[1]) if part else t("scope.cluster", lang)
+    return name + sep + point
 
 
 def expected_text(v: VerdictRow, lang: str) -> str:
     """What an expectation asks, e.g. "≤ 0.9" or "≥ official 60 − 0.5"."""
     if v.op == "official":
-        return t("expect.official_short", lang, official=f"{v.threshold:g}", tolerance=f"{v.tolerance:g}")
-    return f"{op_text(v, lang)} {v.threshold:g}"
+        return t("expect.official_short", lang, official=fmt(v.threshold, "{:g}", lang),
+                 tolerance=fmt(v.tolerance, "{:g}", lang))
+    return f"{op_text(v, lang)} {threshold_value(v, lang)}"
+
+
+def threshold_value(v: VerdictRow, lang: str) -> str:
+    """An expectation's threshold as a number for people (an official score as it is, a figure in seconds in ms
+    below one second)."""
+    return people(v.threshold, "" if v.op == "official" else figure_unit(v.figure), lang)
 
 
 def op_text(v: VerdictRow, lang: str) -> str:
     if v.op == "official":
-        return f"{t('op.official', lang)} {v.tolerance:g}"
+        return f"{t('op.official', lang)} {fmt(v.tolerance, '{:g}', lang)}"
     return t(f"op.{v.op}", lang) if v.op in ("min", "max") else v.op
 
 
@@ -209,28 +232,111 @@ def expectation_lines(report: RunReport, case: CaseReport, lang: str) -> list[st
                          official=f"{e.threshold:g}", tolerance=f"{e.tolerance:g}"))
         else:
             out.append(t("expect.line", lang, scope=scope, figure=e.figure, op=t(f"op.{e.op}", lang),
-                         threshold=f"{e.threshold:g}"))
+                         threshold=people(e.threshold, figure_unit(e.figure), lang)))
     return out
 
 
 def verdict_table(case: CaseReport, lang: str) -> Table:
-    rows = [[scope_name(v.scope, lang), v.figure, op_text(v, lang), f"{v.threshold:g}",
-             fmt(v.measured, "{:.6g}", lang), verdict_text(v.label, lang) + (f" ({v.note})" if v.note else "")]
+    rows = [[scope_name(v.scope, lang, case), v.figure, op_text(v, lang), threshold_value(v, lang),
+             people(v.measured, "" if v.op == "official" else figure_unit(v.figure), lang),
+             verdict_text(v.label, lang) + (f" ({v.note})" if v.note else "")]
             for v in case.verdicts]
     return Table([t(k, lang) for k in ("col.scope", "col.figure", "col.op", "col.threshold", "col.measured",
                                        "col.verdict")], rows)
 
 
-def summary_table(scopes: dict[str, Figures], lang: str) -> Table:
+def summary_table(scopes: dict[str, Figures], lang: str, case: CaseReport | None = None) -> Table:
     names = list(scopes)
     rows = [[t(key, lang)] + [fmt(scopes[n].value(fig), pat, lang) for n in names] for key, fig, pat in SUMMARY_ROWS]
-    return Table([t("col.key", lang)] + [scope_name(n, lang) for n in names], rows)
+    return Table([t("col.key", lang)] + [scope_name(n, lang, case) for n in names], rows)
+
+
+def cluster_percentiles_title(case: CaseReport, lang: str) -> str:
+    part = case.partial()
+    if part:
+        return t("case.cluster_percentiles_partial", lang, n=part[0], total=part[1])
+    return t("case.cluster_percentiles", lang)
+
+
+def states_table(case: CaseReport, lang: str) -> Table:
+    """Each node's and the cluster's state in this case, with the reasons that scope is not PASS."""
+    rows = []
+    for scope, state in case.scope_states.items():
+        mine = [r for r in case.reasons if r.scope == scope]
+        rows.append([scope_name(scope, lang, case), verdict_text(state, lang),
+                     t("sep.list", lang).join(reason_text(r, lang, case, with_scope=False) for r in mine) or "—"])
+    return Table([t("col.scope", lang), t("col.state", lang), t("col.reasons", lang)], rows)
+
+
+def check_name(name: str, lang: str) -> str:
+    return t(f"check.{name}", lang) if name in CHECKS else name
+
+
+def validity_table(case: CaseReport, lang: str) -> Table:
+    """Every validity sub-check: what was measured against its bound; a failed one makes the case INVALID."""
+    with_point = any(v.point for v in case.validity)
+    rows = []
+    for v in case.validity:
+        result = verdict_text("pass", lang) if v.passed else t("check.failed", lang)
+        row = [v.point] if with_point else []
+        rows.append(row + [scope_name(v.scope, lang, case) if v.scope == "cluster" else v.scope,
+                           check_name(v.name, lang), v.measured or t("na", lang), v.bound or t("na", lang), result,
+                           v.detail])
+    header = ([t("sw.point", lang)] if with_point else []) + [
+        t(k, lang) for k in ("col.scope", "col.check", "col.measured", "col.bound", "col.result", "col.detail")]
+    return Table(header, rows)
+
+
+def invalid_lines(case: CaseReport, lang: str) -> list[str]:
+    """Why an INVALID case is INVALID: each failed check with what it measured."""
+    if case.verdict != "invalid":
+        return []
+    failed = "; ".join(
+        t("case.check_line", lang, check=check_name(v.name, lang), scope=scope_name(v.scope, lang, case),
+          point=f" @ {v.point}" if v.point else "", measured=v.measured or t("na", lang),
+          bound=v.bound or t("na", lang))
+        for v in case.failed_checks)
+    return [t("case.invalid", lang, checks=failed or t("none", lang))]
+
+
+def failures_table(case: CaseReport, lang: str) -> Table:
+    """Failed requests per node by error class, with one example line each."""
+    rows = [[f.node, f.error_class, f"{f.count:,}", f.example] for f in case.failures]
+    return Table([t(k, lang) for k in ("col.node", "col.error_class", "col.count", "col.example")], rows)
+
+
+def long_context_table(case: CaseReport, lang: str) -> Table:
+    """Per node: did the long prompt get an answer, its TTFT and latency, and its input and output tokens."""
+    rows = [[r.node, t("lc.yes", lang) if r.answered else t("lc.no", lang), people(r.ttft_s, "s", lang),
+             people(r.latency_s, "s", lang), people(r.input_tokens, "", lang), people(r.output_tokens, "", lang),
+             r.error or "—"] for r in case.long_context]
+    return Table([t(k, lang) for k in ("col.node", "lc.answered", "lc.ttft", "lc.latency", "lc.input", "lc.output",
+                                       "col.note")], rows)
+
+
+def long_context_line(case: CaseReport, lang: str) -> str:
+    """The cluster's long-context result: how many nodes answered, and the slowest TTFT among them."""
+    slow = case.slowest_ttft
+    total = case.node_count or len(case.long_context)
+    if slow is None:
+        return t("lc.cluster_none", lang, n=len(case.answered), total=total)
+    return t("lc.cluster", lang, n=len(case.answered), total=total, ttft=people(slow.ttft_s, "s", lang),
+             node=slow.node)
 
 
 def percentile_table(f: Figures, lang: str) -> Table:
     rows = [[f"{p}%"] + [fmt(f.percentiles.get(m, {}).get(p, math.nan), pat, lang) for _, m, pat in PERCENTILE_COLUMNS]
             for p in PERCENTILES]
     return Table([t("col.percentile", lang)] + [t(k, lang) for k, _, _ in PERCENTILE_COLUMNS], rows)
+
+
+def sweep_scope_name(case: CaseReport, scope: str, lang: str) -> str:
+    """A sweep table's scope; the cluster's names the points whose cluster left out a failed node."""
+    if scope != "cluster" or not case.partial_cluster:
+        return scope_name(scope, lang)
+    points = "; ".join(t("scope.partial_point", lang, point=p, n=n, total=total)
+                       for p, (n, total) in sorted(case.partial_cluster.items()))
+    return t("scope.cluster_partial_points", lang, points=points)
 
 
 def sweep_scopes(case: CaseReport) -> list[str]:
@@ -272,12 +378,23 @@ def sweep_table(case: CaseReport, scope: str, lang: str) -> Table:
     return Table(header, rows, strong)
 
 
+def samples_text(s: EvalScoreRow, lang: str) -> str:
+    """A node's samples; the cluster's as the questions counted once times the nodes pooled, with their names."""
+    if s.scope != "cluster" or not s.nodes:
+        return str(s.samples)
+    names = ", ".join(s.nodes)
+    if s.questions:
+        return t("ev.pooled", lang, questions=f"{s.questions:,}", nodes=len(s.nodes), names=names)
+    return t("ev.pooled_uneven", lang, samples=f"{s.samples:,}", names=names)
+
+
 def scores_table(case: CaseReport, lang: str) -> Table:
     rows = []
     for s in sorted(case.scores, key=lambda s: (s.dataset, s.scope != "cluster", s.scope)):
         passed = s.passed
         verdict = t("verdict.none", lang) if passed is None else verdict_text("pass" if passed else "fail", lang)
-        rows.append([scope_name(s.scope, lang), s.dataset, s.metric, str(s.samples), fmt(s.score, "{:.2f}", lang),
+        rows.append([scope_name(s.scope, lang), s.dataset, s.metric, samples_text(s, lang),
+                     fmt(s.score, "{:.2f}", lang),
                      fmt(s.official, "{:.2f}", lang), fmt(s.tolerance, "{:g}", lang),
                      fmt(s.delta, "{:+.2f}", lang), verdict])
     return Table([t(k, lang) for k in ("col.scope", "ev.dataset", "ev.metric", "ev.samples", "ev.score",
@@ -288,8 +405,9 @@ def saturation_lines(case: CaseReport, lang: str) -> list[str]:
     out = []
     for node in case.client_bound_nodes:
         s = case.saturation[node]
-        out.append(t("case.saturated", lang, node=node, cpu=f"{s['cpu_max']:.0%}",
-                     lag=f"{s.get('lag_p95_s', s.get('lag_max_s', math.nan)) * 1000:.0f}"))
+        lag = s.get("lag_p95_s", s.get("lag_max_s"))
+        out.append(t("case.saturated", lang, node=node, cpu=fmt(s.get("cpu_max"), "{:.0%}", lang),
+                     lag=fmt(None if lag is None else lag * 1000, "{:.0f}", lang)))
     return out
 
 
@@ -307,11 +425,14 @@ def skew_line(case: CaseReport, lang: str) -> str:
 
 
 def conclusion_lines(report: RunReport, lang: str) -> list[str]:
-    """Per case: the cluster TPM with its formula and the numbers in it, stragglers; sweep best point; scores."""
+    """Per case: the cluster TPM with its formula and the numbers in it, stragglers; sweep best point; scores
+    with the nodes they pool; long context: who answered and the slowest TTFT; a partial cluster's nodes."""
     out = []
     for case in report.cases:
         c = case.cluster
-        if case.sweep:
+        if case.case_type == "long_context":
+            out.append(t("concl.long_context", lang, case=case.case_id, result=long_context_line(case, lang)))
+        elif case.sweep:
             cluster_rows = [r for r in case.sweep if r.scope == "cluster"] or case.sweep
             best = max(cluster_rows, key=lambda r: -1.0 if math.isnan(r.figures.tpm_total) else r.figures.tpm_total)
             out.append(t("concl.sweep", lang, case=case.case_id, points=len({r.point for r in case.sweep}),
@@ -319,38 +440,66 @@ def conclusion_lines(report: RunReport, lang: str) -> list[str]:
                          tps=fmt(best.figures.output_throughput_tps, "{:.2f}", lang)))
         elif case.scores:
             for s in [s for s in case.scores if s.scope == "cluster"] or case.scores:
+                pooled = samples_text(s, lang)
                 if s.official is None:
                     out.append(t("concl.eval_plain", lang, case=case.case_id, dataset=s.dataset,
-                                 score=fmt(s.score, "{:.2f}", lang)))
+                                 score=fmt(s.score, "{:.2f}", lang), pooled=pooled))
                 else:
                     out.append(t("concl.eval", lang, case=case.case_id, dataset=s.dataset,
                                  score=fmt(s.score, "{:.2f}", lang), official=f"{s.official:g}",
-                                 tolerance=f"{s.tolerance or 0:g}",
+                                 tolerance=f"{s.tolerance or 0:g}", pooled=pooled,
                                  verdict=verdict_text("pass" if s.passed else "fail", lang)))
         elif c is not None:
             window = fmt(c.wall_time_s, "{:.3f}", lang)
-            out.append(t("concl.tpm", lang, case=case.case_id, input=f"{c.input_tokens:,}",
-                         output=f"{c.output_tokens:,}", window=window, tpm_total=fmt(c.tpm_total, "{:,.0f}", lang),
-                         tpm_output=fmt(c.tpm_output, "{:,.0f}", lang),
+            out.append(t("concl.tpm", lang, case=case.case_id, cluster=scope_name("cluster", lang, case),
+                         input=f"{c.input_tokens:,}", output=f"{c.output_tokens:,}", window=window,
+                         tpm_total=fmt(c.tpm_total, "{:,.0f}", lang), tpm_output=fmt(c.tpm_output, "{:,.0f}", lang),
                          sum_total=fmt(case.sum_node_tpm_total, "{:,.0f}", lang),
                          sum_output=fmt(case.sum_node_tpm_output, "{:,.0f}", lang)))
         else:
             out.append(t("concl.no_result", lang, case=case.case_id))
-        if case.stragglers:
+        part = case.partial()
+        if part and case.case_type != "long_context":
+            out.append(t("concl.partial", lang, case=case.case_id, n=part[0], total=part[1],
+                         nodes=", ".join(case.error_nodes) or t("none", lang)))
+        if case.stragglers and case.case_type != "long_context":
             out.append(t("concl.stragglers", lang, case=case.case_id, nodes=", ".join(case.stragglers)))
     return out
 
 
+def state_help(state: str, lang: str) -> str:
+    """What a state means for the operator (controller/verdict.py)."""
+    return t(f"state.{state}", lang) if state in STATES else ""
+
+
+def overall_line(report: RunReport, lang: str) -> str:
+    return t("concl.overall", lang, verdict=verdict_text(report.verdict, lang), help=state_help(report.verdict, lang))
+
+
+def reason_text(r: Reason, lang: str, case: CaseReport | None = None, with_scope: bool = True) -> str:
+    """One reason for people: state, case, node or cluster, figure or check, measured, threshold."""
+    scope = ""
+    if with_scope and r.scope:
+        if r.scope == "cluster":
+            part = case.partial(r.case_id.partition("@")[2]) if case is not None else None
+            scope = t("scope.cluster_partial", lang, n=part[0], total=part[1]) if part else t("scope.cluster", lang)
+        else:
+            scope = t("reason.node", lang, node=r.scope)
+    what = check_name(r.what, lang)
+    measured = t("reason.measured", lang, value=r.measured) if r.measured else ""
+    expected = t("reason.expected", lang, value=r.threshold) if r.threshold else ""
+    state = verdict_text(r.state.value, lang)
+    if not with_scope:  # inside its case's table: the sweep point only
+        point = r.case_id.partition("@")[2]
+        return t("reason.short", lang, state=state, point=f" @ {point}" if point else "", what=what,
+                 measured=measured, expected=expected)
+    if not r.case_id and not scope:
+        return t("reason.run", lang, state=state, what=what, measured=measured, expected=expected)
+    where = " ".join(p for p in (f"`{r.case_id}`" if r.case_id else "", scope) if p)
+    return t("reason.line", lang, state=state, where=where, what=what, measured=measured, expected=expected)
+
+
 def failure_reasons(report: RunReport, lang: str) -> list[str]:
-    out = []
-    for c in report.cases:
-        for v in c.verdicts:
-            if not v.passed:
-                out.append(t("concl.reason", lang, case=c.case_id, scope=scope_name(v.scope, lang), figure=v.figure,
-                             measured=fmt(v.measured, "{:.6g}", lang), expected=expected_text(v, lang),
-                             note=f" — {v.note}" if v.note else ""))
-        for node, (state, err) in c.node_states.items():
-            if state == "error":
-                out.append(t("concl.reason_node", lang, case=c.case_id, node=node, state=state,
-                             error=err or t("case.no_detail", lang)))
-    return out
+    """Every reason the run is not PASS, one line each."""
+    cases = {c.case_id: c for c in report.cases}
+    return [reason_text(r, lang, cases.get(r.case_id.partition("@")[0])) for r in report.reasons]

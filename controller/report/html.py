@@ -26,7 +26,8 @@ W, H = 540, 290
 ML, MR, MT, MB = 70, 16, 34, 46  # margins: left, right, top, bottom
 
 CSS = """
-:root { --fg: #1d1d1f; --muted: #5f6368; --line: #d0d4d9; --pass: #137333; --fail: #c5221f; --head: #f1f3f4; }
+:root { --fg: #1d1d1f; --muted: #5f6368; --line: #d0d4d9; --pass: #137333; --fail: #c5221f; --head: #f1f3f4;
+        --error: #7b1fa2; --invalid: #b06000; --incomplete: #5f6368; }
 * { box-sizing: border-box; }
 body { font-family: "Noto Sans CJK SC", "PingFang SC", "Microsoft YaHei", "WenQuanYi Micro Hei", "Segoe UI",
        "DejaVu Sans", Arial,
@@ -42,12 +43,18 @@ th { background: var(--head); font-weight: 600; }
 td.num { text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; }
 tr.strong td { font-weight: 700; background: #fafafa; white-space: nowrap; }
 td.pass { color: var(--pass); font-weight: 600; } td.fail { color: var(--fail); font-weight: 600; }
+td.error { color: var(--error); font-weight: 600; } td.invalid { color: var(--invalid); font-weight: 600; }
+td.incomplete { color: var(--incomplete); font-weight: 600; }
 pre { background: #f6f8fa; border: 1px solid var(--line); padding: 8px 10px; white-space: pre-wrap;
       word-break: break-all; font-size: 12px; }
 code { font-family: "DejaVu Sans Mono", Consolas, monospace; font-size: 12px; }
 .verdict { display: inline-block; padding: 2px 10px; border-radius: 4px; color: #fff; font-weight: 700; }
-.verdict.pass { background: var(--pass); } .verdict.fail, .verdict.error { background: var(--fail); }
+.verdict.pass { background: var(--pass); } .verdict.fail { background: var(--fail); }
+.verdict.error { background: var(--error); } .verdict.invalid { background: var(--invalid); }
+.verdict.incomplete { background: var(--incomplete); }
+.state-help { color: var(--muted); }
 .warn { border-left: 4px solid #e37400; background: #fef7e0; padding: 6px 10px; margin: 8px 0; }
+.invalid-note { border-left: 4px solid var(--invalid); background: #fef7e0; padding: 6px 10px; margin: 8px 0; }
 .charts { display: flex; flex-wrap: wrap; gap: 12px; margin: 8px 0 12px; }
 .chart { border: 1px solid var(--line); background: #fff; }
 .chart text { font-family: inherit; }
@@ -78,10 +85,10 @@ def inline(text: str) -> str:
     return re.sub(r"\*\*([^*]+)\*\*", r"<strong>\1</strong>", out)
 
 
-# verdict cells (both languages) are coloured
-VERDICT_CLASS = {**{t("verdict.pass", lang): "pass" for lang in ("en", "zh")},
-                 **{t(f"verdict.{v}", lang): "fail" for v in ("fail", "error") for lang in ("en", "zh")}}
-NUMERIC = re.compile(r"^[+\-−]?[\d,]*\.?\d+(e[+-]?\d+)?%?$")
+# verdict cells (both languages) are coloured, one colour per state
+VERDICT_CLASS = {**{t(f"verdict.{v}", lang): v for v in c.STATES for lang in ("en", "zh")},
+                 **{t("check.failed", lang): "invalid" for lang in ("en", "zh")}}
+NUMERIC = re.compile(r"^[+\-−]?[\d,]*\.?\d+(e[+-]?\d+)?%?( ms| s)?$")  # a number, or a time with its unit
 
 
 def html_table(tab: Table) -> str:
@@ -97,12 +104,13 @@ def html_table(tab: Table) -> str:
 def _cell(x: str) -> str:
     if NUMERIC.match(x):
         return f'<td class="num">{esc(x)}</td>'
-    cls = VERDICT_CLASS.get(x.split(" (")[0])
+    cls = VERDICT_CLASS.get(x) or VERDICT_CLASS.get(x.split(" (")[0])
     return f'<td class="{cls}">{inline(x)}</td>' if cls else f"<td>{inline(x)}</td>"
 
 
 def verdict_badge(label: str, lang: str) -> str:
-    return f'<span class="verdict {esc(label)}">{esc(c.verdict_text(label, lang))}</span>'
+    cls = label if label in c.STATES else "incomplete"
+    return f'<span class="verdict {cls}">{esc(c.verdict_text(label, lang))}</span>'
 
 
 # ---------------------------------------------------------------------------------------------- SVG charts
@@ -191,7 +199,7 @@ def bar_chart(title: str, bars: list[tuple[str, float, str]], ylabel: str, value
               reference: tuple[str, float] | None = None) -> str:
     """Vertical bars with their values on top; an optional dashed reference line (the official score)."""
     vals = [v for _, v, _ in bars if not math.isnan(v)]
-    if not vals:
+    if not any(vals):  # nothing, or only zeros, to draw (every request failed): the tables say so
         return ""
     ymax = nice_max(max(vals + ([reference[1]] if reference else [])))
     pw, ph = W - ML - MR, H - MT - MB
@@ -226,10 +234,16 @@ def _scope_colors(names: list[str]) -> dict[str, str]:
 
 def case_charts(case: CaseReport, lang: str) -> list[str]:
     charts: list[str] = []
-    if case.cluster is not None:
+    if case.case_type == "long_context":  # one request per node: its TTFT, no throughput or percentiles
+        colors = _scope_colors([r.node for r in case.long_context])
+        if any(not math.isnan(r.ttft_s) for r in case.long_context):
+            charts.append(bar_chart(t("chart.lc_ttft", lang, case=case.case_id),
+                                    [(r.node, r.ttft_s, colors[r.node]) for r in case.long_context],
+                                    t("axis.seconds", lang), "{:,.2f}"))
+    elif case.cluster is not None:
         scopes: dict[str, Figures] = {**case.node_figures, "cluster": case.cluster}
         colors = _scope_colors(list(scopes))
-        label = {s: c.scope_name(s, lang) for s in scopes}
+        label = {s: c.scope_name(s, lang, case) for s in scopes}
         charts.append(bar_chart(t("chart.tpm_bars", lang, case=case.case_id),
                                 [(label[s], f.tpm_total, colors[s]) for s, f in scopes.items()], t("axis.tpm", lang)))
         charts.append(bar_chart(t("chart.tps_bars", lang, case=case.case_id),
@@ -279,6 +293,10 @@ def case_charts(case: CaseReport, lang: str) -> list[str]:
 # ---------------------------------------------------------------------------------------------- sections
 
 
+def _percentiles(f: Figures, lang: str) -> str:
+    return html_table(c.percentile_table(f, lang)) if f.succeeded else f"<p>{esc(t('case.no_success', lang))}</p>"
+
+
 def case_section(n: int, case: CaseReport, report: RunReport, lang: str) -> list[str]:
     out = [f'<section class="case" id="case-{esc(case.case_id)}">',
            f"<h3>{esc(t('sec.case_plain', lang, n=n, case=case.case_id, verdict=''))}"
@@ -296,28 +314,36 @@ def case_section(n: int, case: CaseReport, report: RunReport, lang: str) -> list
     states = c.node_state_lines(case, lang)
     if states:
         out.append("<ul>" + "".join(f"<li>{inline(s)}</li>" for s in states) + "</ul>")
+    if case.scope_states:
+        out += [f"<p><strong>{esc(t('case.states', lang))}</strong></p>", html_table(c.states_table(case, lang))]
+    out += [f'<div class="invalid-note">{inline(line)}</div>' for line in c.invalid_lines(case, lang)]
     charts = case_charts(case, lang)
     if charts:
         out.append('<div class="charts">' + "".join(charts) + "</div>")
-    if case.cluster is not None:
+    if case.case_type == "long_context":
+        out += [f"<p><strong>{esc(t('case.long_context', lang))}</strong></p>",
+                html_table(c.long_context_table(case, lang)), f"<p>{inline(c.long_context_line(case, lang))}</p>"]
+    elif case.cluster is not None:
         scopes = {**case.node_figures, "cluster": case.cluster}
-        out += [f"<p>{inline(t('case.summary', lang))}</p>", html_table(c.summary_table(scopes, lang)),
+        out += [f"<p>{inline(t('case.summary', lang))}</p>", html_table(c.summary_table(scopes, lang, case)),
                 f"<p>{inline(c.skew_line(case, lang))}</p>",
-                f"<p>{inline(t('case.cluster_percentiles', lang))}</p>", html_table(c.percentile_table(case.cluster,
-                                                                                                      lang))]
+                f"<p>{inline(c.cluster_percentiles_title(case, lang))}</p>", _percentiles(case.cluster, lang)]
         for node, figs in case.node_figures.items():
-            out += [f"<p>{inline(t('case.node_percentiles', lang, node=node))}</p>",
-                    html_table(c.percentile_table(figs, lang))]
+            out += [f"<p>{inline(t('case.node_percentiles', lang, node=node))}</p>", _percentiles(figs, lang)]
     if case.sweep:
         out.append(f'<p class="muted">{inline(t("case.sweep_note", lang))}</p>')
         for scope in c.sweep_scopes(case):
-            out += [f"<p><strong>{esc(t('case.sweep', lang, scope=c.scope_name(scope, lang)))}</strong></p>",
-                    html_table(c.sweep_table(case, scope, lang))]
+            out += [f"<p><strong>{esc(t('case.sweep', lang, scope=c.sweep_scope_name(case, scope, lang)))}"
+                    "</strong></p>", html_table(c.sweep_table(case, scope, lang))]
     if case.scores:
         out += [f"<p><strong>{esc(t('case.scores', lang))}</strong> — {inline(t('case.scores_note', lang))}</p>",
                 html_table(c.scores_table(case, lang))]
-    if case.cluster is None and not case.sweep and not case.scores:
+    if case.cluster is None and not case.sweep and not case.scores and not case.long_context:
         out.append(f"<p>{esc(t('case.no_result', lang))}</p>")
+    if case.failures:
+        out += [f"<h4>{esc(t('case.failures', lang))}</h4>", html_table(c.failures_table(case, lang))]
+    if case.validity:
+        out += [f"<h4>{esc(t('case.validity', lang))}</h4>", html_table(c.validity_table(case, lang))]
     if case.verdicts:
         out += [f"<h4>{esc(t('case.verdicts', lang))}</h4>", html_table(c.verdict_table(case, lang))]
     out.append("</section>")
@@ -331,6 +357,8 @@ def render_html(report: RunReport, lang: str = "en") -> str:
            '<meta charset="utf-8">', '<meta name="viewport" content="width=device-width, initial-scale=1">',
            f"<title>{esc(title)}</title>", f"<style>{CSS}</style>", "</head>", "<body>",
            f"<h1>{esc(title)} {verdict_badge(report.verdict, lang)}</h1>",
+           f'<p class="state-help">{inline(c.verdict_text(report.verdict, lang))}: '
+           f"{inline(c.state_help(report.verdict, lang))}</p>",
            f"<h2>{esc(t('sec.basic', lang))}</h2>", html_table(c.basic_table(report, lang)),
            f"<h3>{esc(t('sec.nodes', lang))}</h3>", html_table(c.nodes_table(report, lang)),
            f"<h3>{esc(t('sec.environment', lang))}</h3>"]
@@ -347,8 +375,7 @@ def render_html(report: RunReport, lang: str = "en") -> str:
         out += case_section(i, case, report, lang)
     out += [f"<h2>{esc(t('sec.conclusion', lang))}</h2>",
             "<ul>" + "".join(f"<li>{inline(line)}</li>" for line in c.conclusion_lines(report, lang)) + "</ul>",
-            f"<p>{inline(t('concl.overall', lang, verdict=c.verdict_text(report.verdict, lang)))} "
-            f"{verdict_badge(report.verdict, lang)}</p>"]
+            f"<p>{verdict_badge(report.verdict, lang)} {inline(c.overall_line(report, lang))}</p>"]
     reasons = c.failure_reasons(report, lang)
     if reasons:
         out += [f"<p>{esc(t('concl.reasons', lang))}</p>",

@@ -4,7 +4,7 @@ a wiki; the tables and sentences come from content.py, shared with the HTML repo
 
 from __future__ import annotations
 
-from fleetbench.figures import DEFINITIONS
+from fleetbench.figures import DEFINITIONS, Figures
 
 from . import content as c
 from .content import Table, fmt, when
@@ -32,6 +32,10 @@ def md(tab: Table) -> list[str]:
     return table(tab.header, tab.rows, tab.strong_rows) + [""]
 
 
+def _percentiles(f: Figures, lang: str) -> list[str]:
+    return md(c.percentile_table(f, lang)) if f.succeeded else [t("case.no_success", lang), ""]
+
+
 def case_section(n: int, case: CaseReport, report: RunReport, lang: str) -> list[str]:
     verdict = c.verdict_text(case.verdict, lang)
     out = [f"### {t('sec.case', lang, n=n, case=case.case_id, verdict=verdict)}", ""]
@@ -49,23 +53,34 @@ def case_section(n: int, case: CaseReport, report: RunReport, lang: str) -> list
     states = c.node_state_lines(case, lang)
     if states:
         out += [f"- {s}" for s in states] + [""]
-    if case.cluster is not None:
+    if case.scope_states:
+        out += [f"**{t('case.states', lang)}**", ""] + md(c.states_table(case, lang))
+    for line in c.invalid_lines(case, lang):
+        out += [f"> {line}", ""]
+    if case.case_type == "long_context":
+        out += [f"**{t('case.long_context', lang)}**", ""] + md(c.long_context_table(case, lang))
+        out += [c.long_context_line(case, lang), ""]
+    elif case.cluster is not None:
         scopes = dict(case.node_figures)
         scopes["cluster"] = case.cluster
-        out += [t("case.summary", lang), ""] + md(c.summary_table(scopes, lang))
+        out += [t("case.summary", lang), ""] + md(c.summary_table(scopes, lang, case))
         out += [c.skew_line(case, lang), ""]
-        out += [t("case.cluster_percentiles", lang), ""] + md(c.percentile_table(case.cluster, lang))
+        out += [c.cluster_percentiles_title(case, lang), ""] + _percentiles(case.cluster, lang)
         for node, figs in case.node_figures.items():
-            out += [t("case.node_percentiles", lang, node=node), ""] + md(c.percentile_table(figs, lang))
+            out += [t("case.node_percentiles", lang, node=node), ""] + _percentiles(figs, lang)
     if case.sweep:
         out += [t("case.sweep_note", lang), ""]
         for scope in c.sweep_scopes(case):
-            out += [f"**{t('case.sweep', lang, scope=c.scope_name(scope, lang))}**", ""]
+            out += [f"**{t('case.sweep', lang, scope=c.sweep_scope_name(case, scope, lang))}**", ""]
             out += md(c.sweep_table(case, scope, lang))
     if case.scores:
         out += [f"**{t('case.scores', lang)}** — {t('case.scores_note', lang)}", ""] + md(c.scores_table(case, lang))
-    if case.cluster is None and not case.sweep and not case.scores:
+    if case.cluster is None and not case.sweep and not case.scores and not case.long_context:
         out += [t("case.no_result", lang), ""]
+    if case.failures:
+        out += [f"**{t('case.failures', lang)}**", ""] + md(c.failures_table(case, lang))
+    if case.validity:
+        out += [f"**{t('case.validity', lang)}**", ""] + md(c.validity_table(case, lang))
     if case.verdicts:
         out += [f"{t('case.verdicts', lang)}:", ""] + md(c.verdict_table(case, lang))
     return out
@@ -95,7 +110,7 @@ def render_markdown(report: RunReport, lang: str = "en") -> str:
         out += case_section(i, case, report, lang)
     out += [f"## {t('sec.conclusion', lang)}", ""]
     out += [f"- {line}" for line in c.conclusion_lines(report, lang)]
-    out += ["", t("concl.overall", lang, verdict=c.verdict_text(report.verdict, lang)), ""]
+    out += ["", c.overall_line(report, lang), ""]
     reasons = c.failure_reasons(report, lang)
     if reasons:
         out += [t("concl.reasons", lang), ""] + [f"- {r}" for r in reasons] + [""]

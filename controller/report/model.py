@@ -8,18 +8,23 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from fleetbench.agent.inventory import Inventory
+from fleetbench.failures import summarize
 from fleetbench.figures import Figures
 
 from ..aggregate import CLUSTER
 from ..fleetview import assess, drift_summary, parse_inventory
 from ..plan import EvalCase, Plan, SweepCase, parse_plan
 from ..store import Store
+from ..verdict import Reason, State, figure_unit, fmt_value, parse_state, run_state, worst
 from ..yamlfile import Located, parse_yaml
+
+EXAMPLE_CHARS = 160  # an example error line in the Failures table is cut to this many characters
 
 
 @dataclass(frozen=True)
@@ -136,6 +141,10 @@ class EvalScoreRow:
     samples: int
     official: float | None = None
     tolerance: float | None = None
+    # the cluster row: the nodes whose samples it pools, and the questions each answered when they all answered
+    # the same number (samples = questions × nodes); 0 when they differ. Empty/0 on a node's row.
+    nodes: tuple[str, ...] = ()
+    questions: int = 0
 
     @property
     def delta(self) -> float:
@@ -148,6 +157,45 @@ class EvalScoreRow:
         if self.official is None:
             return None
         return self.score >= self.official - (self.tolerance or 0.0) - 1e-9
+
+
+@dataclass(frozen=True)
+class ValidityRow:
+    """One validity sub-check of a step on one scope, as the store keeps it (measured and bound are already
+    formatted for people). A failed check makes the step INVALID: its figures cannot be trusted."""
+
+    name: str  # start_skew | node_results | load_generator | clock_uncertainty | min_duration | min_requests | nodes
+    scope: str  # a node name or "cluster"
+    measured: str
+    bound: str
+    passed: bool
+    detail: str = ""
+    point: str = ""  # a sweep point's label; "" for a one-step case
+
+
+@dataclass(frozen=True)
+class FailureRow:
+    """Failed requests of one node in one case (all of a sweep's points together), by error class."""
+
+    node: str
+    error_class: str  # e.g. "HTTP 422", "connection refused": the part of the error line before its first ": "
+    count: int
+    example: str  # one error line of this class, cut to EXAMPLE_CHARS
+
+
+@dataclass(frozen=True)
+class LongContextRow:
+    """A long-context case on one node: did the long prompt get an answer, and how fast."""
+
+    node: str
+    answered: bool  # every request of the node succeeded (and it sent at least one)
+    requests: int
+    succeeded: int
+    ttft_s: float  # average over its successful requests (one request: that request's)
+    latency_s: float
+    input_tokens: float  # per successful request, as the endpoint's usage reported it
+    output_tokens: float
+    error: str = ""  # why not answered: the node's job error or its first failed request's error line
 
 
 @dataclass(frozen=True)
@@ -172,6 +220,23 @@ class CaseReport:
     sweep_averages: list[SweepAverageRow] = field(default_factory=list)
     # eval cases: one row per (scope, dataset)
     scores: list[EvalScoreRow] = field(default_factory=list)
+    # the stored state of the case (case_verdicts, scope "case"; a sweep: the worst over its points): one of
+    # controller.verdict.State's values; "" in a store written before states were stored
+    state: str = ""
+    # node name or "cluster" -> its state in this case (a sweep: the worst over its points)
+    scope_states: dict[str, str] = field(default_factory=dict)
+    # why the case, a node or the cluster is not PASS, one line each
+    reasons: list[Reason] = field(default_factory=list)
+    validity: list[ValidityRow] = field(default_factory=list)
+    failures: list[FailureRow] = field(default_factory=list)
+    # the nodes in the cluster figures and those left out because their job failed; node_count: the run's nodes
+    cluster_nodes: list[str] = field(default_factory=list)
+    error_nodes: list[str] = field(default_factory=list)
+    node_count: int = 0
+    # step ("" for a one-step case, else the sweep point) -> (n, N) where the cluster holds n of the run's N nodes
+    partial_cluster: dict[str, tuple[int, int]] = field(default_factory=dict)
+    # long-context cases: one row per node of the run
+    long_context: list[LongContextRow] = field(default_factory=list)
 
     @property
     def client_bound_nodes(self) -> list[str]:
@@ -179,9 +244,30 @@ class CaseReport:
 
     @property
     def verdict(self) -> str:
-        if any(not v.passed for v in self.verdicts) or any(s == "error" for s, _ in self.node_states.values()):
+        """The case's state: the stored one, or (a store without states) fail/error/pass from its verdicts."""
+        if self.state:
+            return self.state
+        if any(s == "error" for s, _ in self.node_states.values()):
             return "fail"
-        return "pass"
+        return "fail" if any(not v.passed for v in self.verdicts) else "pass"
+
+    @property
+    def failed_checks(self) -> list[ValidityRow]:
+        return [v for v in self.validity if not v.passed]
+
+    def partial(self, point: str = "") -> tuple[int, int] | None:
+        """(n, N) when the cluster figures of this step hold only n of the run's N nodes, else None."""
+        return self.partial_cluster.get(point)
+
+    @property
+    def answered(self) -> list[LongContextRow]:
+        return [r for r in self.long_context if r.answered]
+
+    @property
+    def slowest_ttft(self) -> LongContextRow | None:
+        """The answered node with the longest TTFT (the cluster's long-context figure)."""
+        rows = [r for r in self.answered if not math.isnan(r.ttft_s)]
+        return max(rows, key=lambda r: r.ttft_s) if rows else None
 
 
 @dataclass(frozen=True)
@@ -191,7 +277,7 @@ class RunReport:
     model: str
     started_at: float
     finished_at: float
-    verdict: str
+    verdict: str  # one of controller.verdict.State's values (pass, fail, error, invalid, incomplete)
     fleetbench_version: str
     nodes: list[NodeInfo]
     cases: list[CaseReport] = field(default_factory=list)
@@ -199,6 +285,10 @@ class RunReport:
     # the test environment: one fleet-table row per node (controller/fleetview.py) and the drift check
     environment: list[dict[str, str]] = field(default_factory=list)
     drift: list[str] = field(default_factory=list)
+    # every reason the run is not PASS (case, node or cluster, figure or check, measured, threshold)
+    reasons: list[Reason] = field(default_factory=list)
+    run_state: str = "finished"  # runs.state: finished, interrupted, error (running while in progress)
+    error: str = ""  # why the run stopped early, if it did
 
 
 def _figures(raw: str) -> Figures:
@@ -283,6 +373,133 @@ def _sweep_rows(case: SweepCase, figures: list[dict[str, Any]]) -> list[SweepPoi
     return out
 
 
+NAN_WORD = re.compile(r"\bnan\b", re.IGNORECASE)
+NUMBER = re.compile(r"^\s*([<>≤≥=]*)\s*([+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?)\s*$")
+
+
+def people(text: str, what: str = "") -> str:
+    """A stored measured/threshold string as people read it: a bare number (optionally after ≤/≥) through
+    fmt_value (1,000,000 not 1e+06; ms below a second for a figure in seconds), and never a console NaN."""
+    m = NUMBER.match(text or "")
+    if m:
+        op = m.group(1)
+        value = fmt_value(float(m.group(2)), figure_unit(what))
+        return f"{op} {value}" if op else value
+    return NAN_WORD.sub("n/a", text or "")
+
+
+def _reason(d: dict[str, Any]) -> Reason | None:
+    state = parse_state(str(d.get("state") or ""))
+    if state is None:
+        return None
+    what = str(d.get("what") or "")
+    return Reason(state, str(d.get("case_id") or ""), str(d.get("scope") or ""), NAN_WORD.sub("n/a", what),
+                  people(str(d.get("measured") or ""), what), people(str(d.get("threshold") or ""), what))
+
+
+def threshold_text(v: VerdictRow) -> str:
+    """An expectation's threshold for people, language-neutral: "≤ 900.0 ms", "≥ official 60 − 0.5"."""
+    if v.op == "official":
+        return f"≥ official {v.threshold:g} − {v.tolerance:g}"
+    sign = {"min": "≥", "max": "≤"}.get(v.op, v.op)
+    return f"{sign} {fmt_value(v.threshold, figure_unit(v.figure))}"
+
+
+def _derived_reasons(case_id: str, verdicts: list[VerdictRow], node_states: dict[str, tuple[str, str]]) -> \
+        list[Reason]:
+    """A store written before reasons were stored: a reason for each failed expectation and node error (FAIL,
+    the only failing state such a store knew)."""
+    out = []
+    for v in verdicts:
+        if v.passed:
+            continue
+        scope, _, point = v.scope.partition(" @ ")
+        what = v.figure + (f" ({v.note})" if v.note else "")
+        out.append(Reason(State.FAIL, f"{case_id}@{point}" if point else case_id, scope, what,
+                          fmt_value(v.measured, figure_unit(v.figure)), threshold_text(v)))
+    for node, (state, err) in node_states.items():
+        if state == "error":
+            out.append(Reason(State.FAIL, case_id, node, f"job {state}: {err or 'no detail'}"))
+    return out
+
+
+def _derived_states(verdicts: list[VerdictRow], node_states: dict[str, tuple[str, str]], nodes: list[str],
+                    has_cluster: bool) -> dict[str, str]:
+    """Per scope pass/fail in a store without stored states: fail on a failed expectation or a job error."""
+    failed = {v.scope.partition(" @ ")[0] for v in verdicts if not v.passed}
+    out = {n: "fail" if n in failed or node_states.get(n, ("", ""))[0] == "error" else "pass" for n in nodes}
+    if has_cluster or CLUSTER in failed:
+        out[CLUSTER] = "fail" if CLUSTER in failed else "pass"
+    return out
+
+
+def _failure_rows(rows: list[dict[str, Any]]) -> list[FailureRow]:
+    """Failed requests per node by error class (fleetbench.failures), a sweep's points together."""
+    by_node: dict[str, dict[str, int]] = {}
+    for r in rows:
+        counts = by_node.setdefault(r["node"], {})
+        counts[r["error"]] = counts.get(r["error"], 0) + int(r["count"])
+    out = []
+    for node, counts in sorted(by_node.items()):
+        for fc in summarize(counts.items()):
+            example = NAN_WORD.sub("n/a", fc.example)
+            if len(example) > EXAMPLE_CHARS:
+                example = example[: EXAMPLE_CHARS - 1] + "…"
+            out.append(FailureRow(node, fc.error_class, fc.count, example))
+    return out
+
+
+def _long_context_rows(nodes: list[str], figures: dict[str, Figures], states: dict[str, tuple[str, str]],
+                       failures: list[FailureRow]) -> list[LongContextRow]:
+    out = []
+    for n in nodes:
+        f = figures.get(n)
+        _, err = states.get(n, ("", ""))
+        first_failure = next((r.example for r in failures if r.node == n), "")
+        if f is None:
+            out.append(LongContextRow(n, False, 0, 0, math.nan, math.nan, math.nan, math.nan,
+                                      err or first_failure or "no result"))
+            continue
+        answered = f.requests > 0 and f.succeeded == f.requests
+        out.append(LongContextRow(n, answered, f.requests, f.succeeded, f.ttft_avg_s, f.latency_avg_s,
+                                  f.input_tokens_avg, f.output_tokens_avg,
+                                  "" if answered else (err or first_failure or "no answer")))
+    return out
+
+
+def _score_rows(rows: list[dict[str, Any]], official: dict[str, tuple[float | None, float | None]]) -> \
+        list[EvalScoreRow]:
+    """A case's scores; the cluster row names the nodes it pools and the questions each answered."""
+    out = []
+    for r in rows:
+        nodes: tuple[str, ...] = ()
+        questions = 0
+        if r["scope"] == CLUSTER:
+            pooled = [x for x in rows if x["scope"] != CLUSTER and (x["dataset"], x["metric"]) ==
+                      (r["dataset"], r["metric"]) and x["score"] is not None and (x["samples"] or 0) > 0]
+            nodes = tuple(sorted(x["scope"] for x in pooled))
+            counts = {x["samples"] for x in pooled}
+            questions = counts.pop() if len(counts) == 1 else 0
+        off, tol = official.get(r["dataset"], (None, None))
+        out.append(EvalScoreRow(r["scope"], r["dataset"], r["metric"], math.nan if r["score"] is None else r["score"],
+                                r["samples"] or 0, off, tol, nodes=nodes, questions=questions))
+    return out
+
+
+def _run_verdict(run: dict[str, Any], cases: list[CaseReport]) -> str:
+    """The run's state: INCOMPLETE while running or once interrupted; else the stored verdict (old stores:
+    pass/fail); else from the cases."""
+    state = run.get("state") or ""
+    if state in ("running", "interrupted"):
+        return State.INCOMPLETE.value
+    stored = parse_state(run.get("verdict"))
+    if stored is not None:
+        return stored.value
+    if state == "error":
+        return State.ERROR.value
+    return run_state([State(c.verdict) for c in cases if parse_state(c.verdict)]).value
+
+
 def load_report(store: Store, run_id: str) -> RunReport:
     run = store.run(run_id)
     nodes = [
@@ -291,16 +508,24 @@ def load_report(store: Store, run_id: str) -> RunReport:
                  math.nan if r["rtt_s"] is None else r["rtt_s"])
         for r in store.run_nodes(run_id)
     ]
+    run_node_names = [n.name for n in nodes] or sorted(json.loads(run.get("nodes") or "[]"))
     plan = parse_plan(_located(run["plan_yaml"])) if run["plan_yaml"] else None
     figures = store.figures(run_id)
     case_nodes = store.case_nodes(run_id)
     verdicts = store.verdicts(run_id)
     scores = store.scores(run_id)
+    case_verdicts = store.case_verdicts(run_id)
+    # the validity rows in the order the orchestrator wrote them (run order, then its order of checks)
+    checks = list(store.db.table("validity").rows_where("run_id = ?", [run_id], order_by="rowid"))
+    failure_counts = store.failure_counts(run_id)
     case_ids = [c.id for c in plan.cases] if plan else sorted({r["case_id"].split("@")[0] for r in case_nodes})
 
     def of_case(rows: list[dict[str, Any]], cid: str) -> list[dict[str, Any]]:
         """Rows of a case, a sweep's points included (their case_id is "<case>@<point>")."""
         return [r for r in rows if r["case_id"] == cid or r["case_id"].startswith(cid + "@")]
+
+    def point_of(step: str) -> str:
+        return step.partition("@")[2]
 
     cases = []
     for cid in case_ids:
@@ -320,32 +545,99 @@ def load_report(store: Store, run_id: str) -> RunReport:
         sweep = _sweep_rows(case, figures) if isinstance(case, SweepCase) else []
         official = {v["figure"].partition(":")[2]: (v["threshold"], v.get("tolerance") or 0.0)
                     for v in verdicts if v["case_id"] == cid and v["op"] == "official"}
-        case_verdicts = _verdict_rows([v for v in verdicts if v["case_id"] == cid])
-        for v in verdicts:
-            if v["case_id"].startswith(cid + "@"):
-                case_verdicts += _verdict_rows([v], f" @ {v['case_id'].split('@', 1)[1]}")
+        # in run order: a sweep's points as the plan runs them; in a step, the nodes, then the cluster
+        steps = [pc.id for _, pc in case.points()] if isinstance(case, SweepCase) else [cid]
+        ordered = sorted(of_case(verdicts, cid), key=lambda v: (
+            steps.index(v["case_id"]) if v["case_id"] in steps else len(steps), v["case_id"], v["scope"] == CLUSTER,
+            v["scope"]))
+        verdict_rows = []
+        for v in ordered:
+            point = point_of(v["case_id"])
+            verdict_rows += _verdict_rows([v], f" @ {point}" if point else "")
+
+        # partial clusters: a step whose cluster figures leave out nodes whose job failed
+        partial: dict[str, tuple[int, int]] = {}
+        cluster_nodes: set[str] = set()
+        error_nodes: set[str] = set()
+        for r in of_case(figures, cid):
+            if r["scope"] != CLUSTER:
+                continue
+            ex = json.loads(r["extra_json"] or "{}")
+            step_nodes = ex.get("nodes") or [f["scope"] for f in figures
+                                             if f["case_id"] == r["case_id"] and f["scope"] != CLUSTER]
+            left_out = [n for n in ex.get("error_nodes", []) if n not in step_nodes]
+            cluster_nodes |= set(step_nodes)
+            error_nodes |= set(left_out)
+            if left_out or len(step_nodes) < len(run_node_names):
+                partial[point_of(r["case_id"])] = (len(step_nodes), len(run_node_names))
+
+        # stored states and reasons (case_verdicts); a store without them: computed as before
+        rows = of_case(case_verdicts, cid)
+        reasons: list[Reason] = []
+        for r in sorted(rows, key=lambda r: r["scope"] != "case"):
+            for d in r["reasons"]:
+                reason = _reason(d)
+                if reason is not None and reason not in reasons:
+                    reasons.append(reason)
+        scope_states: dict[str, str] = {}
+        state = ""
+        if rows:
+            by_scope: dict[str, list[State]] = {}
+            for r in rows:
+                st = parse_state(r["state"])
+                if st is not None:
+                    by_scope.setdefault(r["scope"], []).append(st)
+            step_states = by_scope.pop("case", [])
+            if isinstance(case, SweepCase) and len({r["case_id"] for r in rows if r["scope"] == "case"}) < \
+                    len(case.points()):
+                step_states.append(State.INCOMPLETE)  # a point was never judged (the run was interrupted)
+            state = worst(step_states or [s for v in by_scope.values() for s in v]).value
+            order = sorted(by_scope, key=lambda s: (s == CLUSTER, s))
+            scope_states = {s: worst(by_scope[s]).value for s in order}
+        elif case_verdicts:  # the run stores states, this case has none: never judged
+            state = (State.ERROR if run.get("state") == "error" else State.INCOMPLETE).value
+            reasons = [Reason(State(state), cid, "", "not run")]
+        else:
+            reasons = _derived_reasons(cid, verdict_rows, states)
+            has_cluster = bool(cl) or any(r["case_id"].startswith(cid + "@") and r["scope"] == CLUSTER
+                                          for r in figures) or any(s["case_id"] == cid and s["scope"] == CLUSTER
+                                                                   for s in scores)
+            scope_states = _derived_states(verdict_rows, states, sorted(set(run_node_names) | set(states)),
+                                           has_cluster)
+        failures = _failure_rows(of_case(failure_counts, cid))
+        ctype = case.type if case else ("sweep" if sweep else "perf")
         cases.append(CaseReport(
             case_id=cid,
             purpose=case.purpose if case else "",
             command=equivalent_command(plan, cid, url) if plan else "",
             node_figures=dict(sorted(node_figs.items())),
             cluster=_figures(cl[0]["figures_json"]) if cl else None,
-            sum_node_tpm_total=extra.get("sum_node_tpm_total") or math.nan,
-            sum_node_tpm_output=extra.get("sum_node_tpm_output") or math.nan,
+            sum_node_tpm_total=math.nan if extra.get("sum_node_tpm_total") is None else extra["sum_node_tpm_total"],
+            sum_node_tpm_output=math.nan if extra.get("sum_node_tpm_output") is None else extra["sum_node_tpm_output"],
             start_skew_s=math.nan if extra.get("start_skew_s") is None else extra["start_skew_s"],
             stragglers=list(extra.get("stragglers", [])),
             node_states=dict(sorted(states.items())),
             evalscope_summaries=summaries,
             saturation={r["node"]: json.loads(r["result_json"]).get("saturation", {}) for r in mine
                         if r.get("result_json") and json.loads(r["result_json"]).get("saturation")},
-            verdicts=case_verdicts,
-            case_type=case.type if case else ("sweep" if sweep else "perf"),
+            verdicts=verdict_rows,
+            case_type=ctype,
             sweep=sweep,
             sweep_averages=loop_averages(sweep),
-            scores=[EvalScoreRow(r["scope"], r["dataset"], r["metric"],
-                                 math.nan if r["score"] is None else r["score"], r["samples"] or 0,
-                                 *official.get(r["dataset"], (None, None)))
-                    for r in scores if r["case_id"] == cid],
+            scores=_score_rows([r for r in scores if r["case_id"] == cid], official),
+            state=state,
+            scope_states=scope_states,
+            reasons=reasons,
+            validity=[ValidityRow(r["check"], r["scope"], NAN_WORD.sub("n/a", r["measured"] or ""),
+                                  NAN_WORD.sub("n/a", r["bound"] or ""), bool(r["passed"]), r["detail"] or "",
+                                  point_of(r["case_id"])) for r in of_case(checks, cid)],
+            failures=failures,
+            cluster_nodes=sorted(cluster_nodes),
+            error_nodes=sorted(error_nodes),
+            node_count=len(run_node_names),
+            partial_cluster=partial,
+            long_context=_long_context_rows(run_node_names or sorted(node_figs), node_figs, states, failures)
+            if ctype == "long_context" else [],
         ))
     inventories: dict[str, Inventory | str] = {}
     for r in store.run_nodes(run_id):
@@ -355,11 +647,19 @@ def load_report(store: Store, run_id: str) -> RunReport:
         except ValueError as exc:
             inventories[r["node"]] = str(exc)
     assessment = assess(inventories, check=False)
+    verdict = _run_verdict(run, cases)
+    stored_reasons = json.loads(run.get("reasons_json") or "[]")
+    run_reasons = [r for r in (_reason(d) for d in stored_reasons) if r is not None]
+    if not run_reasons:
+        run_reasons = list(dict.fromkeys(r for c in cases for r in c.reasons))
+    if run.get("error") and verdict != State.PASS.value and not any(not r.case_id for r in run_reasons):
+        run_reasons.insert(0, Reason(State(verdict), "", "", NAN_WORD.sub("n/a", run["error"])))
     return RunReport(
         environment=assessment.rows, drift=drift_summary(assessment),
         run_id=run_id, plan_name=run["plan_name"], model=run["model"], started_at=run["started_at"],
-        finished_at=run["finished_at"] or math.nan, verdict=run["verdict"] or run["state"],
+        finished_at=run["finished_at"] or math.nan, verdict=verdict,
         fleetbench_version=run["fleetbench_version"], nodes=nodes, cases=cases, plan=plan,
+        reasons=run_reasons, run_state=run.get("state") or "", error=run.get("error") or "",
     )
 
 

@@ -1,5 +1,6 @@
-"""The report as an Excel workbook (openpyxl): sheets for the summary, per-node results, percentiles,
-the seed-002 sweep table, verdicts, eval scores, the environment and the raw requests.
+"""The report as an Excel workbook (openpyxl): sheets for the summary, the state of each case per node and
+cluster, per-node results, percentiles, the seed-002 sweep table, verdicts, validity checks, failures by error
+class, long-context answers, eval scores, the environment and the raw requests.
 
 Numbers are stored as numbers (the exact floats of the store, so a cell read back equals the SQLite value
 to the last digit), units are in the headers, NaN is an empty cell. Raw requests come from the store's
@@ -26,7 +27,7 @@ from fleetbench.figures import PERCENTILES, Figures
 from ..store import Store
 from . import content as c
 from .i18n import check_lang, t
-from .model import RunReport
+from .model import CaseReport, RunReport
 
 REQUEST_ROW_CAP = 100_000
 
@@ -111,22 +112,41 @@ def _summary(wb: Workbook, report: RunReport, lang: str) -> None:
     s.row([])
     s.header([t("col.case", lang), t("case.type", lang), t("col.verdict", lang), t("sum.tpm_total", lang),
               t("sum.tpm_output", lang), t("fig.sum_tpm_total", lang), t("fig.sum_tpm_output", lang),
-              t("fig.start_skew", lang), t("fig.stragglers", lang), t("case.purpose", lang)])
+              t("fig.start_skew", lang), t("fig.stragglers", lang), t("col.cluster_nodes", lang),
+              t("case.purpose", lang)])
     for case in report.cases:
-        cl = case.cluster
+        cl = case.cluster if case.case_type != "long_context" else None  # no TPM for one request per node
+        part = case.partial()
         s.row([case.case_id, c.case_type_text(case, lang), c.verdict_text(case.verdict, lang),
-               cl.tpm_total if cl else None, cl.tpm_output if cl else None, case.sum_node_tpm_total,
-               case.sum_node_tpm_output, case.start_skew_s, ", ".join(case.stragglers), case.purpose])
+               cl.tpm_total if cl else None, cl.tpm_output if cl else None, case.sum_node_tpm_total if cl else None,
+               case.sum_node_tpm_output if cl else None, case.start_skew_s, ", ".join(case.stragglers),
+               c.scope_name("cluster", lang, case) if part else "", case.purpose])
     s.row([])
-    s.row([t("concl.overall", lang, verdict=c.verdict_text(report.verdict, lang)).replace("**", "")], bold=True)
+    s.row([_plain(c.overall_line(report, lang))], bold=True)
     for line in [*c.conclusion_lines(report, lang), *c.failure_reasons(report, lang)]:
-        s.row([line.replace("**", "").replace("`", "")])
+        s.row([_plain(line)])
+
+
+def _plain(text: str) -> str:
+    return text.replace("**", "").replace("`", "")
+
+
+def _states(wb: Workbook, report: RunReport, lang: str) -> None:
+    s = _Sheet(wb, t("xl.states", lang))
+    s.header([t("col.case", lang), t("col.scope", lang), t("col.state", lang), t("col.reasons", lang)])
+    for case in report.cases:
+        s.row([case.case_id, "case", c.verdict_text(case.verdict, lang),
+               "; ".join(_plain(c.reason_text(r, lang, case)) for r in case.reasons)])
+        for scope, state in case.scope_states.items():
+            s.row([case.case_id, scope, c.verdict_text(state, lang),
+                   "; ".join(_plain(c.reason_text(r, lang, case, with_scope=False)) for r in case.reasons
+                             if r.scope == scope)])
 
 
 def _nodes(wb: Workbook, report: RunReport, lang: str) -> None:
     s = _Sheet(wb, t("xl.nodes", lang))
     s.header([t("col.case", lang), t("col.scope", lang)] + [t(k, lang) for k, _ in NODE_COLUMNS])
-    for case in report.cases:
+    for case in _load_cases(report):
         scopes: dict[str, Figures] = dict(case.node_figures)
         if case.cluster is not None:
             scopes["cluster"] = case.cluster
@@ -134,11 +154,16 @@ def _nodes(wb: Workbook, report: RunReport, lang: str) -> None:
             s.row([case.case_id, scope] + [getattr(f, fig) for _, fig in NODE_COLUMNS])
 
 
+def _load_cases(report: RunReport) -> list[CaseReport]:
+    """Cases whose throughput and percentiles mean something: not long context (one request per node)."""
+    return [case for case in report.cases if case.case_type != "long_context"]
+
+
 def _percentiles(wb: Workbook, report: RunReport, lang: str) -> None:
     s = _Sheet(wb, t("xl.percentiles", lang))
     s.header([t("col.case", lang), t("col.scope", lang), t("col.percentile", lang) + " (%)"]
              + [t(k, lang) for k, _, _ in c.PERCENTILE_COLUMNS])
-    for case in report.cases:
+    for case in _load_cases(report):
         scopes: dict[str, Figures] = dict(case.node_figures)
         if case.cluster is not None:
             scopes["cluster"] = case.cluster
@@ -175,17 +200,46 @@ def _verdicts(wb: Workbook, report: RunReport, lang: str) -> None:
                    c.verdict_text(v.label, lang), v.note])
 
 
+def _validity(wb: Workbook, report: RunReport, lang: str) -> None:
+    s = _Sheet(wb, t("xl.validity", lang))
+    s.header([t("col.case", lang), t("sw.point", lang), t("col.scope", lang), t("col.check", lang),
+              t("col.measured", lang), t("col.bound", lang), t("xl.passed", lang), t("col.detail", lang)])
+    for case in report.cases:
+        for v in case.validity:
+            s.row([case.case_id, v.point, v.scope, v.name, v.measured, v.bound, int(v.passed), v.detail])
+
+
+def _failures(wb: Workbook, report: RunReport, lang: str) -> None:
+    s = _Sheet(wb, t("xl.failures", lang))
+    s.header([t("col.case", lang), t("col.node", lang), t("col.error_class", lang), t("col.count", lang),
+              t("col.example", lang)])
+    for case in report.cases:
+        for f in case.failures:
+            s.row([case.case_id, f.node, f.error_class, f.count, f.example])
+
+
+def _long_context(wb: Workbook, report: RunReport, lang: str) -> None:
+    s = _Sheet(wb, t("xl.long_context", lang))
+    s.header([t("col.case", lang), t("col.node", lang), t("xl.answered", lang), t("sum.requests", lang),
+              t("sum.succeeded", lang), t("req.ttft", lang), t("req.latency", lang), t("req.input", lang),
+              t("req.output", lang), t("req.error", lang)])
+    for case in report.cases:
+        for r in case.long_context:
+            s.row([case.case_id, r.node, int(r.answered), r.requests, r.succeeded, r.ttft_s, r.latency_s,
+                   r.input_tokens, r.output_tokens, r.error])
+
+
 def _scores(wb: Workbook, report: RunReport, lang: str) -> None:
     s = _Sheet(wb, t("xl.scores", lang))
     s.header([t("col.case", lang), t("col.scope", lang), t("ev.dataset", lang), t("ev.metric", lang),
               t("ev.samples", lang), t("ev.score", lang), t("ev.official", lang), t("ev.tolerance", lang),
-              t("ev.delta", lang), t("col.verdict", lang)])
+              t("ev.delta", lang), t("col.verdict", lang), t("ev.nodes", lang), t("ev.questions", lang)])
     for case in report.cases:
         for r in case.scores:
             verdict = t("verdict.none", lang) if r.passed is None else c.verdict_text(
                 "pass" if r.passed else "fail", lang)
             s.row([case.case_id, r.scope, r.dataset, r.metric, r.samples, r.score, r.official, r.tolerance, r.delta,
-                   verdict])
+                   verdict, ", ".join(r.nodes), r.questions or None])
 
 
 def _environment(wb: Workbook, report: RunReport, lang: str) -> None:
@@ -246,10 +300,14 @@ def write_xlsx(report: RunReport, path: Path, lang: str = "en", raw: RawRequests
     with _exact_floats():  # write-only sheets serialise rows as they are appended
         wb = Workbook(write_only=True)
         _summary(wb, report, lang)
+        _states(wb, report, lang)
         _nodes(wb, report, lang)
         _percentiles(wb, report, lang)
         _sweep(wb, report, lang)
         _verdicts(wb, report, lang)
+        _validity(wb, report, lang)
+        _failures(wb, report, lang)
+        _long_context(wb, report, lang)
         _scores(wb, report, lang)
         _environment(wb, report, lang)
         _requests(wb, raw, lang)

@@ -3,8 +3,8 @@ it loads offline with no request but its own file, logs no console error or exce
 has drawn marks with a non-zero laid-out size, and a full-page screenshot is saved for a person to look at
 (/tmp/fleetbench-report.png, and the Chinese one at /tmp/fleetbench-report.zh.png).
 
-The report is the fixed run of tests/unit/report_sample.py: a perf case, a two-loop sweep, an eval case and
-a long-context case on two nodes."""
+The report is the fixed run of tests/unit/report_sample.py: a perf case, a two-loop sweep, an eval case,
+a long-context case and a perf case whose every request failed, on two nodes."""
 
 from __future__ import annotations
 
@@ -131,9 +131,9 @@ def test_html_report_opens_offline_without_errors_and_draws_its_charts(lang, tmp
     assert problems == [], problems
     assert requested == [page.as_uri()]  # nothing fetched but the file itself: no CDN, no font, no image
     assert probe["scripts"] == 0
-    # perf and long-context: TPM bars, output bars, TTFT and TPOT curves; sweep: throughput and latency;
-    # eval: scores against the official one
-    assert len(probe["charts"]) == 4 + 2 + 1 + 4
+    # perf: TPM bars, output bars, TTFT and TPOT curves; sweep: throughput and latency; eval: scores against the
+    # official one; long context: each node's TTFT (no throughput); a perf case with no successful request: none
+    assert len(probe["charts"]) == 4 + 2 + 1 + 1
     for chart in probe["charts"]:
         assert chart["w"] > 300, chart["title"]
         drawn = [m for m in chart["marks"] if m["w"] > 0 and m["h"] > 0]

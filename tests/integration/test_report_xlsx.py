@@ -94,8 +94,8 @@ def test_run_writes_all_four_formats(formats_run):
 def test_xlsx_figures_equal_the_store_to_the_last_digit(formats_run):
     tmp, _, con, run_id = formats_run
     wb = load_workbook(tmp / "out" / f"{run_id}.xlsx", read_only=True)
-    assert wb.sheetnames == ["Summary", "Per-node results", "Percentiles", "Sweep", "Verdicts", "Eval scores",
-                             "Environment", "Raw requests"]
+    assert wb.sheetnames == ["Summary", "States", "Per-node results", "Percentiles", "Sweep", "Verdicts", "Validity",
+                             "Failures", "Long context", "Eval scores", "Environment", "Raw requests"]
     stored = {(r["case_id"], r["scope"]): json.loads(r["figures_json"]) for r in
               con.execute("SELECT case_id, scope, figures_json FROM figures WHERE run_id = ?", [run_id])}
 
@@ -217,9 +217,12 @@ def test_eval_scores_in_xlsx_and_json_equal_the_store(tmp_path):
     got = {r[1]: r for r in rows}
     assert set(got) == {"n1", "n2", "cluster"}
     for scope, score in scores.items():
-        _, _, dataset, metric, n, s, official, tol, delta, verdict = got[scope]
+        row = got[scope] + (None,) * (12 - len(got[scope]))  # openpyxl drops trailing empty cells
+        _, _, dataset, metric, n, s, official, tol, delta, verdict, pooled, questions = row
         assert (dataset, metric, n, s, official, tol) == ("gsm8k", "mean_acc", samples[scope], score, 60.0, 0.5)
         assert delta == score - 60.0 and verdict == ("PASS" if score >= 59.5 else "FAIL")
+        # the cluster pools n1 and n2, who answered different numbers of questions (5 and 6)
+        assert (pooled or None, questions) == (("n1, n2", None) if scope == "cluster" else (None, None))
     doc = report_document(report)
     assert {s["scope"]: s["score"] for s in doc["cases"][0]["scores"]} == scores
     assert {s["scope"]: s["passed"] for s in doc["cases"][0]["scores"]} == {"n1": True, "n2": False,
