@@ -29,9 +29,9 @@ from urllib.parse import urlsplit
 from . import client_overhead, clock
 from .datasets import sharegpt_to_line_by_line
 from .evalscope_adapter import ERRORS_TABLE, find_result_dbs, perf_arguments, read_progress
-from .jobspec import KIND_EVAL, KIND_SWEEP, PerfSpec, SweepSpec, auto_workers, parse_spec
+from .jobspec import KIND_EVAL, KIND_PREFLIGHT, KIND_SWEEP, PerfSpec, SweepSpec, auto_workers, parse_spec
 from .saturation import CpuSampler, SaturationReport, watch_loop_lag
-from .start_barrier import StartBarrier
+from .start_barrier import NoStartInstant, StartBarrier
 
 OFFLINE_ENV = {
     "HF_HUB_OFFLINE": "1",
@@ -110,7 +110,13 @@ def _install_hooks(start_at: float, saturation: list[SaturationReport] | None = 
             if not barrier_wait:
                 barrier_wait.append(loop.create_task(barrier.wait()))
             if not barrier_wait[0].done():
-                await asyncio.shield(barrier_wait[0])  # every stream of this worker waits for the one instant
+                try:  # every stream of this worker waits for the one instant
+                    await asyncio.shield(barrier_wait[0])
+                except NoStartInstant as exc:  # armed and the controller never said when: no load at all
+                    print(f"error: {exc}", file=sys.stderr, flush=True)
+                    os._exit(3)
+                if clock.start_delay_s() > 0:  # test hook: this node misses the common start
+                    await asyncio.sleep(clock.start_delay_s())
         delay = start_at - clock.now()
         if delay > 0:
             await asyncio.sleep(delay)
@@ -165,9 +171,10 @@ def _write_saturation(job_dir: Path, report: SaturationReport, channel: Channel,
                                            "client-bound")
 
 
-def _run_workers(job_dir: Path, spec: PerfSpec, channel: Channel) -> int:
+def _run_workers(job_dir: Path, spec: PerfSpec, channel: Channel, armed: bool = False) -> int:
     """Split the load over `spec.workers` processes that start together (the same start gate)
-    and write their records side by side; the agent merges them like the cluster merge does."""
+    and write their records side by side; the agent merges them like the cluster merge does.
+    Armed, this process reports the job READY once every worker has marked itself ready."""
     stop = threading.Event()
     watcher = threading.Thread(target=_watch_progress, args=(job_dir / "evalscope", spec.number, channel, stop),
                                daemon=True)
@@ -180,8 +187,13 @@ def _run_workers(job_dir: Path, spec: PerfSpec, channel: Channel) -> int:
     watcher.start()
     try:
         # a worker that fails ends the job: its siblings would otherwise wait at the start barrier
+        barrier = StartBarrier(job_dir / "start-barrier", 0, spec.workers)
+        announced = not armed
         while (codes := [p.poll() for p in procs]) and None in codes and not any(codes):
-            time.sleep(0.1)
+            if not announced and len(barrier.marks()) >= spec.workers:
+                announced = True
+                _announce_ready(channel)
+            time.sleep(0.1 if announced else 0.005)
     finally:
         for p in procs:
             if p.poll() is None:
@@ -198,10 +210,17 @@ def run(job_dir: Path, channel: Channel, worker: int | None = None) -> int:
     job = json.loads((job_dir / "job.json").read_text())
     kind = int(job.get("kind", 1))
     start_at = float(job.get("start_at") or 0.0)
+    armed = bool(job.get("armed"))
+    if armed and clock.prepare_delay_s() > 0:  # test hook: a node that prepares slowly
+        time.sleep(clock.prepare_delay_s())
     if kind == KIND_EVAL:
         from .eval_job import run_eval_job
 
         return run_eval_job(job_dir, parse_spec(kind, job["spec"]), channel)
+    if kind == KIND_PREFLIGHT:
+        from .preflight_job import run_preflight_job
+
+        return run_preflight_job(job_dir, parse_spec(kind, job["spec"]), channel)
     if kind == KIND_SWEEP:
         return _run_sweep(job_dir, parse_spec(kind, job["spec"]), channel, start_at)
     spec = parse_spec(kind, job["spec"])
@@ -217,12 +236,16 @@ def run(job_dir: Path, channel: Channel, worker: int | None = None) -> int:
     if worker is None:
         _write_clock(job_dir)
         if spec.workers > 1:
-            return _run_workers(job_dir, spec, channel)
+            return _run_workers(job_dir, spec, channel, armed)
     barrier = None
+    go_file = job_dir / "go" if armed else None
     if worker is not None:
-        barrier = StartBarrier(job_dir / "start-barrier", worker, spec.workers)
+        barrier = StartBarrier(job_dir / "start-barrier", worker, spec.workers, go_file=go_file)
         spec = spec.shard(worker)
         out_dir = out_dir / f"worker-{worker}"
+    elif armed:  # one process: it is ready when its first request is about to go
+        barrier = StartBarrier(job_dir / "start-barrier", 0, 1, go_file=go_file,
+                               on_all_ready=lambda: _announce_ready(channel))
     channel.send(type="phase", message="loading evalscope")
     spec = _local_dataset(job_dir, spec)
     _run_perf(job_dir, spec, out_dir, channel, start_at, worker=worker, watch=worker is None, barrier=barrier)
@@ -232,6 +255,12 @@ def run(job_dir: Path, channel: Channel, worker: int | None = None) -> int:
         channel.send(type="progress", done=done, total=spec.number, failed=failed, output_tps=0.0,
                      elapsed_s=0.0, eta_s=0.0, final=True)
     return 0
+
+
+def _announce_ready(channel: Channel) -> None:
+    """Armed job: evalscope loaded, tokenizer and first prompts built, endpoint reachable; the agent marks
+    the job READY and the controller, once every node is, gives one start instant."""
+    channel.send(type="ready", prepare_s=time.time() - _STARTED_AT)
 
 
 def _local_dataset(job_dir: Path, spec: PerfSpec) -> PerfSpec:
@@ -253,6 +282,7 @@ def _write_clock(job_dir: Path) -> None:
 
 
 _HOOKS: list[SaturationReport] = []
+_STARTED_AT = time.time()
 
 
 def _run_perf(job_dir: Path, spec: PerfSpec, out_dir: Path, channel: Channel, start_at: float,

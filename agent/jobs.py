@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import math
 import os
 import re
 import signal
@@ -24,18 +25,20 @@ from typing import Any
 from fleetbench.errors import ConfigError, JobError
 from fleetbench.records import RequestRecord
 
+from . import clock
 from . import evalscope_adapter as adapter
 from .jobspec import (
     KIND_EVAL,
     KIND_LONG_CONTEXT,
     KIND_NAMES,
+    KIND_PREFLIGHT,
     KIND_SWEEP,
     check_job_id,
     parse_point_label,
     parse_spec,
     spec_total,
 )
-from .store import CANCELLED, FAILED, INTERRUPTED, QUEUED, RUNNING, SUCCEEDED, AgentStore, EventRow, JobRow
+from .store import CANCELLED, FAILED, INTERRUPTED, QUEUED, READY, RUNNING, SUCCEEDED, AgentStore, EventRow, JobRow
 
 log = logging.getLogger("fleetbench.agent")
 
@@ -125,7 +128,9 @@ class JobManager:
 
     # --- commands --------------------------------------------------------------------------
 
-    async def start(self, job_id: str, kind: int, spec_json: str, start_at: float) -> JobRow:
+    async def start(self, job_id: str, kind: int, spec_json: str, start_at: float, armed: bool = False) -> JobRow:
+        """Start a job. `armed`: prepare everything, report READY, and send nothing until `start_at()`
+        gives the instant (the controller's two-phase start: every node ready first, then one instant)."""
         check_job_id(job_id)
         existing = self.store.get(job_id)
         if existing is not None:
@@ -140,11 +145,28 @@ class JobManager:
         job_dir = self.jobs_dir / job_id
         job_dir.mkdir(parents=True, exist_ok=True)
         (job_dir / "job.json").write_text(json.dumps({"kind": kind, "spec": json.loads(spec.to_json()),
-                                                      "start_at": start_at}))
+                                                      "start_at": 0.0 if armed else start_at, "armed": armed}))
         row = self.store.insert(job_id, kind, spec.to_json(), start_at)
         self.store.add_event(job_id, QUEUED, {"type": "state", "message": "queued", "total": total})
         self._tasks[job_id] = asyncio.create_task(self._run(job_id, job_dir, total))
         return row
+
+    async def start_at(self, job_id: str, start_at: float) -> JobRow:
+        """The second phase: the instant (this agent's clock) at which an armed job sends its first request.
+        Written to the job folder, where the job process (every worker of it) polls for it."""
+        row = self._require(job_id)
+        if row.terminal:
+            raise JobError(f"job {job_id} has already ended ({row.error or 'no detail'}); it cannot be started")
+        if not math.isfinite(start_at) or start_at <= 0:
+            raise ConfigError(f"start_at must be a Unix time in seconds, not {start_at}")
+        go = self.jobs_dir / job_id / "go"
+        if go.exists():
+            return row  # idempotent: the first instant given stands
+        tmp = go.with_suffix(".tmp")
+        tmp.write_text(repr(start_at))
+        tmp.replace(go)  # atomic: the job process reads the whole instant or nothing
+        await self._set_state(job_id, RUNNING, f"start at {start_at:.3f} (in {start_at - clock.now():.3f} s)")
+        return self._require(job_id)
 
     async def cancel(self, job_id: str, reason: str = "cancelled by the controller") -> JobRow:
         row = self._require(job_id)
@@ -208,6 +230,9 @@ class JobManager:
         elif row.kind == KIND_EVAL:
             scores = job_dir / "scores.json"
             result["scores"] = json.loads(scores.read_text()) if scores.exists() else []
+        elif row.kind == KIND_PREFLIGHT:  # the checks' verdicts (agent/preflight_job.py)
+            checks = job_dir / "preflight.json"
+            result["preflight"] = json.loads(checks.read_text()) if checks.exists() else []
         if len(dbs) > 1 and row.kind != KIND_SWEEP:  # several workers (`workers: 0` resolved on the node)
             # evalscope's summary covers one worker only: the node's figures come from the merged records
             result["worker_summaries"] = [adapter.read_summary_files(db.parent)[0] for db in sorted(dbs)]
@@ -293,7 +318,13 @@ class JobManager:
                 continue
             if msg.get("type") == "error":
                 error = str(msg.get("message", "job failed"))
-            await self._event(job_id, RUNNING, msg)
+            if msg.get("type") == "ready":
+                prepare_s = float(msg.get("prepare_s") or 0.0)
+                if not (job_dir / "go").exists():  # a resent ready after StartAt changes nothing
+                    await self._set_state(job_id, READY, f"ready: prepared in {prepare_s:.2f} s; waiting for the "
+                                                         "start instant", ready_at=time.time(), prepare_s=prepare_s)
+                continue
+            await self._event(job_id, self._require(job_id).state, msg)
         rc = await proc.wait()
         self._procs.pop(job_id, None)
         count = await asyncio.to_thread(self._count_records, job_id)
