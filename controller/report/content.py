@@ -269,7 +269,9 @@ def states_table(case: CaseReport, lang: str) -> Table:
 
 
 def check_name(name: str, lang: str) -> str:
-    return t(f"check.{name}", lang) if name in CHECKS else name
+    """A validity check's name in `lang` ("load_generator: detail" keeps its detail)."""
+    head, sep, rest = name.partition(": ")
+    return t(f"check.{head}", lang) + sep + rest if head in CHECKS else name
 
 
 def validity_table(case: CaseReport, lang: str) -> Table:
