@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import json
 import math
 import os
+import signal
 import sys
 import traceback
 from collections.abc import Callable, Coroutine
@@ -87,7 +89,22 @@ def cli_errors(fn: Callable[..., T]) -> Callable[..., T]:
 
 
 def run_async(coro: Coroutine[Any, Any, T]) -> T:
-    return asyncio.run(coro)
+    """Run a command's coroutine; SIGTERM (CI timeouts, systemd, `kill`) and SIGHUP (a closed terminal) stop it
+    as Ctrl-C does, so a run cancels its jobs on every agent and is stored as interrupted instead of leaving
+    the load running."""
+
+    async def main() -> T:
+        task = asyncio.current_task()
+        assert task is not None
+        for sig in (signal.SIGTERM, signal.SIGHUP):
+            with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+                asyncio.get_running_loop().add_signal_handler(sig, task.cancel)
+        return await coro
+
+    try:
+        return asyncio.run(main())
+    except asyncio.CancelledError:
+        raise KeyboardInterrupt from None
 
 
 async def _with_clients(nodes: list[Node], fn: Callable[[AgentClient], Coroutine[Any, Any, Any]]) -> list[Any]:

@@ -243,7 +243,7 @@ class Store:
                 for r in self.db.table("validity").rows_where("run_id = ?", [run_id], order_by="case_id, scope")]
 
     def check_rows(self, run_id: str) -> list[dict[str, Any]]:
-        return list(self.db.table("validity").rows_where("run_id = ?", [run_id], order_by="case_id, scope, check"))
+        return list(self.db.table("validity").rows_where("run_id = ?", [run_id], order_by='case_id, scope, "check"'))
 
     def failure_counts(self, run_id: str) -> list[dict[str, Any]]:
         """Failed requests per (step, node, error line), most frequent first: the Failures table's input."""

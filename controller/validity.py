@@ -49,7 +49,7 @@ def checks(f: StepFacts) -> list[Check]:
         figs = f.with_results.get(node)
         if figs is None:
             continue
-        out.append(Check("node_results", node, f"{figs.requests:,} requests completed", ">= 1", figs.requests >= 1,
+        out.append(Check("node_results", node, f"{figs.requests:,} completed", ">= 1", figs.requests >= 1,
                          "" if figs.requests else "the node sent no request or recorded none"))
         if f.min_requests is not None:
             out.append(Check("min_requests", node, f"{figs.requests:,}", f">= {f.min_requests:,}",
