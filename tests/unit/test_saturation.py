@@ -28,6 +28,7 @@ def test_cpu_sampler_sees_a_busy_loop():
 
 def test_loop_lag_measures_a_blocked_loop():
     report = SaturationReport()
+    report.load_started.set()
 
     async def main():
         task = asyncio.create_task(watch_loop_lag(report, interval_s=0.02))
@@ -38,6 +39,26 @@ def test_loop_lag_measures_a_blocked_loop():
 
     asyncio.run(main())
     assert report.lag_max_s > 0.1
+
+
+def test_loop_blocked_while_an_armed_job_waits_for_its_start_is_not_saturation():
+    """Found on an H200: a 4-stream armed job built its prompts in the loop while waiting for the start
+    instant and read 'loop lag p95 306 ms, saturated' (the step INVALID) on an idle 16-core host."""
+    report = SaturationReport()
+
+    async def main():
+        task = asyncio.create_task(watch_loop_lag(report, interval_s=0.02))
+        for _ in range(5):  # set-up before the start instant: the loop is blocked, again and again
+            await asyncio.sleep(0.01)
+            time.sleep(0.1)
+        report.load_started.set()
+        for _ in range(10):  # the load: a free loop
+            await asyncio.sleep(0.02)
+        task.cancel()
+
+    asyncio.run(main())
+    assert report.lag_samples_s and report.lag_max_s < 0.05
+    assert not report.saturated
 
 
 def test_cpu_sampler_counts_the_loop_thread_not_other_threads():
