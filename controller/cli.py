@@ -44,6 +44,8 @@ app = typer.Typer(
 )
 plan_app = typer.Typer(no_args_is_help=True, help="Work with plan files.")
 app.add_typer(plan_app, name="plan")
+fleet_app = typer.Typer(no_args_is_help=True, help="Work with fleet files.")
+app.add_typer(fleet_app, name="fleet")
 out = Console()
 T = TypeVar("T")
 
@@ -225,7 +227,8 @@ def finish_plan(plan: Plan, node_list: list[Node], store: Store, out_dir: Path, 
             else:
                 progress.message(f"case {case.case_id}: no successful request at any sweep point; {state}")
         elif case.scores:
-            scores = ", ".join(f"{s.dataset} {fmt_value(s.score)}" for s in case.scores if s.scope == "cluster")
+            scores = ", ".join(f"{s.dataset} {'n/a' if math.isnan(s.score) else f'{s.score:.2f}'}"
+                               for s in case.scores if s.scope == "cluster")
             progress.message(f"case {case.case_id}: cluster score {scores}; {state}")
         else:
             progress.message(f"case {case.case_id}: no successful request; {state}")
@@ -313,6 +316,24 @@ def plan_check(path: Path = typer.Argument(..., help="Plan file to validate.")) 
     p = load_plan(path)
     typer.echo(f"{path}: ok — plan {p.name!r}, model {p.model}, {len(p.cases)} case(s): "
                + ", ".join(c.id for c in p.cases))
+
+
+@plan_app.command("schema")
+@cli_errors
+def plan_schema() -> None:
+    """Print the plan's JSON Schema, for editors (docs/plan.md: `# yaml-language-server: $schema=…`)."""
+    from .plan import plan_json_schema
+
+    typer.echo(json.dumps(plan_json_schema(), indent=2, ensure_ascii=False))
+
+
+@fleet_app.command("schema")
+@cli_errors
+def fleet_schema() -> None:
+    """Print the fleet file's JSON Schema, for editors (docs/plan.md: `# yaml-language-server: $schema=…`)."""
+    from .fleet import fleet_json_schema
+
+    typer.echo(json.dumps(fleet_json_schema(), indent=2, ensure_ascii=False))
 
 
 @app.command()

@@ -228,7 +228,8 @@ class Orchestrator:
         Records are upserted by (run, case, node, point, index): none counted twice."""
         await self.check_agents()
         self.store.reopen_run(run_id)
-        done = self.store.completed_cases(run_id)
+        # a step judged with a node whose job failed or was lost runs again on that node (the others are kept)
+        done = self.store.completed_cases(run_id) - self.store.steps_with_failed_nodes(run_id)
         steps = plan_steps(self.plan)
         self.progress.message(f"resuming run {run_id}: {len(done & {s.step_id for s in steps})} of {len(steps)} "
                               "step(s) already done")
@@ -294,8 +295,13 @@ class Orchestrator:
         return str(reply.detail_json)
 
     async def _cancel_all(self, run_id: str) -> None:
+        """Cancel every job of the run still going; their steps are then marked cancelled, so `ctl resume`
+        runs them again (new job ids) rather than re-attach to cancelled jobs."""
         rows = [r for r in self.store.case_nodes(run_id) if r["state"] in ("starting", "queued", "running", "ready")]
         await self._cancel_jobs({(r["node"], r["job_id"]) for r in rows if r.get("job_id")})
+        for r in rows:
+            self.store.set_case_node(run_id, r["case_id"], r["node"], state="cancelled",
+                                     error="cancelled: the run was interrupted")
 
     async def _cancel_jobs(self, jobs: set[tuple[str, str]]) -> None:
         async def cancel(node: str, job_id: str) -> None:
@@ -306,14 +312,15 @@ class Orchestrator:
 
     # --- one step on every node --------------------------------------------------------------
 
-    def _job_id(self, run_id: str, step: Step, node: str) -> str:
+    def _job_id(self, run_id: str, step: Step, node: str, fresh: bool = False) -> str:
         """`RUN.STEP`, or `RUN.STEP.aK` for the K-th attempt of a node whose earlier job failed or was lost
-        (the agent died): `ctl resume` runs that node's step again, alone."""
+        (the agent died): `ctl resume` runs that node's step again, alone. `fresh`: every node starts a new
+        attempt (a step interrupted before it was judged runs again on all nodes, together)."""
         base = f"{run_id}.{step.job_suffix}"
         previous = self.store.case_node(run_id, step.step_id, node)
         if not previous or not previous.get("job_id"):
             return base
-        if (previous.get("state") or "") in FAILED_NODE_STATES:
+        if fresh or (previous.get("state") or "") in FAILED_NODE_STATES:
             attempt = int(previous.get("attempt") or 0) + 1
             self.store.delete_records(run_id, step.step_id, node)
             self.store.set_case_node(run_id, step.step_id, node, attempt=attempt, job_id="", state="starting",
@@ -323,7 +330,9 @@ class Orchestrator:
 
     async def _run_case(self, run_id: str, step: Step, outcome: RunOutcome) -> None:
         await self.measure_clocks()
-        job_ids = {n.name: self._job_id(run_id, step, n.name) for n in self.nodes}
+        states = {(self.store.case_node(run_id, step.step_id, n.name) or {}).get("state") for n in self.nodes}
+        fresh = bool(states & FAILED_NODE_STATES) and step.step_id not in self.store.completed_cases(run_id)
+        job_ids = {n.name: self._job_id(run_id, step, n.name, fresh) for n in self.nodes}
         self.progress.case_started(step.step_id, [n.name for n in self.nodes], step.total)
         try:
             await self._start(run_id, step, job_ids)
@@ -423,7 +432,7 @@ class Orchestrator:
                     failed[name] = _one_line(st)
                     pending.discard(name)
                     continue
-                if st.state == READY or st.ready_at > 0 or st.state == SUCCEEDED:
+                if st.state in (READY, SUCCEEDED) or (st.state not in JOB_DONE and st.ready_at > 0):
                     statuses[name] = st
                     pending.discard(name)
                     self.progress.node_progress(step.step_id, name, 0, step.total, 0, 0.0, -1.0,

@@ -272,6 +272,12 @@ class Store:
                                                                           [run_id, "cluster"])}
         return done
 
+    def steps_with_failed_nodes(self, run_id: str) -> set[str]:
+        """Steps where a node's job failed, was cancelled or lost (its agent restarted): `ctl resume` runs
+        them again on those nodes."""
+        return {r["case_id"] for r in self.db.table("case_nodes").rows_where(
+            "run_id = ? AND state IN ('error', 'failed', 'cancelled', 'interrupted')", [run_id])}
+
     def case_errors(self, run_id: str, case_id: str) -> dict[str, str]:
         return {r["node"]: r["error"] or "error" for r in self.db.table("case_nodes").rows_where(
             "run_id = ? AND case_id = ? AND state = ?", [run_id, case_id, "error"])}

@@ -65,7 +65,7 @@ def test_eval_case_scores_per_node_pooled_for_the_cluster_and_judged(tmp_path):
     assert rows["n1"].passed is True and rows["n2"].passed is False and rows["cluster"].official == 60.0
     assert rows["cluster"].tolerance == 0.5 and rows["cluster"].delta == pytest.approx(-20.0)
     assert "evalscope eval" in case.command and "--datasets gsm8k" in case.command
-    assert "case gsm8k: cluster score gsm8k 40.00; verdict fail" in proc.stderr
+    assert "case gsm8k: cluster score gsm8k 40.00; FAIL" in proc.stderr
     # every node's job result keeps evalscope's per-dataset rows as the agent reported them
     result = json.loads(con.execute("SELECT result_json FROM case_nodes WHERE node = 'n1'").fetchone()[0])
     assert result["scores"][0]["score"] == 60.0
