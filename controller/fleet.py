@@ -19,22 +19,16 @@ For `ctl deploy` and tunnel mode a node may also carry (docs/deploy.md):
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from fleetbench.errors import ConfigError
+from fleetbench.fleet_schema import ADDRESS_RE, FleetDoc, NodeDoc, fleet_json_schema, is_address
 
-from .yamlfile import Located, load_yaml
+from .yamlfile import load_yaml
 
-ADDRESS_RE = re.compile(r"^(\[[0-9a-fA-F:]+\]|[A-Za-z0-9.-]+):(\d{1,5})$")
-LABEL_RE = re.compile(r"^[A-Za-z0-9._-]{1,63}$")
-NODE_KEYS = {"address", "endpoint", "labels", "ssh_user", "ssh_port", "ssh", "connect", "deploy"}
-SSH_KEYS = {"host", "user", "port", "key", "known_hosts"}
-DEPLOY_KEYS = {"dir", "data_dir", "python", "service", "listen"}
-CONNECT_MODES = ("direct", "ssh")
-SERVICE_MODES = ("auto", "systemd", "process")
+__all__ = ["ADDRESS_RE", "DeploySettings", "Node", "SshSettings", "TlsClient", "check_address", "fleet_json_schema",
+           "load_fleet", "resolve_nodes"]
 
 
 @dataclass(frozen=True)
@@ -89,118 +83,38 @@ class Node:
 
 
 def check_address(address: str, where: str) -> str:
-    m = ADDRESS_RE.match(address)
-    if not m or not 0 < int(m.group(2)) < 65536:
+    if not is_address(address):
         raise ConfigError(f"{where}: {address!r} is not a host:port address")
     return address
 
 
 def load_fleet(path: Path) -> dict[str, Node]:
-    doc = load_yaml(path, "fleet")
-    if not isinstance(doc.data, dict) or not isinstance(doc.data.get("nodes"), dict):
-        raise doc.error("nodes", "the fleet file needs a `nodes:` mapping of name -> address")
-    unknown = set(doc.data) - {"nodes", "version", "tls"}
-    if unknown:
-        raise doc.error(sorted(unknown)[0], "is not a known key (allowed: nodes, tls, version)")
+    """The fleet file's nodes by name, validated by the schema (fleetbench.fleet_schema): every problem is
+    a ConfigError naming the file, line and field."""
+    fleet = load_yaml(path, "fleet").validate(FleetDoc)
     tls = None
-    if "tls" in doc.data:
-        raw_tls = doc.data["tls"]
-        if not isinstance(raw_tls, dict) or set(raw_tls) != {"ca", "cert", "key"}:
-            raise doc.error("tls", "needs exactly ca, cert and key (paths, relative to the fleet file)")
-        tls = TlsClient(*(path.parent / str(raw_tls[k]) for k in ("ca", "cert", "key")))
-    nodes: dict[str, Node] = {}
-    for name, raw in doc.data["nodes"].items():
-        where = f"nodes.{name}"
-        if isinstance(raw, str):
-            raw = {"address": raw}
-        if not isinstance(raw, dict):
-            raise doc.error(where, "must be an address or a mapping with `address`")
-        for key in raw:
-            if key not in NODE_KEYS:
-                raise doc.error(f"{where}.{key}", f"is not a known key (allowed: {', '.join(sorted(NODE_KEYS))})")
-        address = raw.get("address")
-        if not isinstance(address, str):
-            raise doc.error(f"{where}.address", "is required")
-        line = doc.lines.get(f"{where}.address")
-        check_address(address, f"{path}:{line} {where}.address" if line else f"{path} {where}.address")
-        endpoint = raw.get("endpoint", "") or ""
-        if endpoint and not str(endpoint).startswith(("http://", "https://")):
-            raise doc.error(f"{where}.endpoint", "must start with http:// or https://")
-        connect = raw.get("connect", "direct")
-        if connect not in CONNECT_MODES:
-            raise doc.error(f"{where}.connect", f"must be one of {', '.join(CONNECT_MODES)}, not {connect!r}")
-        nodes[str(name)] = Node(str(name), address, str(endpoint), tls, connect, _ssh_settings(doc, path, where, raw),
-                                _deploy_settings(doc, where, raw), _labels(doc, where, raw.get("labels")))
-    return nodes
+    if fleet.tls is not None:
+        tls = TlsClient(*(path.parent / p for p in (fleet.tls.ca, fleet.tls.cert, fleet.tls.key)))
+    return {name: _node(path, name, raw, tls) for name, raw in fleet.nodes.items()}
 
 
-def _labels(doc: Located, where: str, raw: Any) -> tuple[tuple[str, str], ...]:
-    if raw is None:
-        return ()
-    if not isinstance(raw, dict):
-        raise doc.error(f"{where}.labels", "must be a mapping of label to value (e.g. {gpu: h200, rack: a3})")
-    out = []
-    for key, value in raw.items():
-        if not LABEL_RE.match(str(key)) or isinstance(value, dict | list) or not LABEL_RE.match(str(value)):
-            raise doc.error(f"{where}.labels.{key}", "label and value must be letters, digits, '.', '_' or '-'")
-        out.append((str(key), str(value)))
-    return tuple(sorted(out))
+def _node(path: Path, name: str, raw: NodeDoc, tls: TlsClient | None) -> Node:
+    ssh = raw.ssh
+    d = raw.deploy
 
-
-def _mapping(doc: Located, where: str, raw: Any, allowed: set[str]) -> dict[str, Any]:
-    if raw is None:
-        return {}
-    if not isinstance(raw, dict):
-        raise doc.error(where, f"must be a mapping (keys: {', '.join(sorted(allowed))})")
-    for key in raw:
-        if key not in allowed:
-            raise doc.error(f"{where}.{key}", f"is not a known key (allowed: {', '.join(sorted(allowed))})")
-    return raw
-
-
-def _text(doc: Located, where: str, value: Any) -> str | None:
-    if value is None:
-        return None
-    if not isinstance(value, str | int) or isinstance(value, bool) or not str(value).strip():
-        raise doc.error(where, "must be a non-empty string")
-    return str(value)
-
-
-def _ssh_settings(doc: Located, path: Path, where: str, raw: dict[str, Any]) -> SshSettings:
-    """`ssh: {host, user, port, key, known_hosts}`; the older `ssh_user`/`ssh_port` keys still count."""
-    ssh = dict(_mapping(doc, f"{where}.ssh", raw.get("ssh"), SSH_KEYS))
-    for old in ("user", "port"):
-        if f"ssh_{old}" in raw:
-            if old in ssh:
-                raise doc.error(f"{where}.ssh_{old}", f"conflicts with {where}.ssh.{old}: keep one")
-            ssh[old] = raw[f"ssh_{old}"]
-    port = ssh.get("port")
-    if port is not None and (isinstance(port, bool) or not isinstance(port, int) or not 0 < port < 65536):
-        field = f"{where}.ssh.port" if "ssh" in raw and "port" in raw["ssh"] else f"{where}.ssh_port"
-        raise doc.error(field, "must be a port number (1-65535)")
-
-    def local(key: str) -> Path | None:
-        value = _text(doc, f"{where}.ssh.{key}", ssh.get(key))
+    def local(value: str | None) -> Path | None:  # relative to the fleet file, ~ allowed
         return None if value is None else path.parent / Path(value).expanduser()
 
-    return SshSettings(host=_text(doc, f"{where}.ssh.host", ssh.get("host")), port=port,
-                       user=_text(doc, f"{where}.ssh.user", ssh.get("user")), key=local("key"),
-                       known_hosts=local("known_hosts"))
-
-
-def _deploy_settings(doc: Located, where: str, raw: dict[str, Any]) -> DeploySettings:
-    d = _mapping(doc, f"{where}.deploy", raw.get("deploy"), DEPLOY_KEYS)
-    service = d.get("service", "auto")
-    if service not in SERVICE_MODES:
-        raise doc.error(f"{where}.deploy.service", f"must be one of {', '.join(SERVICE_MODES)}, not {service!r}")
-    listen = _text(doc, f"{where}.deploy.listen", d.get("listen"))
-    if listen is not None:
-        line = doc.lines.get(f"{where}.deploy.listen")
-        check_address(listen, f"{doc.path}:{line} {where}.deploy.listen" if line else f"{where}.deploy.listen")
-    return DeploySettings(dir=_text(doc, f"{where}.deploy.dir", d.get("dir")),
-                          data_dir=_text(doc, f"{where}.deploy.data_dir", d.get("data_dir")),
-                          python=_text(doc, f"{where}.deploy.python", d.get("python")), service=service,
-                          listen=listen)
+    return Node(
+        name, raw.address, raw.endpoint or "", tls, raw.connect,
+        # `ssh: {…}`; the older `ssh_user`/`ssh_port` keys still count
+        SshSettings(host=ssh.host if ssh else None, port=(ssh.port if ssh else None) or raw.ssh_port,
+                    user=(ssh.user if ssh else None) or raw.ssh_user, key=local(ssh.key if ssh else None),
+                    known_hosts=local(ssh.known_hosts if ssh else None)),
+        DeploySettings(dir=d.dir, data_dir=d.data_dir, python=d.python, service=d.service, listen=d.listen)
+        if d else DeploySettings(),
+        tuple(sorted((raw.labels or {}).items())),
+    )
 
 
 def resolve_nodes(spec: str, fleet_path: Path | None) -> list[Node]:

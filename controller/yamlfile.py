@@ -3,13 +3,18 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import yaml
+from pydantic import BaseModel, ValidationError
 
 from fleetbench.errors import ConfigError
+from fleetbench.schema_base import dotted, join, problems
+
+M = TypeVar("M", bound=BaseModel)
 
 
 @dataclass
@@ -22,21 +27,26 @@ class Located:
     lines: dict[str, int] = field(default_factory=dict)
 
     def error(self, where: str, message: str) -> ConfigError:
-        line = self.lines.get(where)
-        if line is None:  # fall back to the nearest parent that has a line
-            parent = where
-            while parent and line is None:
-                parent = parent.rsplit(".", 1)[0] if "." in parent else ""
-                line = self.lines.get(parent)
+        line = self.line_of(where)
         loc = f"{self.path}:{line}" if line else str(self.path)
         label = f"{where} " if where else ""
         return ConfigError(f"{loc}: {label}{message}")
 
+    def line_of(self, where: str) -> int:
+        """The line of `where`, or of its nearest parent that is in the file (0: none)."""
+        while where and where not in self.lines:
+            parent = re.sub(r"(\.[^.\[]*|\[\d+\])$", "", where)
+            where = "" if parent == where else parent
+        return self.lines.get(where, 0)
 
-def _join(prefix: str, key: Any) -> str:
-    if isinstance(key, int):
-        return f"{prefix}[{key}]"
-    return f"{prefix}.{key}" if prefix else str(key)
+    def validate(self, model: type[M]) -> M:
+        """The document as `model`, or a ConfigError for its first problem in the file (by line)."""
+        try:
+            return model.model_validate(self.data)
+        except ValidationError as exc:
+            found = [(dotted(loc), message) for loc, message in problems(exc, self.data)]
+            where, message = min(found, key=lambda p: self.line_of(p[0]))
+            raise self.error(where, message) from None
 
 
 def _convert(node: yaml.Node, where: str, lines: dict[str, int]) -> Any:
@@ -47,10 +57,10 @@ def _convert(node: yaml.Node, where: str, lines: dict[str, int]) -> Any:
             key = yaml.safe_load(yaml.serialize(key_node))
             if key in out:
                 raise ConfigError(f"line {key_node.start_mark.line + 1}: duplicate key {key!r}")
-            out[key] = _convert(value_node, _join(where, key), lines)
+            out[key] = _convert(value_node, join(where, key), lines)
         return out
     if isinstance(node, yaml.SequenceNode):
-        return [_convert(v, _join(where, i), lines) for i, v in enumerate(node.value)]
+        return [_convert(v, join(where, i), lines) for i, v in enumerate(node.value)]
     return yaml.safe_load(yaml.serialize(node))
 
 

@@ -57,7 +57,7 @@ def test_home_relative_key(tmp_path, monkeypatch):
     ("  n1:\n    address: 'h:1'\n    deploy: {service: docker}\n",
      r"fleet.yaml:4: nodes.n1.deploy.service must be one of auto, systemd, process"),
     ("  n1:\n    address: 'h:1'\n    deploy:\n      listen: nowhere\n",
-     r"fleet.yaml:5 nodes.n1.deploy.listen: 'nowhere' is not a host:port"),
+     r"fleet.yaml:5: nodes.n1.deploy.listen 'nowhere' is not a host:port"),
     ("  n1:\n    address: 'h:1'\n    deploy: {dir: ''}\n", r"fleet.yaml:4: nodes.n1.deploy.dir must be a non-empty"),
 ])
 def test_errors_name_file_line_and_field(tmp_path, body, message):

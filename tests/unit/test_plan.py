@@ -90,5 +90,5 @@ def test_fleet_names_addresses_and_endpoint_override(tmp_path):
     with pytest.raises(ConfigError, match="more than once"):
         resolve_nodes("n1,n1", fleet)
     bad = write(tmp_path, "nodes:\n  n1: {address: 'not an address'}\n", "bad.yaml")
-    with pytest.raises(ConfigError, match=r"bad.yaml:2 nodes.n1.address"):
+    with pytest.raises(ConfigError, match=r"bad.yaml:2: nodes.n1.address 'not an address' is not a host:port address"):
         load_fleet(bad)

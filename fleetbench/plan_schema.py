@@ -1,0 +1,404 @@
+"""The acceptance plan, schema v1: every key, its type, its rule and its sentence when broken.
+
+Declared once here; controller/plan.py validates a plan with `PlanDoc` and builds the objects the
+controller runs from it, and `ctl plan schema` prints `plan_json_schema()` for editors
+(docs/plan.md). Strict: an unknown key is an error (a typo must not silently drop an expectation).
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Any, ClassVar, Literal
+
+from pydantic import AfterValidator, ConfigDict, Discriminator, Field, Strict, Tag, create_model, model_validator
+
+from .schema_base import Doc, did_you_mean, json_schema, one_or_list, problem, says, shape
+
+CASE_TYPES = ("perf", "sweep", "eval", "long_context")
+CASE_ID_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+SCORE_OPS = ("min", "max", "official", "tolerance")
+# Figures an expectation may name (see fleetbench.figures.Figures and DEFINITIONS).
+FIGURES: dict[str, str] = {
+    "requests": "requests sent",
+    "succeeded": "requests that succeeded",
+    "failed": "requests that failed",
+    "success_rate": "successful requests / all requests (0 to 1)",
+    "wall_time_s": "latest request end - earliest request start, seconds",
+    "output_throughput_tps": "output tokens of successful requests / wall time, tokens/s",
+    "total_throughput_tps": "input + output tokens of successful requests / wall time, tokens/s",
+    "request_throughput_rps": "successful requests / wall time, requests/s",
+    "tpm_total": "tokens per minute: total throughput × 60",
+    "tpm_output": "output tokens per minute: output throughput × 60",
+    "ttft_avg_s": "time to first token, average, seconds",
+    "tpot_avg_s": "time per output token, average, seconds",
+    "itl_avg_s": "inter-token latency, average, seconds",
+    "latency_avg_s": "end-to-end request latency, average, seconds",
+    "input_tokens_avg": "input tokens per request, average",
+    "output_tokens_avg": "output tokens per request, average",
+}
+PERCENTILE_FIGURES = {"ttft": "time to first token", "tpot": "time per output token", "itl": "inter-token latency",
+                      "latency": "end-to-end request latency"}
+PERCENTILE_POINTS = (10, 25, 50, 66, 75, 80, 90, 95, 98, 99)
+
+
+def figure_names() -> dict[str, str]:
+    """Every figure an expectation may bound -> what it is."""
+    names = dict(FIGURES)
+    names.update({f"{m}_p{p}_s": f"{what}, {p}th percentile (nearest rank), seconds"
+                  for m, what in PERCENTILE_FIGURES.items() for p in PERCENTILE_POINTS})
+    return names
+
+
+# --- values: each says what it must be ---
+
+PositiveInt = Annotated[int, Strict(), Field(gt=0), says("must be a positive integer")]
+Number = Annotated[float, Strict(), says("must be a number")]
+Seconds = Annotated[float, Strict(), Field(gt=0, lt=1e7), says("must be a positive number of seconds")]
+Flag = Annotated[bool, Strict(), says("must be true or false")]
+Text = Annotated[str, Strict(), Field(pattern=r"\S"), says("must be a non-empty string")]
+Label = Annotated[str, Field(coerce_numbers_to_str=True)]  # free text; YAML numbers taken as text
+Mapping = Annotated[dict[str, Any], says("must be a mapping")]
+Url = Annotated[str, Strict(), Field(pattern=r"^https?://"), says(
+    lambda v: "must start with http:// or https://" if isinstance(v, str) and v.strip()
+    else "must be a non-empty string")]
+CaseId = Annotated[str, Strict(), Field(pattern=CASE_ID_RE.pattern), says(
+    lambda v: "must be letters, digits, '-' or '_' (at most 64)" if isinstance(v, str) and v.strip()
+    else "must be a non-empty string")]
+Rate = Annotated[Literal[-1] | Annotated[float, Strict(), Field(gt=0)],
+                 says("must be a positive number of requests/s, or -1 for no limit")]
+RangeRatio = Annotated[float, Strict(), Field(gt=0, le=1), says("must be a number in (0, 1]")]
+Workers = Annotated[Literal["auto"] | Annotated[int, Strict(), Field(gt=0)],
+                    says(lambda v: f"must be a positive integer or auto, got {v!r}")]
+PositiveInts = Annotated[tuple[PositiveInt, ...], one_or_list(
+    "must be a positive integer or a non-empty list of them",
+    PositiveInt | Annotated[list[PositiveInt], Field(min_length=1)])]
+LengthPair = Annotated[tuple[PositiveInt, PositiveInt], shape(
+    lambda v: isinstance(v, list) and len(v) == 2, "must be a pair [input_tokens, output_tokens]")]
+Lengths = Annotated[tuple[LengthPair, ...], Field(json_schema_extra={"minItems": 1}), shape(
+    lambda v: isinstance(v, list) and bool(v), "must be a non-empty list of [input_tokens, output_tokens] pairs")]
+DatasetNames = Annotated[tuple[Text, ...], one_or_list(
+    "must name at least one dataset", Text | Annotated[list[Text], Field(min_length=1)])]
+
+
+# --- expectations ---
+
+class Bounds(Doc):
+    """Bounds on one figure (min and/or max); a figure that cannot be measured never passes."""
+
+    model_config = ConfigDict(title="bounds", json_schema_extra={"minProperties": 1})
+
+    min: Number | None = None
+    """pass when the figure is at least this"""
+    max: Number | None = None
+    """pass when the figure is at most this"""
+
+    @model_validator(mode="after")
+    def _some(self) -> Bounds:
+        if self.min is None and self.max is None:
+            raise problem("needs min and/or max")
+        return self
+
+
+class _ExpectBase(Doc):
+    model_config = ConfigDict(title="expectations")
+
+    @classmethod
+    def unknown_key(cls, key: Any) -> str:
+        return (f"is not a known figure{did_you_mean(key, cls.model_fields)} "
+                f"(e.g. {', '.join(list(FIGURES)[:6])}, ttft_p99_s)")
+
+    @classmethod
+    def not_mapping(cls) -> str:
+        return "must be a mapping of figure to bounds (e.g. {ttft_avg_s: {max: 2.0}})"
+
+
+_FIGURE_FIELDS: dict[str, Any] = {name: (Bounds | None, Field(None, description=what))
+                                   for name, what in figure_names().items()}
+Expect = create_model(  # one optional key per figure, so editors complete and check the names
+    "Expect", __base__=_ExpectBase,
+    __doc__="Figure -> bounds (docs/figures.md), judged per node and for the cluster.", **_FIGURE_FIELDS)
+
+
+Score = Annotated[float, Strict(), Field(ge=0), says(
+    lambda v: "must not be negative" if isinstance(v, int | float) and not isinstance(v, bool)
+    else "must be a number")]
+
+
+class ScoreBounds(Doc):
+    """Bounds on a score (a percentage: evalscope's 0.9334 is 93.34)."""
+
+    model_config = ConfigDict(title="score bounds", json_schema_extra={
+        "anyOf": [{"required": ["min"]}, {"required": ["max"]}, {"required": ["official"]}]})
+
+    min: Number | None = None
+    """pass when the score is at least this"""
+    max: Number | None = None
+    """pass when the score is at most this"""
+    official: Number | None = None
+    """the model card's score: pass when the measured score is at most `tolerance` points below it"""
+    tolerance: Score | None = None
+    """points the score may fall below `official` (default 0)"""
+
+    @model_validator(mode="after")
+    def _some(self) -> ScoreBounds:
+        if self.tolerance is not None and self.official is None:
+            raise problem("needs official beside it", "tolerance")
+        if self.min is None and self.max is None and self.official is None:
+            raise problem("needs min, max or official")
+        return self
+
+
+def _score_form(value: Any) -> str:
+    if isinstance(value, dict) and value and not set(value) <= set(SCORE_OPS):
+        return "<per dataset>"
+    return "<every dataset>"
+
+
+class EvalExpect(Doc):
+    """What an eval case expects of its scores."""
+
+    model_config = ConfigDict(title="eval expectations")
+
+    score: Annotated[
+        Annotated[ScoreBounds, Tag("<every dataset>")] | Annotated[dict[str, ScoreBounds], Tag("<per dataset>")],
+        Discriminator(_score_form)]
+    """`{official: 93.1, tolerance: 1.0}` for every dataset of the case, or per dataset:
+    `{aime25: {official: 93.1, tolerance: 1.0}, gpqa_diamond: {min: 70}}`"""
+
+
+# --- cases ---
+
+class _Case(Doc):
+    @classmethod
+    def not_mapping(cls) -> str:
+        return f"must be a mapping: a case with an id and a type ({', '.join(CASE_TYPES)}) and that type's keys"
+
+    id: CaseId
+    """the case's name in the report and the store: letters, digits, - and _"""
+    purpose: Label | None = None
+    """shown in the report"""
+
+
+class _LoadCase(_Case):
+    """What perf, long-context and sweep cases share."""
+
+    rate: Rate = -1
+    """requests/s (Poisson arrivals); -1 = as fast as `parallel` allows"""
+    dataset: Text = "random"
+    """evalscope's perf dataset; random (the default) needs the plan's tokenizer"""
+    extra_args: Mapping | None = None
+    """extra request fields, e.g. {ignore_eos: true}"""
+    stream: Flag = True
+    expect: Expect | None = None  # type: ignore[valid-type]
+    """figure -> {min, max}: judged per node and for the cluster"""
+    range_ratio: RangeRatio = 1.0
+    """lengths uniform in [ratio × length, length]; 1 = fixed lengths"""
+    min_duration_s: Seconds | None = None
+    """validity: the cluster's common window must be at least this long"""
+    min_requests: PositiveInt | None = None
+    """validity: each node must complete at least this many requests"""
+    max_start_skew_s: Seconds | None = None
+    """validity: the nodes' first requests within this (default max(100 ms, 1 % of the window))"""
+    workers: Workers = "auto"
+    """load-generator processes per node; auto = each agent chooses"""
+
+
+class PerfCaseDoc(_LoadCase):
+    """A perf run on every node at once."""
+
+    model_config = ConfigDict(title="perf case")
+
+    type: Literal["perf"] = "perf"
+    parallel: PositiveInt
+    """concurrent streams per node"""
+    number: PositiveInt
+    """requests per node"""
+    input_tokens: PositiveInt
+    """prompt length"""
+    output_tokens: PositiveInt
+    """output length (min = max tokens)"""
+
+    @model_validator(mode="after")
+    def _workers(self) -> PerfCaseDoc:
+        if isinstance(self.workers, int) and self.workers > min(self.parallel, self.number):
+            raise problem("cannot exceed parallel or number", "workers")
+        return self
+
+
+class LongContextCaseDoc(PerfCaseDoc):
+    """One very long prompt (parallel 1, number 1 unless given): reported as succeeded or not, with its TTFT."""
+
+    model_config = ConfigDict(title="long_context case")
+
+    type: Literal["long_context"]  # type: ignore[assignment]
+    parallel: PositiveInt = 1
+    number: PositiveInt = 1
+
+
+class SweepCaseDoc(_LoadCase):
+    """input lengths × output lengths × (parallel, number) pairs × loops; every point on all nodes at once."""
+
+    model_config = ConfigDict(title="sweep case")
+
+    type: Literal["sweep"]
+    parallel: PositiveInts
+    """concurrencies, paired with number"""
+    number: PositiveInts
+    """requests per point: one value, or one per parallel"""
+    input_tokens: PositiveInts | None = None
+    """prompt lengths, crossed with output_tokens (or give lengths)"""
+    output_tokens: PositiveInts | None = None
+    """output lengths"""
+    lengths: Lengths | None = None
+    """explicit [input_tokens, output_tokens] pairs, instead of input_tokens × output_tokens"""
+    loops: PositiveInt = 1
+    """the whole grid, repeated"""
+    workers: Workers = "auto"
+    """per point: auto, or at most this many (never more than the point's parallel)"""
+
+    @model_validator(mode="after")
+    def _grid(self) -> SweepCaseDoc:
+        if self.lengths is not None and (self.input_tokens is not None or self.output_tokens is not None):
+            raise problem("replaces input_tokens and output_tokens: give one or the other", "lengths")
+        if self.lengths is None:
+            for key in ("input_tokens", "output_tokens"):
+                if getattr(self, key) is None:
+                    raise problem(f"needs {key} (or lengths)")
+        if len(self.number) not in (1, len(self.parallel)):
+            raise problem("must be one value or a list as long as parallel (they are paired)", "number")
+        return self
+
+
+class DatasetArgs(Doc):
+    """evalscope's dataset args (any of them); local_path is required: agents never download datasets."""
+
+    model_config = ConfigDict(title="dataset args", extra="allow")
+    doc_required: ClassVar[dict[str, str]] = {
+        "local_path": "is required: the dataset's folder on the nodes (agents never download datasets)"}
+
+    local_path: Annotated[str, Strict(), says("must be the dataset's folder on the nodes (a path)")]
+    """the dataset's folder on the nodes"""
+
+
+class EvalCaseDoc(_Case):
+    """An accuracy eval through evalscope against every node's endpoint."""
+
+    model_config = ConfigDict(title="eval case")
+
+    doc_needs: ClassVar[dict[str, str]] = {"datasets": "needs datasets (e.g. [aime25])"}
+
+    type: Literal["eval"]
+    datasets: DatasetNames
+    """evalscope dataset names"""
+    dataset_args: Annotated[dict[str, DatasetArgs], shape(lambda v: isinstance(v, dict), "must be a mapping")] | None \
+        = None
+    """dataset name -> evalscope's args for it (local_path required)"""
+    generation_config: Mapping | None = None
+    """evalscope's generation config, e.g. {temperature: 0.6, max_tokens: 32000}"""
+    eval_batch_size: PositiveInt = 1
+    limit: PositiveInt | None = None
+    """samples per dataset"""
+    stream: Flag = True
+    timeout_s: PositiveInt | None = None
+    """per request: reasoning models answer for many minutes"""
+    expect: EvalExpect | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _args_of_datasets(cls, data: Any) -> Any:
+        """Args for a dataset the case does not run: said before their own problems."""
+        if isinstance(data, dict) and "datasets" in data and isinstance(data.get("dataset_args"), dict):
+            names = data.get("datasets")
+            names = [str(n) for n in (names if isinstance(names, list) else [names])]
+            for name in data["dataset_args"]:
+                if name not in names:
+                    raise problem(f"is not one of this case's datasets ({', '.join(names)})", "dataset_args", name)
+        return data
+
+    @model_validator(mode="after")
+    def _datasets(self) -> EvalCaseDoc:
+        args = self.dataset_args or {}
+        for name in self.datasets:  # agents run offline: every dataset is a local copy on the nodes
+            if name not in args:
+                raise problem(DatasetArgs.doc_required["local_path"], "dataset_args", name, "local_path")
+        if self.expect is not None and isinstance(self.expect.score, dict):
+            for name in self.expect.score:
+                if name not in self.datasets:
+                    raise problem(f"is not one of this case's datasets ({', '.join(self.datasets)})",
+                                  "expect", "score", name)
+        return self
+
+
+def _case_type(value: Any) -> str | None:
+    kind = value.get("type", "perf") if isinstance(value, dict) else getattr(value, "type", "perf")
+    return f"<{kind}>" if isinstance(kind, str) else None
+
+
+Case = Annotated[
+    Annotated[PerfCaseDoc, Tag("<perf>")] | Annotated[SweepCaseDoc, Tag("<sweep>")]
+    | Annotated[EvalCaseDoc, Tag("<eval>")] | Annotated[LongContextCaseDoc, Tag("<long_context>")],
+    Discriminator(_case_type, custom_error_type="fleetbench", custom_error_message=(
+    f"must be one of {', '.join(CASE_TYPES)}"), custom_error_context={"at": ("type",)})]
+
+
+# --- the plan ---
+
+class EndpointDoc(Doc):
+    """The serving engine's endpoint as seen from each node (a fleet file entry may override url)."""
+
+    model_config = ConfigDict(title="endpoint")
+
+    url: Url
+    """e.g. http://127.0.0.1:8000/v1/completions or /v1/chat/completions"""
+    api: Annotated[Literal["openai"], says("must be openai")] = "openai"
+    api_key: Label | None = None
+
+
+class ClusterDoc(Doc):
+    """Expectations on the cluster figures of every perf case."""
+
+    model_config = ConfigDict(title="cluster")
+
+    expect: Expect | None = None  # type: ignore[valid-type]
+
+
+def _no_duplicates(cases: tuple[Any, ...]) -> tuple[Any, ...]:
+    seen: set[str] = set()
+    for i, case in enumerate(cases):
+        if case.id in seen:
+            raise problem(f"duplicates case id {case.id!r}", i, "id")
+        seen.add(case.id)
+    return cases
+
+
+class PlanDoc(Doc):
+    """A fleetbench acceptance plan (schema v1): what to run on every node and what to expect (docs/plan.md)."""
+
+    model_config = ConfigDict(title="fleetbench plan")
+
+    version: Annotated[Literal[1], says("must be 1 (this fleetbench reads plan schema v1)")] = 1
+    name: Text
+    """shown in the report"""
+    description: Label | None = None
+    """free text, for people"""
+    model: Text
+    """the served model name sent in requests"""
+    endpoint: EndpointDoc
+    tokenizer: Label | None = None
+    """the model's tokenizer path on the nodes; required by the random dataset"""
+    cases: Annotated[tuple[Case, ...], Field(json_schema_extra={"minItems": 1}),
+                     shape(lambda v: isinstance(v, list) and bool(v), "must be a non-empty list"),
+                     AfterValidator(_no_duplicates)]
+    """run in order, each on every node at once"""
+    cluster: ClusterDoc | None = None
+
+    @model_validator(mode="after")
+    def _tokenizer(self) -> PlanDoc:
+        if any(getattr(c, "dataset", "") == "random" for c in self.cases) and not self.tokenizer:
+            raise problem("is required: the random dataset needs the model's tokenizer path", "tokenizer")
+        return self
+
+
+def plan_json_schema() -> dict[str, Any]:
+    """The JSON Schema of a plan, for editors (`# yaml-language-server: $schema=…`)."""
+    return json_schema(PlanDoc)
