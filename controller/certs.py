@@ -85,14 +85,23 @@ def issue(ca: Issued, common_name: str, names: list[str], server: bool, days: in
 
 
 def _write(path: Path, data: bytes, private: bool) -> None:
-    path.write_bytes(data)
-    if private:
-        os.chmod(path, 0o600)
+    """Atomically, and a key never readable by others even for an instant: created 0600 (whatever the umask)
+    under a temporary name, then renamed over the target."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600 if private else 0o644)
+    try:
+        os.fchmod(fd, 0o600 if private else 0o644)  # the umask may have narrowed (or, at 000, not) the mode
+        os.write(fd, data)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    tmp.replace(path)
 
 
 def init_fleet_certs(out: Path, nodes: dict[str, list[str]], force: bool = False) -> list[Path]:
     """CA + controller client cert + a server cert per node (names/addresses in its SAN)."""
-    out.mkdir(parents=True, exist_ok=True)
+    out.mkdir(parents=True, exist_ok=True, mode=0o700)
+    os.chmod(out, 0o700)  # the folder holds the CA key: nobody else lists or enters it, whatever the umask
     if (out / "ca.pem").exists() and not force:
         raise SecurityError(f"{out / 'ca.pem'} exists: a new CA would orphan every certificate it signed "
                             "(pass --force to replace it)")

@@ -13,9 +13,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from fleetbench.agent.inventory import Inventory
 from fleetbench.failures import summarize
 from fleetbench.figures import Figures
+from fleetbench.inventory import Inventory
 
 from ..aggregate import CLUSTER
 from ..fleetview import assess, drift_summary, parse_inventory
@@ -329,7 +329,7 @@ def equivalent_command(plan: Plan, case_id: str, url: str) -> str:
     if isinstance(case, EvalCase):
         parts = [
             "evalscope eval", f"--model {plan.model}", f"--api-url {api_base(url)}",
-            f"--api-key {plan.endpoint.api_key or 'EMPTY'}", "--eval-type openai_api",
+            f"--api-key {'***' if plan.endpoint.api_key and plan.endpoint.api_key != 'EMPTY' else 'EMPTY'}", "--eval-type openai_api",
             f"--datasets {' '.join(case.datasets)}",
             f"--dataset-args '{json.dumps(case.dataset_args)}'" if case.dataset_args else "",
             f"--generation-config '{json.dumps(case.generation_config)}'" if case.generation_config else "",
