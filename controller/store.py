@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import sqlite3
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict
@@ -59,10 +60,14 @@ class Store:
             path.parent.mkdir(parents=True, exist_ok=True)
             self.db = sqlite_utils.Database(path)
             self.db.execute("PRAGMA journal_mode=WAL")
-        except Exception as exc:  # sqlite3 and OS errors alike: one line for the user
-            raise StoreError(f"cannot open the results store {path}: {exc}") from None
-        self.path = path
-        self._create()
+            self.path = path
+            self._create()
+        except Exception as exc:  # sqlite3 and OS errors alike: one line for the user, and the way out
+            hint = ""
+            if isinstance(exc, sqlite3.DatabaseError) and path.exists():
+                hint = (f"; if the file is damaged, recover what it holds with `sqlite3 {path} .recover | sqlite3 "
+                        f"{path.with_suffix('.recovered.sqlite')}` and pass --db to the recovered file")
+            raise StoreError(f"cannot open the results store {path}: {exc}{hint}") from None
 
     def _create(self) -> None:
         t = self.db.table

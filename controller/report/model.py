@@ -322,6 +322,11 @@ def api_base(url: str) -> str:
     return url
 
 
+def _redacted(api_key: str) -> str:
+    """A report is handed to the customer: the key itself never appears in it."""
+    return "***" if api_key and api_key != "EMPTY" else "EMPTY"
+
+
 def equivalent_command(plan: Plan, case_id: str, url: str) -> str:
     """The evalscope command line(s) a user pastes to reproduce one node's part of a case (a sweep:
     one `evalscope perf` per length pair, parallel and number as evalscope's own paired lists)."""
@@ -329,7 +334,7 @@ def equivalent_command(plan: Plan, case_id: str, url: str) -> str:
     if isinstance(case, EvalCase):
         parts = [
             "evalscope eval", f"--model {plan.model}", f"--api-url {api_base(url)}",
-            f"--api-key {'***' if plan.endpoint.api_key and plan.endpoint.api_key != 'EMPTY' else 'EMPTY'}", "--eval-type openai_api",
+            f"--api-key {_redacted(plan.endpoint.api_key)}", "--eval-type openai_api",
             f"--datasets {' '.join(case.datasets)}",
             f"--dataset-args '{json.dumps(case.dataset_args)}'" if case.dataset_args else "",
             f"--generation-config '{json.dumps(case.generation_config)}'" if case.generation_config else "",

@@ -35,3 +35,17 @@ def test_eval_command_in_the_report_hides_the_api_key(tmp_path):
     plan = load_plan(tmp_path / "plan.yaml")
     command = equivalent_command(plan, "accuracy-demo", "http://127.0.0.1:8000/v1/completions")
     assert "sk-secret-123" not in command and "--api-key ***" in command
+
+
+def test_a_damaged_store_is_named_with_the_way_out(tmp_path):
+    import pytest
+
+    from fleetbench.controller.store import Store
+    from fleetbench.errors import StoreError
+
+    db = tmp_path / "fleetbench.sqlite"
+    db.write_bytes(b"this is not a database, it was overwritten" * 100)
+    with pytest.raises(StoreError) as err:
+        Store(db)
+    message = str(err.value)
+    assert str(db) in message and ".recover" in message and "\n" not in message
