@@ -10,7 +10,6 @@ import nothing from evalscope, so the agent and the tests can use them.
 
 from __future__ import annotations
 
-import copy
 import json
 import math
 import os
@@ -21,7 +20,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from .evalspec import EvalSpec
+from fleetbench.jobs_schema import EvalSpec
+
+from .endpoint_check import check_endpoint
 
 WORK_DIR_NAME = "evalscope-eval"
 SCORES_FILE = "scores.json"
@@ -231,7 +232,7 @@ def check_local_paths(spec: EvalSpec) -> None:
 
 def task_config(spec: EvalSpec, work_dir: Path) -> dict[str, Any]:
     """The keyword arguments of evalscope's TaskConfig for this spec."""
-    generation = copy.deepcopy(spec.generation_config)
+    generation = spec.generation_config.as_dict()
     # evalscope's default for a service (it applies it only when generation_config is empty)
     generation.setdefault("temperature", 0.0)
     if spec.stream:
@@ -244,7 +245,7 @@ def task_config(spec: EvalSpec, work_dir: Path) -> dict[str, Any]:
         "api_key": spec.api_key or "EMPTY",
         "eval_type": "openai_api",
         "datasets": list(spec.datasets),
-        "dataset_args": copy.deepcopy(spec.dataset_args),
+        "dataset_args": {name: spec.args(name).as_dict() for name in spec.datasets},
         "generation_config": generation,
         "eval_batch_size": spec.eval_batch_size,
         "work_dir": str(work_dir),
@@ -281,8 +282,6 @@ def _count_samples(cfg: Any) -> int:
 
 def run_eval_job(job_dir: Path, spec: EvalSpec, channel: EventSink) -> int:
     """Run evalscope's eval for `spec` into JOB_DIR/evalscope-eval and write scores.json; raises on failure."""
-    from .job_process import _check_endpoint
-
     check_local_paths(spec)
     for key, value in _cache_env(job_dir).items():
         os.environ.setdefault(key, value)
@@ -294,7 +293,7 @@ def run_eval_job(job_dir: Path, spec: EvalSpec, channel: EventSink) -> int:
     cfg = TaskConfig(**task_config(spec, work_dir))
     channel.send(type="phase", message=f"loading datasets {', '.join(spec.datasets)}")
     total = _count_samples(cfg)
-    _check_endpoint(spec.url)
+    check_endpoint(spec.url)
     channel.send(type="phase", message=f"evaluating {total} samples")
     channel.send(type="progress", done=0, total=total, failed=0, output_tps=0.0, elapsed_s=0.0, eta_s=-1.0)
     tail = PredictionTail(work_dir / "predictions")

@@ -19,9 +19,8 @@ from pathlib import Path
 from typing import Any
 
 from fleetbench.failures import EMPTY_NO_CHUNK, EMPTY_NO_TOKENS, one_line_error
+from fleetbench.jobs_schema import PerfSpec
 from fleetbench.records import RequestRecord
-
-from .jobspec import PerfSpec
 
 # fleetbench's canonical figure name -> (evalscope names across releases, factor to SI units)
 SUMMARY_ALIASES: dict[str, tuple[tuple[str, ...], float]] = {

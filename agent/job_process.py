@@ -14,22 +14,22 @@ import ctypes
 import json
 import os
 import signal
-import socket
 import sqlite3
 import subprocess
 import sys
 import threading
 import time
 import traceback
-from dataclasses import replace
 from pathlib import Path
 from typing import Any, TextIO
-from urllib.parse import urlsplit
+
+from fleetbench.jobs_schema import JobKind, PerfSpec, parse_spec
 
 from . import client_overhead, clock
 from .datasets import sharegpt_to_line_by_line
+from .endpoint_check import check_endpoint
 from .evalscope_adapter import ERRORS_TABLE, find_result_dbs, perf_arguments, read_progress
-from .jobspec import KIND_EVAL, KIND_PREFLIGHT, KIND_SWEEP, PerfSpec, SweepSpec, auto_workers, parse_spec
+from .jobspec import auto_workers
 from .saturation import CpuSampler, SaturationReport, watch_loop_lag
 from .start_barrier import NoStartInstant, StartBarrier
 
@@ -72,18 +72,6 @@ def _check_paths(spec: PerfSpec) -> None:
         value = getattr(spec, name)
         if value and not Path(value).exists():
             raise FileNotFoundError(f"{name} {value} does not exist on this node")
-
-
-def _check_endpoint(url: str, timeout_s: float = 10.0) -> None:
-    """Fail in seconds when nothing listens at the endpoint: evalscope's own connection
-    test retries for as long as its total timeout (hours) before giving up."""
-    parts = urlsplit(url)
-    port = parts.port or (443 if parts.scheme == "https" else 80)
-    try:
-        with socket.create_connection((parts.hostname or "", port), timeout=timeout_s):
-            pass
-    except OSError as exc:
-        raise ConnectionError(f"endpoint {url} is not reachable from this node: {exc.strerror or exc}") from None
 
 
 def _install_hooks(start_at: float, saturation: list[SaturationReport] | None = None,
@@ -213,25 +201,23 @@ def run(job_dir: Path, channel: Channel, worker: int | None = None) -> int:
     armed = bool(job.get("armed"))
     if armed and clock.prepare_delay_s() > 0:  # test hook: a node that prepares slowly
         time.sleep(clock.prepare_delay_s())
-    if kind == KIND_EVAL:
+    if kind == JobKind.EVAL:
         from .eval_job import run_eval_job
 
         return run_eval_job(job_dir, parse_spec(kind, job["spec"]), channel)
-    if kind == KIND_PREFLIGHT:
+    if kind == JobKind.PREFLIGHT:
         from .preflight_job import run_preflight_job
 
         return run_preflight_job(job_dir, parse_spec(kind, job["spec"]), channel)
-    if kind == KIND_SWEEP:
-        return _run_sweep(job_dir, parse_spec(kind, job["spec"]), channel, start_at)
     spec = parse_spec(kind, job["spec"])
     if spec.workers == 0:  # the same answer in the agent's job process and in every worker
         cores = len(os.sched_getaffinity(0))
-        spec = replace(spec, workers=auto_workers(spec.parallel, spec.number, cores))
+        spec = spec.model_copy(update={"workers": auto_workers(spec.parallel, spec.number, cores)})
         if worker is None:
             channel.send(type="phase", message=f"{spec.workers} load-generator worker(s) for {spec.parallel} streams "
                                                f"on {cores} cores (workers: auto)")
     _check_paths(spec)
-    _check_endpoint(spec.url)
+    check_endpoint(spec.url)
     out_dir = job_dir / "evalscope"
     if worker is None:
         _write_clock(job_dir)
@@ -272,7 +258,7 @@ def _local_dataset(job_dir: Path, spec: PerfSpec) -> PerfSpec:
         tmp = target.with_suffix(f".{os.getpid()}.tmp")
         sharegpt_to_line_by_line(Path(spec.dataset_path), tmp)
         tmp.replace(target)  # workers may race here; the rename is atomic
-    return replace(spec, dataset="line_by_line", dataset_path=str(target))
+    return spec.model_copy(update={"dataset": "line_by_line", "dataset_path": str(target)})
 
 
 def _write_clock(job_dir: Path) -> None:
@@ -286,8 +272,7 @@ _STARTED_AT = time.time()
 
 
 def _run_perf(job_dir: Path, spec: PerfSpec, out_dir: Path, channel: Channel, start_at: float,
-              worker: int | None = None, watch: bool = True, total: int | None = None,
-              saturation_suffix: str | None = None, barrier: StartBarrier | None = None) -> None:
+              worker: int | None = None, watch: bool = True, barrier: StartBarrier | None = None) -> None:
     """One evalscope perf run into `out_dir`, its first request gated on `start_at`."""
     from evalscope.perf.arguments import Arguments
     from evalscope.perf.main import run_perf_benchmark
@@ -302,7 +287,7 @@ def _run_perf(job_dir: Path, spec: PerfSpec, out_dir: Path, channel: Channel, st
     if start_at > clock.now():
         channel.send(type="phase", message=f"waiting {start_at - clock.now():.1f}s for the common start")
     stop = threading.Event()
-    watcher = threading.Thread(target=_watch_progress, args=(out_dir, total or spec.number, channel, stop),
+    watcher = threading.Thread(target=_watch_progress, args=(out_dir, spec.number, channel, stop),
                                daemon=True)
     if watch:
         watcher.start()
@@ -314,40 +299,7 @@ def _run_perf(job_dir: Path, spec: PerfSpec, out_dir: Path, channel: Channel, st
         if watcher.is_alive():
             watcher.join(timeout=2)
         sampler.stop()
-        suffix = saturation_suffix if saturation_suffix is not None else \
-            ("" if worker is None else f"-worker-{worker}")
-        _write_saturation(job_dir, saturation, channel, suffix)
-
-
-def _run_sweep(job_dir: Path, sweep: SweepSpec, channel: Channel, start_at: float) -> int:
-    """Every point in order, each its own evalscope run under evalscope/pNNNN-<label>/; the first
-    point starts at the common instant, the next ones as soon as the previous one ends."""
-    _check_paths(sweep.base)
-    _check_endpoint(sweep.base.url)
-    _write_clock(job_dir)
-    points = sweep.points()
-    root = job_dir / "evalscope"
-    channel.send(type="phase", message=f"loading evalscope; sweep of {len(points)} points")
-    stop = threading.Event()
-    watcher = threading.Thread(target=_watch_progress, args=(root, sweep.total, channel, stop), daemon=True)
-    watcher.start()
-    offset = sweep.base.dataset_offset
-    try:
-        for p in points:
-            channel.send(type="phase", message=f"point {p.index + 1}/{len(points)}: {p.label}")
-            spec = _local_dataset(job_dir, replace(p.spec, dataset_offset=offset))
-            _run_perf(job_dir, spec, root / point_dir(p.index, p.label), channel, start_at, watch=False,
-                      saturation_suffix=f"-point-{p.index:04d}")
-            # as evalscope does between its own runs: new prompts, so no point hits the previous one's KV cache
-            offset += p.spec.number
-    finally:
-        stop.set()
-        watcher.join(timeout=2)
-    return 0
-
-
-def point_dir(index: int, label: str) -> str:
-    return f"p{index:04d}-{label}"
+        _write_saturation(job_dir, saturation, channel, "" if worker is None else f"-worker-{worker}")
 
 
 def main() -> int:

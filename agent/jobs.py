@@ -13,7 +13,6 @@ import json
 import logging
 import math
 import os
-import re
 import signal
 import sys
 import time
@@ -23,27 +22,25 @@ from pathlib import Path
 from typing import Any
 
 from fleetbench.errors import ConfigError, JobError
+from fleetbench.jobs_schema import (
+    CheckRow,
+    JobKind,
+    JobOutcome,
+    LongContextResult,
+    Saturation,
+    ScoreRow,
+    check_job_id,
+    parse_spec,
+)
 from fleetbench.records import RequestRecord
 
 from . import clock
 from . import evalscope_adapter as adapter
-from .jobspec import (
-    KIND_EVAL,
-    KIND_LONG_CONTEXT,
-    KIND_NAMES,
-    KIND_PREFLIGHT,
-    KIND_SWEEP,
-    check_job_id,
-    parse_point_label,
-    parse_spec,
-    spec_total,
-)
+from .jobspec import spec_total
 from .store import CANCELLED, FAILED, INTERRUPTED, QUEUED, READY, RUNNING, SUCCEEDED, AgentStore, EventRow, JobRow
 
 log = logging.getLogger("fleetbench.agent")
 
-SUPPORTED_KINDS = KIND_NAMES
-POINT_DIR_RE = re.compile(r"^p(\d{4})-(.+)$")
 CANCEL_GRACE_S = 5.0
 
 
@@ -53,45 +50,35 @@ class JobResult:
     evalscope_summary: dict[str, Any]
     evalscope_percentiles: list[Any]
     record_count: int
-    result: dict[str, Any] = field(default_factory=dict)  # kind-specific results, load-generator saturation
+    result: JobOutcome = field(default_factory=JobOutcome)  # kind-specific results, load-generator saturation
 
 
-def merge_saturation(reports: list[dict[str, Any]]) -> dict[str, Any]:
+def merge_saturation(reports: list[Saturation]) -> Saturation:
     """One verdict for a node whose load came from several workers: saturated if any worker was."""
     if len(reports) == 1:
         return reports[0]
-    return {
-        "saturated": any(r.get("saturated") for r in reports),
-        "cpu_max": max(r.get("cpu_max", 0.0) for r in reports),
-        "lag_max_s": max(r.get("lag_max_s", 0.0) for r in reports),
-        "lag_p95_s": max(r.get("lag_p95_s", 0.0) for r in reports),
-        "windows": min(r.get("windows", 0) for r in reports),
-        "workers": reports,
-    }
+    return Saturation(
+        saturated=any(r.saturated for r in reports),
+        cpu_max=max(r.cpu_max for r in reports),
+        lag_max_s=max(r.lag_max_s for r in reports),
+        lag_p95_s=max(r.lag_p95_s for r in reports),
+        windows=min(r.windows for r in reports),
+        workers=tuple(reports),
+    )
 
 
-def _point_of(root: Path, db: Path) -> str:
-    """The sweep point a result database belongs to, from its folder (evalscope/pNNNN-<label>/...)."""
-    try:
-        first = db.relative_to(root).parts[0]
-    except (ValueError, IndexError):
-        return ""
-    m = POINT_DIR_RE.match(first)
-    return m.group(2) if m else ""
-
-
-def long_context_result(records: list[RequestRecord]) -> dict[str, Any]:
+def long_context_result(records: list[RequestRecord]) -> LongContextResult:
     """Did the long prompt go through, and how long until its first token? Said plainly, per request."""
     ok = [r for r in records if r.success]
-    return {
-        "requests": len(records),
-        "succeeded": len(ok),
-        "passed": bool(records) and len(ok) == len(records),
-        "ttft_s": [r.ttft_s for r in records],
-        "input_tokens": [r.input_tokens for r in records],
-        "output_tokens": [r.output_tokens for r in records],
-        "errors": [r.error for r in records if not r.success],
-    }
+    return LongContextResult(
+        requests=len(records),
+        succeeded=len(ok),
+        passed=bool(records) and len(ok) == len(records),
+        ttft_s=tuple(r.ttft_s for r in records),
+        input_tokens=tuple(r.input_tokens for r in records),
+        output_tokens=tuple(r.output_tokens for r in records),
+        errors=tuple(r.error for r in records if not r.success),
+    )
 
 
 class JobManager:
@@ -135,18 +122,17 @@ class JobManager:
         existing = self.store.get(job_id)
         if existing is not None:
             return existing  # idempotent: never a second run
-        if kind not in SUPPORTED_KINDS:
-            raise ConfigError(f"job kind {kind} is not supported by this agent")
-        spec = parse_spec(kind, spec_json)
+        spec = parse_spec(kind, spec_json)  # ConfigError (INVALID_ARGUMENT) for a bad spec or kind
         total = spec_total(spec)
         running = [j for j, t in self._tasks.items() if not t.done()]
         if len(running) >= self.max_running:
             raise JobError(f"agent is busy with job {running[0]}; one job at a time (start it again when done)")
         job_dir = self.jobs_dir / job_id
         job_dir.mkdir(parents=True, exist_ok=True)
-        (job_dir / "job.json").write_text(json.dumps({"kind": kind, "spec": json.loads(spec.to_json()),
+        wire = spec.model_dump_json()
+        (job_dir / "job.json").write_text(json.dumps({"kind": kind, "spec": json.loads(wire),
                                                       "start_at": 0.0 if armed else start_at, "armed": armed}))
-        row = self.store.insert(job_id, kind, spec.to_json(), start_at)
+        row = self.store.insert(job_id, kind, wire, start_at)
         self.store.add_event(job_id, QUEUED, {"type": "state", "message": "queued", "total": total})
         self._tasks[job_id] = asyncio.create_task(self._run(job_id, job_dir, total))
         return row
@@ -217,54 +203,38 @@ class JobManager:
         dbs = adapter.find_result_dbs(self.jobs_dir / job_id / "evalscope")
         if dbs:
             summary, percentiles = adapter.read_summary_files(dbs[-1].parent)
-        result: dict[str, Any] = {}
-        reports = [json.loads(p.read_text()) for p in sorted((self.jobs_dir / job_id).glob("saturation*.json"))]
-        if reports:
-            result["saturation"] = merge_saturation(reports)
         job_dir = self.jobs_dir / job_id
-        if row.kind == KIND_SWEEP:
-            result["points"] = self._sweep_points(job_dir)
-            summary, percentiles = {}, []  # one summary per point, in result["points"]
-        elif row.kind == KIND_LONG_CONTEXT:
-            result["long_context"] = long_context_result(list(self.records(job_id)))
-        elif row.kind == KIND_EVAL:
+        parts: dict[str, Any] = {}
+        reports = [Saturation.model_validate_json(p.read_text()) for p in sorted(job_dir.glob("saturation*.json"))]
+        if reports:
+            parts["saturation"] = merge_saturation(reports)
+        if row.kind == JobKind.LONG_CONTEXT:
+            parts["long_context"] = long_context_result(list(self.records(job_id)))
+        elif row.kind == JobKind.EVAL:
             scores = job_dir / "scores.json"
-            result["scores"] = json.loads(scores.read_text()) if scores.exists() else []
-        elif row.kind == KIND_PREFLIGHT:  # the checks' verdicts (agent/preflight_job.py)
+            parts["scores"] = [ScoreRow.model_validate(s) for s in json.loads(scores.read_text())] \
+                if scores.exists() else []
+        elif row.kind == JobKind.PREFLIGHT:  # the checks' verdicts (agent/preflight_job.py)
             checks = job_dir / "preflight.json"
-            result["preflight"] = json.loads(checks.read_text()) if checks.exists() else []
-        if len(dbs) > 1 and row.kind != KIND_SWEEP:  # several workers (`workers: 0` resolved on the node)
+            parts["preflight"] = [CheckRow.model_validate(c) for c in json.loads(checks.read_text())] \
+                if checks.exists() else []
+        if len(dbs) > 1:  # several workers (`workers: 0` resolved on the node)
             # evalscope's summary covers one worker only: the node's figures come from the merged records
-            result["worker_summaries"] = [adapter.read_summary_files(db.parent)[0] for db in sorted(dbs)]
+            parts["worker_summaries"] = [adapter.read_summary_files(db.parent)[0] for db in sorted(dbs)]
             summary, percentiles = {}, []
+        result = JobOutcome(**parts)
         return JobResult(row, summary, percentiles, row.record_count, result)
 
     def records(self, job_id: str) -> Iterator[RequestRecord]:
-        """Every record of the job; several databases (workers, sweep points) are numbered on as one
-        sequence, and a sweep's records carry their point's label."""
+        """Every record of the job; several databases (workers) are numbered on as one sequence."""
         job_dir = self.jobs_dir / job_id
         root = job_dir / "evalscope"
         offset = self._clock_offset(job_dir)
         index = 0
         for db in sorted(adapter.find_result_dbs(root)):
-            for rec in adapter.iter_records(db, offset, point=_point_of(root, db)):
+            for rec in adapter.iter_records(db, offset):
                 yield replace(rec, index=index)
                 index += 1
-
-    def _sweep_points(self, job_dir: Path) -> list[dict[str, Any]]:
-        """Each point's label, parameters and evalscope's own summary, in run order."""
-        root = job_dir / "evalscope"
-        points = []
-        for db in sorted(adapter.find_result_dbs(root)):
-            label = _point_of(root, db)
-            params = parse_point_label(label)
-            summary, percentiles = adapter.read_summary_files(db.parent)
-            entry: dict[str, Any] = {"point": label, "evalscope_summary": summary,
-                                     "evalscope_percentiles": percentiles}
-            if params:
-                entry.update(zip(("input_tokens", "output_tokens", "parallel", "number", "loop"), params, strict=True))
-            points.append(entry)
-        return points
 
     # --- internals -------------------------------------------------------------------------
 

@@ -26,9 +26,10 @@ from pathlib import Path
 from typing import Any, Protocol
 from urllib.parse import urlsplit
 
+from fleetbench.jobs_schema import EvalSpec, PerfSpec, PreflightSpec
+
+from .endpoint_check import check_endpoint
 from .evalscope_adapter import evalscope_version, perf_arguments
-from .evalspec import EvalSpec
-from .jobspec import PerfSpec, PreflightSpec
 
 CHECKS_FILE = "preflight.json"
 PROMPT = "Say hello in one short sentence."
@@ -202,7 +203,8 @@ def prepare_shapes(spec: PreflightSpec, out_dir: Path, checks: list[Check]) -> l
     from evalscope.perf.plugin import ApiRegistry
 
     shapes: list[Shape] = []
-    for case_id, perf in spec.perf:
+    for entry in spec.perf:
+        case_id, perf = entry.case_id, entry.spec
         shape = Shape(case_id, perf)
         try:
             shape.args = Arguments(**{**perf_arguments(perf, out_dir, name="preflight"),
@@ -302,7 +304,7 @@ def eval_config(spec: EvalSpec, work_dir: Path) -> Any:
 
     from .eval_job import task_config
 
-    return TaskConfig(**task_config(replace(spec, limit=1), work_dir))
+    return TaskConfig(**task_config(spec.model_copy(update={"limit": 1}), work_dir))
 
 
 def check_eval_datasets(case_id: str, spec: EvalSpec, cfg: Any, node: str) -> list[Check]:
@@ -339,7 +341,7 @@ async def post_eval(case_id: str, spec: EvalSpec, cfg: Any, timeout_s: float, no
     # one request, as the controller promises: no retries by evalscope or by the OpenAI client itself
     model = get_model_with_task_config(cfg.model_copy(update={"model_args": {**(cfg.model_args or {}),
                                                                              "max_retries": 0}}))
-    max_tokens = min(int(spec.generation_config.get("max_tokens") or EVAL_MAX_TOKENS), EVAL_MAX_TOKENS)
+    max_tokens = min(int(spec.generation_config.max_tokens or EVAL_MAX_TOKENS), EVAL_MAX_TOKENS)
     base = Check("request", False, "", case_id)
     url = spec.url + "/chat/completions"
     t0 = time.perf_counter()
@@ -350,7 +352,7 @@ async def post_eval(case_id: str, spec: EvalSpec, cfg: Any, timeout_s: float, no
         text = one_line(exc.response.text if exc.response is not None else exc.message)
         return replace(base, status=exc.status_code, detail=f"endpoint answered HTTP {exc.status_code}", body=text,
                        hint=http_hint(exc.status_code, text, url, spec.model,
-                                      sorted(spec.generation_config.get("extra_body") or {}), node),
+                                      sorted(spec.generation_config.extra_body or {}), node),
                        elapsed_s=round(time.perf_counter() - t0, 3))
     except openai.APITimeoutError as exc:
         detail, hint = request_failure("timeout", url, timeout_s, node)
@@ -386,7 +388,6 @@ async def post_eval(case_id: str, spec: EvalSpec, cfg: Any, timeout_s: float, no
 def check_endpoints(urls: list[str], node: str) -> dict[str, Check]:
     """Something listens at each endpoint's host:port (a refused or silent port fails in seconds, not after
     the request's whole timeout); keyed by host:port."""
-    from .job_process import _check_endpoint
 
     out: dict[str, Check] = {}
     for url in urls:
@@ -395,7 +396,7 @@ def check_endpoints(urls: list[str], node: str) -> dict[str, Check]:
             continue
         t0 = time.perf_counter()
         try:
-            _check_endpoint(url, CONNECT_TIMEOUT_S)
+            check_endpoint(url, CONNECT_TIMEOUT_S)
             check = Check("endpoint", True, f"{key} accepts connections")
         except ConnectionError as exc:
             reason = str(exc).rsplit(": ", 1)[-1]
@@ -451,7 +452,7 @@ def run_preflight_job(job_dir: Path, spec: PreflightSpec, channel: EventSink) ->
             shapes = prepare_shapes(spec, job_dir / "preflight-outputs", checks)
             checks += [s.error for s in shapes if s.error is not None]
         configs: dict[str, Any] = {}
-        for case_id, ev in spec.evals:
+        for case_id, ev in ((e.case_id, e.spec) for e in spec.evals):
             channel.send(type="phase", message=f"loading datasets of {case_id}: {', '.join(ev.datasets)}")
             try:
                 configs[case_id] = eval_config(ev, job_dir / "preflight-eval" / case_id)
@@ -460,7 +461,7 @@ def run_preflight_job(job_dir: Path, spec: PreflightSpec, channel: EventSink) ->
                                     f"{one_line(exc, 200)}", case_id, hint="fix the case in the plan"))
                 continue
             checks += check_eval_datasets(case_id, ev, configs[case_id], node)
-        urls = [s.args.url for s in shapes if s.args is not None] + [ev.url for _, ev in spec.evals]
+        urls = [s.args.url for s in shapes if s.args is not None] + [e.spec.url for e in spec.evals]
         endpoints = check_endpoints(urls, node)
         checks += endpoints.values()
         reachable = {k for k, c in endpoints.items() if c.ok}
@@ -469,7 +470,7 @@ def run_preflight_job(job_dir: Path, spec: PreflightSpec, channel: EventSink) ->
         for s in shapes:
             if s.args is not None and urlsplit(s.args.url).netloc in reachable:
                 requests.append(_bounded(post_shape(s, timeout, node), s.case_id, timeout, node))
-        for case_id, ev in spec.evals:
+        for case_id, ev in ((e.case_id, e.spec) for e in spec.evals):
             if case_id in configs and urlsplit(ev.url).netloc in reachable:
                 requests.append(_bounded(post_eval(case_id, ev, configs[case_id], timeout, node), case_id, timeout,
                                          node))

@@ -13,6 +13,7 @@ import grpc
 
 from fleetbench import __version__
 from fleetbench.errors import ConfigError, FleetbenchError, JobError
+from fleetbench.jobs_schema import API_VERSION
 from fleetbench.records import RequestRecord
 from fleetbench.v1 import agent_pb2 as pb
 from fleetbench.v1 import agent_pb2_grpc as pb_grpc
@@ -22,7 +23,6 @@ from .evalscope_adapter import evalscope_version
 from .jobs import JobManager
 from .store import EventRow, JobRow
 
-API_VERSION = "fleetbench.v1"
 DEFAULT_CHUNK = 500
 MAX_CHUNK = 5000
 INVENTORY_DEADLINE_S = 10.0
@@ -147,7 +147,7 @@ class AgentService(pb_grpc.AgentServicer):
                 evalscope_summary_json=json.dumps(res.evalscope_summary),
                 evalscope_percentiles_json=json.dumps(res.evalscope_percentiles),
                 evalscope_version=evalscope_version(), record_count=res.record_count,
-                result_json=json.dumps(res.result),
+                result_json=res.result.to_wire(),
             )
         )
         size = min(request.chunk_size or DEFAULT_CHUNK, MAX_CHUNK)

@@ -10,9 +10,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-# JobState values, mirrored from the proto enum so this module stays pure data.
-QUEUED, RUNNING, SUCCEEDED, FAILED, CANCELLED, INTERRUPTED, READY = 1, 2, 3, 4, 5, 6, 7
-TERMINAL = frozenset({SUCCEEDED, FAILED, CANCELLED, INTERRUPTED})
+# JobState values (the proto enum), declared once in fleetbench.jobs_schema.
+from fleetbench.jobs_schema import TERMINAL_STATES as TERMINAL
+from fleetbench.jobs_schema import JobState
+
+QUEUED, RUNNING, SUCCEEDED, FAILED, CANCELLED, INTERRUPTED, READY = (
+    JobState.QUEUED, JobState.RUNNING, JobState.SUCCEEDED, JobState.FAILED, JobState.CANCELLED,
+    JobState.INTERRUPTED, JobState.READY)
 
 
 @dataclass(frozen=True)

@@ -24,9 +24,10 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from fleetbench import __version__
-from fleetbench.errors import FleetbenchError, NodeError, RunError
+from fleetbench.errors import ConfigError, FleetbenchError, NodeError, RunError
 from fleetbench.failures import summarize
 from fleetbench.figures import Figures, compute_figures
+from fleetbench.jobs_schema import EvalSpec, JobKind, JobOutcome, JobState, LongContextSpec, PerfSpec, Saturation
 from fleetbench.records import RequestRecord
 
 from .aggregate import (
@@ -36,7 +37,6 @@ from .aggregate import (
     aggregate_case,
     judge,
     judge_scores,
-    parse_scores,
     pool_scores,
     shift_records,
 )
@@ -48,11 +48,9 @@ from .store import Store
 from .validity import StepFacts, checks, eval_checks
 from .verdict import EXIT_CODES, Check, Reason, State, figure_unit, fmt_value, parse_state, run_state
 
-KIND_PERF, KIND_SWEEP, KIND_EVAL, KIND_LONG_CONTEXT = 1, 2, 3, 4
-SUCCEEDED, READY = 3, 7
-JOB_DONE = {3, 4, 5, 6}  # succeeded, failed, cancelled, interrupted
-JOB_STATE_NAMES = {1: "queued", 2: "running", 3: "succeeded", 4: "failed", 5: "cancelled", 6: "interrupted",
-                   7: "ready"}
+SUCCEEDED, READY = JobState.SUCCEEDED, JobState.READY
+JOB_DONE = {s.value for s in JobState if s.terminal}  # succeeded, failed, cancelled, interrupted
+JOB_STATE_NAMES = {s.value: s.label for s in JobState}
 FAILED_NODE_STATES = {"failed", "cancelled", "interrupted", "error"}
 # Two-phase start: how long every node may take to prepare (load evalscope, build prompts), and how far
 # ahead of "now" the common instant is set once all are READY (plus 4 × the largest measured RTT).
@@ -85,7 +83,7 @@ class RunOutcome:
 class NodeResult:
     records: list[RequestRecord]
     scores: list[DatasetScore]
-    saturation: dict[str, Any]
+    saturation: Saturation
 
 
 def new_run_id() -> str:
@@ -101,7 +99,7 @@ class Step:
     "<case>@<point>" in the store."""
 
     step_id: str
-    kind: int
+    kind: JobKind
     perf: PerfCase | None = None
     eval: EvalCase | None = None
     point: str = ""
@@ -130,16 +128,19 @@ def plan_steps(plan: Plan) -> list[Step]:
     steps: list[Step] = []
     for case in plan.cases:
         if isinstance(case, SweepCase):
-            steps += [Step(pc.id, KIND_PERF, perf=pc, point=label) for label, pc in case.points()]
+            steps += [Step(pc.id, JobKind.PERF, perf=pc, point=label) for label, pc in case.points()]
         elif isinstance(case, EvalCase):
-            steps.append(Step(case.id, KIND_EVAL, eval=case))
+            steps.append(Step(case.id, JobKind.EVAL, eval=case))
         else:
-            steps.append(Step(case.id, KIND_LONG_CONTEXT if case.type == "long_context" else KIND_PERF, perf=case))
+            steps.append(Step(case.id, JobKind.LONG_CONTEXT if case.type == "long_context" else JobKind.PERF,
+                              perf=case))
     return steps
 
 
-def eval_spec(plan: Plan, case: EvalCase, node: Node) -> dict[str, Any]:
-    spec: dict[str, Any] = {
+def eval_spec(plan: Plan, case: EvalCase, node: Node) -> EvalSpec:
+    """The eval job's spec for `node`, validated here as the agent will validate it (ConfigError naming
+    the field)."""
+    return EvalSpec.from_wire({
         "url": node.endpoint or plan.endpoint.url,
         "api_key": plan.endpoint.api_key,
         "model": plan.model,
@@ -148,16 +149,15 @@ def eval_spec(plan: Plan, case: EvalCase, node: Node) -> dict[str, Any]:
         "generation_config": case.generation_config,
         "eval_batch_size": case.eval_batch_size,
         "stream": case.stream,
-    }
-    if case.limit is not None:
-        spec["limit"] = case.limit
-    if case.timeout_s is not None:
-        spec["timeout_s"] = case.timeout_s
-    return spec
+        "limit": case.limit,
+        "timeout_s": case.timeout_s,
+    })
 
 
-def perf_spec(plan: Plan, case: PerfCase, node: Node) -> dict[str, Any]:
-    return {
+def perf_spec(plan: Plan, case: PerfCase, node: Node) -> PerfSpec:
+    """The perf (or long-context) job's spec for `node`, validated as the agent will validate it."""
+    model = LongContextSpec if case.type == "long_context" else PerfSpec
+    return model.from_wire({
         "url": node.endpoint or plan.endpoint.url,
         "api": plan.endpoint.api,
         "api_key": plan.endpoint.api_key,
@@ -173,7 +173,7 @@ def perf_spec(plan: Plan, case: PerfCase, node: Node) -> dict[str, Any]:
         "stream": case.stream,
         "workers": case.workers,
         "range_ratio": case.range_ratio,
-    }
+    })
 
 
 class Orchestrator:
@@ -370,7 +370,11 @@ class Orchestrator:
         busy or unreachable, cancels the step everywhere: ERROR, no load sent); once every node is READY,
         phase 2 gives one instant on each agent's clock. An eval step starts at once on every node."""
         armed = step.eval is None
-        spec_of = {n.name: self._spec(step, n) for n in self.nodes}
+        try:  # validated here as the agent validates it: a spec it would refuse is not sent to any node
+            spec_of = {n.name: self._spec(step, n).model_dump(mode="json") for n in self.nodes}
+        except ConfigError as bad:
+            raise RunError(f"{step.step_id}: the job spec is invalid; no load was started on any node",
+                           lines=[str(bad)]) from None
 
         async def arm(node: Node) -> Any:
             job_id = job_ids[node.name]
@@ -457,7 +461,7 @@ class Orchestrator:
                            "node", lines=[f"{name}: {msg}" for name, msg in sorted(failed.items())])
         return statuses
 
-    def _spec(self, step: Step, node: Node) -> dict[str, Any]:
+    def _spec(self, step: Step, node: Node) -> PerfSpec | EvalSpec:
         if step.eval is not None:
             return eval_spec(self.plan, step.eval, node)
         assert step.perf is not None
@@ -482,13 +486,18 @@ class Orchestrator:
             evalscope_percentiles_json=_json(summary.evalscope_percentiles),
             result_json=_json(summary.result),
         )
-        saturation = summary.result.get("saturation", {}) or {}
-        if saturation.get("saturated"):
+        try:
+            outcome = JobOutcome.from_wire(summary.result)
+        except FleetbenchError as exc:
+            raise NodeError(f"the agent's job result does not match this controller's: {exc}") from None
+        saturation = outcome.saturation or Saturation()
+        if saturation.saturated:
             self.progress.message(f"[{node.name}] warning: the load generator was saturated; figures may be "
                                   "client-bound (the step is INVALID)")
         if state != SUCCEEDED:
             raise NodeError(f"job {JOB_STATE_NAMES.get(state, state)}: {summary.error or 'no detail'}")
-        return NodeResult(records, parse_scores(summary.result.get("scores", [])), saturation)
+        scores = [DatasetScore(s.dataset, s.metric, s.score, s.samples) for s in outcome.scores or ()]
+        return NodeResult(records, scores, saturation)
 
     # --- judging -----------------------------------------------------------------------------
 
@@ -511,7 +520,7 @@ class Orchestrator:
                 "nodes": sorted(done), "error_nodes": sorted(errors), "all_nodes": [n.name for n in self.nodes],
             })
             verdicts += judge(CLUSTER, agg.cluster, step.expect)
-            if step.kind == KIND_PERF and not step.point:
+            if step.kind == JobKind.PERF and not step.point:
                 # the plan's cluster contract is about the load cases, not a sweep's low-concurrency
                 # points or a single long-context request
                 verdicts += judge(CLUSTER, agg.cluster, self.plan.cluster_expect)
@@ -523,7 +532,7 @@ class Orchestrator:
         facts = StepFacts(
             nodes=[n.name for n in self.nodes], with_results=node_figs, errors=errors, cluster=cluster,
             start_skew_s=skew,
-            saturated={n: _saturation_text(r.saturation) for n, r in done.items() if r.saturation.get("saturated")},
+            saturated={n: r.saturation.text() for n, r in done.items() if r.saturation.saturated},
             rtt_s={n: c.rtt_s for n, c in self.clocks.items()}, min_duration_s=step.perf.min_duration_s,
             min_requests=step.perf.min_requests, max_start_skew_s=step.perf.max_start_skew_s,
         )
@@ -643,11 +652,6 @@ def _scope_state(reasons: list[Reason]) -> State:
         if s in states:
             return s
     return State.PASS
-
-
-def _saturation_text(s: dict[str, Any]) -> str:
-    return (f"CPU {float(s.get('cpu_max', 0.0)):.0%} of a core, loop lag p95 "
-            f"{float(s.get('lag_p95_s', 0.0)) * 1000:.0f} ms")
 
 
 def _one_line(exc: BaseException) -> str:

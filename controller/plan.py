@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from fleetbench.agent.jobspec import point_label
+from fleetbench.jobs_schema import point_label
 from fleetbench.plan_schema import EvalCaseDoc, PerfCaseDoc, PlanDoc, ScoreBounds, SweepCaseDoc, plan_json_schema
 
 from .yamlfile import Located, load_yaml

@@ -19,10 +19,20 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from fleetbench import __version__
-from fleetbench.agent.jobspec import MIN_FREE_BYTES, check_job_id
-from fleetbench.agent.service import API_VERSION
 from fleetbench.errors import ConfigError, FleetbenchError, NodeError
-from fleetbench.v1 import agent_pb2 as pb
+from fleetbench.jobs_schema import (
+    API_VERSION,
+    MIN_FREE_BYTES,
+    CheckRow,
+    EvalEntry,
+    JobKind,
+    JobOutcome,
+    JobState,
+    PerfEntry,
+    PerfSpec,
+    PreflightSpec,
+    check_job_id,
+)
 
 from .client import AgentClient
 from .fleet import Node
@@ -31,9 +41,9 @@ from .progress import ProgressSink
 
 DEADLINE_S = float(os.environ.get("FLEETBENCH_PREFLIGHT_DEADLINE_S", "120"))  # per node, the whole preflight
 PROGRESS_ID = "preflight"
-JOB_DONE = {pb.JOB_STATE_SUCCEEDED, pb.JOB_STATE_FAILED, pb.JOB_STATE_CANCELLED, pb.JOB_STATE_INTERRUPTED}
-STATE_NAMES: dict[int, str] = {pb.JOB_STATE_FAILED: "failed", pb.JOB_STATE_CANCELLED: "was cancelled",
-               pb.JOB_STATE_INTERRUPTED: "was interrupted"}
+JOB_DONE = {s.value for s in JobState if s.terminal}
+STATE_NAMES: dict[int, str] = {JobState.FAILED: "failed", JobState.CANCELLED: "was cancelled",
+                               JobState.INTERRUPTED: "was interrupted"}
 WATCH_RETRIES = 3
 BUSY_RE = re.compile(r"busy with job (\S+?)[;,]?(\s|$)")
 
@@ -41,36 +51,37 @@ BUSY_RE = re.compile(r"busy with job (\S+?)[;,]?(\s|$)")
 # --- what the agent gets ----------------------------------------------------------------------------
 
 
-def _one_request(spec: dict[str, Any]) -> dict[str, Any]:
-    """A case's perf spec as ONE request: the same body fields, none of the load."""
-    return {**spec, "number": 1, "parallel": 1, "workers": 1, "rate": -1}
+def _one_request(spec: PerfSpec) -> PerfSpec:
+    """A case's perf spec as ONE request: the same body fields, none of the load (a plain perf spec: one
+    request of a long-context case's shape)."""
+    return PerfSpec.model_validate({**spec.model_dump(), "number": 1, "parallel": 1, "workers": 1, "rate": -1})
 
 
 def preflight_spec(plan: Plan, node: Node, min_free_bytes: int = MIN_FREE_BYTES,
-                   request_timeout_s: int = 60) -> dict[str, Any]:
-    """The preflight job's spec for `node` (JSON object): each perf and long-context case's spec and each
+                   request_timeout_s: int = 60) -> PreflightSpec:
+    """The preflight job's spec for `node`: each perf and long-context case's spec and each
     distinct (input, output) shape of a sweep as one request, each eval case's spec, exactly as the run's
     jobs get them on that node (its endpoint override included)."""
     # imported here: the orchestrator imports this module to run preflight before a run's first case
     from .orchestrator import eval_spec, perf_spec
 
-    perf: list[dict[str, Any]] = []
-    evals: list[dict[str, Any]] = []
+    perf: list[PerfEntry] = []
+    evals: list[EvalEntry] = []
     for case in plan.cases:
         if isinstance(case, EvalCase):
-            evals.append({"case_id": case.id, "spec": eval_spec(plan, case, node)})
+            evals.append(EvalEntry(case_id=case.id, spec=eval_spec(plan, case, node)))
         elif isinstance(case, SweepCase):
-            seen: list[dict[str, Any]] = []
+            seen: list[PerfSpec] = []
             for _label, point in case.points():  # points differ in parallel/number too: one per body shape
                 shape = _one_request(perf_spec(plan, point, node))
                 if shape not in seen:
                     seen.append(shape)
-                    perf.append({"case_id": f"{case.id}@in{point.input_tokens}-out{point.output_tokens}",
-                                 "spec": shape})
+                    perf.append(PerfEntry(case_id=f"{case.id}@in{point.input_tokens}-out{point.output_tokens}",
+                                          spec=shape))
         else:
-            perf.append({"case_id": case.id, "spec": _one_request(perf_spec(plan, case, node))})
-    return {"perf": perf, "evals": evals, "min_free_bytes": min_free_bytes, "request_timeout_s": request_timeout_s,
-            "node": node.name}
+            perf.append(PerfEntry(case_id=case.id, spec=_one_request(perf_spec(plan, case, node))))
+    return PreflightSpec(perf=tuple(perf), evals=tuple(evals), min_free_bytes=min_free_bytes,
+                         request_timeout_s=request_timeout_s, node=node.name)
 
 
 # --- what comes back ---------------------------------------------------------------------------------
@@ -127,11 +138,9 @@ def compatible_version(controller: str, agent: str) -> bool:
     return cmaj == amaj and (cmaj > 0 or cmin == amin)
 
 
-def problems_from_checks(node: str, checks: list[dict[str, Any]]) -> list[PreflightProblem]:
-    return [PreflightProblem(node, str(c.get("case_id") or ""), str(c.get("name") or "check"),
-                             str(c.get("detail") or "failed"), c.get("status"), str(c.get("body") or ""),
-                             str(c.get("hint") or ""))
-            for c in checks if not c.get("ok")]
+def problems_from_checks(node: str, checks: Sequence[CheckRow]) -> list[PreflightProblem]:
+    return [PreflightProblem(node, c.case_id, c.name or "check", c.detail or "failed", c.status, c.body, c.hint)
+            for c in checks if not c.ok]
 
 
 # --- running it ------------------------------------------------------------------------------------
@@ -164,7 +173,12 @@ async def run_preflight(plan: Plan, nodes: Sequence[Node], clients: dict[str, Ag
 
     async def one(run: _NodeRun) -> None:
         client = clients[run.node.name]
-        spec = preflight_spec(plan, run.node, min_free_bytes, request_timeout_s)
+        try:
+            spec = preflight_spec(plan, run.node, min_free_bytes, request_timeout_s)
+        except ConfigError as exc:  # a case the agent would refuse: said before anything is sent
+            run.problem("job", "the plan gives a job spec the agent would refuse", body=str(exc),
+                        hint="fix the case in the plan")
+            return
         try:
             await asyncio.wait_for(_on_node(run, client, spec, progress), deadline_s)
         except TimeoutError:
@@ -192,7 +206,7 @@ async def run_preflight(plan: Plan, nodes: Sequence[Node], clients: dict[str, Ag
     )
 
 
-async def _on_node(run: _NodeRun, client: AgentClient, spec: dict[str, Any], progress: ProgressSink) -> None:
+async def _on_node(run: _NodeRun, client: AgentClient, spec: PreflightSpec, progress: ProgressSink) -> None:
     name, job_id = run.node.name, run.job_id
     try:
         ping = await client.ping()
@@ -208,7 +222,7 @@ async def _on_node(run: _NodeRun, client: AgentClient, spec: dict[str, Any], pro
         return
     run.phase = "starting the preflight job"
     try:
-        await client.start_job(job_id, pb.JOB_KIND_PREFLIGHT, spec, 0.0)
+        await client.start_job(job_id, JobKind.PREFLIGHT, spec.model_dump(mode="json"), 0.0)
     except ConfigError as exc:
         if "not supported" in str(exc):
             run.problem("agent", f"the agent (fleetbench {ping.agent_version}) does not know preflight jobs",
@@ -230,9 +244,15 @@ async def _on_node(run: _NodeRun, client: AgentClient, spec: dict[str, Any], pro
     run.phase = "preflight job started"
     state = await _follow(run, client, progress)
     summary, _ = await client.result(job_id)
-    run.checks = list(summary.result.get("preflight") or [])
-    run.problems += problems_from_checks(name, run.checks)
-    if state != pb.JOB_STATE_SUCCEEDED:
+    try:
+        found = list(JobOutcome.from_wire(summary.result).preflight or ())
+    except ConfigError as exc:
+        found = []
+        run.problem("job", "the agent's preflight result does not match this controller's", body=str(exc),
+                    hint=f"deploy this fleetbench version on {name} (ctl deploy --nodes {name})")
+    run.checks = [c.model_dump() for c in found]
+    run.problems += problems_from_checks(name, found)
+    if state != JobState.SUCCEEDED:
         run.problem("job", f"the preflight job {STATE_NAMES.get(state, f'ended in state {state}')}",
                     body=summary.error, hint=f"see jobs/{job_id}/job.log in the agent's data dir on {name}")
     elif not run.checks:

@@ -50,12 +50,36 @@ def test_health_and_ping(agent):
         ("j1", {"url": "file:///etc/passwd", "model": "m", "number": 1, "parallel": 1}, "url must be an http"),
         ("j2", {"url": "http://x:1/v1", "model": "m", "number": 0, "parallel": 1}, "number must be a positive"),
         ("j3", {"url": "http://x:1/v1", "model": "m", "number": 1, "parallel": 1, "cmd": "rm -rf /"}, "unknown"),
+        ("j4", {"url": "http://x:1/v1", "model": "m", "number": 4, "parallel": 2, "tokenizer_path": "/t",
+                "input_tokens": 8, "range_ratio": 1.5}, "range_ratio must be a number in (0, 1], got 1.5"),
+        ("j5", {"url": "http://x:1/v1", "model": "m", "number": 4, "parallel": 2, "tokenizer_path": "/t",
+                "input_tokens": 8, "workers": 3}, "workers (3) cannot exceed parallel or number"),
+        ("j6", {"url": "http://x:1/v1", "model": "m", "number": 4, "parallel": 2, "tokenizer_path": "/t",
+                "input_tokens": 8, "rate": 0}, "rate must be a positive number of requests/s or -1 (no limit), got 0"),
     ],
 )
 def test_bad_job_specs_are_rejected_naming_the_field(agent, job_id, spec, needle):
     stub = pb_grpc.AgentStub(agent)
     with pytest.raises(grpc.RpcError) as err:
         stub.StartJob(pb.StartJobRequest(job_id=job_id, kind=pb.JOB_KIND_PERF, spec_json=json.dumps(spec)))
+    assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert needle in err.value.details()
+
+
+@pytest.mark.parametrize(("kind", "spec", "needle"), [
+    (pb.JOB_KIND_EVAL, {"url": "http://x:1/v1", "model": "m", "datasets": ["gsm8k"],
+                        "dataset_args": {"gsm8k": {"local_path": "/d"}}, "generation_config": {"temperature": 3}},
+     "generation_config.temperature must be a number ≥ 0 and ≤ 2, got 3"),
+    (pb.JOB_KIND_PREFLIGHT, {"perf": [{"case_id": "c", "spec": {"url": "http://x:1/v1", "model": "m", "number": 0,
+                                                                "parallel": 1}}]},
+     "perf[0].spec.number must be a positive integer, got 0"),
+    (pb.JOB_KIND_SWEEP, {"url": "http://x:1/v1", "model": "m", "number": [1], "parallel": [1]},
+     "job kind 2 (sweep) is not supported by this agent"),
+    (pb.JOB_KIND_UNSPECIFIED, {}, "job kind 0 is not supported by this agent"),
+])
+def test_every_kind_is_validated_by_its_model(agent, kind, spec, needle):
+    with pytest.raises(grpc.RpcError) as err:
+        pb_grpc.AgentStub(agent).StartJob(pb.StartJobRequest(job_id="k", kind=kind, spec_json=json.dumps(spec)))
     assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert needle in err.value.details()
 

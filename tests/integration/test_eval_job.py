@@ -29,12 +29,12 @@ RUNNER = r"""
 import os, sys
 from pathlib import Path
 from fleetbench.agent.job_process import OFFLINE_ENV, Channel
-from fleetbench.agent.evalspec import parse_eval_spec
+from fleetbench.jobs_schema import EvalSpec
 from fleetbench.agent.eval_job import run_eval_job
 os.environ.update(OFFLINE_ENV)
 channel = Channel(os.fdopen(os.dup(1), "w"))
 os.dup2(os.open(sys.argv[1] + "/job.log", os.O_WRONLY | os.O_CREAT, 0o600), 1)
-sys.exit(run_eval_job(Path(sys.argv[1]), parse_eval_spec(sys.argv[2]), channel))
+sys.exit(run_eval_job(Path(sys.argv[1]), EvalSpec.from_wire(sys.argv[2]), channel))
 """
 
 

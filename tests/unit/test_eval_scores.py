@@ -17,7 +17,7 @@ from fleetbench.agent.eval_job import (
     report_scores,
     task_config,
 )
-from fleetbench.agent.evalspec import parse_eval_spec
+from fleetbench.jobs_schema import EvalSpec
 
 DATA = Path(__file__).parents[1] / "data" / "eval"
 V114 = DATA / "evalscope-1.14.1"
@@ -112,7 +112,7 @@ def test_prediction_tail_counts_samples_the_endpoint_failed(tmp_path: Path):
 
 
 def test_task_config_is_evalscope_service_eval_of_the_spec(tmp_path: Path):
-    spec = parse_eval_spec({
+    spec = EvalSpec.from_wire({
         "url": "http://10.0.0.5:8000/v1/chat/completions", "model": "DeepSeek-V3.2", "api_key": "k",
         "datasets": ["aime25"], "dataset_args": {"aime25": {"local_path": "/data/aime25", "few_shot_num": 0}},
         "generation_config": {"max_tokens": 56000, "temperature": 0.6,
@@ -129,7 +129,7 @@ def test_task_config_is_evalscope_service_eval_of_the_spec(tmp_path: Path):
         "limit": 5,
     }
     cfg["dataset_args"]["aime25"]["few_shot_num"] = 3  # a copy: the frozen spec is not touched
-    assert spec.dataset_args["aime25"]["few_shot_num"] == 0
-    bare = task_config(parse_eval_spec({"url": "http://h:1/v1", "model": "m", "datasets": ["gsm8k"],
-                                        "dataset_args": {"gsm8k": {"local_path": "/d"}}}), tmp_path)
+    assert spec.args("aime25").few_shot_num == 0
+    bare = task_config(EvalSpec.from_wire({"url": "http://h:1/v1", "model": "m", "datasets": ["gsm8k"],
+                                           "dataset_args": {"gsm8k": {"local_path": "/d"}}}), tmp_path)
     assert bare["generation_config"] == {"temperature": 0.0} and bare["api_key"] == "EMPTY"

@@ -7,9 +7,15 @@ from typing import Any
 
 import pytest
 
-from fleetbench.agent.evalspec import KNOWN_DATASETS, EvalSpec, parse_eval_spec
-from fleetbench.agent.jobspec import KIND_EVAL, parse_spec, spec_total
+from fleetbench.agent.jobspec import spec_total
 from fleetbench.errors import ConfigError
+from fleetbench.jobs_schema import KNOWN_DATASETS, EvalSpec, GenerationConfig, JobKind, parse_spec
+
+KIND_EVAL = JobKind.EVAL
+
+
+def parse_eval_spec(raw: Any) -> EvalSpec:
+    return EvalSpec.from_wire(raw)
 
 
 def good(**changes: Any) -> dict[str, Any]:
@@ -31,16 +37,23 @@ def test_a_full_spec_round_trips_through_json():
     assert spec.datasets == ("aime25", "gsm8k")
     assert spec.local_paths() == {"aime25": "/data/aime25", "gsm8k": "/data/gsm8k"}
     assert spec.total_hint == 10 * 2 * 2
-    again = parse_eval_spec(spec.to_json())
-    assert again == spec
-    assert json.loads(spec.to_json())["datasets"] == ["aime25", "gsm8k"]
+    again = parse_eval_spec(spec.model_dump_json())
+    assert again == spec and parse_spec(KIND_EVAL, spec.model_dump_json()) == spec
+    wire = json.loads(spec.model_dump_json())
+    assert wire["datasets"] == ["aime25", "gsm8k"]
+    # what evalscope gets: the keys the spec gave, none added as null
+    assert wire["dataset_args"] == {"aime25": {"local_path": "/data/aime25"},
+                                    "gsm8k": {"local_path": "/data/gsm8k", "subset_list": ["main"], "few_shot_num": 0}}
+    assert wire["generation_config"] == {"temperature": 0.6, "max_tokens": 56000, "top_p": 0.95,
+                                         "extra_body": {"chat_template_kwargs": {"thinking": True}}}
 
 
 def test_defaults_and_the_agents_kind_dispatch():
     spec = parse_spec(KIND_EVAL, json.dumps(good()))
     assert isinstance(spec, EvalSpec)
-    assert (spec.eval_batch_size, spec.limit, spec.stream, spec.api_key, spec.generation_config) == (1, None, False,
-                                                                                                   "", {})
+    assert (spec.eval_batch_size, spec.limit, spec.stream, spec.api_key, spec.generation_config) == (
+        1, None, False, "", GenerationConfig())
+    assert spec.generation_config.as_dict() == {}
     assert spec.total_hint == 0 and spec_total(spec) == 0  # unknown until evalscope has loaded the datasets
     assert spec_total(parse_eval_spec(good(limit=3))) == 6
 
@@ -72,7 +85,7 @@ def test_url_is_the_openai_base_url(url: str, base: str):
     ({"dataset_args": {"aime25": {"local_path": "rel/aime"}, "gsm8k": {"local_path": "/g"}}},
      "dataset_args.aime25.local_path must be an absolute path"),
     ({"dataset_args": {"aime25": {"local_pth": "/a"}, "gsm8k": {"local_path": "/g"}}},
-     "unknown field(s) in dataset_args.aime25: local_pth"),
+     "unknown field(s) in dataset_args.aime25: local_pth (known: aggregation, default_subset"),
     ({"dataset_args": {"aime25": {"local_path": "/a", "dataset_id": "AI-ModelScope/aime"},
                        "gsm8k": {"local_path": "/g"}}}, "unknown field(s) in dataset_args.aime25: dataset_id"),
     ({"dataset_args": {"aime25": {"local_path": "/a", "few_shot_num": -1}, "gsm8k": {"local_path": "/g"}}},

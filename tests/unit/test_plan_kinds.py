@@ -8,9 +8,10 @@ from pathlib import Path
 import pytest
 
 from fleetbench.controller.aggregate import DatasetScore, judge_scores, pool_scores
-from fleetbench.controller.orchestrator import KIND_EVAL, KIND_LONG_CONTEXT, KIND_PERF, plan_steps
+from fleetbench.controller.orchestrator import plan_steps
 from fleetbench.controller.plan import EvalCase, Expectation, PerfCase, SweepCase, load_plan
 from fleetbench.errors import ConfigError
+from fleetbench.jobs_schema import JobKind
 
 HEAD = """\
 name: kinds
@@ -61,9 +62,9 @@ def test_each_case_type_parses_and_expands_into_steps(tmp_path):
     assert isinstance(long, PerfCase) and long.type == "long_context" and (long.parallel, long.number) == (1, 1)
     steps = plan_steps(plan)
     assert len(steps) == 2 * 2 * 3 + 2
-    assert steps[0].step_id == "conc@in128-out256-p1-n4-loop1" and steps[0].kind == KIND_PERF
+    assert steps[0].step_id == "conc@in128-out256-p1-n4-loop1" and steps[0].kind == JobKind.PERF
     assert steps[0].job_suffix == "conc.in128-out256-p1-n4-loop1"
-    assert steps[-2].kind == KIND_EVAL and steps[-1].kind == KIND_LONG_CONTEXT
+    assert steps[-2].kind == JobKind.EVAL and steps[-1].kind == JobKind.LONG_CONTEXT
 
 
 def test_one_score_bound_applies_to_every_dataset(tmp_path):

@@ -8,16 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from fleetbench.agent.evalspec import EvalSpec
-from fleetbench.agent.jobspec import (
-    KIND_NAMES,
-    KIND_PREFLIGHT,
-    MIN_FREE_BYTES,
-    PerfSpec,
-    PreflightSpec,
-    parse_spec,
-    spec_total,
-)
+from fleetbench.agent.jobspec import spec_total
 from fleetbench.agent.preflight_job import http_hint, one_line, reply_text, request_failure, unusual_fields
 from fleetbench.controller.fleet import Node
 from fleetbench.controller.orchestrator import perf_spec
@@ -30,7 +21,10 @@ from fleetbench.controller.preflight import (
     problems_from_checks,
 )
 from fleetbench.errors import ConfigError
+from fleetbench.jobs_schema import MIN_FREE_BYTES, CheckRow, EvalSpec, JobKind, PerfSpec, PreflightSpec, parse_spec
 from fleetbench.v1 import agent_pb2 as pb
+
+KIND_PREFLIGHT = JobKind.PREFLIGHT
 
 PLAN = """\
 name: preflight
@@ -80,7 +74,7 @@ def plan(tmp_path: Path):
 
 
 def test_one_request_per_case_and_per_distinct_sweep_shape(plan):
-    spec = preflight_spec(plan, NODE)
+    spec = preflight_spec(plan, NODE).model_dump(mode="json")
     ids = [e["case_id"] for e in spec["perf"]]
     # the sweep's 3 parallels × 2 loops collapse to one shape per (input, output); a repeated pair once
     assert ids == ["perf1", "conc@in128-out512", "conc@in1024-out512", "pairs@in3500-out1500",
@@ -92,14 +86,14 @@ def test_one_request_per_case_and_per_distinct_sweep_shape(plan):
         assert (s["number"], s["parallel"], s["workers"], s["rate"]) == (1, 1, 1, -1)
         assert s["url"] == NODE.endpoint  # the node's override, like the run's own jobs
         assert s["api_key"] == "KEY" and s["model"] == "demo" and s["tokenizer_path"] == "/models/tok"
-    assert spec["evals"][0]["spec"]["url"] == NODE.endpoint
+    assert spec["evals"][0]["spec"]["url"] == "http://127.0.0.1:8001/v1"  # the node's, as the eval's base URL
 
 
 def test_a_shape_is_the_case_job_spec_but_for_the_load(plan):
     """The body fields (lengths, extra_args, stream, range ratio, key) are exactly what the case's job gets."""
-    spec = preflight_spec(plan, NODE)
+    spec = preflight_spec(plan, NODE).model_dump(mode="json")
     load = {"number", "parallel", "workers", "rate"}
-    job = perf_spec(plan, plan.cases[0], NODE)
+    job = perf_spec(plan, plan.cases[0], NODE).model_dump(mode="json")
     shape = spec["perf"][0]["spec"]
     assert {k: v for k, v in shape.items() if k not in load} == {k: v for k, v in job.items() if k not in load}
     assert shape["extra_args"] == {"ignore_eos": True} and shape["output_tokens"] == 1000
@@ -108,22 +102,24 @@ def test_a_shape_is_the_case_job_spec_but_for_the_load(plan):
 
 
 def test_without_a_node_endpoint_the_plan_endpoint_is_used(plan):
-    spec = preflight_spec(plan, Node("n2", "10.0.0.2:50051"), min_free_bytes=5, request_timeout_s=7)
+    spec = preflight_spec(plan, Node("n2", "10.0.0.2:50051"), min_free_bytes=5,
+                          request_timeout_s=7).model_dump(mode="json")
     assert {e["spec"]["url"] for e in spec["perf"]} == {"http://10.0.0.1:8000/v1/completions"}
     assert spec["min_free_bytes"] == 5 and spec["request_timeout_s"] == 7
 
 
 def test_spec_parses_and_round_trips(plan):
-    raw = preflight_spec(plan, NODE)
-    parsed = parse_spec(KIND_PREFLIGHT, json.dumps(raw))
-    assert isinstance(parsed, PreflightSpec)
-    assert all(isinstance(s, PerfSpec) for _, s in parsed.perf)
-    assert all(isinstance(s, EvalSpec) for _, s in parsed.evals)
-    assert parsed.evals[0][1].url == "http://127.0.0.1:8001/v1"  # cut back to the base URL, as the eval job
+    sent = preflight_spec(plan, NODE)
+    parsed = parse_spec(KIND_PREFLIGHT, sent.model_dump_json())  # what the controller sends, as the agent reads it
+    assert isinstance(parsed, PreflightSpec) and parsed == sent
+    assert all(isinstance(e.spec, PerfSpec) for e in parsed.perf)
+    assert all(isinstance(e.spec, EvalSpec) for e in parsed.evals)
+    assert parsed.evals[0].spec.url == "http://127.0.0.1:8001/v1"  # cut back to the base URL, as the eval job
     assert parsed.tokenizer_paths() == ["/models/tok"]
-    assert parse_spec(KIND_PREFLIGHT, parsed.to_json()) == parsed
+    assert parse_spec(KIND_PREFLIGHT, parsed.model_dump_json()) == parsed
+    assert parse_spec(KIND_PREFLIGHT, json.loads(parsed.model_dump_json())) == parsed
     assert spec_total(parsed) == parsed.total == 6 + 1
-    assert KIND_NAMES[KIND_PREFLIGHT] == "preflight" and KIND_PREFLIGHT == pb.JOB_KIND_PREFLIGHT
+    assert KIND_PREFLIGHT.name == "PREFLIGHT" and KIND_PREFLIGHT == pb.JOB_KIND_PREFLIGHT
 
 
 def test_empty_spec_still_checks_the_node():
@@ -134,14 +130,18 @@ def test_empty_spec_still_checks_the_node():
 @pytest.mark.parametrize("raw, message", [
     ({"perf": [], "extra": 1}, "unknown preflight spec field(s): extra"),
     ({"perf": {}}, "perf must be a list"),
-    ({"perf": [{"case_id": "a"}]}, "perf[0].spec must be an object"),
+    ({"perf": [3]}, "perf[0] must be an object with case_id and spec"),
+    ({"perf": [{"case_id": "a"}]}, "perf[0]: preflight entry field spec is required"),
     ({"perf": [{"case_id": "", "spec": {}}]}, "perf[0].case_id must be a non-empty string"),
-    ({"perf": [{"case_id": "a", "spec": {}, "x": 1}]}, "unknown field(s) in perf[0]: x"),
+    ({"perf": [{"case_id": "a", "spec": {}, "x": 1}]}, "perf[0]: unknown preflight entry field(s): x"),
     ({"perf": [{"case_id": "a", "spec": {"url": "ftp://x", "model": "m", "number": 1, "parallel": 1}}]},
-     "perf[0] (a): url must be an http:// or https:// URL"),
+     "perf[0].spec.url must be an http:// or https:// URL"),
+    ({"perf": [{"case_id": "a", "spec": {"url": "http://x", "model": "m", "number": 1, "parallel": 1,
+                                         "tokenizer_path": "/t", "input_tokens": 8, "nmuber": 2}}]},
+     "perf[0].spec: unknown job spec field(s): nmuber"),
     ({"evals": [{"case_id": "e", "spec": {"url": "http://x/v1", "model": "m", "datasets": ["gsm8k"],
                                           "dataset_args": {"gsm8k": {"local_path": "rel"}}}}]},
-     "evals[0] (e): dataset_args.gsm8k.local_path must be an absolute path"),
+     "evals[0].spec.dataset_args.gsm8k.local_path must be an absolute path"),
     ({"min_free_bytes": -1}, "min_free_bytes must be a non-negative integer"),
     ({"request_timeout_s": 0}, "request_timeout_s must be a positive integer"),
     ({"node": 3}, "node must be a string"),
@@ -160,7 +160,7 @@ def test_report_lines_name_node_case_status_body_and_hint():
         {"name": "tokenizer", "ok": False, "case_id": "", "detail": "tokenizer path /t does not exist on node n1",
          "status": None, "body": "", "hint": "copy it"},
     ]
-    problems = problems_from_checks("n1", checks)
+    problems = problems_from_checks("n1", [CheckRow.model_validate(c) for c in checks])
     report = PreflightReport(("n1", "n2"), problems + [PreflightProblem("n2", "", "agent", "the agent is busy")])
     assert not report.ok and report.failed_nodes() == ["n1", "n2"]
     assert report.lines() == [

@@ -3,7 +3,6 @@
 import asyncio
 import json
 import time
-from dataclasses import replace
 
 import pytest
 
@@ -16,7 +15,7 @@ def _spec(parallel: int, number: int, workers: int, rate: float = 0.0):
     spec = parse_spec(KIND_PERF, json.dumps({
         "url": "http://127.0.0.1:1/v1/completions", "model": "m", "tokenizer_path": "/t", "input_tokens": 8,
         "output_tokens": 8, "parallel": parallel, "number": number, "workers": workers}))
-    return replace(spec, rate=rate)
+    return spec.model_copy(update={"rate": rate})
 
 
 def test_requests_follow_streams_so_every_worker_runs_the_same_rounds():
