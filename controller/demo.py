@@ -10,7 +10,10 @@ from pathlib import Path
 from fleetbench.endpoint.tokenizer import ensure_demo_tokenizer
 
 from .localfleet import LocalFleet
+from .plan import load_plan
 from .progress import ProgressSink
+from .runner import run_plan
+from .store import Store
 
 # The simulated engine: 0.5 s to the first token, then 20 ms per token (seed 000's TPOT target).
 DEMO_TTFT_MS, DEMO_TPOT_MS = 500.0, 20.0
@@ -111,8 +114,7 @@ def write_demo_eval_data(workdir: Path) -> tuple[Path, Path]:
 
 
 def run_demo(workdir: Path, progress: ProgressSink) -> int:
-    from .cli import execute_plan
-
+    """Run the demo plan on a local fleet; returns the run's exit code."""
     workdir = workdir.resolve()
     workdir.mkdir(parents=True, exist_ok=True)
     tokenizer = ensure_demo_tokenizer(workdir / "tokenizer")
@@ -123,4 +125,6 @@ def run_demo(workdir: Path, progress: ProgressSink) -> int:
     with LocalFleet(workdir, size=3, ttft_ms=DEMO_TTFT_MS, tpot_ms=DEMO_TPOT_MS,
                     extra_endpoint_args=["--answers", str(answers)]) as fleet:
         fleet.write_fleet_file(workdir / "fleet.yaml")
-        return execute_plan(plan_path, fleet.nodes, workdir / "fleetbench.sqlite", workdir / "report", progress)
+        result = run_plan(load_plan(plan_path), fleet.nodes, Store(workdir / "fleetbench.sqlite"), workdir / "report",
+                          progress)
+        return result.exit_code

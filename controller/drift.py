@@ -13,8 +13,8 @@ from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
-from fleetbench.agent.inventory import Inventory, NotAvailable
-from fleetbench.agent.inventory import format_bytes as _format_bytes
+from fleetbench.inventory import Inventory, NotAvailable
+from fleetbench.inventory import format_bytes as _format_bytes
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,7 +1,7 @@
 """The fleet view of inventories: one row per node, the drift verdict and exit code, and snapshot diffs.
 
 Pure: inventories (or their JSON documents) in, rows, findings and changes out.
-`ctl inventory` (controller/cli_inventory.py) is a thin layer over this module.
+`ctl inventory` (controller/cli/inventory.py) is a thin layer over this module.
 """
 
 from __future__ import annotations
@@ -12,8 +12,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from fleetbench.agent.inventory import Inventory
 from fleetbench.errors import ConfigError
+from fleetbench.inventory import Inventory
 
 from .drift import DriftFinding, check_drift
 

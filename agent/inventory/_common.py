@@ -16,34 +16,11 @@ import subprocess
 import time
 from dataclasses import dataclass
 
-NA_PREFIX = "not available: "
-
-
-@dataclass(frozen=True, slots=True)
-class NotAvailable:
-    """A field that could not be collected, and why."""
-
-    reason: str
-
-    def __str__(self) -> str:
-        return NA_PREFIX + self.reason
-
-    def to_json(self) -> str:
-        return str(self)
-
-    @staticmethod
-    def parse(value: object) -> NotAvailable | None:
-        """`NotAvailable` for a serialised "not available: …" string, else None."""
-        if isinstance(value, str) and value.startswith(NA_PREFIX):
-            return NotAvailable(value[len(NA_PREFIX):])
-        return None
-
-
-NOT_COLLECTED = NotAvailable("not collected")
-
-
-def is_na(value: object) -> bool:
-    return isinstance(value, NotAvailable)
+# The data types are shared with the controller (fleetbench/inventory.py); re-exported for the collectors.
+from fleetbench.inventory import NA_PREFIX as NA_PREFIX
+from fleetbench.inventory import NOT_COLLECTED as NOT_COLLECTED
+from fleetbench.inventory import NotAvailable as NotAvailable
+from fleetbench.inventory import is_na as is_na
 
 
 @dataclass(frozen=True, slots=True)

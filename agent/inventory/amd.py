@@ -4,28 +4,11 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass
 from typing import Any
 
+from fleetbench.inventory import AmdGpu, AmdInfo
+
 from ._common import NotAvailable, clean, remaining, run_tool, to_int
-
-
-@dataclass(frozen=True, slots=True)
-class AmdGpu:
-    index: int
-    name: str
-    bus_id: str = ""
-    vram_total_mib: int | None = None
-    driver_version: str = ""
-    gfx_version: str = ""
-
-
-@dataclass(frozen=True, slots=True)
-class AmdInfo:
-    source: str
-    gpus: tuple[AmdGpu, ...]
-    driver_version: str = ""
-
 
 _MIB = {"b": 1 / (1 << 20), "kb": 1 / 1024, "kib": 1 / 1024, "mb": 1, "mib": 1, "gb": 1024, "gib": 1024}
 

@@ -5,33 +5,10 @@ from __future__ import annotations
 import glob
 import os
 import re
-from dataclasses import dataclass
 
-from ._common import NOT_COLLECTED, NotAvailable, clean, read_text, remaining, run_tool, to_float
+from fleetbench.inventory import AscendInfo, Npu
 
-
-@dataclass(frozen=True, slots=True)
-class Npu:
-    npu_id: int
-    chip_id: int
-    name: str
-    health: str
-    bus_id: str = ""
-    power_w: float | None = None
-    temperature_c: float | None = None
-    aicore_percent: float | None = None
-    memory_used_mb: int | None = None
-    memory_total_mb: int | None = None
-    hbm_used_mb: int | None = None
-    hbm_total_mb: int | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class AscendInfo:
-    npu_smi_version: str  # the "Version:" of npu-smi's banner: the driver version
-    npus: tuple[Npu, ...]
-    cann_version: str | NotAvailable = NOT_COLLECTED
-
+from ._common import NotAvailable, clean, read_text, remaining, run_tool, to_float
 
 _BANNER = re.compile(r"npu-smi\s+(\S+)\s+Version:\s*(\S+)")
 _PAIR = re.compile(r"(\d+)\s*/\s*(\d+)")

@@ -3,28 +3,11 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 from typing import Any
 
+from fleetbench.inventory import CpuInfo
+
 from ._common import NotAvailable, clean, remaining, run_tool, to_int
-
-
-@dataclass(frozen=True, slots=True)
-class CpuInfo:
-    model: str
-    vendor: str
-    architecture: str
-    sockets: int | None
-    cores_per_socket: int | None
-    threads_per_core: int | None
-    logical_cpus: int | None
-    numa_nodes: int | None
-
-    @property
-    def physical_cores(self) -> int | None:
-        if self.sockets is None or self.cores_per_socket is None:
-            return None
-        return self.sockets * self.cores_per_socket
 
 
 def _from_fields(fields: dict[str, str]) -> CpuInfo | NotAvailable:

@@ -3,28 +3,10 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+
+from fleetbench.inventory import Disk
 
 from ._common import NotAvailable, clean, remaining, run_tool, to_int
-
-
-@dataclass(frozen=True, slots=True)
-class Disk:
-    name: str
-    size_bytes: int | None
-    model: str = ""
-    rotational: bool | None = None
-    transport: str = ""
-
-    @property
-    def kind(self) -> str:
-        if self.transport == "nvme" or self.name.startswith("nvme"):
-            return "NVMe"
-        if self.rotational is False:
-            return "SSD"
-        if self.rotational is True:
-            return "HDD"
-        return ""
 
 
 def _bool(v: object) -> bool | None:

@@ -7,20 +7,13 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
-from dataclasses import dataclass
 from typing import Any
+
+from fleetbench.inventory import EngineInfo
 
 from ._common import NotAvailable
 
 TIMEOUT_S = 2.0
-
-
-@dataclass(frozen=True, slots=True)
-class EngineInfo:
-    name: str  # "vllm", "sglang" or "unknown"
-    version: str
-    models: tuple[str, ...] = ()
-    endpoint: str = ""
 
 
 def base_url(endpoint_url: str) -> str:

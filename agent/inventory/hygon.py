@@ -12,30 +12,9 @@ import os
 import re
 from dataclasses import dataclass
 
-from ._common import NOT_COLLECTED, NotAvailable, clean, remaining, run_tool, to_float, to_int
+from fleetbench.inventory import Dcu, HygonInfo
 
-
-@dataclass(frozen=True, slots=True)
-class Dcu:
-    index: int
-    name: str = ""
-    temperature_c: float | None = None
-    power_w: float | None = None
-    power_cap_w: float | None = None
-    vram_percent: float | None = None
-    util_percent: float | None = None
-    perf: str = ""
-    mode: str = ""
-    vram_total_mib: int | None = None
-    vram_available_mib: int | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class HygonInfo:
-    generation: str  # "hydcu" (DCU label) or "hycu" (HCU label)
-    dcus: tuple[Dcu, ...]
-    driver_version: str = ""
-    dtk_version: str | NotAvailable = NOT_COLLECTED
+from ._common import NotAvailable, clean, remaining, run_tool, to_float, to_int
 
 
 @dataclass(frozen=True, slots=True)

@@ -6,33 +6,9 @@ import os
 import re
 from dataclasses import dataclass
 
+from fleetbench.inventory import Dimm, MemoryInfo
+
 from ._common import NotAvailable, clean, read_text, remaining, run_tool, to_int
-
-
-@dataclass(frozen=True, slots=True)
-class Dimm:
-    locator: str
-    size_bytes: int
-    type: str
-    speed_mts: int | None
-    configured_speed_mts: int | None
-    manufacturer: str
-    part_number: str
-
-
-@dataclass(frozen=True, slots=True)
-class MemoryInfo:
-    total_bytes: int | None
-    available_bytes: int | None
-    swap_total_bytes: int | None
-    dimms: tuple[Dimm, ...] | NotAvailable
-    dimm_slots: int | None = None
-
-    @property
-    def dimm_total_bytes(self) -> int | None:
-        if isinstance(self.dimms, NotAvailable) or not self.dimms:
-            return None
-        return sum(d.size_bytes for d in self.dimms)
 
 
 @dataclass(frozen=True, slots=True)

@@ -4,34 +4,10 @@ from __future__ import annotations
 
 import contextlib
 import os
-from dataclasses import dataclass
+
+from fleetbench.inventory import IbPort, NetInfo, Nic
 
 from ._common import NotAvailable, clean, to_float, to_int
-
-
-@dataclass(frozen=True, slots=True)
-class Nic:
-    name: str
-    driver: str = ""
-    speed_mbps: int | None = None
-    state: str = ""
-    mac: str = ""
-
-
-@dataclass(frozen=True, slots=True)
-class IbPort:
-    device: str
-    port: int
-    rate_gbps: float | None
-    rate: str = ""
-    state: str = ""
-    link_layer: str = ""  # "InfiniBand" or "Ethernet" (RoCE)
-
-
-@dataclass(frozen=True, slots=True)
-class NetInfo:
-    nics: tuple[Nic, ...]
-    ib_ports: tuple[IbPort, ...] | NotAvailable
 
 
 def parse_speed(text: str) -> int | None:

@@ -7,78 +7,12 @@ import contextlib
 import csv
 import re
 import xml.etree.ElementTree as ET
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import Any
 
-from ._common import NOT_COLLECTED, NotAvailable, clean, remaining, run_tool, to_float, to_int
+from fleetbench.inventory import NvidiaGpu, NvidiaInfo, NvLink, Topology
 
-
-@dataclass(frozen=True, slots=True)
-class NvLink:
-    link: int
-    active: bool
-    speed_gbps: float | None = None  # GB/s per link as nvidia-smi prints it
-
-
-@dataclass(frozen=True, slots=True)
-class NvidiaGpu:
-    index: int
-    name: str
-    uuid: str = ""
-    serial: str = ""
-    pci_bus_id: str = ""
-    memory_total_mib: int = 0
-    memory_used_mib: int | None = None
-    driver_version: str = ""
-    cuda_version: str = ""
-    vbios_version: str = ""
-    temperature_c: float | None = None
-    power_draw_w: float | None = None
-    power_limit_w: float | None = None
-    ecc_mode: str = ""
-    ecc_uncorrected_volatile: int | None = None
-    ecc_uncorrected_aggregate: int | None = None
-    persistence_mode: str = ""
-    mig_mode: str = ""
-    max_sm_clock_mhz: int | None = None
-    pcie_gen_max: int | None = None
-    pcie_gen_current: int | None = None
-    pcie_width_max: int | None = None
-    pcie_width_current: int | None = None
-    nvlinks: tuple[NvLink, ...] = ()
-
-    @property
-    def nvlinks_down(self) -> tuple[int, ...]:
-        return tuple(n.link for n in self.nvlinks if not n.active)
-
-    @property
-    def mig_enabled(self) -> bool:
-        return self.mig_mode.lower() == "enabled"
-
-
-@dataclass(frozen=True, slots=True)
-class Topology:
-    devices: tuple[str, ...]
-    matrix: tuple[tuple[str, ...], ...]  # matrix[i][j]: link from devices[i] to devices[j] ("X", "NV18", "SYS", …)
-    cpu_affinity: tuple[str, ...] = ()
-    numa_affinity: tuple[str, ...] = ()
-
-    def link(self, a: str, b: str) -> str:
-        try:
-            return self.matrix[self.devices.index(a)][self.devices.index(b)]
-        except (ValueError, IndexError):
-            return ""
-
-
-@dataclass(frozen=True, slots=True)
-class NvidiaInfo:
-    source: str
-    driver_version: str
-    cuda_version: str
-    gpus: tuple[NvidiaGpu, ...]
-    topology: Topology | NotAvailable = NOT_COLLECTED
-    nvlink_source: str = ""
-
+from ._common import NotAvailable, clean, remaining, run_tool, to_float, to_int
 
 # ---------------------------------------------------------------- parsers
 

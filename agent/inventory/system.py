@@ -9,23 +9,11 @@ from __future__ import annotations
 import platform
 import re
 import shlex
-from dataclasses import dataclass
 from importlib import metadata
 
+from fleetbench.inventory import OsRelease, RuntimeVersion
+
 from ._common import NotAvailable, read_text, remaining, run_tool
-
-
-@dataclass(frozen=True, slots=True)
-class OsRelease:
-    pretty_name: str
-    id: str = ""
-    version_id: str = ""
-
-
-@dataclass(frozen=True, slots=True)
-class RuntimeVersion:
-    name: str
-    version: str
 
 
 def parse_os_release(text: str) -> OsRelease | NotAvailable:

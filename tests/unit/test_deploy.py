@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from fleetbench.controller import deploy as dp
-from fleetbench.controller.cli_deploy import apply_ssh_flags
+from fleetbench.controller.cli.deploy import apply_ssh_flags
 from fleetbench.controller.fleet import DeploySettings, Node, SshSettings, TlsClient
 from fleetbench.errors import DeployError
 

@@ -5,8 +5,9 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
-from fleetbench.agent.inventory import Inventory, NotAvailable, memory, nvidia
+from fleetbench.agent.inventory import memory, nvidia
 from fleetbench.controller.drift import DriftFinding, check_drift
+from fleetbench.inventory import Inventory, NotAvailable
 
 FIX = Path(__file__).resolve().parents[1] / "fixtures"
 

@@ -11,11 +11,12 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from fleetbench.agent.inventory import Inventory, NotAvailable, cpu, disks, memory, nvidia, system
+from fleetbench.agent.inventory import cpu, disks, memory, nvidia, system
 from fleetbench.controller import fleetview as fv
 from fleetbench.controller.cli import app
 from fleetbench.controller.store import Store
 from fleetbench.errors import ConfigError, StoreError
+from fleetbench.inventory import Inventory, NotAvailable
 
 FIX = Path(__file__).resolve().parents[1] / "fixtures"
 H200 = FIX / "nvidia-h200x8"

@@ -1,0 +1,79 @@
+"""What every `ctl` command shares: option help texts, the error wrapper, the progress sink, the console."""
+
+from __future__ import annotations
+
+import functools
+import os
+import sys
+import traceback
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import typer
+from rich.console import Console
+
+from fleetbench.errors import FleetbenchError
+
+from ..progress import JsonProgress, ProgressSink, QuietProgress, RichProgress
+
+T = TypeVar("T")
+
+NODES_HELP = ("Comma-separated node names from the fleet file, label=value selectors (every node with that "
+              "label), or host:port addresses.")
+FLEET_HELP = "Fleet file (name -> agent address). Env FLEETBENCH_FLEET; default ./fleet.yaml."
+DB_HELP = "Results store (SQLite). Env FLEETBENCH_DB; default under the user's data dir."
+PLAN_HELP = "Acceptance plan (YAML, schema v1; see docs/plan.md)."
+QUIET_HELP = "Milestones only, no live bars."
+JSON_EVENTS_HELP = "Progress as JSON lines on stderr."
+JSON_HELP = "Print JSON."
+
+out = Console()
+
+
+def wide_console() -> Console:
+    """A fleet table is wide: do not squeeze it into 80 columns when stdout is a pipe or a file."""
+    return Console() if sys.stdout.isatty() else Console(width=250)
+
+
+def fleet_path(value: Path | None) -> Path:
+    return value or Path(os.environ.get("FLEETBENCH_FLEET", "fleet.yaml"))
+
+
+def fail(message: str, code: int = 2) -> None:
+    typer.echo(f"error: {message}", err=True)
+    raise typer.Exit(code)
+
+
+def cli_errors(fn: Callable[..., T]) -> Callable[..., T]:
+    """One line and an exit code for every error; a traceback only with FLEETBENCH_DEBUG=1."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> T:
+        try:
+            return fn(*args, **kwargs)
+        except FleetbenchError as exc:
+            fail(str(exc), exc.exit_code)
+        except KeyboardInterrupt:
+            fail("interrupted", 130)
+        except BrokenPipeError:  # `ctl runs | head`: the reader left; not an error of ours
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+            raise typer.Exit(0) from None
+        except (typer.Exit, typer.Abort, SystemExit):
+            raise
+        except Exception as exc:
+            if os.environ.get("FLEETBENCH_DEBUG"):
+                traceback.print_exc()
+            fail(f"internal error: {type(exc).__name__}: {exc} (set FLEETBENCH_DEBUG=1 for a traceback)", 3)
+        raise AssertionError("unreachable")
+
+    return wrapper
+
+
+def make_progress(quiet: bool, json_events: bool) -> ProgressSink:
+    if json_events:
+        return JsonProgress()
+    if quiet or not sys.stderr.isatty():
+        return QuietProgress()
+    return RichProgress()

@@ -1,0 +1,31 @@
+"""`ctl plan check` and `ctl plan schema`."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import typer
+
+from fleetbench.plan_schema import plan_json_schema
+
+from ..plan import load_plan
+from .common import cli_errors
+
+app = typer.Typer(no_args_is_help=True, help="Work with plan files.")
+
+
+@app.command("check")
+@cli_errors
+def plan_check(path: Path = typer.Argument(..., help="Plan file to validate.")) -> None:
+    """Validate a plan without running it."""
+    p = load_plan(path)
+    typer.echo(f"{path}: ok — plan {p.name!r}, model {p.model}, {len(p.cases)} case(s): "
+               + ", ".join(c.id for c in p.cases))
+
+
+@app.command("schema")
+@cli_errors
+def plan_schema() -> None:
+    """Print the plan's JSON Schema, for editors (docs/plan.md: `# yaml-language-server: $schema=…`)."""
+    typer.echo(json.dumps(plan_json_schema(), indent=2, ensure_ascii=False))
