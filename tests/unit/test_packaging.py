@@ -1,5 +1,6 @@
 """The package layout: every Python folder is listed in pyproject, stubs are not a top-level `proto`."""
 
+import importlib
 import importlib.util
 import tomllib
 from pathlib import Path
@@ -26,3 +27,12 @@ def test_generated_stubs_are_not_a_top_level_proto_package():
     from fleetbench.v1 import agent_pb2
 
     assert agent_pb2.DESCRIPTOR.package == "fleetbench.v1"
+
+
+def test_every_console_script_resolves_to_a_callable():
+    """`ctl` is fleetbench.controller.cli:main (a package since the CLI was split per command group)."""
+    scripts = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["scripts"]
+    assert scripts["ctl"] == "fleetbench.controller.cli:main"
+    for name, target in scripts.items():
+        module, _, attr = target.partition(":")
+        assert callable(getattr(importlib.import_module(module), attr)), name
