@@ -27,7 +27,7 @@ from fleetbench import __version__
 from fleetbench.errors import ConfigError, FleetbenchError, NodeError, RunError
 from fleetbench.failures import summarize
 from fleetbench.figures import Figures, compute_figures
-from fleetbench.jobs_schema import EvalSpec, JobKind, JobOutcome, JobState, LongContextSpec, PerfSpec, Saturation
+from fleetbench.jobs_schema import EvalSpec, JobKind, JobOutcome, JobState, PerfSpec, Saturation
 from fleetbench.records import RequestRecord
 
 from .aggregate import (
@@ -44,6 +44,7 @@ from .client import AgentClient, ClockSample
 from .fleet import Node
 from .plan import EvalCase, Expectation, PerfCase, Plan, SweepCase
 from .progress import ProgressSink
+from .specs import eval_spec, perf_spec
 from .store import Store
 from .validity import StepFacts, checks, eval_checks
 from .verdict import EXIT_CODES, Check, Reason, State, figure_unit, fmt_value, parse_state, run_state
@@ -135,45 +136,6 @@ def plan_steps(plan: Plan) -> list[Step]:
             steps.append(Step(case.id, JobKind.LONG_CONTEXT if case.type == "long_context" else JobKind.PERF,
                               perf=case))
     return steps
-
-
-def eval_spec(plan: Plan, case: EvalCase, node: Node) -> EvalSpec:
-    """The eval job's spec for `node`, validated here as the agent will validate it (ConfigError naming
-    the field)."""
-    return EvalSpec.from_wire({
-        "url": node.endpoint or plan.endpoint.url,
-        "api_key": plan.endpoint.api_key,
-        "model": plan.model,
-        "datasets": list(case.datasets),
-        "dataset_args": case.dataset_args,
-        "generation_config": case.generation_config,
-        "eval_batch_size": case.eval_batch_size,
-        "stream": case.stream,
-        "limit": case.limit,
-        "timeout_s": case.timeout_s,
-    })
-
-
-def perf_spec(plan: Plan, case: PerfCase, node: Node) -> PerfSpec:
-    """The perf (or long-context) job's spec for `node`, validated as the agent will validate it."""
-    model = LongContextSpec if case.type == "long_context" else PerfSpec
-    return model.from_wire({
-        "url": node.endpoint or plan.endpoint.url,
-        "api": plan.endpoint.api,
-        "api_key": plan.endpoint.api_key,
-        "model": plan.model,
-        "tokenizer_path": plan.tokenizer,
-        "dataset": case.dataset,
-        "number": case.number,
-        "parallel": case.parallel,
-        "rate": case.rate,
-        "input_tokens": case.input_tokens,
-        "output_tokens": case.output_tokens,
-        "extra_args": case.extra_args,
-        "stream": case.stream,
-        "workers": case.workers,
-        "range_ratio": case.range_ratio,
-    })
 
 
 class Orchestrator:

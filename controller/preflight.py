@@ -38,6 +38,7 @@ from .client import AgentClient
 from .fleet import Node
 from .plan import EvalCase, Plan, SweepCase
 from .progress import ProgressSink
+from .specs import eval_spec, perf_spec
 
 DEADLINE_S = float(os.environ.get("FLEETBENCH_PREFLIGHT_DEADLINE_S", "120"))  # per node, the whole preflight
 PROGRESS_ID = "preflight"
@@ -62,9 +63,6 @@ def preflight_spec(plan: Plan, node: Node, min_free_bytes: int = MIN_FREE_BYTES,
     """The preflight job's spec for `node`: each perf and long-context case's spec and each
     distinct (input, output) shape of a sweep as one request, each eval case's spec, exactly as the run's
     jobs get them on that node (its endpoint override included)."""
-    # imported here: the orchestrator imports this module to run preflight before a run's first case
-    from .orchestrator import eval_spec, perf_spec
-
     perf: list[PerfEntry] = []
     evals: list[EvalEntry] = []
     for case in plan.cases:

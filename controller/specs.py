@@ -1,0 +1,49 @@
+"""The job specs a plan's cases give each node, built as the models the agent validates
+(fleetbench.jobs_schema): the run's jobs (controller/orchestrator.py) and preflight's one-request shapes
+(controller/preflight.py) both come from here."""
+
+from __future__ import annotations
+
+from fleetbench.jobs_schema import EvalSpec, LongContextSpec, PerfSpec
+
+from .fleet import Node
+from .plan import EvalCase, PerfCase, Plan
+
+
+def eval_spec(plan: Plan, case: EvalCase, node: Node) -> EvalSpec:
+    """The eval job's spec for `node`, validated here as the agent will validate it (ConfigError naming
+    the field)."""
+    return EvalSpec.from_wire({
+        "url": node.endpoint or plan.endpoint.url,
+        "api_key": plan.endpoint.api_key,
+        "model": plan.model,
+        "datasets": list(case.datasets),
+        "dataset_args": case.dataset_args,
+        "generation_config": case.generation_config,
+        "eval_batch_size": case.eval_batch_size,
+        "stream": case.stream,
+        "limit": case.limit,
+        "timeout_s": case.timeout_s,
+    })
+
+
+def perf_spec(plan: Plan, case: PerfCase, node: Node) -> PerfSpec:
+    """The perf (or long-context) job's spec for `node`, validated as the agent will validate it."""
+    model = LongContextSpec if case.type == "long_context" else PerfSpec
+    return model.from_wire({
+        "url": node.endpoint or plan.endpoint.url,
+        "api": plan.endpoint.api,
+        "api_key": plan.endpoint.api_key,
+        "model": plan.model,
+        "tokenizer_path": plan.tokenizer,
+        "dataset": case.dataset,
+        "number": case.number,
+        "parallel": case.parallel,
+        "rate": case.rate,
+        "input_tokens": case.input_tokens,
+        "output_tokens": case.output_tokens,
+        "extra_args": case.extra_args,
+        "stream": case.stream,
+        "workers": case.workers,
+        "range_ratio": case.range_ratio,
+    })
