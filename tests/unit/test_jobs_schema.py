@@ -12,8 +12,8 @@ from typing import Any
 import pytest
 
 from fleetbench.controller.fleet import Node
-from fleetbench.controller.orchestrator import eval_spec, perf_spec
 from fleetbench.controller.plan import load_plan
+from fleetbench.controller.specs import eval_spec, perf_spec
 from fleetbench.errors import ConfigError
 from fleetbench.jobs_schema import (
     CheckRow,

@@ -11,7 +11,6 @@ import pytest
 from fleetbench.agent.jobspec import spec_total
 from fleetbench.agent.preflight_job import http_hint, one_line, reply_text, request_failure, unusual_fields
 from fleetbench.controller.fleet import Node
-from fleetbench.controller.orchestrator import perf_spec
 from fleetbench.controller.plan import load_plan
 from fleetbench.controller.preflight import (
     PreflightProblem,
@@ -20,6 +19,7 @@ from fleetbench.controller.preflight import (
     preflight_spec,
     problems_from_checks,
 )
+from fleetbench.controller.specs import perf_spec
 from fleetbench.errors import ConfigError
 from fleetbench.jobs_schema import MIN_FREE_BYTES, CheckRow, EvalSpec, JobKind, PerfSpec, PreflightSpec, parse_spec
 from fleetbench.v1 import agent_pb2 as pb
