@@ -42,6 +42,7 @@ from .aggregate import (
 )
 from .client import AgentClient, ClockSample
 from .fleet import Node
+from .follow import follow_job
 from .plan import EvalCase, Expectation, PerfCase, Plan, SweepCase
 from .progress import ProgressSink
 from .specs import eval_spec, perf_spec
@@ -58,7 +59,6 @@ FAILED_NODE_STATES = {"failed", "cancelled", "interrupted", "error"}
 READY_TIMEOUT_S = float(os.environ.get("FLEETBENCH_READY_TIMEOUT_S", "600"))
 START_MARGIN_S = float(os.environ.get("FLEETBENCH_START_MARGIN_S", "0.25"))
 READY_POLL_S = 0.05
-WATCH_RETRIES = 5
 IMPLICIT_SUCCESS = Expectation("success_rate", "min", 1.0)
 
 
@@ -584,28 +584,22 @@ class Orchestrator:
             self.progress.message(f"[{node}] {step.step_id}: {total:,} request(s) failed: {top}")
 
     async def _follow(self, run_id: str, step: Step, job_id: str, node: Node, last_seq: int = 0) -> int:
-        """Watch a job to its end, resuming from the last event after a dropped stream."""
-        client = self.clients[node.name]
-        attempts, seen_state = 0, -1
-        while True:
-            try:
-                async for ev in client.watch(job_id, last_seq):
-                    last_seq, attempts = ev.seq, 0
-                    if ev.state != seen_state or ev.seq % 20 == 0:
-                        seen_state = ev.state
-                        self.store.set_case_node(run_id, step.step_id, node.name, last_seq=last_seq,
-                                                 state=JOB_STATE_NAMES.get(ev.state, str(ev.state)))
-                    self.progress.node_progress(step.step_id, node.name, ev.done, ev.total or step.total, ev.failed,
-                                                ev.output_tps, ev.eta_s, ev.message)
-                self.store.set_case_node(run_id, step.step_id, node.name, last_seq=last_seq)
-                status = await client.get_job(job_id)
-                if status.state in JOB_DONE:
-                    return int(status.state)
-            except NodeError:
-                attempts += 1
-                if attempts > WATCH_RETRIES:
-                    raise
-                await asyncio.sleep(min(2.0 ** attempts * 0.25, 5.0))
+        """Watch a job to its end (resuming after a dropped stream), its progress shown and its last event
+        stored so a restarted controller resumes from it."""
+        seen_state = -1
+
+        def on_event(ev: Any) -> None:
+            nonlocal seen_state
+            if ev.state != seen_state or ev.seq % 20 == 0:
+                seen_state = ev.state
+                self.store.set_case_node(run_id, step.step_id, node.name, last_seq=ev.seq,
+                                         state=JOB_STATE_NAMES.get(ev.state, str(ev.state)))
+            self.progress.node_progress(step.step_id, node.name, ev.done, ev.total or step.total, ev.failed,
+                                        ev.output_tps, ev.eta_s, ev.message)
+
+        state, last_seq = await follow_job(self.clients[node.name], job_id, on_event, from_seq=last_seq)
+        self.store.set_case_node(run_id, step.step_id, node.name, last_seq=last_seq)
+        return state
 
 
 def _scope_state(reasons: list[Reason]) -> State:

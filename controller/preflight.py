@@ -36,6 +36,7 @@ from fleetbench.jobs_schema import (
 
 from .client import AgentClient
 from .fleet import Node
+from .follow import follow_job
 from .plan import EvalCase, Plan, SweepCase
 from .progress import ProgressSink
 from .specs import eval_spec, perf_spec
@@ -260,20 +261,11 @@ async def _on_node(run: _NodeRun, client: AgentClient, spec: PreflightSpec, prog
 
 async def _follow(run: _NodeRun, client: AgentClient, progress: ProgressSink) -> int:
     """Watch the job to its end (resuming after a dropped stream); returns its final state."""
-    last_seq, attempts = 0, 0
-    while True:
-        try:
-            async for ev in client.watch(run.job_id, last_seq):
-                last_seq, attempts = ev.seq, 0
-                if ev.message:
-                    run.phase = ev.message
-                progress.node_progress(PROGRESS_ID, run.node.name, ev.done, ev.total, ev.failed, 0.0, -1.0,
-                                       ev.message)
-            status = await client.get_job(run.job_id)
-            if status.state in JOB_DONE:
-                return int(status.state)
-        except NodeError:
-            attempts += 1
-            if attempts > WATCH_RETRIES:
-                raise
-            await asyncio.sleep(0.5 * attempts)
+
+    def on_event(ev: Any) -> None:
+        if ev.message:
+            run.phase = ev.message
+        progress.node_progress(PROGRESS_ID, run.node.name, ev.done, ev.total, ev.failed, 0.0, -1.0, ev.message)
+
+    state, _ = await follow_job(client, run.job_id, on_event, retries=WATCH_RETRIES)
+    return state
