@@ -62,7 +62,8 @@ async def measure(fleet: LocalFleet, plan_path: Path, db: Path, runs: int) -> li
             await orch.close()
         skew, window = skew_of(store, outcome.run_id)
         out.append((skew, window, outcome.state.value))
-        print(f"run {i + 1:2d}: skew {skew * 1000:7.1f} ms  window {window:6.2f} s  step {time.perf_counter() - t0:5.1f} s"
+        step_s = time.perf_counter() - t0
+        print(f"run {i + 1:2d}: skew {skew * 1000:7.1f} ms  window {window:6.2f} s  step {step_s:5.1f} s"
               f"  {outcome.state.upper()}", flush=True)
     return out
 
