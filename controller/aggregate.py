@@ -10,11 +10,9 @@ from __future__ import annotations
 import math
 import statistics
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, replace
-from typing import overload
+from dataclasses import dataclass
 
-from fleetbench.columns import RecordColumns, as_columns
-from fleetbench.figures import Figures, node_and_cluster_figures
+from fleetbench.figures import Figures, compute_figures
 from fleetbench.records import RequestRecord
 
 from .plan import Expectation
@@ -46,30 +44,16 @@ class CaseAggregate:
     stragglers: tuple[str, ...]
 
 
-@overload
-def shift_records(records: RecordColumns, offset_s: float, point: str = "") -> RecordColumns: ...
+def shift_records(records: Sequence[RequestRecord], offset_s: float) -> list[RequestRecord]:
+    """Node-clock records on the controller clock (offset = node clock - controller clock)."""
+    return [r.shifted(offset_s) for r in records]
 
 
-@overload
-def shift_records(records: Sequence[RequestRecord], offset_s: float, point: str = "") -> Sequence[RequestRecord]: ...
-
-
-def shift_records(records: Sequence[RequestRecord] | RecordColumns, offset_s: float,
-                  point: str = "") -> Sequence[RequestRecord]:
-    """Node-clock records on the controller clock (offset = node clock - controller clock); `point`, when
-    given, labels every record (a sweep point). Columns in, columns out (vectorized); a list gives a list."""
-    if isinstance(records, RecordColumns):
-        shifted = records.shifted(offset_s)
-        return shifted.with_point(point) if point else shifted
-    return [replace(r.shifted(offset_s), point=point) if point else r.shifted(offset_s) for r in records]
-
-
-def aggregate_case(records_by_node: Mapping[str, Sequence[RequestRecord] | RecordColumns]) -> CaseAggregate:
-    """`records_by_node` must already be on the controller clock. Columns are used as they are; lists of
-    records are turned into columns first."""
-    names = list(records_by_node)
-    per_node, cluster = node_and_cluster_figures([as_columns(records_by_node[n]) for n in names])
-    nodes = dict(zip(names, per_node, strict=True))
+def aggregate_case(records_by_node: Mapping[str, Sequence[RequestRecord]]) -> CaseAggregate:
+    """`records_by_node` must already be on the controller clock."""
+    nodes = {n: compute_figures(list(recs)) for n, recs in records_by_node.items()}
+    union = [r for recs in records_by_node.values() for r in recs]
+    cluster = compute_figures(union)
     firsts = [f.window_start for f in nodes.values() if not math.isnan(f.window_start)]
     skew = max(firsts) - min(firsts) if firsts else math.nan
     tputs = {n: f.output_throughput_tps for n, f in nodes.items() if not math.isnan(f.output_throughput_tps)}

@@ -168,72 +168,16 @@ class Store:
 
     def add_requests(self, run_id: str, case_id: str, node: str, offset_s: float,
                      records: Iterable[RequestRecord]) -> None:
-        """Records on the controller clock (a list, or `RecordColumns` as they come from the agent);
-        idempotent (re-adding the same request replaces it).
-
-        One transaction, one `executemany` of 64 rows to a statement. Values the same on every row (the
-        run, case, node and offset; often the point, the token counts, success) are bound once per
-        statement, the others column by column (slices of per-column lists, no per-row tuples). The
-        gaps go in `itl_json` as little-endian float64 bytes (a BLOB), not JSON text (decimal text for
-        millions of floats cost more than the insert itself): one blob per statement, cut per row by
-        SQLite's substr(). `records()` reads both forms.
-        """
-        import numpy as np
-
-        from fleetbench.columns import as_columns
-
-        cols = as_columns(records)
-        n = len(cols)
-        if not n:
-            return
-        many = 64  # rows per statement
-        full = n // many * many  # rows in whole statements; each later row is a statement of its own
-        gaps = np.ascontiguousarray(cols.itl_values, dtype="<f8").tobytes()
-        cuts = cols.itl_offsets * 8
-        first = np.arange(n, dtype=np.int64)  # each row's first row of its statement
-        first[:full] -= first[:full] % many
-        arrays = {"idx": cols.idx, "start_time": cols.start_time, "end_time": cols.end_time,
-                  "success": cols.success.astype(np.int64), "ttft_s": cols.ttft_s, "latency_s": cols.latency_s,
-                  "tpot_s": cols.tpot_s, "input_tokens": cols.input_tokens, "output_tokens": cols.output_tokens}
-        same: dict[str, Any] = {}
-        varying: dict[str, list[Any]] = {}
-        for name, arr in arrays.items():
-            bits = arr.view(np.int64)  # floats compared bit for bit (-0.0 is not 0.0)
-            if bool((bits == bits[0]).all()):
-                same[name] = arr[:1].tolist()[0]
-            else:
-                varying[name] = arr.tolist()
-        for name, texts in (("point", cols.point), ("error", cols.error)):
-            if texts.count(texts[0]) == n:
-                same[name] = texts[0]
-            else:
-                varying[name] = list(texts)
-        head = [run_id, case_id, node, offset_s, *same.values()]
-        columns = [*varying.values(), (cuts[:-1] - cuts[first] + 1).tolist(), np.diff(cuts).tolist()]
-        names = ", ".join(["run_id", "case_id", "node", "clock_offset_s", *same, *varying, "itl_json"])
-        cut_list = cuts.tolist()
-
-        def insert(rows: int) -> str:
-            h, w = len(head), len(columns)
-
-            def row(r: int) -> str:
-                p = [f"?{h + 1 + c * rows + r}" for c in range(w)]  # column by column
-                return ", ".join([*(f"?{i + 1}" for i in range(h)), *p[:-2],
-                                  f"substr(?{h + 1 + w * rows}, {p[-2]}, {p[-1]})"])
-
-            return f"INSERT OR REPLACE INTO requests ({names}) VALUES {', '.join(f'({row(r)})' for r in range(rows))}"
-
-        def params(a: int, b: int) -> list[Any]:
-            p = head.copy()
-            for column in columns:
-                p += column[a:b]
-            p.append(gaps[cut_list[a]:cut_list[b]])
-            return p
-
-        with self.db.conn:
-            self.db.conn.executemany(insert(many), (params(a, a + many) for a in range(0, full, many)))
-            if full < n:
-                self.db.conn.executemany(insert(1), (params(a, a + 1) for a in range(full, n)))
+        """Records on the controller clock; idempotent (re-adding the same request replaces it)."""
+        rows = (
+            {"run_id": run_id, "case_id": case_id, "node": node, "idx": r.index, "point": r.point,
+             "start_time": r.start_time, "end_time": r.end_time, "clock_offset_s": offset_s,
+             "success": int(r.success), "ttft_s": r.ttft_s, "latency_s": r.latency_s, "tpot_s": r.tpot_s,
+             "input_tokens": r.input_tokens, "output_tokens": r.output_tokens,
+             "itl_json": json.dumps(list(r.itl_s)), "error": r.error}
+            for r in records
+        )
+        self.db.table("requests").upsert_all(rows, pk=("run_id", "case_id", "node", "point", "idx"), batch_size=2000)
 
     def delete_records(self, run_id: str, case_id: str, node: str) -> None:
         """A node's records of one step, before `ctl resume` runs that step again on it."""
@@ -351,27 +295,17 @@ class Store:
         ]
 
     def records(self, run_id: str, case_id: str, node: str | None = None) -> list[RequestRecord]:
-        """A step's records (one node's, or every node's), by node, point and index. `itl_json` holds the
-        gaps as float64 bytes (`add_requests`) or, in rows stored before, as a JSON list."""
-        import numpy as np
-
         where, args = "run_id = ? AND case_id = ?", [run_id, case_id]
         if node is not None:
             where += " AND node = ?"
             args.append(node)
-        rows = self.db.execute(
-            "SELECT idx, start_time, end_time, success, ttft_s, latency_s, input_tokens, output_tokens, tpot_s, "
-            f"itl_json, error, point FROM requests WHERE {where} ORDER BY node, point, idx", args).fetchall()
-
-        def gaps(raw: bytes | str | None) -> tuple[float, ...]:
-            if isinstance(raw, bytes):
-                return tuple(np.frombuffer(raw, dtype="<f8").tolist())
-            return tuple(float(x) for x in json.loads(raw or "[]"))
-
-        return [RequestRecord(index=i, start_time=start, end_time=end, success=bool(ok), ttft_s=ttft, latency_s=latency,
-                              input_tokens=inp, output_tokens=out, tpot_s=tpot, itl_s=gaps(itl), error=error or "",
-                              point=point)
-                for i, start, end, ok, ttft, latency, inp, out, tpot, itl, error, point in rows]
+        return [
+            RequestRecord(index=r["idx"], start_time=r["start_time"], end_time=r["end_time"],
+                          success=bool(r["success"]), ttft_s=r["ttft_s"], latency_s=r["latency_s"],
+                          input_tokens=r["input_tokens"], output_tokens=r["output_tokens"], tpot_s=r["tpot_s"],
+                          itl_s=tuple(json.loads(r["itl_json"] or "[]")), error=r["error"] or "", point=r["point"])
+            for r in self.db.table("requests").rows_where(where, args, order_by="node, point, idx")
+        ]
 
     def inventory_snapshots(self, node: str | None = None) -> list[dict[str, Any]]:
         """Stored inventory snapshots, newest first: snapshot_id, taken_at, nodes (list), failed (list)."""
