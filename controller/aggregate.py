@@ -93,19 +93,6 @@ class DatasetScore:
     samples: int
 
 
-def parse_scores(raw: Sequence[Mapping[str, object]]) -> list[DatasetScore]:
-    """The agent's `scores` list (result_json) as typed rows; a subset row is folded into its dataset
-    by the agent already, so one row per (dataset, metric)."""
-    out = []
-    for r in raw:
-        score = r.get("score")
-        samples = r.get("samples", 0)
-        out.append(DatasetScore(str(r.get("dataset", "")), str(r.get("metric", "")),
-                                float(score) if isinstance(score, int | float) else math.nan,
-                                int(samples) if isinstance(samples, int | float) else 0))
-    return out
-
-
 def pool_scores(by_node: Mapping[str, Sequence[DatasetScore]]) -> list[DatasetScore]:
     """The cluster's score of each dataset: every node's samples pooled, i.e. the sample-weighted mean
     sum(score_i × n_i) / sum(n_i) — exactly the fraction correct over all samples the fleet answered."""

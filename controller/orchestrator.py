@@ -487,7 +487,7 @@ class Orchestrator:
                 # points or a single long-context request
                 verdicts += judge(CLUSTER, agg.cluster, self.plan.cluster_expect)
         else:  # nothing measured: the step is still judged (and stored as judged, for resume)
-            self.store.set_figures(run_id, step.step_id, CLUSTER, compute_empty(), extra={
+            self.store.set_figures(run_id, step.step_id, CLUSTER, compute_figures([]), extra={
                 "nodes": [], "error_nodes": sorted(errors), "all_nodes": [n.name for n in self.nodes]})
         for name in sorted(errors):
             verdicts += [Verdict(name, e, math.nan, False, note=errors[name]) for e in step.expect]
@@ -613,10 +613,6 @@ def _scope_state(reasons: list[Reason]) -> State:
 def _one_line(exc: BaseException) -> str:
     text = str(exc) if isinstance(exc, FleetbenchError) else f"{type(exc).__name__}: {exc}"
     return (text.strip().splitlines() or [""])[0][:300]
-
-
-def compute_empty() -> Figures:
-    return compute_figures([])
 
 
 def _json(value: Any) -> str:
