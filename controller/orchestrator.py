@@ -27,11 +27,13 @@ from fleetbench import __version__
 from fleetbench.errors import ConfigError, FleetbenchError, NodeError, RunError
 from fleetbench.failures import summarize
 from fleetbench.figures import Figures, compute_figures
+from fleetbench.goodput import Goodput, Slo, compute_goodput
 from fleetbench.jobs_schema import EvalSpec, JobKind, JobOutcome, JobState, PerfSpec, Saturation
 from fleetbench.records import RequestRecord
 
 from .aggregate import (
     CLUSTER,
+    CaseAggregate,
     DatasetScore,
     Verdict,
     aggregate_case,
@@ -45,7 +47,7 @@ from .fleet import Node
 from .follow import follow_job
 from .plan import EvalCase, Expectation, PerfCase, Plan, SweepCase
 from .progress import ProgressSink
-from .specs import eval_spec, perf_spec
+from .specs import eval_spec, perf_spec, split_share
 from .store import Store
 from .validity import StepFacts, checks, eval_checks
 from .verdict import EXIT_CODES, Check, Reason, State, figure_unit, fmt_value, parse_state, run_state
@@ -60,6 +62,7 @@ READY_TIMEOUT_S = float(os.environ.get("FLEETBENCH_READY_TIMEOUT_S", "600"))
 START_MARGIN_S = float(os.environ.get("FLEETBENCH_START_MARGIN_S", "0.25"))
 READY_POLL_S = 0.05
 IMPLICIT_SUCCESS = Expectation("success_rate", "min", 1.0)
+WARMUP_SUFFIX = "~warmup"  # a step's warm-up requests are stored as the step "<step>~warmup": in no figure
 
 
 @dataclass
@@ -107,7 +110,7 @@ class Step:
 
     @property
     def job_suffix(self) -> str:
-        return self.step_id.replace("@", ".")
+        return self.step_id.replace("@", ".").replace("~", ".")  # job ids are [A-Za-z0-9._-]
 
     @property
     def total(self) -> int:
@@ -295,6 +298,7 @@ class Orchestrator:
         states = {(self.store.case_node(run_id, step.step_id, n.name) or {}).get("state") for n in self.nodes}
         fresh = bool(states & FAILED_NODE_STATES) and step.step_id not in self.store.completed_cases(run_id)
         job_ids = {n.name: self._job_id(run_id, step, n.name, fresh) for n in self.nodes}
+        warmup = await self._warm_up(run_id, step) if step.perf is not None and step.perf.warmup_requests else []
         self.progress.case_started(step.step_id, [n.name for n in self.nodes], step.total)
         try:
             await self._start(run_id, step, job_ids)
@@ -319,6 +323,7 @@ class Orchestrator:
             verdicts, step_checks = self._judge_eval(run_id, step, done, errors)
         else:
             verdicts, step_checks = self._judge_load(run_id, step, done, errors)
+        step_checks += warmup
         self.store.add_verdicts(run_id, step.step_id, verdicts)
         self.store.add_checks(run_id, step.step_id, step_checks)
         outcome.verdicts += verdicts
@@ -326,6 +331,37 @@ class Orchestrator:
         outcome.case_states[step.step_id] = state
         outcome.reasons += reasons
         self._print_failures(run_id, step)
+
+    async def _warm_up(self, run_id: str, step: Step) -> list[Check]:
+        """`warmup_requests` per node, the step's shape, started together on every node and run to the end
+        before the measured step; stored as their own step `<step>~warmup`, so they are in no figure. A node
+        whose warm-up job failed makes the step INVALID (check `warmup`): the engine was not warmed as planned."""
+        assert step.perf is not None
+        n = step.perf.warmup_requests
+        count = len(self.nodes) if step.perf.load == "split" else 1  # split: n per agent once divided
+        case = replace(step.perf, id=step.perf.id + WARMUP_SUFFIX, number=n * count,
+                       parallel=min(step.perf.parallel, n * count), warmup_requests=0,
+                       workers=min(step.perf.workers, n) if step.perf.workers else 0)
+        wstep = Step(step.step_id + WARMUP_SUFFIX, JobKind.PERF, perf=case, point=step.point)
+        job_ids = {node.name: self._job_id(run_id, wstep, node.name, fresh=True) for node in self.nodes}
+        self.progress.case_started(wstep.step_id, [node.name for node in self.nodes], n)
+        try:
+            await self._start(run_id, wstep, job_ids)
+            results = await asyncio.gather(*(self._collect(run_id, wstep, job_ids[node.name], node)
+                                             for node in self.nodes), return_exceptions=True)
+        finally:
+            self.progress.case_finished(wstep.step_id)
+        out = []
+        for node, res in zip(self.nodes, results, strict=True):
+            if isinstance(res, BaseException) and not isinstance(res, Exception):
+                raise res
+            if isinstance(res, BaseException):
+                out.append(Check("warmup", node.name, "job failed", f"{n:,} requests sent", False, _one_line(res)))
+            else:
+                ok = sum(r.success for r in res.records)
+                out.append(Check("warmup", node.name, f"{ok:,} of {len(res.records):,} succeeded",
+                                 f"{n:,} requests sent", True))
+        return out
 
     async def _start(self, run_id: str, step: Step, job_ids: dict[str, str]) -> None:
         """All nodes or none. Load steps: phase 1 arms the job on every node (a node that cannot take it,
@@ -427,7 +463,8 @@ class Orchestrator:
         if step.eval is not None:
             return eval_spec(self.plan, step.eval, node)
         assert step.perf is not None
-        return perf_spec(self.plan, step.perf, node)
+        index = [n.name for n in self.nodes].index(node.name)
+        return perf_spec(self.plan, split_share(step.perf, index, len(self.nodes)), node)
 
     async def _collect(self, run_id: str, step: Step, job_id: str, node: Node) -> NodeResult:
         """Follow one node's job to its end, then pull and store its summary and every record."""
@@ -473,19 +510,21 @@ class Orchestrator:
         if done:
             agg = aggregate_case({n: r.records for n, r in done.items()})
             node_figs, cluster, skew = agg.nodes, agg.cluster, agg.start_skew_s
+            good = scope_goodput({n: r.records for n, r in done.items()}, agg, step.perf.slo)
             for name, figs in agg.nodes.items():
-                self.store.set_figures(run_id, step.step_id, name, figs)
-                verdicts += judge(name, figs, step.expect)
+                self.store.set_figures(run_id, step.step_id, name, figs, extra=_goodput_extra(good, name))
+                verdicts += judge(name, figs, step.expect, _goodput_values(good, name))
             self.store.set_figures(run_id, step.step_id, CLUSTER, agg.cluster, extra={
                 "sum_node_tpm_total": agg.sum_node_tpm_total, "sum_node_tpm_output": agg.sum_node_tpm_output,
                 "start_skew_s": agg.start_skew_s, "stragglers": list(agg.stragglers),
                 "nodes": sorted(done), "error_nodes": sorted(errors), "all_nodes": [n.name for n in self.nodes],
+                "load": step.perf.load, **_goodput_extra(good, CLUSTER),
             })
-            verdicts += judge(CLUSTER, agg.cluster, step.expect)
+            verdicts += judge(CLUSTER, agg.cluster, step.expect, _goodput_values(good, CLUSTER))
             if step.kind == JobKind.PERF and not step.point:
                 # the plan's cluster contract is about the load cases, not a sweep's low-concurrency
                 # points or a single long-context request
-                verdicts += judge(CLUSTER, agg.cluster, self.plan.cluster_expect)
+                verdicts += judge(CLUSTER, agg.cluster, self.plan.cluster_expect, _goodput_values(good, CLUSTER))
         else:  # nothing measured: the step is still judged (and stored as judged, for resume)
             self.store.set_figures(run_id, step.step_id, CLUSTER, compute_figures([]), extra={
                 "nodes": [], "error_nodes": sorted(errors), "all_nodes": [n.name for n in self.nodes]})
@@ -600,6 +639,25 @@ class Orchestrator:
         state, last_seq = await follow_job(self.clients[node.name], job_id, on_event, from_seq=last_seq)
         self.store.set_case_node(run_id, step.step_id, node.name, last_seq=last_seq)
         return state
+
+
+def scope_goodput(records_by_node: dict[str, list[RequestRecord]], agg: CaseAggregate,
+                  slo: Slo | None) -> dict[str, Goodput]:
+    """Goodput of each node over its own window and of the cluster over the common window; {} without an SLO."""
+    if slo is None:
+        return {}
+    out = {n: compute_goodput(recs, slo, agg.nodes[n].wall_time_s) for n, recs in records_by_node.items()}
+    out[CLUSTER] = compute_goodput([r for recs in records_by_node.values() for r in recs], slo,
+                                   agg.cluster.wall_time_s)
+    return out
+
+
+def _goodput_extra(good: dict[str, Goodput], scope: str) -> dict[str, Any]:
+    return {"goodput": good[scope].to_dict()} if scope in good else {}
+
+
+def _goodput_values(good: dict[str, Goodput], scope: str) -> dict[str, float]:
+    return good[scope].values() if scope in good else {}
 
 
 def _scope_state(reasons: list[Reason]) -> State:

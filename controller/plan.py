@@ -12,8 +12,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from fleetbench.goodput import Slo, preset_slo
 from fleetbench.jobs_schema import point_label
-from fleetbench.plan_schema import EvalCaseDoc, PerfCaseDoc, PlanDoc, ScoreBounds, SweepCaseDoc, plan_json_schema
+from fleetbench.plan_schema import (
+    EvalCaseDoc,
+    PerfCaseDoc,
+    PlanDoc,
+    ScoreBounds,
+    SloDoc,
+    SweepCaseDoc,
+    plan_json_schema,
+)
 
 from .yamlfile import Located, load_yaml
 
@@ -69,6 +78,9 @@ class PerfCase:
     min_duration_s: float | None = None  # the cluster's common window must be at least this long
     min_requests: int | None = None  # each node must complete at least this many requests
     max_start_skew_s: float | None = None  # default max(100 ms, 1 % of the window)
+    slo: Slo | None = None  # per-request SLO: goodput figures are computed when given
+    warmup_requests: int = 0  # per node, before the measured window; their records are in no figure
+    load: str = "each"  # "split": parallel, number and rate are the cluster's totals, divided across the agents
 
 
 @dataclass(frozen=True)
@@ -96,6 +108,8 @@ class SweepCase:
     min_duration_s: float | None = None  # per point, as for a perf case
     min_requests: int | None = None
     max_start_skew_s: float | None = None
+    slo: Slo | None = None
+    warmup_requests: int = 0  # per point
 
     @property
     def pairs(self) -> tuple[tuple[int, int], ...]:
@@ -114,7 +128,8 @@ class SweepCase:
                         stream=self.stream, purpose=self.purpose, expect=self.expect,
                         range_ratio=self.range_ratio, workers=min(self.workers, par, num),
                         min_duration_s=self.min_duration_s, min_requests=self.min_requests,
-                        max_start_skew_s=self.max_start_skew_s)))
+                        max_start_skew_s=self.max_start_skew_s, slo=self.slo,
+                        warmup_requests=self.warmup_requests)))
         return out
 
 
@@ -185,7 +200,16 @@ def _load_common(case: PerfCaseDoc | SweepCaseDoc) -> dict[str, Any]:
             "stream": case.stream, "purpose": case.purpose or "", "expect": _expectations(case.expect),
             "range_ratio": float(case.range_ratio), "workers": 0 if case.workers == "auto" else case.workers,
             "min_duration_s": case.min_duration_s, "min_requests": case.min_requests,
-            "max_start_skew_s": case.max_start_skew_s}
+            "max_start_skew_s": case.max_start_skew_s, "slo": _slo(case.slo),
+            "warmup_requests": case.warmup_requests}
+
+
+def _slo(doc: SloDoc | str | None) -> Slo | None:
+    if doc is None:
+        return None
+    if isinstance(doc, str):
+        return preset_slo(doc)
+    return Slo(ttft_s=doc.ttft_s, tpot_s=doc.tpot_s, latency_s=doc.latency_s)
 
 
 def _case(doc: Any) -> Case:
@@ -204,7 +228,7 @@ def _case(doc: Any) -> Case:
                         limit=doc.limit, purpose=doc.purpose or "", expect=_score_expectations(doc),
                         stream=doc.stream, timeout_s=doc.timeout_s)
     return PerfCase(parallel=doc.parallel, number=doc.number, input_tokens=doc.input_tokens,
-                    output_tokens=doc.output_tokens, type=doc.type, **_load_common(doc))
+                    output_tokens=doc.output_tokens, type=doc.type, load=doc.load, **_load_common(doc))
 
 
 def parse_plan(doc: Located) -> Plan:

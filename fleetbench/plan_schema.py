@@ -12,6 +12,8 @@ from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import AfterValidator, ConfigDict, Discriminator, Field, Strict, Tag, create_model, model_validator
 
+from .goodput import FIGURES as GOODPUT_FIGURES
+from .goodput import SLO_PRESETS
 from .schema_base import Doc, did_you_mean, json_schema, one_or_list, problem, says, shape
 
 CASE_TYPES = ("perf", "sweep", "eval", "long_context")
@@ -46,6 +48,7 @@ def figure_names() -> dict[str, str]:
     names = dict(FIGURES)
     names.update({f"{m}_p{p}_s": f"{what}, {p}th percentile (nearest rank), seconds"
                   for m, what in PERCENTILE_FIGURES.items() for p in PERCENTILE_POINTS})
+    names.update(GOODPUT_FIGURES)
     return names
 
 
@@ -166,6 +169,45 @@ class EvalExpect(Doc):
     `{aime25: {official: 93.1, tolerance: 1.0}, gpqa_diamond: {min: 70}}`"""
 
 
+# --- per-request SLO (goodput) ---
+
+class SloDoc(Doc):
+    """Per-request limits: a request meets the SLO when it succeeded and is within every limit given."""
+
+    model_config = ConfigDict(title="per-request SLO", json_schema_extra={"minProperties": 1})
+
+    ttft_s: Seconds | None = None
+    """time to first token at most this"""
+    tpot_s: Seconds | None = None
+    """time per output token at most this (requests with more than one output token)"""
+    latency_s: Seconds | None = None
+    """end-to-end latency at most this"""
+
+    @model_validator(mode="after")
+    def _some(self) -> SloDoc:
+        if self.ttft_s is None and self.tpot_s is None and self.latency_s is None:
+            raise problem("needs ttft_s, tpot_s and/or latency_s")
+        return self
+
+
+SloPreset = Annotated[str, Strict(), AfterValidator(lambda v: _preset(v)), Field(
+    json_schema_extra={"enum": list(SLO_PRESETS)}), says(
+    lambda v: f"must be a preset ({', '.join(SLO_PRESETS)}) or a mapping {{ttft_s, tpot_s, latency_s}}")]
+
+
+def _preset(name: str) -> str:
+    if name not in SLO_PRESETS:
+        raise ValueError(name)
+    return name
+
+
+def _slo_form(value: Any) -> str:
+    return "<preset>" if isinstance(value, str) else "<limits>"
+
+
+Slo = Annotated[Annotated[SloPreset, Tag("<preset>")] | Annotated[SloDoc, Tag("<limits>")], Discriminator(_slo_form)]
+
+
 # --- cases ---
 
 class _Case(Doc):
@@ -201,6 +243,19 @@ class _LoadCase(_Case):
     """validity: the nodes' first requests within this (default max(100 ms, 1 % of the window))"""
     workers: Workers = "auto"
     """load-generator processes per node; auto = each agent chooses"""
+    slo: Slo | None = None
+    """per-request SLO for goodput: {ttft_s, tpot_s, latency_s} or a preset name (mlperf-llama2-70b, ...)"""
+    warmup_requests: Annotated[int, Strict(), Field(ge=0), says("must be a whole number, 0 or more")] = 0
+    """requests each node sends before the measured window; their records are kept apart, in no figure"""
+
+    @model_validator(mode="after")
+    def _goodput_needs_slo(self) -> _LoadCase:
+        if self.slo is None and self.expect is not None:
+            for name in self.expect.given():
+                if name in GOODPUT_FIGURES:
+                    raise problem("needs the case's slo (the per-request SLO goodput is counted against)",
+                                  "expect", name)
+        return self
 
 
 class PerfCaseDoc(_LoadCase):
@@ -217,6 +272,9 @@ class PerfCaseDoc(_LoadCase):
     """prompt length"""
     output_tokens: PositiveInt
     """output length (min = max tokens)"""
+    load: Annotated[Literal["each", "split"], says("must be each or split")] = "each"
+    """each: parallel, number and rate per node, each node to its endpoint; split: they are the cluster's totals,
+    divided across the agents, all sending to the plan's one endpoint (a router or load balancer)"""
 
     @model_validator(mode="after")
     def _workers(self) -> PerfCaseDoc:
@@ -391,6 +449,16 @@ class PlanDoc(Doc):
                      AfterValidator(_no_duplicates)]
     """run in order, each on every node at once"""
     cluster: ClusterDoc | None = None
+
+    @model_validator(mode="after")
+    def _cluster_goodput(self) -> PlanDoc:
+        given: tuple[str, ...] = self.cluster.expect.given() if self.cluster and self.cluster.expect else ()
+        named = [n for n in given if n in GOODPUT_FIGURES]
+        if named:
+            for i, case in enumerate(self.cases):
+                if isinstance(case, PerfCaseDoc) and case.type == "perf" and case.slo is None:
+                    raise problem(f"needs an slo: the cluster expects {named[0]}", "cases", i, "slo")
+        return self
 
     @model_validator(mode="after")
     def _tokenizer(self) -> PlanDoc:

@@ -53,7 +53,7 @@ ENV_HARDWARE = (("env.cpu", "cpu"), ("env.cpus", "cpus"), ("env.memory", "memory
 ENV_SOFTWARE = (("env.os", "os"), ("env.kernel", "kernel"), ("env.driver", "driver"), ("env.toolkit", "toolkit"))
 STATES = ("pass", "fail", "error", "invalid", "incomplete")  # controller.verdict.State's values
 CHECKS = ("start_skew", "node_results", "load_generator", "clock_uncertainty", "min_duration", "min_requests",
-          "nodes")  # the validity sub-checks (controller/validity.py)
+          "nodes", "warmup")  # the validity sub-checks (controller/validity.py)
 
 
 @dataclass(frozen=True)
@@ -249,6 +249,37 @@ def summary_table(scopes: dict[str, Figures], lang: str, case: CaseReport | None
     names = list(scopes)
     rows = [[t(key, lang)] + [fmt(scopes[n].value(fig), pat, lang) for n in names] for key, fig, pat in SUMMARY_ROWS]
     return Table([t("col.key", lang)] + [scope_name(n, lang, case) for n in names], rows)
+
+
+def goodput_table(case: CaseReport, lang: str) -> Table:
+    """Per scope: the requests that met the per-request SLO and the throughput they carried, beside TPM total."""
+    names = list(case.goodput)
+    figs = dict(case.node_figures)
+    if case.cluster is not None:
+        figs["cluster"] = case.cluster
+    good = case.goodput
+    rows = [
+        [t("gp.met", lang)] + [f"{good[n].good:,} / {good[n].requests:,}" for n in names],
+        [t("gp.ratio", lang)] + [fmt(good[n].ratio * 100, "{:.2f} %", lang) for n in names],
+        [t("gp.rps", lang)] + [fmt(good[n].rps, "{:.4f}", lang) for n in names],
+        [t("gp.tps", lang)] + [fmt(good[n].tps, "{:.2f}", lang) for n in names],
+        [t("gp.tpm", lang)] + [fmt(good[n].tpm, "{:,.0f}", lang) for n in names],
+        [t("sum.tpm_total", lang)] + [fmt(figs[n].tpm_total if n in figs else None, "{:,.0f}", lang) for n in names],
+    ]
+    return Table([t("col.key", lang)] + [scope_name(n, lang, case) for n in names], rows)
+
+
+def goodput_title(case: CaseReport, lang: str) -> str:
+    slo = next(iter(case.goodput.values())).slo
+    return t("gp.title", lang, slo=slo.describe())
+
+
+def tpm_label_line(case: CaseReport, lang: str) -> str:
+    """Which TPM each column shows: a node's own, the cluster union over the common window, Σ of the nodes, or, with
+    `load: split`, one shared endpoint loaded from N agents."""
+    if case.load == "split":
+        return t("tpm.split", lang, n=len(case.node_figures))
+    return t("tpm.each", lang)
 
 
 def cluster_percentiles_title(case: CaseReport, lang: str) -> str:
@@ -453,7 +484,9 @@ def conclusion_lines(report: RunReport, lang: str) -> list[str]:
                                  verdict=verdict_text("pass" if s.passed else "fail", lang)))
         elif c is not None:
             window = fmt(c.wall_time_s, "{:.3f}", lang)
-            out.append(t("concl.tpm", lang, case=case.case_id, cluster=scope_name("cluster", lang, case),
+            key = "concl.tpm_split" if case.load == "split" else "concl.tpm"
+            out.append(t(key, lang, n=len(case.node_figures), case=case.case_id,
+                         cluster=scope_name("cluster", lang, case),
                          input=f"{c.input_tokens:,}", output=f"{c.output_tokens:,}", window=window,
                          tpm_total=fmt(c.tpm_total, "{:,.0f}", lang), tpm_output=fmt(c.tpm_output, "{:,.0f}", lang),
                          sum_total=fmt(case.sum_node_tpm_total, "{:,.0f}", lang),

@@ -326,8 +326,10 @@ def case_section(n: int, case: CaseReport, report: RunReport, lang: str) -> list
     elif case.cluster is not None:
         scopes = {**case.node_figures, "cluster": case.cluster}
         out += [f"<p>{inline(t('case.summary', lang))}</p>", html_table(c.summary_table(scopes, lang, case)),
-                f"<p>{inline(c.skew_line(case, lang))}</p>",
-                f"<p>{inline(c.cluster_percentiles_title(case, lang))}</p>", _percentiles(case.cluster, lang)]
+                f"<p>{inline(c.tpm_label_line(case, lang))}</p>", f"<p>{inline(c.skew_line(case, lang))}</p>"]
+        if case.goodput:
+            out += [f"<p>{inline(c.goodput_title(case, lang))}</p>", html_table(c.goodput_table(case, lang))]
+        out += [f"<p>{inline(c.cluster_percentiles_title(case, lang))}</p>", _percentiles(case.cluster, lang)]
         for node, figs in case.node_figures.items():
             out += [f"<p>{inline(t('case.node_percentiles', lang, node=node))}</p>", _percentiles(figs, lang)]
     if case.sweep:

@@ -121,6 +121,7 @@ TEXT: dict[str, dict[str, str]] = {
     "check.min_duration": {"en": "minimum duration", "zh": "最短测试时长"},
     "check.min_requests": {"en": "minimum requests", "zh": "最少请求数"},
     "check.nodes": {"en": "nodes with results", "zh": "有结果的节点数"},
+    "check.warmup": {"en": "warm-up before the window", "zh": "测量窗口前的预热"},
     "check.failed": {"en": "FAIL (INVALID)", "zh": "未通过（无效）"},
     "lc.answered": {"en": "Answered", "zh": "是否返回结果"},
     "lc.yes": {"en": "yes", "zh": "是"},
@@ -155,6 +156,25 @@ TEXT: dict[str, dict[str, str]] = {
         "zh": "得分为百分数；得分 ≥ 官方分数 − 允许偏差 即为通过。",
     },
     "scope.cluster": {"en": "cluster", "zh": "集群"},
+    "gp.title": {"en": "Goodput (per-request SLO: {slo}; failed requests count as misses)",
+                 "zh": "有效吞吐（单请求 SLO：{slo}；失败请求计为未达标）"},
+    "gp.met": {"en": "Requests meeting the SLO", "zh": "达标请求数"},
+    "gp.ratio": {"en": "Goodput ratio", "zh": "达标率"},
+    "gp.rps": {"en": "Goodput (req/s)", "zh": "有效请求吞吐 (req/s)"},
+    "gp.tps": {"en": "Goodput output (tok/s)", "zh": "有效输出吞吐 (tok/s)"},
+    "gp.tpm": {"en": "Goodput TPM (tok/min)", "zh": "有效 TPM (tok/min)"},
+    "tpm.each": {"en": "TPM shown: each node's column is that node alone over its own window; the cluster column is "
+                         "the union of all nodes' requests over the common window; Σ per-node TPM adds the nodes' own "
+                         "figures.",
+                 "zh": "TPM 口径：各节点列为该节点在自身时间窗口内的值；"
+                       "集群列为所有节点请求之并集在共同时间窗口内的值；"
+                       "各节点 TPM 之和为各节点自身数值相加。"},
+    "tpm.split": {"en": "TPM shown: one endpoint, load from {n} agents (load: split): the cluster column is the shared "
+                          "endpoint's TPM (the union of every agent's requests over the common window); each agent's "
+                          "column is its share of the load, not a server's capacity.",
+                  "zh": "TPM 口径：同一端点，负载来自 {n} 个代理（load: split）："
+                        "集群列为该共享端点的 TPM（所有代理请求之并集在共同"
+                        "时间窗口内的值）；各代理列为其分担的负载，并非某台服务器的能力。"},
     "scope.cluster_partial": {"en": "cluster ({n} of {total} nodes)", "zh": "集群（{total} 个节点中的 {n} 个）"},
     "scope.cluster_partial_points": {"en": "cluster (partial at {points})", "zh": "集群（部分节点：{points}）"},
     "scope.partial_point": {"en": "{point}: {n} of {total} nodes", "zh": "{point}：{total} 个节点中的 {n} 个"},
@@ -269,6 +289,17 @@ TEXT: dict[str, dict[str, str]] = {
               "({input} + {output}) / {window} s × 60 = **{tpm_total}** tok/min；输出 TPM = {output} / {window} s "
               "× 60 = **{tpm_output}** tok/min；各节点 TPM 之和（总计）= {sum_total}，（输出）= {sum_output}。",
     },
+    "concl.tpm_split": {
+        "en": "`{case}`: one endpoint, load from {n} agents: the endpoint's TPM (total) = Σ(input+output tokens) of "
+              "every agent's requests / common window × 60 = ({input} + {output}) / {window} s × 60 = **{tpm_total}** "
+              "tok/min; output TPM = {output} / {window} s × 60 = **{tpm_output}** tok/min (Σ of the agents' own "
+              "TPM: {sum_total}).",
+        "zh": "`{case}`：同一端点，负载来自 {n} 个代理：端点 TPM（总计）= "
+              "所有代理请求的 Σ(输入+输出 token) / 共同时间窗口 × 60 = "
+              "({input} + {output}) / {window} s × 60 = **{tpm_total}** tok/min；"
+              "输出 TPM = {output} / {window} s × 60 = "
+              "**{tpm_output}** tok/min（各代理自身 TPM 之和：{sum_total}）。",
+    },
     "concl.stragglers": {"en": "`{case}`: stragglers (output throughput > 10% below the fleet median): {nodes}.",
                          "zh": "`{case}`：落后节点（输出吞吐低于各节点中位数 10% 以上）：{nodes}。"},
     "concl.sweep": {
@@ -337,6 +368,9 @@ TEXT: dict[str, dict[str, str]] = {
     "xl.validity": {"en": "Validity", "zh": "有效性"},
     "xl.failures": {"en": "Failures", "zh": "失败请求"},
     "xl.long_context": {"en": "Long context", "zh": "超长上下文"},
+    "xl.goodput": {"en": "Goodput", "zh": "有效吞吐"},
+    "xl.slo": {"en": "Per-request SLO", "zh": "单请求 SLO"},
+    "xl.tpm_basis": {"en": "Which TPM", "zh": "TPM 口径"},
     "xl.passed": {"en": "Passed (1/0)", "zh": "通过 (1/0)"},
     "xl.answered": {"en": "Answered (1/0)", "zh": "返回结果 (1/0)"},
     "xl.reason_case": {"en": "Case/step", "zh": "用例/步骤"},

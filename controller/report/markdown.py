@@ -64,6 +64,9 @@ def case_section(n: int, case: CaseReport, report: RunReport, lang: str) -> list
         scopes = dict(case.node_figures)
         scopes["cluster"] = case.cluster
         out += [t("case.summary", lang), ""] + md(c.summary_table(scopes, lang, case))
+        out += [c.tpm_label_line(case, lang), ""]
+        if case.goodput:
+            out += [c.goodput_title(case, lang), ""] + md(c.goodput_table(case, lang))
         out += [c.skew_line(case, lang), ""]
         out += [c.cluster_percentiles_title(case, lang), ""] + _percentiles(case.cluster, lang)
         for node, figs in case.node_figures.items():

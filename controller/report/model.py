@@ -15,6 +15,7 @@ from typing import Any
 
 from fleetbench.failures import summarize
 from fleetbench.figures import Figures
+from fleetbench.goodput import Goodput
 from fleetbench.inventory import Inventory
 
 from ..aggregate import CLUSTER
@@ -237,6 +238,10 @@ class CaseReport:
     partial_cluster: dict[str, tuple[int, int]] = field(default_factory=dict)
     # long-context cases: one row per node of the run
     long_context: list[LongContextRow] = field(default_factory=list)
+    # scope (a node or "cluster") -> goodput against the case's per-request SLO; empty without an SLO
+    goodput: dict[str, Goodput] = field(default_factory=dict)
+    # "each": every node loads its endpoint; "split": the totals divided across the agents, one shared endpoint
+    load: str = "each"
 
     @property
     def client_bound_nodes(self) -> list[str]:
@@ -537,6 +542,9 @@ def load_report(store: Store, run_id: str) -> RunReport:
         case = next((c for c in plan.cases if c.id == cid), None) if plan else None
         node_figs = {r["scope"]: _figures(r["figures_json"]) for r in figures
                      if r["case_id"] == cid and r["scope"] != CLUSTER}
+        goodput = {r["scope"]: Goodput.from_dict(g) for r in figures if r["case_id"] == cid
+                   for g in [json.loads(r["extra_json"] or "{}").get("goodput")] if g}
+        goodput = dict(sorted(goodput.items(), key=lambda kv: (kv[0] == CLUSTER, kv[0])))
         cl = [r for r in figures if r["case_id"] == cid and r["scope"] == CLUSTER]
         extra = json.loads(cl[0]["extra_json"]) if cl else {}
         mine = of_case(case_nodes, cid)
@@ -617,6 +625,8 @@ def load_report(store: Store, run_id: str) -> RunReport:
             command=equivalent_command(plan, cid, url) if plan else "",
             node_figures=dict(sorted(node_figs.items())),
             cluster=_figures(cl[0]["figures_json"]) if cl else None,
+            goodput=goodput,
+            load=str(extra.get("load") or "each"),
             sum_node_tpm_total=math.nan if extra.get("sum_node_tpm_total") is None else extra["sum_node_tpm_total"],
             sum_node_tpm_output=math.nan if extra.get("sum_node_tpm_output") is None else extra["sum_node_tpm_output"],
             start_skew_s=math.nan if extra.get("start_skew_s") is None else extra["start_skew_s"],

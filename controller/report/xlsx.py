@@ -113,14 +113,15 @@ def _summary(wb: Workbook, report: RunReport, lang: str) -> None:
     s.header([t("col.case", lang), t("case.type", lang), t("col.verdict", lang), t("sum.tpm_total", lang),
               t("sum.tpm_output", lang), t("fig.sum_tpm_total", lang), t("fig.sum_tpm_output", lang),
               t("fig.start_skew", lang), t("fig.stragglers", lang), t("col.cluster_nodes", lang),
-              t("case.purpose", lang)])
+              t("case.purpose", lang), t("xl.tpm_basis", lang)])
     for case in report.cases:
         cl = case.cluster if case.case_type != "long_context" else None  # no TPM for one request per node
         part = case.partial()
         s.row([case.case_id, c.case_type_text(case, lang), c.verdict_text(case.verdict, lang),
                cl.tpm_total if cl else None, cl.tpm_output if cl else None, case.sum_node_tpm_total if cl else None,
                case.sum_node_tpm_output if cl else None, case.start_skew_s, ", ".join(case.stragglers),
-               c.scope_name("cluster", lang, case) if part else "", case.purpose])
+               c.scope_name("cluster", lang, case) if part else "", case.purpose,
+               _plain(c.tpm_label_line(case, lang)) if cl else ""])
     s.row([])
     s.row([_plain(c.overall_line(report, lang))], bold=True)
     for line in [*c.conclusion_lines(report, lang), *c.failure_reasons(report, lang)]:
@@ -229,6 +230,19 @@ def _long_context(wb: Workbook, report: RunReport, lang: str) -> None:
                    r.input_tokens, r.output_tokens, r.error])
 
 
+def _goodput(wb: Workbook, report: RunReport, lang: str) -> None:
+    """One row per (case, scope) with goodput: the SLO, the requests meeting it, and what they carried."""
+    s = _Sheet(wb, t("xl.goodput", lang))
+    s.header([t("col.case", lang), t("col.scope", lang), t("xl.slo", lang), t("sum.requests", lang),
+              t("gp.met", lang), t("gp.ratio", lang), t("gp.rps", lang), t("gp.tps", lang), t("gp.tpm", lang),
+              t("sum.tpm_total", lang)])
+    for case in report.cases:
+        figs = {**case.node_figures, **({"cluster": case.cluster} if case.cluster else {})}
+        for scope, g in case.goodput.items():
+            s.row([case.case_id, c.scope_name(scope, lang, case), g.slo.describe(), g.requests, g.good, g.ratio,
+                   g.rps, g.tps, g.tpm, figs[scope].tpm_total if scope in figs else None])
+
+
 def _scores(wb: Workbook, report: RunReport, lang: str) -> None:
     s = _Sheet(wb, t("xl.scores", lang))
     s.header([t("col.case", lang), t("col.scope", lang), t("ev.dataset", lang), t("ev.metric", lang),
@@ -308,6 +322,7 @@ def write_xlsx(report: RunReport, path: Path, lang: str = "en", raw: RawRequests
         _validity(wb, report, lang)
         _failures(wb, report, lang)
         _long_context(wb, report, lang)
+        _goodput(wb, report, lang)
         _scores(wb, report, lang)
         _environment(wb, report, lang)
         _requests(wb, raw, lang)
