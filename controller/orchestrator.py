@@ -42,10 +42,11 @@ from .aggregate import (
     pool_scores,
     shift_records,
 )
+from .capacity import CapacitySearch, capacity_result, probe_row
 from .client import AgentClient, ClockSample
 from .fleet import Node
 from .follow import follow_job
-from .plan import EvalCase, Expectation, PerfCase, Plan, SweepCase
+from .plan import CapacityCase, EvalCase, Expectation, PerfCase, Plan, SweepCase
 from .progress import ProgressSink
 from .specs import eval_spec, perf_spec, split_share
 from .store import Store
@@ -62,6 +63,7 @@ READY_TIMEOUT_S = float(os.environ.get("FLEETBENCH_READY_TIMEOUT_S", "600"))
 START_MARGIN_S = float(os.environ.get("FLEETBENCH_START_MARGIN_S", "0.25"))
 READY_POLL_S = 0.05
 IMPLICIT_SUCCESS = Expectation("success_rate", "min", 1.0)
+MAX_INVALID_PROBE_RETRIES = 2  # a capacity probe INVALID this many times in a row stops the search (INVALID)
 WARMUP_SUFFIX = "~warmup"  # a step's warm-up requests are stored as the step "<step>~warmup": in no figure
 
 
@@ -107,6 +109,7 @@ class Step:
     perf: PerfCase | None = None
     eval: EvalCase | None = None
     point: str = ""
+    capacity: CapacityCase | None = None  # a capacity search: its probes are steps of their own
 
     @property
     def job_suffix(self) -> str:
@@ -135,6 +138,8 @@ def plan_steps(plan: Plan) -> list[Step]:
             steps += [Step(pc.id, JobKind.PERF, perf=pc, point=label) for label, pc in case.points()]
         elif isinstance(case, EvalCase):
             steps.append(Step(case.id, JobKind.EVAL, eval=case))
+        elif isinstance(case, CapacityCase):
+            steps.append(Step(case.id, JobKind.PERF, capacity=case))
         else:
             steps.append(Step(case.id, JobKind.LONG_CONTEXT if case.type == "long_context" else JobKind.PERF,
                               perf=case))
@@ -234,12 +239,94 @@ class Orchestrator:
             if step.step_id in done:
                 self._recall_step(run_id, step, outcome)
                 continue
+            if step.capacity is not None:
+                await self._run_capacity(run_id, step.capacity, outcome, done)
+                continue
             await self._run_case(run_id, step, outcome)
         outcome.state = run_state(list(outcome.case_states.values()))
         if not outcome.case_states:
             outcome.reasons.append(Reason(State.INVALID, "", "", "the plan ran no case: nothing was judged"))
         self.store.finish_run(run_id, outcome.state.value, reasons=outcome.reasons)
         return outcome
+
+    async def _run_capacity(self, run_id: str, case: CapacityCase, outcome: RunOutcome, done: set[str]) -> None:
+        """The capacity search (controller/capacity.py): each probe a synchronized step on all nodes
+        (`<case>@p<parallel>-try<k>`, judged on the SLO like any step), until every scope's answer is found and
+        confirmed. The case is INVALID when a probe is INVALID or ERROR (its figures cannot be trusted) or the
+        search does not settle; FAIL for a scope where no concurrency of the range held; else PASS. Resuming
+        replays the stored probes (the search is deterministic given their outcomes)."""
+        scopes = [CLUSTER, *[n.name for n in self.nodes]]
+        search = CapacitySearch(case.parallel_min, case.parallel_max, scopes, case.confirm, case.step)
+        rows: list[dict[str, Any]] = []
+        stopped: list[Reason] = []
+        budget = search.probe_budget()
+        tries: dict[int, int] = {}  # concurrency -> probe steps run there, invalid ones included
+        invalid_in_a_row = 0
+        while (parallel := search.next_probe()) is not None:
+            if sum(tries.values()) >= budget:
+                stopped.append(Reason(State.INVALID, case.id, "", f"the search did not settle in {budget} probes"))
+                break
+            attempt = tries[parallel] = tries.get(parallel, 0) + 1
+            probe = case.probe(parallel, attempt)
+            step = Step(probe.id, JobKind.PERF, perf=probe, point=probe.id.partition("@")[2])
+            probe_outcome = RunOutcome(run_id)
+            if step.step_id in done:
+                self._recall_step(run_id, step, probe_outcome)
+            else:
+                await self._run_case(run_id, step, probe_outcome)
+            state = probe_outcome.case_states.get(step.step_id, State.INVALID)
+            passed = {s: all(v.passed for v in probe_outcome.verdicts if v.scope == s) and
+                      any(v.scope == s for v in probe_outcome.verdicts) for s in scopes}
+            stored = {r["scope"]: r for r in self.store.figures(run_id) if r["case_id"] == step.step_id}
+            for scope in scopes:
+                row = stored.get(scope)
+                rows.append(probe_row(scope, parallel, attempt, state.value, passed[scope],
+                                      json.loads(row["figures_json"]) if row else {},
+                                      json.loads(row["extra_json"] or "{}") if row else {},
+                                      [v for v in probe_outcome.verdicts if v.scope == scope]))
+            self.progress.message(f"{case.id}: parallel {parallel} per node (try {attempt}): "
+                                  + ", ".join(f"{s} {'within' if passed[s] else 'outside'} the SLO" for s in scopes))
+            if state in (State.INVALID, State.ERROR):
+                # its figures cannot be trusted either way: run it again (a busy client, a slow start), and stop
+                # the search when it stays so
+                invalid_in_a_row += 1
+                if invalid_in_a_row <= MAX_INVALID_PROBE_RETRIES and state is State.INVALID:
+                    self.progress.message(f"{case.id}: the probe at parallel {parallel} (try {attempt}) was invalid; "
+                                          "running it again")
+                    continue
+                stopped.append(Reason(State.INVALID, case.id, "", f"the probe at parallel {parallel} (try {attempt}) "
+                                      f"was {state.value}: the search stopped, its answer cannot be trusted"))
+                stopped += probe_outcome.reasons
+                break
+            invalid_in_a_row = 0
+            search.record(parallel, passed)
+        result = capacity_result(search, rows)
+        reasons = list(stopped)
+        if not stopped:
+            for scope in scopes:
+                if result[scope]["max_parallel"] is None:
+                    reasons.append(Reason(State.FAIL, case.id, scope, f"no concurrency in [{case.parallel_min}, "
+                                          f"{case.parallel_max}] per node held the SLO"))
+        by_scope: dict[str, list[Reason]] = {}
+        for r in reasons:
+            by_scope.setdefault(r.scope, []).append(r)
+        for scope in scopes:
+            self.store.set_case_verdict(run_id, case.id, scope, _scope_state(by_scope.get(scope, [])),
+                                        by_scope.get(scope, []))
+        state = State.INVALID if stopped else (State.FAIL if reasons else State.PASS)
+        self.store.set_case_verdict(run_id, case.id, "case", state, reasons)
+        # the case's own row (marks it done for resume): no figures of its own, the search's result beside it
+        self.store.set_figures(run_id, case.id, CLUSTER, compute_figures([]), extra={
+            "capacity": result, "slo": [{"figure": e.figure, "op": e.op, "threshold": e.threshold} for e in case.slo],
+            "slo_preset": case.slo_preset, "nodes": [n.name for n in self.nodes],
+            "all_nodes": [n.name for n in self.nodes], "probes": sum(tries.values())})
+        outcome.case_states[case.id] = state
+        outcome.reasons += reasons
+        found = result[CLUSTER]
+        self.progress.message(f"{case.id}: {state.upper()}; {sum(tries.values())} probes; cluster capacity "
+                              f"{found['max_parallel'] if found['max_parallel'] is not None else 'none'} per node"
+                              + (f", TPM {found['tpm_total']:,.0f}, goodput TPM {found['goodput_tpm']:,.0f}"
+                                 if found["max_parallel"] is not None else ""))
 
     def _recall_step(self, run_id: str, step: Step, outcome: RunOutcome) -> None:
         """A step judged before the controller stopped: its stored state and reasons."""

@@ -12,9 +12,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from fleetbench.goodput import Slo, preset_slo
+from fleetbench.goodput import SLO_PRESETS, Slo, preset_slo
 from fleetbench.jobs_schema import point_label
 from fleetbench.plan_schema import (
+    CapacityCaseDoc,
     EvalCaseDoc,
     PerfCaseDoc,
     PlanDoc,
@@ -26,8 +27,8 @@ from fleetbench.plan_schema import (
 
 from .yamlfile import Located, load_yaml
 
-__all__ = ["Case", "Endpoint", "EvalCase", "Expectation", "PerfCase", "Plan", "SweepCase", "load_plan", "parse_plan",
-           "plan_json_schema"]
+__all__ = ["CapacityCase", "Case", "Endpoint", "EvalCase", "Expectation", "PerfCase", "Plan", "SweepCase",
+           "load_plan", "parse_plan", "plan_json_schema"]
 
 
 @dataclass(frozen=True)
@@ -151,7 +152,54 @@ class EvalCase:
     number: int = 0  # requests are not known in advance (progress uses the agent's total)
 
 
-Case = PerfCase | SweepCase | EvalCase
+@dataclass(frozen=True)
+class CapacityCase:
+    """The highest per-node concurrency in [parallel_min, parallel_max] at which every SLO bound holds, for each
+    node and for the cluster (controller/capacity.py searches, controller/orchestrator.py runs the probes)."""
+
+    id: str
+    input_tokens: int
+    output_tokens: int
+    parallel_min: int
+    parallel_max: int
+    slo: tuple[Expectation, ...]  # every bound must hold at a concurrency for it to count
+    requests_per_stream: int = 4
+    confirm: int = 2
+    step: int = 1
+    rate: float = -1.0
+    dataset: str = "random"
+    extra_args: dict[str, Any] = field(default_factory=dict)
+    stream: bool = True
+    range_ratio: float = 1.0
+    workers: int = 0
+    warmup_requests: int = 0
+    purpose: str = ""
+    slo_preset: str = ""
+    type: str = "capacity"
+    expect: tuple[Expectation, ...] = ()  # capacity cases are judged on their SLO at each probe
+
+    @property
+    def request_slo(self) -> Slo:
+        """The per-request SLO goodput is counted against: the tightest max bound the SLO puts on TTFT, TPOT and
+        latency figures (a p99 TTFT limit of 2 s: each request's TTFT at most 2 s)."""
+        def limit(metric: str) -> float | None:
+            values = [e.threshold for e in self.slo if e.op == "max" and e.figure.startswith(metric + "_")]
+            return min(values) if values else None
+
+        return Slo(ttft_s=limit("ttft"), tpot_s=limit("tpot"), latency_s=limit("latency"))
+
+    def probe(self, parallel: int, attempt: int) -> PerfCase:
+        """The perf run of one probe: `parallel` streams per node, parallel × requests_per_stream requests."""
+        label = f"p{parallel}-try{attempt}"
+        return PerfCase(id=f"{self.id}@{label}", parallel=parallel, number=parallel * self.requests_per_stream,
+                        input_tokens=self.input_tokens, output_tokens=self.output_tokens, rate=self.rate,
+                        dataset=self.dataset, extra_args=self.extra_args, stream=self.stream, purpose=self.purpose,
+                        expect=self.slo, range_ratio=self.range_ratio,
+                        workers=min(self.workers, parallel) if self.workers else 0, slo=self.request_slo,
+                        warmup_requests=self.warmup_requests)
+
+
+Case = PerfCase | SweepCase | EvalCase | CapacityCase
 
 
 @dataclass(frozen=True)
@@ -213,6 +261,20 @@ def _slo(doc: SloDoc | str | None) -> Slo | None:
 
 
 def _case(doc: Any) -> Case:
+    if isinstance(doc, CapacityCaseDoc):
+        if isinstance(doc.slo, str):
+            ttft, tpot = SLO_PRESETS[doc.slo]
+            bounds: tuple[Expectation, ...] = (Expectation("ttft_p99_s", "max", ttft),
+                                               Expectation("tpot_p99_s", "max", tpot))
+        else:
+            bounds = _expectations(doc.slo)
+        return CapacityCase(
+            id=doc.id, input_tokens=doc.input_tokens, output_tokens=doc.output_tokens, parallel_min=doc.parallel.min,
+            parallel_max=doc.parallel.max, slo=bounds, requests_per_stream=doc.requests_per_stream,
+            confirm=doc.confirm, step=doc.step, rate=float(doc.rate), dataset=doc.dataset,
+            extra_args=dict(doc.extra_args or {}), stream=doc.stream, range_ratio=float(doc.range_ratio),
+            workers=0 if doc.workers == "auto" else doc.workers, warmup_requests=doc.warmup_requests,
+            purpose=doc.purpose or "", slo_preset=doc.slo if isinstance(doc.slo, str) else "")
     if isinstance(doc, SweepCaseDoc):
         lengths = doc.lengths or ()
         inputs = tuple(p[0] for p in lengths) if lengths else doc.input_tokens

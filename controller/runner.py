@@ -151,7 +151,15 @@ def conclusion_lines(report: RunReport, outcome: RunOutcome, node_count: int) ->
     lines: list[str] = []
     for case in report.cases:
         state = case.verdict.upper()
-        if case.case_type == "long_context":
+        if case.case_type == "capacity":
+            found = case.capacity.get("cluster", {})
+            if found.get("max_parallel") is None:
+                lines.append(f"case {case.case_id}: capacity: no concurrency in the range held the SLO; {state}")
+            else:
+                lines.append(f"case {case.case_id}: capacity {found['max_parallel']} per node within the SLO, cluster "
+                             f"TPM {fmt_value(found['tpm_total'])}, goodput TPM {fmt_value(found['goodput_tpm'])} "
+                             f"({len(found.get('probes', []))} probes); {state}")
+        elif case.case_type == "long_context":
             ok = sum(1 for f in case.node_figures.values() if f.requests and f.succeeded == f.requests)
             ttfts = [f.ttft_avg_s for f in case.node_figures.values() if f.succeeded]
             slowest = fmt_value(max(ttfts), "s") if ttfts else "n/a"

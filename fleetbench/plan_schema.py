@@ -16,7 +16,7 @@ from .goodput import FIGURES as GOODPUT_FIGURES
 from .goodput import SLO_PRESETS
 from .schema_base import Doc, did_you_mean, json_schema, one_or_list, problem, says, shape
 
-CASE_TYPES = ("perf", "sweep", "eval", "long_context")
+CASE_TYPES = ("perf", "sweep", "eval", "long_context", "capacity")
 CASE_ID_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 SCORE_OPS = ("min", "max", "official", "tolerance")
 # Figures an expectation may name (see fleetbench.figures.Figures and DEFINITIONS).
@@ -327,6 +327,73 @@ class SweepCaseDoc(_LoadCase):
         return self
 
 
+class ParallelRange(Doc):
+    """The per-node concurrencies a capacity search may probe."""
+
+    model_config = ConfigDict(title="parallel range")
+    doc_required: ClassVar[dict[str, str]] = {"min": "is required", "max": "is required"}
+
+    min: PositiveInt
+    """the lowest concurrency per node (probed first)"""
+    max: PositiveInt
+    """the highest concurrency per node"""
+
+    @model_validator(mode="after")
+    def _order(self) -> ParallelRange:
+        if self.max < self.min:
+            raise problem("must be at least min", "max")
+        return self
+
+
+def _slo_bounds_form(value: Any) -> str:
+    return "<preset>" if isinstance(value, str) else "<bounds>"
+
+
+SloBounds = Annotated[Annotated[SloPreset, Tag("<preset>")] | Annotated[Expect, Tag("<bounds>")],  # type: ignore[valid-type]
+                      Discriminator(_slo_bounds_form)]
+
+
+class CapacityCaseDoc(_Case):
+    """The highest per-node concurrency at which every SLO figure holds: a bracket by doubling, then a binary
+    search, every probe a synchronized step on all nodes, the boundary probes repeated (`confirm`)."""
+
+    model_config = ConfigDict(title="capacity case")
+
+    type: Literal["capacity"]
+    input_tokens: PositiveInt
+    """prompt length"""
+    output_tokens: PositiveInt
+    """output length (min = max tokens)"""
+    parallel: ParallelRange
+    """the search range per node: {min: 1, max: 256}"""
+    requests_per_stream: PositiveInt = 4
+    """each probe sends parallel × this per node"""
+    slo: SloBounds
+    """figure -> {min, max} that must all hold (e.g. {ttft_p99_s: {max: 2.0}, tpot_p99_s: {max: 0.05}}), or an
+    MLPerf server preset by name (its p99 TTFT and TPOT limits)"""
+    confirm: Annotated[int, Strict(), Field(ge=1, le=10), says("must be a whole number from 1 to 10")] = 2
+    """runs of the boundary probe: a concurrency is within the SLO only when every run of it is"""
+    step: PositiveInt = 1
+    """search resolution: stop when the highest passing and lowest failing concurrencies are this close"""
+    rate: Rate = -1
+    dataset: Text = "random"
+    extra_args: Mapping | None = None
+    stream: Flag = True
+    range_ratio: RangeRatio = 1.0
+    workers: Workers = "auto"
+    """load-generator processes per node per probe (never more than the probe's parallel)"""
+    warmup_requests: Annotated[int, Strict(), Field(ge=0), says("must be a whole number, 0 or more")] = 0
+    """requests each node sends before every probe; in no figure"""
+
+    @model_validator(mode="after")
+    def _some_bound(self) -> CapacityCaseDoc:
+        if not isinstance(self.slo, str) and not self.slo.given():
+            raise problem("needs at least one figure bound (e.g. {ttft_p99_s: {max: 2.0}}) or a preset name", "slo")
+        if isinstance(self.workers, int) and self.workers > self.parallel.min:
+            raise problem("cannot exceed parallel.min (every probe runs at least that many streams)", "workers")
+        return self
+
+
 class DatasetArgs(Doc):
     """evalscope's dataset args (any of them); local_path is required: agents never download datasets."""
 
@@ -394,7 +461,8 @@ def _case_type(value: Any) -> str | None:
 
 Case = Annotated[
     Annotated[PerfCaseDoc, Tag("<perf>")] | Annotated[SweepCaseDoc, Tag("<sweep>")]
-    | Annotated[EvalCaseDoc, Tag("<eval>")] | Annotated[LongContextCaseDoc, Tag("<long_context>")],
+    | Annotated[EvalCaseDoc, Tag("<eval>")] | Annotated[LongContextCaseDoc, Tag("<long_context>")]
+    | Annotated[CapacityCaseDoc, Tag("<capacity>")],
     Discriminator(_case_type, custom_error_type="fleetbench", custom_error_message=(
     f"must be one of {', '.join(CASE_TYPES)}"), custom_error_context={"at": ("type",)})]
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass, field
+from typing import Any
 
 from fleetbench.figures import PERCENTILES, Figures
 
@@ -214,7 +215,7 @@ def appendix_tables(report: RunReport, lang: str) -> list[tuple[str, Table]]:
 
 def case_type_text(case: CaseReport, lang: str) -> str:
     key = f"type.{case.case_type}"
-    return t(key, lang) if case.case_type in ("perf", "sweep", "eval", "long_context") else case.case_type
+    return t(key, lang) if case.case_type in ("perf", "sweep", "eval", "long_context", "capacity") else case.case_type
 
 
 def expectation_lines(report: RunReport, case: CaseReport, lang: str) -> list[str]:
@@ -272,6 +273,62 @@ def goodput_table(case: CaseReport, lang: str) -> Table:
 def goodput_title(case: CaseReport, lang: str) -> str:
     slo = next(iter(case.goodput.values())).slo
     return t("gp.title", lang, slo=slo.describe())
+
+
+def capacity_points(case: CaseReport, scope: str = "cluster") -> list[dict[str, float]]:
+    """Per probed concurrency of `scope`, in order: the worst of its runs (lowest TPM and goodput TPM, highest p99
+    TTFT and TPOT) and whether every run held the SLO — what the charts and the probe table show."""
+    by_parallel: dict[int, list[dict[str, Any]]] = {}
+    for p in case.capacity.get(scope, {}).get("probes", []):
+        if p["state"] not in ("invalid", "error"):  # run again: its figures are not the search's
+            by_parallel.setdefault(int(p["parallel"]), []).append(p)
+
+    def worst(rows: list[dict[str, Any]], key: str, pick: Any) -> float:
+        values = [r[key] for r in rows if not math.isnan(r[key])]
+        return float(pick(values)) if values else math.nan
+
+    return [{"parallel": float(par), "runs": float(len(rows)), "within": float(all(r["within_slo"] for r in rows)),
+             "tpm_total": worst(rows, "tpm_total", min), "goodput_tpm": worst(rows, "goodput_tpm", min),
+             "ttft_p99_s": worst(rows, "ttft_p99_s", max), "tpot_p99_s": worst(rows, "tpot_p99_s", max)}
+            for par, rows in sorted(by_parallel.items())]
+
+
+def capacity_slo_text(case: CaseReport, lang: str) -> str:
+    bounds = "; ".join(f"{b['figure']} {'>=' if b['op'] == 'min' else '<='} "
+                       f"{people(b['threshold'], figure_unit(b['figure']), lang)}" for b in case.capacity_slo)
+    return f"{case.capacity_preset}: {bounds}" if case.capacity_preset else bounds
+
+
+def capacity_table(case: CaseReport, lang: str) -> Table:
+    """Per scope: the highest per-node concurrency within the SLO, the TPM and goodput TPM there."""
+    rows = []
+    for scope, r in case.capacity.items():
+        found = r["max_parallel"]
+        value = t("cap.none", lang) if found is None else (
+            t("cap.at_top", lang, n=found) if r["at_top"] else f"{found:,}")
+        rows.append([scope_name(scope, lang, case), value, fmt(r["tpm_total"], "{:,.0f}", lang),
+                     fmt(r["goodput_tpm"], "{:,.0f}", lang)])
+    return Table([t("col.scope", lang), t("cap.max_parallel", lang), t("sum.tpm_total", lang), t("gp.tpm", lang)],
+                 rows)
+
+
+def capacity_probe_table(case: CaseReport, lang: str) -> Table:
+    """Every probe in run order: concurrency, try, the cluster's figures, and which scopes held the SLO."""
+    cluster = case.capacity.get("cluster", {}).get("probes", [])
+    scopes = [s for s in case.capacity if s != "cluster"]
+    node_rows = {s: {(p["parallel"], p["attempt"]): p for p in case.capacity[s]["probes"]} for s in scopes}
+    rows = []
+    for p in cluster:
+        key = (p["parallel"], p["attempt"])
+        held = [s for s in scopes if node_rows[s].get(key, {}).get("within_slo")]
+        rows.append([f"{p['parallel']:,}", f"{p['attempt']}", verdict_text(p["state"], lang),
+                     t("cap.yes", lang) if p["within_slo"] else t("cap.no", lang),
+                     ", ".join(held) or t("none", lang), fmt(p["tpm_total"], "{:,.0f}", lang),
+                     fmt(p["goodput_tpm"], "{:,.0f}", lang), people(p["ttft_p99_s"], "s", lang),
+                     people(p["tpot_p99_s"], "s", lang)])
+    return Table([t("cap.parallel", lang), t("cap.try", lang), t("col.verdict", lang), t("cap.cluster_within", lang),
+                  t("cap.nodes_within", lang), t("sum.tpm_total", lang), t("gp.tpm", lang), t("cap.ttft_p99", lang),
+                  t("cap.tpot_p99", lang)], rows)
 
 
 def tpm_label_line(case: CaseReport, lang: str) -> str:
@@ -463,6 +520,16 @@ def conclusion_lines(report: RunReport, lang: str) -> list[str]:
     out = []
     for case in report.cases:
         c = case.cluster
+        if case.case_type == "capacity":
+            r = case.capacity.get("cluster", {})
+            n_probes = len(r.get("probes", []))
+            if r.get("max_parallel") is None:
+                out.append(t("concl.capacity_none", lang, case=case.case_id, probes=n_probes))
+            else:
+                out.append(t("concl.capacity", lang, case=case.case_id, n=r["max_parallel"], probes=n_probes,
+                             tpm=fmt(r["tpm_total"], "{:,.0f}", lang), goodput=fmt(r["goodput_tpm"], "{:,.0f}", lang),
+                             slo=capacity_slo_text(case, lang)))
+            continue
         if case.case_type == "long_context":
             out.append(t("concl.long_context", lang, case=case.case_id, result=long_context_line(case, lang)))
         elif case.sweep:

@@ -166,12 +166,14 @@ def _legend(names: list[tuple[str, str]]) -> list[str]:
 
 
 def line_chart(title: str, series: list[tuple[str, str, list[tuple[float, float]]]], xlabel: str, ylabel: str,
-               categorical: bool = False) -> str:
-    """Lines with markers. `categorical`: the distinct x values evenly spaced (concurrency 1, 2, 4, … 128)."""
+               categorical: bool = False, references: list[tuple[str, float]] | tuple[()] = (),
+               marker: tuple[str, float] | None = None) -> str:
+    """Lines with markers. `categorical`: the distinct x values evenly spaced (concurrency 1, 2, 4, … 128).
+    `references`: dashed horizontal lines (an SLO's limits); `marker`: a vertical line at one x (a found point)."""
     pts = [(x, y) for _, _, s in series for x, y in s if not math.isnan(y)]
     if not pts:
         return ""
-    ymax = nice_max(max(y for _, y in pts))
+    ymax = nice_max(max([y for _, y in pts] + [v for _, v in references]))
     xs = sorted({x for x, _ in pts})
     pw, ph = W - ML - MR, H - MT - MB
     if categorical:
@@ -191,6 +193,17 @@ def line_chart(title: str, series: list[tuple[str, str, list[tuple[float, float]
         d = " ".join(f"{'M' if i == 0 else 'L'}{px:.1f},{py:.1f}" for i, (px, py) in enumerate(good))
         out.append(f'<path d="{d}" fill="none" stroke="{color}" stroke-width="2"><title>{esc(name)}</title></path>')
         out += [f'<circle cx="{px:.1f}" cy="{py:.1f}" r="3" fill="{color}"/>' for px, py in good]
+    for label, value in references:
+        y = MT + ph - ph * value / ymax
+        out.append(f'<line x1="{ML}" y1="{y:.1f}" x2="{ML + pw}" y2="{y:.1f}" stroke="#c5221f" stroke-width="1.5" '
+                   f'stroke-dasharray="6 4"/>')
+        out.append(f'<text x="{ML + pw - 4}" y="{y - 4:.1f}" text-anchor="end" font-size="11" fill="#c5221f">'
+                   f"{esc(label)}</text>")
+    if marker is not None and marker[1] in pos:
+        x = pos[marker[1]]
+        out.append(f'<line x1="{x:.1f}" y1="{MT}" x2="{x:.1f}" y2="{MT + ph}" stroke="#137333" stroke-width="1.5" '
+                   f'stroke-dasharray="2 3"/>')
+        out.append(f'<text x="{x + 4:.1f}" y="{MT + 12}" font-size="11" fill="#137333">{esc(marker[0])}</text>')
     out += _legend([(name, color) for name, color, _ in series])
     return "\n".join(out + ["</svg>"])
 
@@ -225,6 +238,36 @@ def bar_chart(title: str, bars: list[tuple[str, float, str]], ylabel: str, value
     return "\n".join(out + ["</svg>"])
 
 
+def capacity_charts(case: CaseReport, lang: str) -> list[str]:
+    """The cluster's TPM and goodput TPM, p99 TTFT and p99 TPOT against concurrency per node (the worst run at each
+    concurrency), the SLO's limits as dashed lines and the found concurrency marked."""
+    points = c.capacity_points(case)
+    if not points:
+        return []
+    found = case.capacity.get("cluster", {}).get("max_parallel")
+    marker = (t("cap.found", lang, n=found), float(found)) if found is not None else None
+
+    def series(key: str) -> list[tuple[float, float]]:
+        return [(p["parallel"], p[key]) for p in points]
+
+    def limits(metric: str) -> list[tuple[str, float]]:
+        return [(t("series.slo", lang, figure=b["figure"], value=c.people(b["threshold"], "s", lang)), b["threshold"])
+                for b in case.capacity_slo if b["op"] == "max" and b["figure"].startswith(metric + "_")]
+
+    axis = t("axis.concurrency", lang)
+    charts = [line_chart(t("chart.cap_tpm", lang, case=case.case_id),
+                         [(t("sum.tpm_total", lang), PALETTE[0], series("tpm_total")),
+                          (t("gp.tpm", lang), PALETTE[2], series("goodput_tpm"))], axis, t("axis.tpm", lang),
+                         categorical=True, marker=marker),
+              line_chart(t("chart.cap_ttft", lang, case=case.case_id),
+                         [(t("cap.ttft_p99", lang), PALETTE[1], series("ttft_p99_s"))], axis, t("axis.seconds", lang),
+                         categorical=True, references=limits("ttft"), marker=marker),
+              line_chart(t("chart.cap_tpot", lang, case=case.case_id),
+                         [(t("cap.tpot_p99", lang), PALETTE[3], series("tpot_p99_s"))], axis, t("axis.seconds", lang),
+                         categorical=True, references=limits("tpot"), marker=marker)]
+    return [ch for ch in charts if ch]
+
+
 def _scope_colors(names: list[str]) -> dict[str, str]:
     nodes = [n for n in names if n != "cluster"]
     colors = {n: PALETTE[i % len(PALETTE)] for i, n in enumerate(nodes)}
@@ -234,6 +277,8 @@ def _scope_colors(names: list[str]) -> dict[str, str]:
 
 def case_charts(case: CaseReport, lang: str) -> list[str]:
     charts: list[str] = []
+    if case.case_type == "capacity":
+        return capacity_charts(case, lang)
     if case.case_type == "long_context":  # one request per node: its TTFT, no throughput or percentiles
         colors = _scope_colors([r.node for r in case.long_context])
         if any(not math.isnan(r.ttft_s) for r in case.long_context):
@@ -320,7 +365,12 @@ def case_section(n: int, case: CaseReport, report: RunReport, lang: str) -> list
     charts = case_charts(case, lang)
     if charts:
         out.append('<div class="charts">' + "".join(charts) + "</div>")
-    if case.case_type == "long_context":
+    if case.case_type == "capacity":
+        if case.capacity:
+            out += [f"<p><strong>{esc(t('cap.title', lang, slo=c.capacity_slo_text(case, lang)))}</strong></p>",
+                    html_table(c.capacity_table(case, lang)), f"<p>{esc(t('cap.probes', lang))}</p>",
+                    html_table(c.capacity_probe_table(case, lang))]
+    elif case.case_type == "long_context":
         out += [f"<p><strong>{esc(t('case.long_context', lang))}</strong></p>",
                 html_table(c.long_context_table(case, lang)), f"<p>{inline(c.long_context_line(case, lang))}</p>"]
     elif case.cluster is not None:

@@ -62,6 +62,9 @@ def report_document(report: RunReport) -> dict[str, Any]:
                 "load": c.load,
                 "tpm_basis": "one_endpoint" if c.load == "split" else "cluster_union",
                 "goodput": {scope: _num(g.to_dict()) for scope, g in c.goodput.items()},
+                "capacity": {scope: _num(r) for scope, r in c.capacity.items()} if c.case_type == "capacity"
+                else None,
+                "capacity_slo": c.capacity_slo,
                 "sum_node_tpm_total": _num(c.sum_node_tpm_total),
                 "sum_node_tpm_output": _num(c.sum_node_tpm_output),
                 "start_skew_s": _num(c.start_skew_s),

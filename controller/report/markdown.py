@@ -57,7 +57,12 @@ def case_section(n: int, case: CaseReport, report: RunReport, lang: str) -> list
         out += [f"**{t('case.states', lang)}**", ""] + md(c.states_table(case, lang))
     for line in c.invalid_lines(case, lang):
         out += [f"> {line}", ""]
-    if case.case_type == "long_context":
+    if case.case_type == "capacity":
+        if case.capacity:
+            out += [f"**{t('cap.title', lang, slo=c.capacity_slo_text(case, lang))}**", ""]
+            out += md(c.capacity_table(case, lang))
+            out += [f"{t('cap.probes', lang)}:", ""] + md(c.capacity_probe_table(case, lang))
+    elif case.case_type == "long_context":
         out += [f"**{t('case.long_context', lang)}**", ""] + md(c.long_context_table(case, lang))
         out += [c.long_context_line(case, lang), ""]
     elif case.cluster is not None:
@@ -78,7 +83,7 @@ def case_section(n: int, case: CaseReport, report: RunReport, lang: str) -> list
             out += md(c.sweep_table(case, scope, lang))
     if case.scores:
         out += [f"**{t('case.scores', lang)}** — {t('case.scores_note', lang)}", ""] + md(c.scores_table(case, lang))
-    if case.cluster is None and not case.sweep and not case.scores and not case.long_context:
+    if case.cluster is None and not case.sweep and not case.scores and not case.long_context and not case.capacity:
         out += [t("case.no_result", lang), ""]
     if case.failures:
         out += [f"**{t('case.failures', lang)}**", ""] + md(c.failures_table(case, lang))

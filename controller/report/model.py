@@ -20,7 +20,7 @@ from fleetbench.inventory import Inventory
 
 from ..aggregate import CLUSTER
 from ..fleetview import assess, drift_summary, parse_inventory
-from ..plan import EvalCase, Plan, SweepCase, parse_plan
+from ..plan import CapacityCase, EvalCase, Plan, SweepCase, parse_plan
 from ..store import Store
 from ..verdict import Reason, State, figure_unit, fmt_value, parse_state, run_state, worst
 from ..yamlfile import Located, parse_yaml
@@ -242,6 +242,11 @@ class CaseReport:
     goodput: dict[str, Goodput] = field(default_factory=dict)
     # "each": every node loads its endpoint; "split": the totals divided across the agents, one shared endpoint
     load: str = "each"
+    # capacity cases: scope -> {max_parallel, at_top, tpm_total, goodput_tpm, probes: [row per probe run]}
+    # (controller/capacity.py), the SLO bounds [{figure, op, threshold}] and the preset's name if one was used
+    capacity: dict[str, dict[str, Any]] = field(default_factory=dict)
+    capacity_slo: list[dict[str, Any]] = field(default_factory=list)
+    capacity_preset: str = ""
 
     @property
     def client_bound_nodes(self) -> list[str]:
@@ -356,8 +361,26 @@ def equivalent_command(plan: Plan, case_id: str, url: str) -> str:
         if case.loops > 1:
             lines.append(f"# run the above {case.loops} times (loops)")
         return "\n".join(lines)
+    if isinstance(case, CapacityCase):  # one probe; the search picks `parallel`
+        return "# one probe at concurrency P per node (the search chooses P):\n" + _perf_command(
+            plan, url, case.rate, "P", f"P×{case.requests_per_stream}", case.dataset, case.input_tokens,
+            case.output_tokens, case.extra_args, case.range_ratio)
     return _perf_command(plan, url, case.rate, str(case.parallel), str(case.number), case.dataset,
                          case.input_tokens, case.output_tokens, case.extra_args, case.range_ratio)
+
+
+def _capacity(stored: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """The stored search result with NaN back for the JSON's nulls (figures a probe could not measure)."""
+    def num(v: Any) -> Any:
+        return math.nan if v is None else v
+
+    out = {}
+    for scope, r in stored.items():
+        probes = [{k: num(v) if k not in ("slo_figures",) else {f: num(x) for f, x in v.items()}
+                   for k, v in p.items()} for p in r.get("probes", [])]
+        out[scope] = {**r, "tpm_total": num(r.get("tpm_total")), "goodput_tpm": num(r.get("goodput_tpm")),
+                      "probes": probes}
+    return dict(sorted(out.items(), key=lambda kv: (kv[0] != CLUSTER, kv[0])))
 
 
 def _verdict_rows(rows: list[dict[str, Any]], scope_suffix: str = "") -> list[VerdictRow]:
@@ -586,6 +609,10 @@ def load_report(store: Store, run_id: str) -> RunReport:
 
         # stored states and reasons (case_verdicts); a store without them: computed as before
         rows = of_case(case_verdicts, cid)
+        is_capacity = isinstance(case, CapacityCase)
+        if is_capacity:  # a probe outside the SLO is the search working, not the case failing: its own rows only
+            rows = [r for r in rows if r["case_id"] == cid]
+            verdict_rows = []
         reasons: list[Reason] = []
         for r in sorted(rows, key=lambda r: r["scope"] != "case"):
             for d in r["reasons"]:
@@ -624,8 +651,11 @@ def load_report(store: Store, run_id: str) -> RunReport:
             purpose=case.purpose if case else "",
             command=equivalent_command(plan, cid, url) if plan else "",
             node_figures=dict(sorted(node_figs.items())),
-            cluster=_figures(cl[0]["figures_json"]) if cl else None,
+            cluster=_figures(cl[0]["figures_json"]) if cl and not is_capacity else None,
             goodput=goodput,
+            capacity=_capacity(extra.get("capacity") or {}) if is_capacity else {},
+            capacity_slo=list(extra.get("slo") or []) if is_capacity else [],
+            capacity_preset=str(extra.get("slo_preset") or "") if is_capacity else "",
             load=str(extra.get("load") or "each"),
             sum_node_tpm_total=math.nan if extra.get("sum_node_tpm_total") is None else extra["sum_node_tpm_total"],
             sum_node_tpm_output=math.nan if extra.get("sum_node_tpm_output") is None else extra["sum_node_tpm_output"],

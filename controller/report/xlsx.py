@@ -243,6 +243,28 @@ def _goodput(wb: Workbook, report: RunReport, lang: str) -> None:
                    g.rps, g.tps, g.tpm, figs[scope].tpm_total if scope in figs else None])
 
 
+def _capacity(wb: Workbook, report: RunReport, lang: str) -> None:
+    """Per capacity case and scope: the answer, TPM and goodput TPM there; then every probe run on every scope."""
+    cases = [case for case in report.cases if case.capacity]
+    s = _Sheet(wb, t("xl.capacity", lang))
+    s.header([t("col.case", lang), t("col.scope", lang), t("cap.max_parallel", lang), t("xl.at_top", lang),
+              t("sum.tpm_total", lang), t("gp.tpm", lang), t("xl.slo", lang)])
+    for case in cases:
+        for scope, r in case.capacity.items():
+            s.row([case.case_id, c.scope_name(scope, lang, case), r["max_parallel"], int(bool(r["at_top"])),
+                   r["tpm_total"], r["goodput_tpm"], c.capacity_slo_text(case, lang)])
+    s.row([])
+    s.header([t("col.case", lang), t("col.scope", lang), t("cap.parallel", lang), t("cap.try", lang),
+              t("col.verdict", lang), t("xl.within", lang), t("sum.requests", lang), t("sum.tpm_total", lang),
+              t("gp.tpm", lang), t("gp.ratio", lang), t("cap.ttft_p99", lang), t("cap.tpot_p99", lang)])
+    for case in cases:
+        for scope, r in case.capacity.items():
+            for p in r["probes"]:
+                s.row([case.case_id, c.scope_name(scope, lang, case), p["parallel"], p["attempt"],
+                       c.verdict_text(p["state"], lang), int(bool(p["within_slo"])), p["requests"], p["tpm_total"],
+                       p["goodput_tpm"], p["goodput_ratio"], p["ttft_p99_s"], p["tpot_p99_s"]])
+
+
 def _scores(wb: Workbook, report: RunReport, lang: str) -> None:
     s = _Sheet(wb, t("xl.scores", lang))
     s.header([t("col.case", lang), t("col.scope", lang), t("ev.dataset", lang), t("ev.metric", lang),
@@ -323,6 +345,7 @@ def write_xlsx(report: RunReport, path: Path, lang: str = "en", raw: RawRequests
         _failures(wb, report, lang)
         _long_context(wb, report, lang)
         _goodput(wb, report, lang)
+        _capacity(wb, report, lang)
         _scores(wb, report, lang)
         _environment(wb, report, lang)
         _requests(wb, raw, lang)
