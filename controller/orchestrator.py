@@ -110,6 +110,7 @@ class Step:
     eval: EvalCase | None = None
     point: str = ""
     capacity: CapacityCase | None = None  # a capacity search: its probes are steps of their own
+    rep: int = 0  # the run of a `repeat: N` case (1..N); 0 otherwise
 
     @property
     def job_suffix(self) -> str:
@@ -140,6 +141,10 @@ def plan_steps(plan: Plan) -> list[Step]:
             steps.append(Step(case.id, JobKind.EVAL, eval=case))
         elif isinstance(case, CapacityCase):
             steps.append(Step(case.id, JobKind.PERF, capacity=case))
+        elif case.repeat > 1:
+            kind = JobKind.LONG_CONTEXT if case.type == "long_context" else JobKind.PERF
+            steps += [Step(f"{case.id}@rep{k}", kind, perf=replace(case, id=f"{case.id}@rep{k}"),
+                           point=f"rep{k}", rep=k) for k in range(1, case.repeat + 1)]
         else:
             steps.append(Step(case.id, JobKind.LONG_CONTEXT if case.type == "long_context" else JobKind.PERF,
                               perf=case))
@@ -608,7 +613,7 @@ class Orchestrator:
                 "load": step.perf.load, **_goodput_extra(good, CLUSTER),
             })
             verdicts += judge(CLUSTER, agg.cluster, step.expect, _goodput_values(good, CLUSTER))
-            if step.kind == JobKind.PERF and not step.point:
+            if step.kind == JobKind.PERF and (not step.point or step.rep):
                 # the plan's cluster contract is about the load cases, not a sweep's low-concurrency
                 # points or a single long-context request
                 verdicts += judge(CLUSTER, agg.cluster, self.plan.cluster_expect, _goodput_values(good, CLUSTER))

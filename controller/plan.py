@@ -82,6 +82,7 @@ class PerfCase:
     slo: Slo | None = None  # per-request SLO: goodput figures are computed when given
     warmup_requests: int = 0  # per node, before the measured window; their records are in no figure
     load: str = "each"  # "split": parallel, number and rate are the cluster's totals, divided across the agents
+    repeat: int = 1  # runs of the case, each a step "<case>@rep<k>"; the report gives mean and 95 % CI
 
 
 @dataclass(frozen=True)
@@ -290,7 +291,8 @@ def _case(doc: Any) -> Case:
                         limit=doc.limit, purpose=doc.purpose or "", expect=_score_expectations(doc),
                         stream=doc.stream, timeout_s=doc.timeout_s)
     return PerfCase(parallel=doc.parallel, number=doc.number, input_tokens=doc.input_tokens,
-                    output_tokens=doc.output_tokens, type=doc.type, load=doc.load, **_load_common(doc))
+                    output_tokens=doc.output_tokens, type=doc.type, load=doc.load, repeat=doc.repeat,
+                    **_load_common(doc))
 
 
 def parse_plan(doc: Located) -> Plan:

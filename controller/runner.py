@@ -159,6 +159,12 @@ def conclusion_lines(report: RunReport, outcome: RunOutcome, node_count: int) ->
                 lines.append(f"case {case.case_id}: capacity {found['max_parallel']} per node within the SLO, cluster "
                              f"TPM {fmt_value(found['tpm_total'])}, goodput TPM {fmt_value(found['goodput_tpm'])} "
                              f"({len(found.get('probes', []))} probes); {state}")
+        elif case.repeats.get("cluster", {}).get("tpm_total") is not None:
+            st = case.repeats["cluster"]["tpm_total"]
+            flagged = sorted({n for sc in case.repeats.values() for n, s in sc.items() if s.flagged})
+            lines.append(f"case {case.case_id}: {st.n} runs; cluster TPM {fmt_value(st.mean)} ± "
+                         f"{fmt_value(st.ci95)} (95 % CI)" + (f", spread over 5 %: {', '.join(flagged)}" if flagged
+                                                              else "") + f"; {state}")
         elif case.case_type == "long_context":
             ok = sum(1 for f in case.node_figures.values() if f.requests and f.succeeded == f.requests)
             ttfts = [f.ttft_avg_s for f in case.node_figures.values() if f.succeeded]

@@ -272,6 +272,8 @@ class PerfCaseDoc(_LoadCase):
     """prompt length"""
     output_tokens: PositiveInt
     """output length (min = max tokens)"""
+    repeat: Annotated[int, Strict(), Field(ge=1, le=100), says("must be a whole number from 1 to 100")] = 1
+    """runs of the case (each judged); the report gives each figure's mean and 95 % confidence interval"""
     load: Annotated[Literal["each", "split"], says("must be each or split")] = "each"
     """each: parallel, number and rate per node, each node to its endpoint; split: they are the cluster's totals,
     divided across the agents, all sending to the plan's one endpoint (a router or load balancer)"""

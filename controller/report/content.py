@@ -331,6 +331,47 @@ def capacity_probe_table(case: CaseReport, lang: str) -> Table:
                   t("cap.tpot_p99", lang)], rows)
 
 
+# a `repeat: N` case's figures (controller/report/model.REPEAT_FIGURES): i18n key and format
+REPEAT_ROWS: tuple[tuple[str, str, str], ...] = (
+    ("tpm_total", "sum.tpm_total", "{:,.0f}"), ("tpm_output", "sum.tpm_output", "{:,.0f}"),
+    ("output_throughput_tps", "sum.output_tps", "{:,.2f}"), ("request_throughput_rps", "sum.rps", "{:.4f}"),
+    ("ttft_avg_s", "sum.ttft", "{:.4f}"), ("tpot_avg_s", "sum.tpot", "{:.4f}"),
+    ("latency_avg_s", "sum.latency", "{:.4f}"), ("ttft_p99_s", "cap.ttft_p99", "{:.4f}"),
+    ("tpot_p99_s", "cap.tpot_p99", "{:.4f}"), ("success_rate", "fig.success_rate", "{:.4f}"),
+    ("goodput_tpm", "gp.tpm", "{:,.0f}"), ("goodput_ratio", "gp.ratio", "{:.4f}"),
+)
+
+
+def repeat_table(case: CaseReport, lang: str) -> Table:
+    """Per figure and scope: mean ± the 95 % CI's half-width over the runs, and the spread; a spread over 5 % is
+    flagged."""
+    scopes = list(case.repeats)
+    rows = []
+    for name, key, pattern in REPEAT_ROWS:
+        if not any(name in case.repeats[sc] for sc in scopes):
+            continue
+        cells = [t(key, lang)]
+        for sc in scopes:
+            st = case.repeats[sc].get(name)
+            if st is None or st.n == 0:
+                cells.append(t("na", lang))
+                continue
+            text = f"{fmt(st.mean, pattern, lang)} ± {fmt(st.ci95, pattern, lang)}"
+            if not math.isnan(st.spread):
+                text += " " + t("rep.spread", lang, spread=f"{st.spread * 100:.1f}")
+            if st.flagged:
+                text += " " + t("rep.flag", lang)
+            cells.append(text)
+        rows.append(cells)
+    return Table([t("col.key", lang)] + [scope_name(sc, lang, case) for sc in scopes], rows)
+
+
+def repeat_title(case: CaseReport, lang: str) -> str:
+    flagged = sorted({name for sc in case.repeats.values() for name, st in sc.items() if st.flagged})
+    return t("rep.title", lang, n=case.repeat_runs) + (" " + t("rep.flagged", lang, names=", ".join(flagged))
+                                                        if flagged else "")
+
+
 def tpm_label_line(case: CaseReport, lang: str) -> str:
     """Which TPM each column shows: a node's own, the cluster union over the common window, Σ of the nodes, or, with
     `load: split`, one shared endpoint loaded from N agents."""
@@ -529,6 +570,11 @@ def conclusion_lines(report: RunReport, lang: str) -> list[str]:
                 out.append(t("concl.capacity", lang, case=case.case_id, n=r["max_parallel"], probes=n_probes,
                              tpm=fmt(r["tpm_total"], "{:,.0f}", lang), goodput=fmt(r["goodput_tpm"], "{:,.0f}", lang),
                              slo=capacity_slo_text(case, lang)))
+            continue
+        if case.repeats and "cluster" in case.repeats and "tpm_total" in case.repeats["cluster"]:
+            st = case.repeats["cluster"]["tpm_total"]
+            out.append(t("concl.repeat", lang, case=case.case_id, n=st.n, mean=fmt(st.mean, "{:,.0f}", lang),
+                         ci=fmt(st.ci95, "{:,.0f}", lang), spread=fmt(st.spread * 100, "{:.1f}", lang)))
             continue
         if case.case_type == "long_context":
             out.append(t("concl.long_context", lang, case=case.case_id, result=long_context_line(case, lang)))

@@ -365,6 +365,8 @@ def case_section(n: int, case: CaseReport, report: RunReport, lang: str) -> list
     charts = case_charts(case, lang)
     if charts:
         out.append('<div class="charts">' + "".join(charts) + "</div>")
+    if case.repeats:
+        out += [f"<p><strong>{esc(c.repeat_title(case, lang))}</strong></p>", html_table(c.repeat_table(case, lang))]
     if case.case_type == "capacity":
         if case.capacity:
             out += [f"<p><strong>{esc(t('cap.title', lang, slo=c.capacity_slo_text(case, lang)))}</strong></p>",

@@ -65,6 +65,9 @@ def report_document(report: RunReport) -> dict[str, Any]:
                 "capacity": {scope: _num(r) for scope, r in c.capacity.items()} if c.case_type == "capacity"
                 else None,
                 "capacity_slo": c.capacity_slo,
+                "repeats": {scope: {name: _num({**asdict(st), "spread": st.spread, "flagged": st.flagged})
+                                    for name, st in stats.items()} for scope, stats in c.repeats.items()},
+                "repeat_runs": c.repeat_runs,
                 "sum_node_tpm_total": _num(c.sum_node_tpm_total),
                 "sum_node_tpm_output": _num(c.sum_node_tpm_output),
                 "start_skew_s": _num(c.start_skew_s),

@@ -57,6 +57,8 @@ def case_section(n: int, case: CaseReport, report: RunReport, lang: str) -> list
         out += [f"**{t('case.states', lang)}**", ""] + md(c.states_table(case, lang))
     for line in c.invalid_lines(case, lang):
         out += [f"> {line}", ""]
+    if case.repeats:
+        out += [f"**{c.repeat_title(case, lang)}**", ""] + md(c.repeat_table(case, lang))
     if case.case_type == "capacity":
         if case.capacity:
             out += [f"**{t('cap.title', lang, slo=c.capacity_slo_text(case, lang))}**", ""]
@@ -83,7 +85,8 @@ def case_section(n: int, case: CaseReport, report: RunReport, lang: str) -> list
             out += md(c.sweep_table(case, scope, lang))
     if case.scores:
         out += [f"**{t('case.scores', lang)}** — {t('case.scores_note', lang)}", ""] + md(c.scores_table(case, lang))
-    if case.cluster is None and not case.sweep and not case.scores and not case.long_context and not case.capacity:
+    if (case.cluster is None and not case.sweep and not case.scores and not case.long_context and not case.capacity
+            and not case.repeats):
         out += [t("case.no_result", lang), ""]
     if case.failures:
         out += [f"**{t('case.failures', lang)}**", ""] + md(c.failures_table(case, lang))

@@ -17,10 +17,11 @@ from fleetbench.failures import summarize
 from fleetbench.figures import Figures
 from fleetbench.goodput import Goodput
 from fleetbench.inventory import Inventory
+from fleetbench.repeats import RepeatStat, repeat_stat
 
 from ..aggregate import CLUSTER
 from ..fleetview import assess, drift_summary, parse_inventory
-from ..plan import CapacityCase, EvalCase, Plan, SweepCase, parse_plan
+from ..plan import CapacityCase, EvalCase, PerfCase, Plan, SweepCase, parse_plan
 from ..store import Store
 from ..verdict import Reason, State, figure_unit, fmt_value, parse_state, run_state, worst
 from ..yamlfile import Located, parse_yaml
@@ -247,6 +248,9 @@ class CaseReport:
     capacity: dict[str, dict[str, Any]] = field(default_factory=dict)
     capacity_slo: list[dict[str, Any]] = field(default_factory=list)
     capacity_preset: str = ""
+    # `repeat: N` perf cases: scope -> figure -> its mean and 95 % CI over the runs (fleetbench/repeats.py)
+    repeats: dict[str, dict[str, RepeatStat]] = field(default_factory=dict)
+    repeat_runs: int = 0
 
     @property
     def client_bound_nodes(self) -> list[str]:
@@ -367,6 +371,29 @@ def equivalent_command(plan: Plan, case_id: str, url: str) -> str:
             case.output_tokens, case.extra_args, case.range_ratio)
     return _perf_command(plan, url, case.rate, str(case.parallel), str(case.number), case.dataset,
                          case.input_tokens, case.output_tokens, case.extra_args, case.range_ratio)
+
+
+# the figures a `repeat: N` case summarizes over its runs (goodput ones when the case has an SLO)
+REPEAT_FIGURES = ("tpm_total", "tpm_output", "output_throughput_tps", "request_throughput_rps", "ttft_avg_s",
+                  "tpot_avg_s", "latency_avg_s", "ttft_p99_s", "tpot_p99_s", "success_rate", "goodput_tpm",
+                  "goodput_ratio")
+
+
+def repeat_stats(runs: list[dict[str, Figures]], goodput: list[dict[str, Goodput]]) -> dict[str, dict[str, RepeatStat]]:
+    """Scope -> figure -> mean and 95 % CI over the runs (each run: scope -> its figures and goodput)."""
+    scopes = sorted({s for run in runs for s in run}, key=lambda s: (s == CLUSTER, s))
+    out: dict[str, dict[str, RepeatStat]] = {}
+    for scope in scopes:
+        stats = {}
+        for name in REPEAT_FIGURES:
+            if name.startswith("goodput_"):
+                values = [g[scope].values()[name] for g in goodput if scope in g]
+            else:
+                values = [run[scope].value(name) for run in runs if scope in run]
+            if values:
+                stats[name] = repeat_stat(values)
+        out[scope] = stats
+    return out
 
 
 def _capacity(stored: dict[str, Any]) -> dict[str, dict[str, Any]]:
@@ -565,11 +592,23 @@ def load_report(store: Store, run_id: str) -> RunReport:
         case = next((c for c in plan.cases if c.id == cid), None) if plan else None
         node_figs = {r["scope"]: _figures(r["figures_json"]) for r in figures
                      if r["case_id"] == cid and r["scope"] != CLUSTER}
+        runs: list[dict[str, Figures]] = []
+        run_goodput: list[dict[str, Goodput]] = []
+        if isinstance(case, PerfCase) and case.repeat > 1:
+            for k in range(1, case.repeat + 1):
+                mine_k = [r for r in figures if r["case_id"] == f"{cid}@rep{k}"]
+                if mine_k:
+                    runs.append({r["scope"]: _figures(r["figures_json"]) for r in mine_k})
+                    run_goodput.append({r["scope"]: Goodput.from_dict(g) for r in mine_k
+                                        for g in [json.loads(r["extra_json"] or "{}").get("goodput")] if g})
         goodput = {r["scope"]: Goodput.from_dict(g) for r in figures if r["case_id"] == cid
                    for g in [json.loads(r["extra_json"] or "{}").get("goodput")] if g}
         goodput = dict(sorted(goodput.items(), key=lambda kv: (kv[0] == CLUSTER, kv[0])))
         cl = [r for r in figures if r["case_id"] == cid and r["scope"] == CLUSTER]
         extra = json.loads(cl[0]["extra_json"]) if cl else {}
+        if not cl and runs:  # a repeated case: its runs' cluster rows say how it was loaded
+            first = [r for r in figures if r["case_id"] == f"{cid}@rep1" and r["scope"] == CLUSTER]
+            extra = {"load": json.loads(first[0]["extra_json"] or "{}").get("load")} if first else {}
         mine = of_case(case_nodes, cid)
         states: dict[str, tuple[str, str]] = {}
         for r in mine:  # a sweep node's state is its worst point's
@@ -656,6 +695,8 @@ def load_report(store: Store, run_id: str) -> RunReport:
             capacity=_capacity(extra.get("capacity") or {}) if is_capacity else {},
             capacity_slo=list(extra.get("slo") or []) if is_capacity else [],
             capacity_preset=str(extra.get("slo_preset") or "") if is_capacity else "",
+            repeats=repeat_stats(runs, run_goodput) if runs else {},
+            repeat_runs=len(runs),
             load=str(extra.get("load") or "each"),
             sum_node_tpm_total=math.nan if extra.get("sum_node_tpm_total") is None else extra["sum_node_tpm_total"],
             sum_node_tpm_output=math.nan if extra.get("sum_node_tpm_output") is None else extra["sum_node_tpm_output"],

@@ -265,6 +265,19 @@ def _capacity(wb: Workbook, report: RunReport, lang: str) -> None:
                        p["goodput_tpm"], p["goodput_ratio"], p["ttft_p99_s"], p["tpot_p99_s"]])
 
 
+def _repeats(wb: Workbook, report: RunReport, lang: str) -> None:
+    """Per repeated case, scope and figure: the runs' mean, 95 % CI half-width, sd, min, max, spread, flag."""
+    s = _Sheet(wb, t("xl.repeats", lang))
+    s.header([t("col.case", lang), t("col.scope", lang), t("xl.figure", lang), t("xl.runs", lang), t("xl.mean", lang),
+              t("xl.ci95", lang), t("xl.sd", lang), t("xl.min", lang), t("xl.max", lang), t("xl.spread", lang),
+              t("xl.flagged", lang)])
+    for case in report.cases:
+        for scope, stats in case.repeats.items():
+            for name, st in stats.items():
+                s.row([case.case_id, c.scope_name(scope, lang, case), name, st.n, st.mean, st.ci95, st.sd, st.low,
+                       st.high, st.spread, int(st.flagged)])
+
+
 def _scores(wb: Workbook, report: RunReport, lang: str) -> None:
     s = _Sheet(wb, t("xl.scores", lang))
     s.header([t("col.case", lang), t("col.scope", lang), t("ev.dataset", lang), t("ev.metric", lang),
@@ -346,6 +359,7 @@ def write_xlsx(report: RunReport, path: Path, lang: str = "en", raw: RawRequests
         _long_context(wb, report, lang)
         _goodput(wb, report, lang)
         _capacity(wb, report, lang)
+        _repeats(wb, report, lang)
         _scores(wb, report, lang)
         _environment(wb, report, lang)
         _requests(wb, raw, lang)

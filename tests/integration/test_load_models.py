@@ -1,10 +1,11 @@
 """Issue 18's load models end to end on three real agents and simulated endpoints: goodput against a per-request
-SLO, warm-up requests kept out of every figure, and `load: split` (the totals divided across the agents, all
-sending to one endpoint)."""
+SLO, warm-up requests kept out of every figure, `load: split` (the totals divided across the agents, all
+sending to one endpoint) and `repeat: N` (mean and 95 % CI over the runs)."""
 
 from __future__ import annotations
 
 import json
+import math
 import sqlite3
 import subprocess
 import sys
@@ -30,6 +31,8 @@ cases:
      extra_args: {{ignore_eos: true}}, slo: {{ttft_s: 5.0, tpot_s: 0.5}}, expect: {{goodput_ratio: {{min: 1.0}}}}}}
   - {{id: tight, parallel: 2, number: 4, input_tokens: 32, output_tokens: 10, extra_args: {{ignore_eos: true}},
      slo: {{ttft_s: 0.001}}}}
+  - {{id: again, parallel: 2, number: 4, input_tokens: 32, output_tokens: 10, extra_args: {{ignore_eos: true}},
+     repeat: 2}}
   - {{id: shared, load: split, parallel: 5, number: 13, input_tokens: 32, output_tokens: 10,
      extra_args: {{ignore_eos: true}}}}
 """
@@ -119,12 +122,27 @@ def test_split_sends_exactly_the_total_to_the_one_endpoint(run):
     per_node = dict(con.execute("SELECT node, count(DISTINCT idx) FROM requests WHERE case_id = 'shared' "
                                 "GROUP BY node").fetchall())
     assert per_node == {"n1": 5, "n2": 4, "n3": 4} and sum(per_node.values()) == 13
-    # n1's endpoint (the plan's) received: warm's 3 warm-up + 6 measured + 1 preflight request and tight's 4 + 1
-    # from n1 alone, and every agent's share of the split case plus each agent's preflight request of it
-    assert len(log.read_text().splitlines()) == (3 + 6 + 1) + (4 + 1) + (13 + 3)
+    # n1's endpoint (the plan's) received: warm's 3 warm-up + 6 measured + 1 preflight request, tight's 4 + 1 and
+    # again's 2 runs of 4 + 1 from n1 alone, and every agent's share of the split case plus each agent's
+    # preflight request of it
+    assert len(log.read_text().splitlines()) == (3 + 6 + 1) + (4 + 1) + (2 * 4 + 1) + (13 + 3)
     shared = case_doc(doc, "shared")
     assert shared["load"] == "split" and shared["tpm_basis"] == "one_endpoint"
     assert shared["cluster"]["requests"] == 13
     md = next((tmp / "out").glob("*.md")).read_text()
     assert "one endpoint, load from 3 agents" in md
     assert case_doc(doc, "warm")["tpm_basis"] == "cluster_union"
+
+
+def test_repeats_give_mean_and_interval_of_the_runs(run):
+    _, con, doc, _, tmp = run
+    again = case_doc(doc, "again")
+    assert again["repeat_runs"] == 2 and again["state"] == "pass"
+    tpms = [compute_figures(records(con, f"again@rep{k}")).tpm_total for k in (1, 2)]
+    st = again["repeats"]["cluster"]["tpm_total"]
+    assert st["n"] == 2 and st["mean"] == pytest.approx(sum(tpms) / 2, rel=1e-12)
+    assert st["ci95"] == pytest.approx(12.706 * abs(tpms[0] - tpms[1]) / math.sqrt(2) / math.sqrt(2), rel=1e-9)
+    assert st["flagged"] == (abs(tpms[0] - tpms[1]) / (sum(tpms) / 2) > 0.05)
+    assert set(again["repeats"]) == {"n1", "n2", "n3", "cluster"}
+    md = next((tmp / "out").glob("*.md")).read_text()
+    assert "Repeats: mean ± 95 % confidence interval over 2 runs" in md
