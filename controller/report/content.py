@@ -489,6 +489,9 @@ def sweep_table(case: CaseReport, scope: str, lang: str) -> Table:
     header = [t(k, lang) for k in ("sw.input", "sw.output", "sw.parallel", "sw.loop")] + \
         [t(k, lang) for k, _ in SWEEP_COLUMNS]
     mine = [r for r in case.sweep if r.scope == scope]
+    with_goodput = any(r.goodput is not None for r in mine)  # the sweep has an SLO: goodput per point, loop rows
+    if with_goodput:
+        header += [t("gp.ratio", lang), t("gp.tpm", lang)]
     order: list[tuple[int, int, int]] = []
     for r in mine:
         if (r.input_tokens, r.output_tokens, r.parallel) not in order:
@@ -500,12 +503,15 @@ def sweep_table(case: CaseReport, scope: str, lang: str) -> Table:
         loops = sorted((r for r in mine if (r.input_tokens, r.output_tokens, r.parallel) == key), key=lambda r: r.loop)
         for r in loops:
             rows.append([str(key[0]), str(key[1]), str(key[2]), str(r.loop)] +
-                        [fmt(v, pat, lang) for v, (_, pat) in zip(_point_values(r), SWEEP_COLUMNS, strict=True)])
+                        [fmt(v, pat, lang) for v, (_, pat) in zip(_point_values(r), SWEEP_COLUMNS, strict=True)] +
+                        ([fmt(r.goodput.ratio * 100, "{:.2f} %", lang) if r.goodput else t("na", lang),
+                          fmt(r.goodput.tpm if r.goodput else None, "{:,.0f}", lang)] if with_goodput else []))
         a = avgs.get(key)
         if a is not None and a.loops > 1:
             strong.add(len(rows))
             rows.append([str(key[0]), str(key[1]), str(key[2]), t("sw.avg", lang, loops=a.loops)] +
-                        [fmt(v, pat, lang) for v, (_, pat) in zip(_point_values(a), SWEEP_COLUMNS, strict=True)])
+                        [fmt(v, pat, lang) for v, (_, pat) in zip(_point_values(a), SWEEP_COLUMNS, strict=True)] +
+                        (["", ""] if with_goodput else []))
     return Table(header, rows, strong)
 
 

@@ -91,7 +91,8 @@ def report_document(report: RunReport) -> dict[str, Any]:
                     {"scope": r.scope, "point": r.point, "input_tokens": r.input_tokens,
                      "output_tokens": r.output_tokens, "parallel": r.parallel, "number": r.number, "loop": r.loop,
                      "avg_tps": _num(r.avg_tps), "per_request_tps": _num(r.per_request_tps),
-                     "figures": _figures(r.figures)}
+                     "figures": _figures(r.figures),
+                     "goodput": _num(r.goodput.to_dict()) if r.goodput else None}
                     for r in c.sweep
                 ],
                 "sweep_averages": [_num(asdict(a)) for a in c.sweep_averages],

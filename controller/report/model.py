@@ -73,6 +73,7 @@ class SweepPointRow:
     figures: Figures
     # concurrent streams behind these figures: `parallel` on a node, parallel × nodes for the cluster
     streams: int = 0
+    goodput: Goodput | None = None  # against the sweep's per-request SLO, when it has one
 
     @property
     def concurrency(self) -> int:
@@ -417,6 +418,11 @@ def _verdict_rows(rows: list[dict[str, Any]], scope_suffix: str = "") -> list[Ve
             for v in rows]
 
 
+def _goodput_of(row: dict[str, Any]) -> Goodput | None:
+    g = json.loads(row.get("extra_json") or "{}").get("goodput")
+    return Goodput.from_dict(g) if g else None
+
+
 def _sweep_rows(case: SweepCase, figures: list[dict[str, Any]]) -> list[SweepPointRow]:
     """Every stored point of the sweep, in run order, node scopes first then the cluster."""
     by_step: dict[str, list[dict[str, Any]]] = {}
@@ -429,7 +435,8 @@ def _sweep_rows(case: SweepCase, figures: list[dict[str, Any]]) -> list[SweepPoi
         nodes = sum(1 for r in rows if r["scope"] != CLUSTER)
         out += [SweepPointRow(r["scope"], label, pc.input_tokens, pc.output_tokens, pc.parallel, pc.number, loop,
                               _figures(r["figures_json"]),
-                              pc.parallel * (nodes if r["scope"] == CLUSTER else 1)) for r in rows]
+                              pc.parallel * (nodes if r["scope"] == CLUSTER else 1),
+                              _goodput_of(r)) for r in rows]
     return out
 
 

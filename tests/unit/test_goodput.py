@@ -142,3 +142,21 @@ def test_every_goodput_definition_is_in_docs_figures_md():
     text = (DOCS / "figures.md").read_text()
     for key, sentence in DEFINITIONS.items():
         assert f"- **{key}**: {sentence}" in text, key
+
+
+def test_a_sweep_with_an_slo_shows_goodput_per_point():
+    from fleetbench.controller.report import content as c
+    from fleetbench.controller.report.model import CaseReport, SweepPointRow
+    from fleetbench.figures import compute_figures
+
+    figs = compute_figures(FIXED)
+    good = compute_goodput(FIXED, SLO, figs.wall_time_s)
+    rows = [SweepPointRow("n1", "in100-out11-p2-n6-loop1", 100, 11, 2, 6, 1, figs, 2, good)]
+    case = CaseReport(case_id="s", purpose="", command="", node_figures={}, cluster=None,
+                      sum_node_tpm_total=math.nan, sum_node_tpm_output=math.nan, start_skew_s=math.nan, stragglers=[],
+                      node_states={}, evalscope_summaries={}, verdicts=[], case_type="sweep", sweep=rows)
+    table = c.sweep_table(case, "n1", "en")
+    assert table.header[-2:] == ["Goodput ratio", "Goodput TPM (tok/min)"]
+    assert table.rows[0][-2:] == ["50.00 %", f"{good.tpm:,.0f}"]
+    rows[0] = SweepPointRow("n1", "in100-out11-p2-n6-loop1", 100, 11, 2, 6, 1, figs, 2)
+    assert "Goodput ratio" not in c.sweep_table(case, "n1", "en").header  # no SLO, no goodput columns
