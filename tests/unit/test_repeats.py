@@ -87,3 +87,9 @@ def test_a_repeated_case_is_n_steps(tmp_path: Path):
 
     with pytest.raises(ConfigError, match=r"cases\[0\].repeat must be a whole number from 1 to 100"):
         load_plan(p)
+
+
+def test_the_definition_is_in_docs_figures_md():
+    from fleetbench.repeats import DEFINITION
+
+    assert DEFINITION in (Path(__file__).parents[2] / "docs" / "figures.md").read_text()
