@@ -282,16 +282,18 @@ class Orchestrator:
             state = probe_outcome.case_states.get(step.step_id, State.INVALID)
             passed = {s: all(v.passed for v in probe_outcome.verdicts if v.scope == s) and
                       any(v.scope == s for v in probe_outcome.verdicts) for s in scopes}
+            trusted = state not in (State.INVALID, State.ERROR)  # else within the SLO or not, nobody can say
             stored = {r["scope"]: r for r in self.store.figures(run_id) if r["case_id"] == step.step_id}
             for scope in scopes:
                 row = stored.get(scope)
-                rows.append(probe_row(scope, parallel, attempt, state.value, passed[scope],
+                rows.append(probe_row(scope, parallel, attempt, state.value, passed[scope] and trusted,
                                       json.loads(row["figures_json"]) if row else {},
                                       json.loads(row["extra_json"] or "{}") if row else {},
                                       [v for v in probe_outcome.verdicts if v.scope == scope]))
-            self.progress.message(f"{case.id}: parallel {parallel} per node (try {attempt}): "
-                                  + ", ".join(f"{s} {'within' if passed[s] else 'outside'} the SLO" for s in scopes))
-            if state in (State.INVALID, State.ERROR):
+            if trusted:
+                self.progress.message(f"{case.id}: parallel {parallel} per node (try {attempt}): " + ", ".join(
+                    f"{s} {'within' if passed[s] else 'outside'} the SLO" for s in scopes))
+            else:
                 # its figures cannot be trusted either way: run it again (a busy client, a slow start), and stop
                 # the search when it stays so
                 invalid_in_a_row += 1
