@@ -79,9 +79,12 @@ def main() -> None:
             state, cap, wall = asyncio.run(search(fleet, plan, work / "bench.sqlite"))
     probes = cap["cluster"]["probes"]
     invalid = sum(1 for p in probes if p["state"] == "invalid")
+    def num(v: float | None) -> str:
+        return "n/a" if v is None else f"{v:,.0f}"
+
     for scope, r in cap.items():
-        print(f"{scope:8s} max_parallel {r['max_parallel']} (knee {args.limit})  TPM {r['tpm_total']:,.0f}  "
-              f"goodput TPM {r['goodput_tpm']:,.0f}")
+        print(f"{scope:8s} max_parallel {r['max_parallel']} (knee {args.limit})  TPM {num(r['tpm_total'])}  "
+              f"goodput TPM {num(r['goodput_tpm'])}")
     print("probes: " + " ".join(f"{p['parallel']}{'*' if p['state'] == 'invalid' else ''}" for p in probes)
           + ("  (* invalid, run again)" if invalid else ""))
     print(f"{state.upper()}: {len(probes)} probes ({invalid} invalid), wall {wall:.1f} s, "

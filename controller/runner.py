@@ -171,6 +171,9 @@ def conclusion_lines(report: RunReport, outcome: RunOutcome, node_count: int) ->
             slowest = fmt_value(max(ttfts), "s") if ttfts else "n/a"
             lines.append(f"case {case.case_id}: long context: {ok} of {node_count} node(s) answered, "
                          f"slowest TTFT {slowest}; {state}")
+        elif case.cluster is not None and case.cluster.succeeded and case.load == "split":
+            lines.append(f"case {case.case_id}: one endpoint, load from {len(case.node_figures)} agents: TPM "
+                         f"{fmt_value(case.cluster.tpm_total)}; {state}")
         elif case.cluster is not None and case.cluster.succeeded:
             lines.append(f"case {case.case_id}: cluster TPM {fmt_value(case.cluster.tpm_total)} "
                          f"(Σ per-node {fmt_value(case.sum_node_tpm_total)}); {state}")

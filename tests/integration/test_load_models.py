@@ -131,6 +131,7 @@ def test_split_sends_exactly_the_total_to_the_one_endpoint(run):
     assert shared["cluster"]["requests"] == 13
     md = next((tmp / "out").glob("*.md")).read_text()
     assert "one endpoint, load from 3 agents" in md
+    assert "case shared: one endpoint, load from 3 agents: TPM" in run[0].stderr
     assert case_doc(doc, "warm")["tpm_basis"] == "cluster_union"
 
 
