@@ -11,6 +11,7 @@ from typing import Any
 
 from fleetbench.figures import PERCENTILES, Figures
 
+from ..plan import CapacityCase
 from ..verdict import Reason, figure_unit, fmt_value
 from .i18n import t
 from .model import CaseReport, EvalScoreRow, RunReport, SweepAverageRow, SweepPointRow, VerdictRow
@@ -223,7 +224,8 @@ def expectation_lines(report: RunReport, case: CaseReport, lang: str) -> list[st
     pc = next((c for c in report.plan.cases if c.id == case.case_id), None) if report.plan else None
     if pc is None:
         return []
-    scoped = [(t("expect.case_scope", lang), e) for e in pc.expect]
+    bounds = pc.slo if isinstance(pc, CapacityCase) else pc.expect  # a capacity search: its SLO at every probe
+    scoped = [(t("expect.case_scope", lang), e) for e in bounds]
     if pc.type == "perf" and report.plan is not None:  # the plan's cluster contract is judged on perf cases
         scoped += [(t("scope.cluster", lang), e) for e in report.plan.cluster_expect]
     out = []
