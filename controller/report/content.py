@@ -8,45 +8,29 @@ import math
 import time
 from dataclasses import dataclass, field
 
-from fleetbench.figures import PERCENTILES, Figures
+from fleetbench.figure_catalog import FIGURES, METRICS, percentile_label
+from fleetbench.figures import Figures
 
 from ..verdict import Reason, figure_unit, fmt_value
 from .i18n import t
 from .model import CaseReport, EvalScoreRow, RunReport, SweepAverageRow, SweepPointRow, VerdictRow
 
-# (i18n key, figure, format): evalscope's "Benchmarking summary" keys, in its order, plus TPM.
-SUMMARY_ROWS: tuple[tuple[str, str, str], ...] = (
-    ("sum.requests", "requests", "{:.0f}"),
-    ("sum.succeeded", "succeeded", "{:.0f}"),
-    ("sum.failed", "failed", "{:.0f}"),
-    ("sum.wall_time", "wall_time_s", "{:.3f}"),
-    ("sum.output_tps", "output_throughput_tps", "{:.2f}"),
-    ("sum.total_tps", "total_throughput_tps", "{:.2f}"),
-    ("sum.rps", "request_throughput_rps", "{:.4f}"),
-    ("sum.tpm_total", "tpm_total", "{:,.0f}"),
-    ("sum.tpm_output", "tpm_output", "{:,.0f}"),
-    ("sum.latency", "latency_avg_s", "{:.4f}"),
-    ("sum.ttft", "ttft_avg_s", "{:.4f}"),
-    ("sum.tpot", "tpot_avg_s", "{:.4f}"),
-    ("sum.itl", "itl_avg_s", "{:.4f}"),
-    ("sum.input_avg", "input_tokens_avg", "{:.1f}"),
-    ("sum.output_avg", "output_tokens_avg", "{:.1f}"),
+# The summary's rows: evalscope's "Benchmarking summary" (seed 000), in its order, plus TPM; labels, units and
+# formats come from the figure catalogue (fleetbench/figure_catalog.py).
+SUMMARY_FIGURES: tuple[str, ...] = (
+    "wall_time_s", "concurrency", "request_rate", "requests", "succeeded", "failed", "output_throughput_tps",
+    "total_throughput_tps", "request_throughput_rps", "tpm_total", "tpm_output", "latency_avg_s", "ttft_avg_s",
+    "tpot_avg_s", "itl_avg_s", "input_tokens_avg", "output_tokens_avg",
 )
-# (i18n key, percentile metric, format): evalscope's "Percentile results" columns.
-PERCENTILE_COLUMNS: tuple[tuple[str, str, str], ...] = (
-    ("pct.ttft", "ttft_s", "{:.4f}"),
-    ("pct.itl", "itl_s", "{:.4f}"),
-    ("pct.tpot", "tpot_s", "{:.4f}"),
-    ("pct.latency", "latency_s", "{:.4f}"),
-    ("pct.input_tokens", "input_tokens", "{:.0f}"),
-    ("pct.output_tokens", "output_tokens", "{:.0f}"),
-    ("pct.output_tps", "output_tps", "{:.2f}"),
-    ("pct.total_tps", "total_tps", "{:.2f}"),
-)
-# the seed-002 sweep table: (i18n key, format) after input, output, concurrency, loop
-SWEEP_COLUMNS: tuple[tuple[str, str], ...] = (
-    ("sw.latency", "{:.3f}"), ("sw.output_tps", "{:.2f}"), ("sw.ttft", "{:.4f}"), ("sw.tpot", "{:.4f}"),
-    ("sw.avg_tps", "{:.2f}"), ("sw.per_request", "{:.2f}"),
+LOAD_FIGURES = ("concurrency", "request_rate")  # from the plan, not the records
+# evalscope's "Percentile results" columns (keys of Figures.percentiles)
+PERCENTILE_COLUMNS: tuple[str, ...] = tuple(METRICS)
+# the body's short per-scope percentile table: p50 and p99 of the latencies (the full tables are in the appendix)
+SHORT_PERCENTILES: tuple[int, ...] = (50, 99)
+SHORT_METRICS: tuple[str, ...] = ("ttft_s", "tpot_s", "itl_s", "latency_s")
+# the seed-002 sweep table after input, output, concurrency, loop; then the point's TPM (total)
+SWEEP_FIGURES: tuple[str, ...] = (
+    "latency_avg_s", "output_throughput_tps", "ttft_avg_s", "tpot_avg_s", "avg_tps", "per_request_tps", "tpm_total",
 )
 ENV_HARDWARE = (("env.cpu", "cpu"), ("env.cpus", "cpus"), ("env.memory", "memory"),
                 ("env.accelerators", "accelerators"))
@@ -245,9 +229,32 @@ def verdict_table(case: CaseReport, lang: str) -> Table:
                                        "col.verdict")], rows)
 
 
+def load_text(case: CaseReport, scope: str, name: str, lang: str) -> str:
+    """The plan's load on a scope: a node's concurrency or rate as the plan gives it; the cluster's as the total
+    with how it is made, "8 (4 × 2 nodes)". A rate of -1 is evalscope's "no limit"."""
+    per_node = float(case.parallel if name == "concurrency" else case.rate)
+    if math.isnan(per_node):
+        return t("na", lang)
+    if name == "request_rate" and per_node <= 0:
+        return t("load.no_limit", lang)
+    text = FIGURES[name].number(per_node)
+    nodes = len(case.cluster_nodes) or len(case.node_figures)
+    if scope != "cluster" or nodes <= 1:
+        return text
+    return t("load.cluster", lang, total=FIGURES[name].number(per_node * nodes), per_node=text, nodes=nodes)
+
+
 def summary_table(scopes: dict[str, Figures], lang: str, case: CaseReport | None = None) -> Table:
+    """evalscope's summary, one column per node and the cluster; the plan's load rows when the case has one."""
     names = list(scopes)
-    rows = [[t(key, lang)] + [fmt(scopes[n].value(fig), pat, lang) for n in names] for key, fig, pat in SUMMARY_ROWS]
+    rows = []
+    for fig in SUMMARY_FIGURES:
+        f = FIGURES[fig]
+        if fig in LOAD_FIGURES:
+            if case is not None and case.parallel:
+                rows.append([f.label(lang)] + [load_text(case, n, fig, lang) for n in names])
+            continue
+        rows.append([f.label(lang)] + [f.number(scopes[n].value(fig), t("na", lang)) for n in names])
     return Table([t("col.key", lang)] + [scope_name(n, lang, case) for n in names], rows)
 
 
@@ -326,10 +333,38 @@ def long_context_line(case: CaseReport, lang: str) -> str:
              node=slow.node)
 
 
+def percentile_points(f: Figures) -> list[int]:
+    """The percentiles the figures hold (the run's percentile set), ascending."""
+    return sorted({p for table in f.percentiles.values() for p in table})
+
+
 def percentile_table(f: Figures, lang: str) -> Table:
-    rows = [[f"{p}%"] + [fmt(f.percentiles.get(m, {}).get(p, math.nan), pat, lang) for _, m, pat in PERCENTILE_COLUMNS]
-            for p in PERCENTILES]
-    return Table([t("col.percentile", lang)] + [t(k, lang) for k, _, _ in PERCENTILE_COLUMNS], rows)
+    """evalscope's "Percentile results" for one scope: a row per percentile (min/max when the set has them)."""
+    na = t("na", lang)
+    rows = [[percentile_label(p)] + [METRICS[m].number(f.percentiles.get(m, {}).get(p, math.nan), na)
+                                     for m in PERCENTILE_COLUMNS] for p in percentile_points(f)]
+    return Table([t("col.percentile", lang)] + [METRICS[m].label(lang) for m in PERCENTILE_COLUMNS], rows)
+
+
+def node_percentile_cases(report: RunReport) -> list[CaseReport]:
+    """The cases whose per-node percentile tables go to the appendix: load cases with a cluster figure."""
+    return [case for case in report.cases if case.case_type != "long_context" and case.cluster is not None
+            and case.node_figures]
+
+
+def short_percentile_table(case: CaseReport, lang: str) -> Table:
+    """The body's per-node row: p50 and p99 of TTFT, TPOT, ITL and latency for each node and the cluster (the
+    full per-node tables are in the appendix and the spreadsheet)."""
+    scopes: dict[str, Figures] = dict(case.node_figures)
+    if case.cluster is not None:
+        scopes["cluster"] = case.cluster
+    na = t("na", lang)
+    header = [t("col.scope", lang)] + [f"{METRICS[m].label(lang, unit=False)} p{p} ({METRICS[m].display_unit})"
+                                       for m in SHORT_METRICS for p in SHORT_PERCENTILES]
+    rows = [[scope_name(s, lang, case)] + [METRICS[m].number(f.percentiles.get(m, {}).get(p, math.nan), na)
+                                           for m in SHORT_METRICS for p in SHORT_PERCENTILES]
+            for s, f in scopes.items() if f.succeeded]
+    return Table(header, rows)
 
 
 def sweep_scope_name(case: CaseReport, scope: str, lang: str) -> str:
@@ -350,15 +385,25 @@ def sweep_scopes(case: CaseReport) -> list[str]:
 def _point_values(r: SweepPointRow | SweepAverageRow) -> list[float]:
     if isinstance(r, SweepPointRow):
         f = r.figures
-        return [f.latency_avg_s, f.output_throughput_tps, f.ttft_avg_s, f.tpot_avg_s, r.avg_tps, r.per_request_tps]
-    return [r.latency_avg_s, r.output_throughput_tps, r.ttft_avg_s, r.tpot_avg_s, r.avg_tps, r.per_request_tps]
+        return [f.latency_avg_s, f.output_throughput_tps, f.ttft_avg_s, f.tpot_avg_s, r.avg_tps, r.per_request_tps,
+                f.tpm_total]
+    return [r.latency_avg_s, r.output_throughput_tps, r.ttft_avg_s, r.tpot_avg_s, r.avg_tps, r.per_request_tps,
+            r.tpm_total]
+
+
+def concurrency_text(parallel: int, streams: int, lang: str) -> str:
+    """A sweep point's concurrency: a node's as the plan gives it; the cluster's "8 (4 × 2 nodes)"."""
+    if not streams or streams == parallel or not parallel:
+        return str(parallel)
+    return t("load.cluster", lang, total=f"{streams:,}", per_node=parallel, nodes=streams // parallel)
 
 
 def sweep_table(case: CaseReport, scope: str, lang: str) -> Table:
     """Seed 002's table for one scope: a row per loop, and after a point's loops its loop-average row
-    (only where the point ran more than once)."""
+    (only where the point ran more than once); the last column is the point's TPM (total)."""
     header = [t(k, lang) for k in ("sw.input", "sw.output", "sw.parallel", "sw.loop")] + \
-        [t(k, lang) for k, _ in SWEEP_COLUMNS]
+        [FIGURES[f].label(lang) for f in SWEEP_FIGURES]
+    na = t("na", lang)
     mine = [r for r in case.sweep if r.scope == scope]
     order: list[tuple[int, int, int]] = []
     for r in mine:
@@ -370,14 +415,24 @@ def sweep_table(case: CaseReport, scope: str, lang: str) -> Table:
     for key in order:
         loops = sorted((r for r in mine if (r.input_tokens, r.output_tokens, r.parallel) == key), key=lambda r: r.loop)
         for r in loops:
-            rows.append([str(key[0]), str(key[1]), str(key[2]), str(r.loop)] +
-                        [fmt(v, pat, lang) for v, (_, pat) in zip(_point_values(r), SWEEP_COLUMNS, strict=True)])
+            rows.append([str(key[0]), str(key[1]), concurrency_text(r.parallel, r.concurrency, lang), str(r.loop)] +
+                        [FIGURES[f].number(v, na) for v, f in zip(_point_values(r), SWEEP_FIGURES, strict=True)])
         a = avgs.get(key)
         if a is not None and a.loops > 1:
             strong.add(len(rows))
-            rows.append([str(key[0]), str(key[1]), str(key[2]), t("sw.avg", lang, loops=a.loops)] +
-                        [fmt(v, pat, lang) for v, (_, pat) in zip(_point_values(a), SWEEP_COLUMNS, strict=True)])
+            rows.append([str(key[0]), str(key[1]), concurrency_text(a.parallel, a.concurrency, lang),
+                         t("sw.avg", lang, loops=a.loops)] +
+                        [FIGURES[f].number(v, na) for v, f in zip(_point_values(a), SWEEP_FIGURES, strict=True)])
     return Table(header, rows, strong)
+
+
+def best_sweep_point(case: CaseReport) -> SweepAverageRow | None:
+    """The point with the highest cluster TPM (total) averaged over its loops (seed 002 compares loop averages,
+    never a lucky single loop); the nodes' scope when the sweep has no cluster rows."""
+    scope = "cluster" if any(a.scope == "cluster" for a in case.sweep_averages) else None
+    rows = [a for a in case.sweep_averages if scope is None or a.scope == scope]
+    rows = [a for a in rows if not math.isnan(a.tpm_total)]
+    return max(rows, key=lambda a: a.tpm_total) if rows else None
 
 
 def samples_text(s: EvalScoreRow, lang: str) -> str:
@@ -435,11 +490,16 @@ def conclusion_lines(report: RunReport, lang: str) -> list[str]:
         if case.case_type == "long_context":
             out.append(t("concl.long_context", lang, case=case.case_id, result=long_context_line(case, lang)))
         elif case.sweep:
-            cluster_rows = [r for r in case.sweep if r.scope == "cluster"] or case.sweep
-            best = max(cluster_rows, key=lambda r: -1.0 if math.isnan(r.figures.tpm_total) else r.figures.tpm_total)
-            out.append(t("concl.sweep", lang, case=case.case_id, points=len({r.point for r in case.sweep}),
-                         tpm=fmt(best.figures.tpm_total, "{:,.0f}", lang), point=best.point,
-                         tps=fmt(best.figures.output_throughput_tps, "{:.2f}", lang)))
+            best = best_sweep_point(case)
+            points = len({r.point for r in case.sweep})
+            if best is None:
+                out.append(t("concl.no_result", lang, case=case.case_id))
+            else:
+                out.append(t("concl.sweep", lang, case=case.case_id, points=points, loops=best.loops,
+                             tpm=FIGURES["tpm_total"].number(best.tpm_total), input=best.input_tokens,
+                             output=best.output_tokens,
+                             concurrency=concurrency_text(best.parallel, best.concurrency, lang),
+                             tps=FIGURES["output_throughput_tps"].number(best.output_throughput_tps)))
         elif case.scores:
             for s in [s for s in case.scores if s.scope == "cluster"] or case.scores:
                 pooled = samples_text(s, lang)

@@ -328,8 +328,9 @@ def case_section(n: int, case: CaseReport, report: RunReport, lang: str) -> list
         out += [f"<p>{inline(t('case.summary', lang))}</p>", html_table(c.summary_table(scopes, lang, case)),
                 f"<p>{inline(c.skew_line(case, lang))}</p>",
                 f"<p>{inline(c.cluster_percentiles_title(case, lang))}</p>", _percentiles(case.cluster, lang)]
-        for node, figs in case.node_figures.items():
-            out += [f"<p>{inline(t('case.node_percentiles', lang, node=node))}</p>", _percentiles(figs, lang)]
+        short = c.short_percentile_table(case, lang)
+        if short.rows:
+            out += [f"<p>{inline(t('case.short_percentiles', lang))}</p>", html_table(short)]
     if case.sweep:
         out.append(f'<p class="muted">{inline(t("case.sweep_note", lang))}</p>')
         for scope in c.sweep_scopes(case):
@@ -390,6 +391,13 @@ def render_html(report: RunReport, lang: str = "en") -> str:
         out.append(f"<h2>{esc(t('sec.appendix', lang))}</h2>")
         for node, tab in appendix:
             out += [f"<h3>{esc(node)}</h3>", html_table(tab)]
+    per_node = c.node_percentile_cases(report)
+    if per_node:
+        out.append(f"<h2>{esc(t('sec.appendix_percentiles', lang))}</h2>")
+        for case in per_node:
+            for node, figs in case.node_figures.items():
+                out += [f"<h3>{inline(t('case.node_percentiles_of', lang, case=case.case_id, node=node))}</h3>",
+                        _percentiles(figs, lang)]
     out += [f"<footer>{esc(t('html.generated', lang, version=report.fleetbench_version, run=report.run_id))}"
             "</footer>", "</body>", "</html>", ""]
     return "\n".join(out)

@@ -66,8 +66,9 @@ def case_section(n: int, case: CaseReport, report: RunReport, lang: str) -> list
         out += [t("case.summary", lang), ""] + md(c.summary_table(scopes, lang, case))
         out += [c.skew_line(case, lang), ""]
         out += [c.cluster_percentiles_title(case, lang), ""] + _percentiles(case.cluster, lang)
-        for node, figs in case.node_figures.items():
-            out += [t("case.node_percentiles", lang, node=node), ""] + _percentiles(figs, lang)
+        short = c.short_percentile_table(case, lang)
+        if short.rows:
+            out += [t("case.short_percentiles", lang), ""] + md(short)
     if case.sweep:
         out += [t("case.sweep_note", lang), ""]
         for scope in c.sweep_scopes(case):
@@ -123,4 +124,11 @@ def render_markdown(report: RunReport, lang: str = "en") -> str:
         out += [f"## {t('sec.appendix', lang)}", ""]
         for node, tab in appendix:
             out += [f"### {node}", ""] + md(tab)
+    per_node = c.node_percentile_cases(report)
+    if per_node:
+        out += [f"## {t('sec.appendix_percentiles', lang)}", ""]
+        for case in per_node:
+            for node, figs in case.node_figures.items():
+                out += [f"### {t('case.node_percentiles_of', lang, case=case.case_id, node=node)}", ""]
+                out += _percentiles(figs, lang)
     return "\n".join(out)

@@ -19,7 +19,7 @@ from fleetbench.inventory import Inventory
 
 from ..aggregate import CLUSTER
 from ..fleetview import assess, drift_summary, parse_inventory
-from ..plan import EvalCase, Plan, SweepCase, parse_plan
+from ..plan import EvalCase, PerfCase, Plan, SweepCase, parse_plan
 from ..store import Store
 from ..verdict import Reason, State, figure_unit, fmt_value, parse_state, run_state, worst
 from ..yamlfile import Located, parse_yaml
@@ -103,6 +103,12 @@ class SweepAverageRow:
     tpot_avg_s: float
     avg_tps: float
     per_request_tps: float
+    tpm_total: float = math.nan  # the cluster TPM (total) of the point, averaged over its loops (seed 002)
+    streams: int = 0  # concurrent streams: parallel on a node, parallel × nodes for the cluster
+
+    @property
+    def concurrency(self) -> int:
+        return self.streams or self.parallel
 
 
 def loop_averages(rows: list[SweepPointRow]) -> list[SweepAverageRow]:
@@ -124,6 +130,8 @@ def loop_averages(rows: list[SweepPointRow]) -> list[SweepAverageRow]:
             tpot_avg_s=mean([r.figures.tpot_avg_s for r in g]),
             avg_tps=mean([r.avg_tps for r in g]),
             per_request_tps=mean([r.per_request_tps for r in g]),
+            tpm_total=mean([r.figures.tpm_total for r in g]),
+            streams=max(r.concurrency for r in g),
         )
         for k, g in groups.items()
     ]
@@ -237,6 +245,9 @@ class CaseReport:
     partial_cluster: dict[str, tuple[int, int]] = field(default_factory=dict)
     # long-context cases: one row per node of the run
     long_context: list[LongContextRow] = field(default_factory=list)
+    # the plan's load on each node: concurrent streams and request rate (-1: no limit); 0/NaN when not a load case
+    parallel: int = 0
+    rate: float = math.nan
 
     @property
     def client_bound_nodes(self) -> list[str]:
@@ -641,6 +652,8 @@ def load_report(store: Store, run_id: str) -> RunReport:
             error_nodes=sorted(error_nodes),
             node_count=len(run_node_names),
             partial_cluster=partial,
+            parallel=case.parallel if isinstance(case, PerfCase) else 0,
+            rate=case.rate if isinstance(case, PerfCase | SweepCase) else math.nan,
             long_context=_long_context_rows(run_node_names or sorted(node_figs), node_figs, states, failures)
             if ctype == "long_context" else [],
         ))

@@ -42,8 +42,8 @@ def test_markdown_shows_sweep_eval_and_conclusion_values(shanghai_time):
     md = render_markdown(report, "en")
     sweep = report.cases[1]
     avg = next(a for a in sweep.sweep_averages if a.scope == "cluster" and a.parallel == 2)
-    # the loop-average row: bold, with the model's values
-    assert f"| **128** | **512** | **2** | **avg of 2** | **{avg.latency_avg_s:.3f}** | " \
+    # the loop-average row: bold, with the model's values; the cluster's concurrency per node × nodes
+    assert f"| **128** | **512** | **4 (2 × 2 nodes)** | **avg of 2** | **{avg.latency_avg_s:.3f}** | " \
            f"**{avg.output_throughput_tps:.2f}** |" in md
     # the cluster's samples: 5 questions counted once, answered by each of the 2 nodes it pools
     assert "| cluster | gsm8k | mean_acc | 5 questions × 2 nodes (n1, n2) | 40.00 | 60.00 | 0.5 | -20.00 | FAIL |" in md
