@@ -5,13 +5,14 @@ nothing is computed here but formatting."""
 from __future__ import annotations
 
 import math
+import re
 import time
 from dataclasses import dataclass, field
 
-from fleetbench.figure_catalog import FIGURES, METRICS, percentile_label
+from fleetbench.figure_catalog import FIGURES, METRICS, figure, format_value, percentile_label
 from fleetbench.figures import Figures
 
-from ..verdict import Reason, figure_unit, fmt_value
+from ..verdict import Reason, fmt_value
 from .i18n import t
 from .model import CaseReport, EvalScoreRow, RunReport, SweepAverageRow, SweepPointRow, VerdictRow
 
@@ -88,22 +89,45 @@ def scope_name(scope: str, lang: str, case: CaseReport | None = None) -> str:
 
 
 def expected_text(v: VerdictRow, lang: str) -> str:
-    """What an expectation asks, e.g. "≤ 0.9" or "≥ official 60 − 0.5"."""
+    """What an expectation asks, e.g. "≤ 20 ms", "≥ 1,000,000 tok/min" or "≥ 59.5 (official 60 − 0.5)"."""
     if v.op == "official":
-        return t("expect.official_short", lang, official=fmt(v.threshold, "{:g}", lang),
-                 tolerance=fmt(v.tolerance, "{:g}", lang))
+        return official_text(v.threshold, v.tolerance, lang)
     return f"{op_text(v, lang)} {threshold_value(v, lang)}"
 
 
+def official_text(official: float, tolerance: float, lang: str) -> str:
+    """An accuracy threshold by its effective value first: "≥ 59.5 (official 60 − 0.5)"."""
+    return t("expect.official_short", lang, effective=f"{official - (tolerance or 0.0):g}", official=f"{official:g}",
+             tolerance=f"{tolerance or 0.0:g}")
+
+
 def threshold_value(v: VerdictRow, lang: str) -> str:
-    """An expectation's threshold as a number for people (an official score as it is, a figure in seconds in ms
-    below one second)."""
-    return people(v.threshold, "" if v.op == "official" else figure_unit(v.figure), lang)
+    """An expectation's limit for people, from the figure catalogue ("20 ms", "1,000,000 tok/min"); an official
+    score by the value it is judged against."""
+    if v.op == "official":
+        return official_text(v.threshold, v.tolerance, lang).removeprefix("≥ ")
+    return threshold_number(v.figure, v.threshold, lang)
+
+
+def threshold_number(name: str, value: float, lang: str) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return t("na", lang)
+    try:
+        return figure(name).threshold(value)
+    except KeyError:
+        return f"{value:g}"
+
+
+def measured_text(name: str, value: float, lang: str) -> str:
+    """A measured figure for people (figure catalogue: "20.93 ms"); a score as it is, n/a in `lang`."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return t("na", lang)
+    return format_value(name, value)
 
 
 def op_text(v: VerdictRow, lang: str) -> str:
     if v.op == "official":
-        return f"{t('op.official', lang)} {fmt(v.tolerance, '{:g}', lang)}"
+        return t("op.min", lang)
     return t(f"op.{v.op}", lang) if v.op in ("min", "max") else v.op
 
 
@@ -213,16 +237,16 @@ def expectation_lines(report: RunReport, case: CaseReport, lang: str) -> list[st
     for scope, e in scoped:
         if e.op == "official":
             out.append(t("expect.official", lang, scope=scope, dataset=e.figure.partition(":")[2] or e.figure,
-                         official=f"{e.threshold:g}", tolerance=f"{e.tolerance:g}"))
+                         threshold=official_text(e.threshold, e.tolerance, lang)))
         else:
             out.append(t("expect.line", lang, scope=scope, figure=e.figure, op=t(f"op.{e.op}", lang),
-                         threshold=people(e.threshold, figure_unit(e.figure), lang)))
+                         threshold=threshold_number(e.figure, e.threshold, lang)))
     return out
 
 
 def verdict_table(case: CaseReport, lang: str) -> Table:
     rows = [[scope_name(v.scope, lang, case), v.figure, op_text(v, lang), threshold_value(v, lang),
-             people(v.measured, "" if v.op == "official" else figure_unit(v.figure), lang),
+             measured_text(v.figure, v.measured, lang),
              verdict_text(v.label, lang) + (f" ({v.note})" if v.note else "")]
             for v in case.verdicts]
     return Table([t(k, lang) for k in ("col.scope", "col.figure", "col.op", "col.threshold", "col.measured",
@@ -549,7 +573,7 @@ def reason_text(r: Reason, lang: str, case: CaseReport | None = None, with_scope
             scope = t("reason.node", lang, node=r.scope)
     what = check_name(r.what, lang)
     measured = t("reason.measured", lang, value=r.measured) if r.measured else ""
-    expected = t("reason.expected", lang, value=r.threshold) if r.threshold else ""
+    expected = t("reason.expected", lang, value=localized_threshold(r.threshold, lang)) if r.threshold else ""
     state = verdict_text(r.state.value, lang)
     if not with_scope:  # inside its case's table: the sweep point only
         point = r.case_id.partition("@")[2]
@@ -559,6 +583,16 @@ def reason_text(r: Reason, lang: str, case: CaseReport | None = None, with_scope
         return t("reason.run", lang, state=state, what=what, measured=measured, expected=expected)
     where = " ".join(p for p in (f"`{r.case_id}`" if r.case_id else "", scope) if p)
     return t("reason.line", lang, state=state, where=where, what=what, measured=measured, expected=expected)
+
+
+OFFICIAL = re.compile(r"^≥ \S+ \(official (?P<official>[\d.]+) − (?P<tolerance>[\d.]+)\)$")
+
+
+def localized_threshold(text: str, lang: str) -> str:
+    """A stored threshold (language-neutral, controller.verdict.threshold_text) in `lang`: an official score's
+    "≥ 59.5 (official 60 − 0.5)" is worded by the report's language."""
+    m = OFFICIAL.match(text)
+    return official_text(float(m["official"]), float(m["tolerance"]), lang) if m else text
 
 
 def failure_reasons(report: RunReport, lang: str) -> list[str]:

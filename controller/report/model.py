@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from fleetbench.failures import summarize
+from fleetbench.figure_catalog import figure as figure_catalog
 from fleetbench.figures import Figures
 from fleetbench.inventory import Inventory
 
@@ -21,7 +22,7 @@ from ..aggregate import CLUSTER
 from ..fleetview import assess, drift_summary, parse_inventory
 from ..plan import EvalCase, PerfCase, Plan, SweepCase, parse_plan
 from ..store import Store
-from ..verdict import Reason, State, figure_unit, fmt_value, parse_state, run_state, worst
+from ..verdict import Reason, State, figure_text, parse_state, run_state, threshold_text, worst
 from ..yamlfile import Located, parse_yaml
 
 EXAMPLE_CHARS = 160  # an example error line in the Failures table is cut to this many characters
@@ -390,17 +391,27 @@ def _sweep_rows(case: SweepCase, figures: list[dict[str, Any]]) -> list[SweepPoi
 
 
 NAN_WORD = re.compile(r"\bnan\b", re.IGNORECASE)
-NUMBER = re.compile(r"^\s*([<>≤≥=]*)\s*([+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?)\s*$")
+NUMBER = re.compile(r"^\s*(<=|>=|[<>≤≥=]?)\s*([+-]?(?:[\d,]+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?)\s*(ms|s)?\s*$")
 
 
-def people(text: str, what: str = "") -> str:
-    """A stored measured/threshold string as people read it: a bare number (optionally after ≤/≥) through
-    fmt_value (1,000,000 not 1e+06; ms below a second for a figure in seconds), and never a console NaN."""
+def people(text: str, what: str = "", threshold: bool = False) -> str:
+    """A stored measured/threshold string as people read it, formatted by the figure catalogue ("<= 0.02" and
+    "<= 20.0 ms" both read "≤ 20 ms" for a threshold; a measured "0.02093" reads "20.93 ms"); text that is not a
+    number of a catalogued figure is kept (a check's "saturated"), and never a console NaN."""
     m = NUMBER.match(text or "")
-    if m:
-        op = m.group(1)
-        value = fmt_value(float(m.group(2)), figure_unit(what))
-        return f"{op} {value}" if op else value
+    name = (what or "").split(" ")[0]
+    try:
+        known = name.startswith("score:") or bool(figure_catalog(name))
+    except KeyError:
+        known = False
+    if m and known:
+        op = {"<=": "≤", ">=": "≥"}.get(m.group(1), m.group(1))
+        value = float(m.group(2).replace(",", ""))
+        if m.group(3) == "ms":
+            value /= 1000
+        if threshold and op in ("≤", "≥", "<", ">"):
+            return threshold_text(name, "max" if op in ("≤", "<") else "min", value)
+        return f"{op} {figure_text(name, value)}" if op else figure_text(name, value)
     return NAN_WORD.sub("n/a", text or "")
 
 
@@ -410,15 +421,7 @@ def _reason(d: dict[str, Any]) -> Reason | None:
         return None
     what = str(d.get("what") or "")
     return Reason(state, str(d.get("case_id") or ""), str(d.get("scope") or ""), NAN_WORD.sub("n/a", what),
-                  people(str(d.get("measured") or ""), what), people(str(d.get("threshold") or ""), what))
-
-
-def threshold_text(v: VerdictRow) -> str:
-    """An expectation's threshold for people, language-neutral: "≤ 900.0 ms", "≥ official 60 − 0.5"."""
-    if v.op == "official":
-        return f"≥ official {v.threshold:g} − {v.tolerance:g}"
-    sign = {"min": "≥", "max": "≤"}.get(v.op, v.op)
-    return f"{sign} {fmt_value(v.threshold, figure_unit(v.figure))}"
+                  people(str(d.get("measured") or ""), what), people(str(d.get("threshold") or ""), what, True))
 
 
 def _derived_reasons(case_id: str, verdicts: list[VerdictRow], node_states: dict[str, tuple[str, str]]) -> \
@@ -432,7 +435,8 @@ def _derived_reasons(case_id: str, verdicts: list[VerdictRow], node_states: dict
         scope, _, point = v.scope.partition(" @ ")
         what = v.figure + (f" ({v.note})" if v.note else "")
         out.append(Reason(State.FAIL, f"{case_id}@{point}" if point else case_id, scope, what,
-                          fmt_value(v.measured, figure_unit(v.figure)), threshold_text(v)))
+                          figure_text(v.figure, v.measured),
+                          threshold_text(v.figure, v.op, v.threshold, v.tolerance)))
     for node, (state, err) in node_states.items():
         if state == "error":
             out.append(Reason(State.FAIL, case_id, node, f"job {state}: {err or 'no detail'}"))

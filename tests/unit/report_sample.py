@@ -24,7 +24,7 @@ from fleetbench.controller.aggregate import CLUSTER, DatasetScore, Verdict, aggr
 from fleetbench.controller.plan import Expectation, Plan, parse_plan
 from fleetbench.controller.report.model import RunReport, load_report
 from fleetbench.controller.store import Store
-from fleetbench.controller.verdict import Check, Reason, State, figure_unit, fmt_value, worst
+from fleetbench.controller.verdict import Check, Reason, State, figure_text, fmt_value, threshold_text, worst
 from fleetbench.controller.yamlfile import parse_yaml
 from fleetbench.records import RequestRecord
 
@@ -146,9 +146,7 @@ def sample_records() -> dict[str, dict[str, list[RequestRecord]]]:
 
 
 def _threshold(e: Expectation) -> str:
-    if e.op == "official":
-        return f"≥ official {e.threshold:g} − {e.tolerance:g}"
-    return f"{'≥' if e.op == 'min' else '≤'} {fmt_value(e.threshold, figure_unit(e.figure))}"
+    return threshold_text(e.figure, e.op, e.threshold, e.tolerance)
 
 
 def _judge_step(store: Store, step: str, nodes: Sequence[str], verdicts: Sequence[Verdict], checks: Sequence[Check],
@@ -164,9 +162,9 @@ def _judge_step(store: Store, step: str, nodes: Sequence[str], verdicts: Sequenc
             reasons[c.scope].append(Reason(State.INVALID, step, c.scope, c.name, c.measured, c.bound))
     for v in verdicts:
         if not v.passed and v.scope not in errors:
-            unit = figure_unit(v.expectation.figure)
             reasons[v.scope].append(Reason(State.FAIL, step, v.scope, v.expectation.figure,
-                                           fmt_value(v.measured, unit), _threshold(v.expectation)))
+                                           figure_text(v.expectation.figure, v.measured),
+                                           _threshold(v.expectation)))
     every: list[Reason] = []
     for scope, mine in reasons.items():
         store.set_case_verdict(RUN_ID, step, scope, worst(r.state for r in mine), mine)

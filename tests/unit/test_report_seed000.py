@@ -1,0 +1,109 @@
+"""The report read section by section against seed 000's hand-written report (issue 16, items 10-17): each
+test reads the rendered Markdown or HTML of the sample run (tests/unit/report_sample.py)."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from report_sample import sample_report
+
+from fleetbench.controller.report.markdown import render_markdown
+from fleetbench.controller.report.model import people
+from fleetbench.controller.verdict import threshold_text
+
+
+@pytest.fixture(scope="module")
+def report():
+    return sample_report()
+
+
+@pytest.fixture(scope="module")
+def md(report):
+    return render_markdown(report, "en")
+
+
+@pytest.fixture(scope="module")
+def zh(report):
+    return render_markdown(report, "zh")
+
+
+def _section(text: str, start: str, end: str) -> str:
+    return text[text.index(start):text.index(end, text.index(start))]
+
+
+# --- item 10: seed 000's summary rows; thresholds and values for people; an accuracy threshold's effective value
+
+def test_summary_has_seed_000_rows_in_its_order(md):
+    perf = _section(md, "### 2.1 Case `perf-6k-1k`", "### 2.2")
+    rows = [line.split(" | ")[0].lstrip("| ") for line in perf.splitlines() if line.startswith("| ")]
+    summary = rows[rows.index("Key") + 2:rows.index("Key") + 8]
+    assert summary == ["Time taken for tests (s)", "Number of concurrency", "Request rate (req/s)",
+                       "Total requests", "Successful requests", "Failed requests"]
+    assert "| Number of concurrency | 4 | 4 | 8 (4 × 2 nodes) |" in perf
+    assert "| Request rate (req/s) | -1 (no limit) | -1 (no limit) | -1 (no limit) |" in perf
+    assert "Succeed requests" not in md
+
+
+def test_thresholds_and_measured_values_are_formatted_for_people(md, zh):
+    perf = _section(md, "### 2.1 Case `perf-6k-1k`", "### 2.2")
+    assert "tpot_avg_s ≤ 20 ms" in perf and "tpm_total ≥ 100,000 tok/min" in perf
+    assert "| n1 | tpot_avg_s | ≤ | 20 ms | 20.93 ms | FAIL |" in perf
+    assert "tpot_avg_s — measured 20.93 ms, expected ≤ 20 ms" in perf
+    assert "1e+" not in md and "0.020 " not in md and "900.0 ms" not in md
+    # an accuracy threshold shows the value it is judged against, official − tolerance, in both languages
+    ev = _section(md, "### 2.3 Case `gsm8k`", "### 2.4")
+    assert "score of gsm8k ≥ 59.5 (official 60 − tolerance 0.5)" in ev
+    assert "| cluster | score:gsm8k | ≥ | 59.5 (official 60 − tolerance 0.5) | 40 | FAIL |" in ev
+    assert "预期 ≥ 59.5（官方分数 60 − 允许偏差 0.5）" in zh and "official" not in _section(zh, "## 3.", "## 4.")
+
+
+def test_stored_threshold_strings_are_reformatted():
+    """Stores written before the catalogue hold "<= 0.02" or "<= 20.0 ms": both read "≤ 20 ms"."""
+    assert people("<= 0.02", "tpot_avg_s", threshold=True) == "≤ 20 ms"
+    assert people("<= 20.0 ms", "tpot_avg_s", threshold=True) == "≤ 20 ms"
+    assert people(">= 1000000", "tpm_total", threshold=True) == "≥ 1,000,000 tok/min"
+    assert people("0.020934", "tpot_avg_s") == "20.93 ms"
+    assert people("saturated", "load_generator") == "saturated"
+    assert threshold_text("score:gsm8k", "official", 60.0, 0.5) == "≥ 59.5 (official 60 − 0.5)"
+    assert threshold_text("tpot_avg_s", "max", 0.02) == "≤ 20 ms"
+
+
+# --- item 12: the body keeps the cluster table and a p50/p99 row per node; full per-node tables in the appendix
+
+def test_per_node_percentile_tables_move_to_the_appendix(md, report):
+    perf = _section(md, "### 2.1 Case `perf-6k-1k`", "### 2.2")
+    assert perf.count("| Percentile |") == 1  # the cluster's only
+    n2 = report.cases[0].node_figures["n2"]
+    p50, p99 = n2.percentiles["ttft_s"][50], n2.percentiles["ttft_s"][99]
+    assert f"| n2 | {p50 * 1000:,.2f} | {p99 * 1000:,.2f} |" in perf
+    appendix = md[md.index("## 6. Appendix: per-node percentiles"):]
+    assert "### `perf-6k-1k`: percentiles of node n2" in appendix
+    assert appendix.count("| Percentile |") == 2  # n1 and n2 of perf-6k-1k (perf-extra-args: none succeeded)
+
+
+# --- item 13: latency figures in ms with two decimals where evalscope 1.14 prints ms
+
+def test_ttft_tpot_itl_in_ms_with_two_decimals(md, report):
+    cl = report.cases[0].cluster
+    assert f"| Average time per output token (ms) | 20.93 | 26.22 | {cl.tpot_avg_s * 1000:.2f} |" in md
+    assert "| Percentile | TTFT (ms) | ITL (ms) | TPOT (ms) | Latency (s) |" in md
+    assert re.search(r"\| 99% \| 1,301\.50 \| 31\.94 \| 29\.04 \|", md)
+
+
+# --- item 14: sweeps
+
+def test_sweep_best_cluster_tpm_comes_from_loop_averages(md, report):
+    sweep = report.cases[1]
+    averages = [a for a in sweep.sweep_averages if a.scope == "cluster"]
+    best = max(averages, key=lambda a: a.tpm_total)
+    best_loop = max((r for r in sweep.sweep if r.scope == "cluster"), key=lambda r: r.figures.tpm_total)
+    assert best_loop.figures.tpm_total > best.tpm_total  # a lucky loop is not the headline
+    concl = _section(md, "## 3. Conclusion", "## 4.")
+    assert f"averaged over 2 loop(s): **{best.tpm_total:,.0f}** tok/min at input 128, output 512, " \
+           f"concurrency 4 (2 × 2 nodes)" in concl
+    # traceable: the loop-average row of the cluster table carries that TPM in its last column
+    table = _section(md, "**Sweep — cluster**", "**Sweep — n1**")
+    assert "| **128** | **512** | **4 (2 × 2 nodes)** | **avg of 2** |" in table
+    assert table.splitlines()[2].endswith("| TPM total (tok/min) |")
+    assert f"**{best.tpm_total:,.0f}** |" in table
