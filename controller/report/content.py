@@ -13,7 +13,7 @@ from fleetbench.figure_catalog import FIGURES, METRICS, figure, format_value, pe
 from fleetbench.figures import Figures
 
 from ..verdict import Reason, fmt_value
-from .i18n import t
+from .i18n import TEXT, t
 from .model import CaseReport, EvalScoreRow, RunReport, SweepAverageRow, SweepPointRow, VerdictRow
 
 # The summary's rows: evalscope's "Benchmarking summary" (seed 000), in its order, plus TPM; labels, units and
@@ -35,6 +35,10 @@ SWEEP_FIGURES: tuple[str, ...] = (
 )
 ENV_HARDWARE = (("env.cpu", "cpu"), ("env.cpus", "cpus"), ("env.memory", "memory"),
                 ("env.accelerators", "accelerators"))
+# seed 000's hardware details (model.hardware_details), in the spreadsheet and the per-node appendix
+ENV_DETAILS = (("env.cpu_model", "cpu_model"), ("env.sockets", "sockets"), ("env.cores", "cores"),
+               ("env.threads", "threads"), ("env.dimms", "dimms"), ("env.accelerator_count", "accelerator_count"),
+               ("env.network", "network"))
 ENV_SOFTWARE = (("env.os", "os"), ("env.kernel", "kernel"), ("env.driver", "driver"), ("env.toolkit", "toolkit"))
 STATES = ("pass", "fail", "error", "invalid", "incomplete")  # controller.verdict.State's values
 CHECKS = ("start_skew", "node_results", "load_generator", "clock_uncertainty", "min_duration", "min_requests",
@@ -165,10 +169,62 @@ def _configs(report: RunReport, keys: tuple[tuple[str, str], ...]) -> list[tuple
     return list(configs.items())
 
 
-def hardware_table(report: RunReport, lang: str) -> Table:
-    """Seed 000's hardware table, one row per distinct configuration with its machine count (上述机器数量)."""
-    rows = [[*cfg, str(len(nodes)), ", ".join(nodes)] for cfg, nodes in _configs(report, ENV_HARDWARE)]
-    return Table([t(k, lang) for k, _ in ENV_HARDWARE] + [t("env.machines", lang), t("col.nodes", lang)], rows)
+HARDWARE_KEYS = ("cpu_model", "sockets", "cores", "threads", "dimms", "dimm_count", "memory_total",
+                 "accelerator_models", "accelerator_count", "network", "cpu", "memory", "accelerators")
+
+
+def hardware_tables(report: RunReport, lang: str) -> list[tuple[str, Table]]:
+    """Seed 000's hardware table (硬件名称 / 配置信息 / 数量), one per distinct configuration: the full CPU model
+    with its cores and threads (count: sockets), memory as DIMM count × size × type, accelerators, NICs and
+    InfiniBand ports, and the machines it describes (上述机器数量). Titled "Configuration n" when several."""
+    configs: dict[tuple[str, ...], list[str]] = {}
+    for r in report.environment:
+        if "error" not in r:
+            configs.setdefault(tuple(r.get(k, "") for k in HARDWARE_KEYS), []).append(r["node"])
+    out = []
+    for i, (cfg, nodes) in enumerate(configs.items(), 1):
+        d = dict(zip(HARDWARE_KEYS, cfg, strict=True))
+        none = t("none", lang)
+        cpu = d["cpu_model"] or d["cpu"] or t("na", lang)
+        if d["cores"] and d["threads"]:
+            cpu = t("env.cpu_detail", lang, model=cpu, cores=d["cores"], threads=d["threads"])
+        memory = t("env.memory_detail", lang, dimms=d["dimms"], total=d["memory_total"]) if d["dimms"] else \
+            (d["memory_total"] or d["memory"] or t("na", lang))
+        accelerators = d["accelerator_models"] if "accelerator_count" in d and d["accelerator_count"] not in ("", "0") \
+            else (none if d["accelerator_count"] == "0" or d["accelerators"] in ("", "none") else d["accelerators"])
+        rows = [[t("env.cpu", lang), cpu, d["sockets"]],
+                [t("env.memory", lang), memory, d["dimm_count"]],
+                [t("env.accelerators", lang), accelerators, d["accelerator_count"] if d["accelerator_count"] != "0"
+                 else ""],
+                [t("env.network", lang), d["network"] or none, ""],
+                [t("env.machines", lang), ", ".join(nodes), str(len(nodes))]]
+        title = t("env.config", lang, n=i) if len(configs) > 1 else ""
+        out.append((title, Table([t("col.hardware", lang), t("col.config", lang), t("env.count", lang)], rows)))
+    return out
+
+
+def drift_lines(report: RunReport, lang: str) -> list[str]:
+    """The drift check in the report's language (English: controller.fleetview.drift_summary's lines)."""
+    if lang == "en" or not (report.drift_findings or report.drift_checked):
+        return [NONE_WORD.sub(t("none", lang), line) if lang != "en" else line for line in report.drift]
+    nodes = ", ".join(report.drift_checked)
+    if report.drift_findings:
+        n = len(report.drift_findings)
+        return [t("drift.findings", lang, n=n, nodes=len(report.drift_checked))] + [
+            "  - " + t("drift.finding", lang, node=f.node, field=t(f"drift.{f.field}", lang) if f"drift.{f.field}"
+                       in TEXT else f.field, value=_none(f.value, lang), majority=_none(f.majority_value, lang))
+            for f in report.drift_findings]
+    line = t("drift.none" if len(report.drift_checked) > 1 else "drift.none_one", lang, nodes=nodes)
+    if report.drift_unchecked:
+        line += t("drift.unchecked", lang, nodes=", ".join(report.drift_unchecked))
+    return [line]
+
+
+NONE_WORD = re.compile(r"\bnone\b")
+
+
+def _none(value: str, lang: str) -> str:
+    return {"none": t("none", lang), "no majority": t("drift.no_majority", lang)}.get(value, value)
 
 
 def software_table(report: RunReport, lang: str) -> Table:
@@ -208,7 +264,8 @@ def appendix_tables(report: RunReport, lang: str) -> list[tuple[str, Table]]:
         if "error" in r:
             rows.append([t("env.error", lang), r["error"]])
         else:
-            rows += [[t(k, lang), r.get(key, "")] for k, key in (*ENV_HARDWARE, *ENV_SOFTWARE)]
+            rows += [[t(k, lang), r.get(key, "")] for k, key in (*ENV_HARDWARE, *ENV_DETAILS, *ENV_SOFTWARE)
+                     if key in r or (k, key) not in ENV_DETAILS]
         n = info.get(r["node"])
         if n is not None:
             rows += [[t("col.address", lang), n.address], [t("col.endpoint", lang), n.endpoint],

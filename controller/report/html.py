@@ -363,14 +363,16 @@ def render_html(report: RunReport, lang: str = "en") -> str:
            f"<h2>{esc(t('sec.basic', lang))}</h2>", html_table(c.basic_table(report, lang)),
            f"<h3>{esc(t('sec.nodes', lang))}</h3>", html_table(c.nodes_table(report, lang)),
            f"<h3>{esc(t('sec.environment', lang))}</h3>"]
-    hw = c.hardware_table(report, lang)
-    if hw.rows:
-        out += [f"<h4>{esc(t('sec.hardware', lang))}</h4>", html_table(hw)]
+    hardware = c.hardware_tables(report, lang)
+    if hardware:
+        out.append(f"<h4>{esc(t('sec.hardware', lang))}</h4>")
+        for title, tab in hardware:
+            out += ([f"<p><strong>{esc(title)}</strong></p>"] if title else []) + [html_table(tab)]
     out += [f"<h4>{esc(t('sec.software', lang))}</h4>", html_table(c.software_table(report, lang))]
     errors = c.environment_errors(report, lang)
     if errors:
         out.append("<ul>" + "".join(f"<li>{esc(e)}</li>" for e in errors) + "</ul>")
-    out += [f"<h4>{esc(t('sec.drift', lang))}</h4>", f"<pre>{esc(chr(10).join(report.drift))}</pre>"]
+    out += [f"<h4>{esc(t('sec.drift', lang))}</h4>", f"<pre>{esc(chr(10).join(c.drift_lines(report, lang)))}</pre>"]
     out.append(f"<h2>{esc(t('sec.cases', lang))}</h2>")
     for i, case in enumerate(report.cases, 1):
         out += case_section(i, case, report, lang)

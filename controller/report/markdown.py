@@ -90,13 +90,15 @@ def case_section(n: int, case: CaseReport, report: RunReport, lang: str) -> list
 def environment_section(report: RunReport, lang: str) -> list[str]:
     """Seed 000's hardware and software tables, and the drift check in plain words."""
     out = [f"### {t('sec.environment', lang)}", ""]
-    hw = c.hardware_table(report, lang)
-    if hw.rows:
-        out += [f"**{t('sec.hardware', lang)}**", ""] + md(hw)
+    hardware = c.hardware_tables(report, lang)
+    if hardware:
+        out += [f"**{t('sec.hardware', lang)}**", ""]
+        for title, tab in hardware:
+            out += ([title, ""] if title else []) + md(tab)
     out += [f"**{t('sec.software', lang)}**", ""] + md(c.software_table(report, lang))
     errors = c.environment_errors(report, lang)
     out += [f"- {e}" for e in errors] + ([""] if errors else [])
-    out += [f"**{t('sec.drift', lang)}**", ""] + [line for line in report.drift] + [""]
+    out += [f"**{t('sec.drift', lang)}**", ""] + c.drift_lines(report, lang) + [""]
     return out
 
 

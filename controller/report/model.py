@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import math
 import re
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -16,9 +17,10 @@ from typing import Any
 from fleetbench.failures import summarize
 from fleetbench.figure_catalog import figure as figure_catalog
 from fleetbench.figures import Figures
-from fleetbench.inventory import Inventory
+from fleetbench.inventory import Inventory, NotAvailable, format_bytes, format_dimm
 
 from ..aggregate import CLUSTER
+from ..drift import DriftFinding
 from ..fleetview import assess, drift_summary, parse_inventory
 from ..plan import EvalCase, PerfCase, Plan, SweepCase, parse_plan
 from ..store import Store
@@ -297,6 +299,10 @@ class RunReport:
     # the test environment: one fleet-table row per node (controller/fleetview.py) and the drift check
     environment: list[dict[str, str]] = field(default_factory=list)
     drift: list[str] = field(default_factory=list)
+    # the drift check as data, so the report can word it in its language: findings, nodes checked, not checked
+    drift_findings: list[DriftFinding] = field(default_factory=list)
+    drift_checked: list[str] = field(default_factory=list)
+    drift_unchecked: list[str] = field(default_factory=list)
     # every reason the run is not PASS (case, node or cluster, figure or check, measured, threshold)
     reasons: list[Reason] = field(default_factory=list)
     run_state: str = "finished"  # runs.state: finished, interrupted, error (running while in progress)
@@ -677,12 +683,57 @@ def load_report(store: Store, run_id: str) -> RunReport:
     if run.get("error") and verdict != State.PASS.value and not any(not r.case_id for r in run_reasons):
         run_reasons.insert(0, Reason(State(verdict), "", "", NAN_WORD.sub("n/a", run["error"])))
     return RunReport(
-        environment=assessment.rows, drift=drift_summary(assessment),
+        environment=[{**r, **hardware_details(inv)} if isinstance(inv := inventories.get(r["node"]), Inventory)
+                     else r for r in assessment.rows],
+        drift=drift_summary(assessment), drift_findings=list(assessment.findings),
+        drift_checked=assessment.checked_nodes, drift_unchecked=list(assessment.errors),
         run_id=run_id, plan_name=run["plan_name"], model=run["model"], started_at=run["started_at"],
         finished_at=run["finished_at"] or math.nan, verdict=verdict,
         fleetbench_version=run["fleetbench_version"], nodes=nodes, cases=cases, plan=plan,
         reasons=run_reasons, run_state=run.get("state") or "", error=run.get("error") or "",
     )
+
+
+def hardware_details(inv: Inventory) -> dict[str, str]:
+    """Seed 000's hardware rows of one node, as language-neutral values (the report words them): the full CPU
+    model, its sockets, cores and threads; memory as DIMM count × size × type when dmidecode could be read;
+    accelerators by model with their count; NICs with a link speed and InfiniBand/RoCE ports."""
+    out: dict[str, str] = {}
+    if not isinstance(inv.cpu, NotAvailable):
+        out["cpu_model"] = inv.cpu.model or inv.cpu.architecture
+        out["sockets"] = str(inv.cpu.sockets or "")
+        out["cores"] = str(inv.cpu.physical_cores or "")
+        out["threads"] = str(inv.cpu.logical_cpus or "")
+    if not isinstance(inv.memory, NotAvailable):
+        total = inv.memory_size_bytes()
+        out["memory_total"] = format_bytes(total) if total else ""
+        dimms = inv.memory.dimms
+        if not isinstance(dimms, NotAvailable) and dimms:
+            groups = Counter((d.size_bytes, d.type) for d in dimms)
+            out["dimms"] = " + ".join(f"{n} × {format_dimm(size)}{' ' + kind if kind else ''}"
+                                      for (size, kind), n in sorted(groups.items(), key=lambda kv: (-kv[1], -kv[0][0])))
+            out["dimm_count"] = str(len(dimms))
+    accs = Counter((a.name, a.memory_total_mib) for a in inv.accelerators)
+    out["accelerator_models"] = "; ".join(f"{name}{f' {mib:,} MiB' if mib else ''}" for (name, mib) in accs)
+    out["accelerator_count"] = str(sum(accs.values()))
+    if not isinstance(inv.network, NotAvailable):
+        parts = []
+        ib = inv.network.ib_ports
+        if not isinstance(ib, NotAvailable) and ib:
+            by: dict[tuple[str, str], list[str]] = {}
+            for port in ib:
+                rate = f"{port.rate_gbps:g} Gb/s" if port.rate_gbps else (port.rate or "")
+                by.setdefault((port.link_layer or "InfiniBand", rate), []).append(port.device)
+            parts += [f"{len(devs)} × {layer} {rate}".rstrip() + f" ({', '.join(devs)})"
+                      for (layer, rate), devs in sorted(by.items())]
+        nics: dict[int, list[str]] = {}
+        for nic in inv.network.nics:
+            if nic.speed_mbps and nic.speed_mbps > 0:
+                nics.setdefault(nic.speed_mbps, []).append(nic.name)
+        parts += [f"{len(names)} × Ethernet {mbps / 1000:g} Gb/s ({', '.join(names)})"
+                  for mbps, names in sorted(nics.items(), reverse=True)]
+        out["network"] = "; ".join(parts)
+    return out
 
 
 def _located(text: str) -> Located:

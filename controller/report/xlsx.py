@@ -246,13 +246,13 @@ def _scores(wb: Workbook, report: RunReport, lang: str) -> None:
 
 def _environment(wb: Workbook, report: RunReport, lang: str) -> None:
     s = _Sheet(wb, t("xl.environment", lang))
-    keys = (*c.ENV_HARDWARE, *c.ENV_SOFTWARE)
+    keys = (*c.ENV_HARDWARE, *c.ENV_DETAILS, *c.ENV_SOFTWARE)
     s.header([t("col.node", lang), t("env.hostname", lang)] + [t(k, lang) for k, _ in keys]
              + [t("env.error", lang)])
     for r in report.environment:
         s.row([r["node"], r.get("hostname", "")] + [r.get(key, "") for _, key in keys] + [r.get("error", "")])
     s.row([])
-    for line in report.drift:
+    for line in c.drift_lines(report, lang):
         s.row([line])
 
 

@@ -8,6 +8,7 @@ import re
 import pytest
 from report_sample import sample_report
 
+from fleetbench.controller.report import content as c
 from fleetbench.controller.report.markdown import render_markdown
 from fleetbench.controller.report.model import people
 from fleetbench.controller.verdict import threshold_text
@@ -107,3 +108,35 @@ def test_sweep_best_cluster_tpm_comes_from_loop_averages(md, report):
     assert "| **128** | **512** | **4 (2 × 2 nodes)** | **avg of 2** |" in table
     assert table.splitlines()[2].endswith("| TPM total (tok/min) |")
     assert f"**{best.tpm_total:,.0f}** |" in table
+
+
+# --- item 11: seed 000's hardware table; the drift sentence and every value in the zh report's language
+
+def test_hardware_table_as_seed_000(md, zh):
+    hw = _section(md, "**Hardware**", "**Software**")
+    assert "| Hardware | Configuration | Count |" in hw
+    assert "| CPU | INTEL(R) XEON(R) PLATINUM 8558 (96 cores, 192 threads per machine) | 2 |" in hw
+    assert "| Memory | 32 × 64 GB DDR5 (2.0 TiB in all) | 32 |" in hw
+    assert "| Accelerators | NVIDIA H200 143,771 MiB | 8 |" in hw
+    assert "8 × InfiniBand 400 Gb/s (mlx5_0, " in hw and "2 × Ethernet 25 Gb/s (eth0, eth1)" in hw
+    assert "| Machines | n1, n2 | 2 |" in hw
+    zh_hw = _section(zh, "**硬件配置**", "**软件配置**")
+    assert "| 硬件名称 | 配置信息 | 数量 |" in zh_hw and "| 上述机器数量 | n1, n2 | 2 |" in zh_hw
+    assert "（每台 96 核，192 线程）" in zh_hw and "（共 2.0 TiB）" in zh_hw
+
+
+def test_drift_sentence_is_translated(md, zh):
+    assert "drift: none — n1, n2 agree on accelerator model" in md
+    drift = _section(zh, "**一致性检查**", "## 2.")
+    assert "一致性检查：无差异 — n1, n2 的加速卡型号" in drift
+    assert not re.search(r"[A-Za-z]{4,}", drift.replace("NVLink", "").replace("CUDA/CANN/DTK", "")
+                         .replace("ECC", "").replace("MIG", "")), drift
+
+
+def test_drift_findings_are_translated(report):
+    from dataclasses import replace
+
+    from fleetbench.controller.drift import DriftFinding
+    drifted = replace(report, drift_findings=[DriftFinding("n2", "driver_version", "570.1", "580.159.04", "x")])
+    assert c.drift_lines(drifted, "zh") == ["一致性检查：2 个节点中发现 1 处差异：",
+                                            "  - n2：驱动版本为 570.1，与多数节点（580.159.04）不同"]

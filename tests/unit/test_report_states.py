@@ -11,7 +11,7 @@ import re
 
 import pytest
 from openpyxl import load_workbook
-from report_sample import HTTP_422, RUN_ID, sample_store, with_environment
+from report_sample import HTTP_422, RUN_ID, sample_store
 
 from fleetbench.controller.report.html import render_html
 from fleetbench.controller.report.i18n import t
@@ -33,7 +33,7 @@ def store(tmp_path):
 
 @pytest.fixture
 def report(store):
-    return with_environment(load_report(store, RUN_ID))
+    return load_report(store, RUN_ID)
 
 
 def _case(report, case_id):
@@ -74,7 +74,7 @@ def test_sweep_state_is_the_worst_over_its_points(store):
 def test_an_interrupted_run_is_incomplete_with_its_badge(store):
     store.db.table("runs").update(RUN_ID, {"state": "interrupted", "verdict": "incomplete",
                                            "error": "interrupted by the operator"})
-    report = with_environment(load_report(store, RUN_ID))
+    report = load_report(store, RUN_ID)
     assert report.verdict == "incomplete" and report.run_state == "interrupted"
     html = render_html(report, "zh")
     assert '<span class="verdict incomplete">未完成</span>' in html
