@@ -61,17 +61,44 @@ code { font-family: "DejaVu Sans Mono", Consolas, monospace; font-size: 12px; }
 .muted { color: var(--muted); }
 ul { padding-left: 22px; }
 footer { margin-top: 32px; color: var(--muted); font-size: 12px; }
+html:lang(zh-CN) body { font-family: "Noto Sans CJK SC", "Source Han Sans SC", "WenQuanYi Zen Hei",
+       "WenQuanYi Micro Hei", "PingFang SC", "Microsoft YaHei", "Segoe UI", "DejaVu Sans", Arial, sans-serif; }
 @page { size: A4; margin: 14mm 12mm; }
 @media print {
   body { max-width: none; padding: 0; font-size: 10.5px; }
-  h2 { break-after: avoid; } h3, h4 { break-after: avoid; }
+  h2, h3, h4, p.caption { break-after: avoid; page-break-after: avoid; }
+  .keep { break-inside: avoid; page-break-inside: avoid; }
   table, .chart, pre { break-inside: avoid; }
+  tr, td, th { break-inside: avoid; }
+  thead { display: table-header-group; }
+  h2.cases { break-before: page; } h2.cases + section.case { break-before: auto; }
   table { font-size: 9.5px; } th, td { padding: 2px 5px; }
   .chart { width: 48%; height: auto; }
   section.case { break-before: page; }
   a { color: inherit; text-decoration: none; }
 }
 """
+
+
+KEEP_HEAD = ("<h2", "<h3", "<h4", "<p")
+KEEP_BODY = ("<table", "<pre", '<div class="charts"', "<ul")
+
+
+def keep_with_next(parts: list[str]) -> list[str]:
+    """Each heading or caption in one block with what it introduces, so print never leaves it alone at the
+    bottom of a page (CSS .keep: break-inside avoid; a block taller than a page still breaks)."""
+    out: list[str] = []
+    i = 0
+    while i < len(parts):
+        part = parts[i]
+        if part.startswith(KEEP_HEAD) and i + 1 < len(parts) and parts[i + 1].startswith(KEEP_BODY) \
+                and "<table" not in part:
+            out.append(f'<div class="keep">{part}{parts[i + 1]}</div>')
+            i += 2
+            continue
+        out.append(part)
+        i += 1
+    return out
 
 
 def esc(text: object) -> str:
@@ -348,7 +375,7 @@ def case_section(n: int, case: CaseReport, report: RunReport, lang: str) -> list
     if case.verdicts:
         out += [f"<h4>{esc(t('case.verdicts', lang))}</h4>", html_table(c.verdict_table(case, lang))]
     out.append("</section>")
-    return out
+    return keep_with_next(out)
 
 
 def render_html(report: RunReport, lang: str = "en") -> str:
@@ -373,7 +400,7 @@ def render_html(report: RunReport, lang: str = "en") -> str:
     if errors:
         out.append("<ul>" + "".join(f"<li>{esc(e)}</li>" for e in errors) + "</ul>")
     out += [f"<h4>{esc(t('sec.drift', lang))}</h4>", f"<pre>{esc(chr(10).join(c.drift_lines(report, lang)))}</pre>"]
-    out.append(f"<h2>{esc(t('sec.cases', lang))}</h2>")
+    out.append(f'<h2 class="cases">{esc(t("sec.cases", lang))}</h2>')
     for i, case in enumerate(report.cases, 1):
         out += case_section(i, case, report, lang)
     out += [f"<h2>{esc(t('sec.conclusion', lang))}</h2>",
@@ -402,4 +429,4 @@ def render_html(report: RunReport, lang: str = "en") -> str:
                         _percentiles(figs, lang)]
     out += [f"<footer>{esc(t('html.generated', lang, version=report.fleetbench_version, run=report.run_id))}"
             "</footer>", "</body>", "</html>", ""]
-    return "\n".join(out)
+    return "\n".join(keep_with_next(out))

@@ -140,3 +140,40 @@ def test_drift_findings_are_translated(report):
     drifted = replace(report, drift_findings=[DriftFinding("n2", "driver_version", "570.1", "580.159.04", "x")])
     assert c.drift_lines(drifted, "zh") == ["一致性检查：2 个节点中发现 1 处差异：",
                                             "  - n2：驱动版本为 570.1，与多数节点（580.159.04）不同"]
+
+
+# --- item 17: the demo plan's case purposes speak the operator's language
+
+def test_demo_case_purposes_say_what_is_verified():
+    import yaml
+
+    from fleetbench.controller.demo import DEMO_PLAN
+    plan = yaml.safe_load(DEMO_PLAN.format(tokenizer="/models/demo", gsm8k="/data/gsm8k"))
+    for case in plan["cases"]:
+        purpose = case["purpose"]
+        assert not re.search(r"seed|simulat|\(the .* table\)", purpose, re.IGNORECASE), purpose
+        assert purpose.split()[0] in ("Verify", "Measure"), purpose
+
+
+# --- item 16: print without an orphaned caption or heading; the zh HTML names CJK fonts; docs name the package
+
+def test_print_keeps_every_caption_with_what_it_introduces(report):
+    from fleetbench.controller.report.html import CSS, render_html
+    page = render_html(report, "en")
+    # a heading or caption and what it introduces are joined in a keep block; never two loose elements
+    assert not re.search(r"</(h[2-4]|p)>\n<(table|pre|div class=\"charts\")", page)
+    assert page.count('<div class="keep">') >= 30
+    assert '<div class="keep"><h4>Equivalent command (per node)</h4><pre>' in page
+    printed = CSS[CSS.index("@media print"):]
+    assert ".keep { break-inside: avoid;" in printed and "h2, h3, h4, p.caption { break-after: avoid;" in printed
+
+
+def test_zh_html_names_a_cjk_font_and_docs_the_package(report):
+    from pathlib import Path
+
+    from fleetbench.controller.report.html import render_html
+    zh_page = render_html(report, "zh")
+    assert '<html lang="zh-CN">' in zh_page
+    assert re.search(r'html:lang\(zh-CN\) body \{ font-family: "Noto Sans CJK SC"', zh_page)
+    docs = (Path(__file__).parents[2] / "docs" / "report.md").read_text()
+    assert "apt-get install fonts-noto-cjk" in docs and "google-noto-sans-cjk-ttc-fonts" in docs
