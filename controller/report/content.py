@@ -370,11 +370,20 @@ def validity_table(case: CaseReport, lang: str) -> Table:
         result = verdict_text("pass", lang) if v.passed else t("check.failed", lang)
         row = [v.point] if with_point else []
         rows.append(row + [scope_name(v.scope, lang, case) if v.scope == "cluster" else v.scope,
-                           check_name(v.name, lang), v.measured or t("na", lang), v.bound or t("na", lang), result,
+                           check_name(v.name, lang), v.measured or t("na", lang), signs(v.bound) or t("na", lang),
+                           result,
                            v.detail])
     header = ([t("sw.point", lang)] if with_point else []) + [
         t(k, lang) for k in ("col.scope", "col.check", "col.measured", "col.bound", "col.result", "col.detail")]
     return Table(header, rows)
+
+
+def signs(text: str) -> str:
+    """A stored bound's comparison as people write it: "<= 1.136 s" reads "≤ 1.136 s"."""
+    for plain, sign in (("<=", "≤"), (">=", "≥")):
+        if text.startswith(plain):
+            return sign + text[len(plain):]
+    return text
 
 
 def invalid_lines(case: CaseReport, lang: str) -> list[str]:
@@ -384,7 +393,7 @@ def invalid_lines(case: CaseReport, lang: str) -> list[str]:
     failed = "; ".join(
         t("case.check_line", lang, check=check_name(v.name, lang), scope=scope_name(v.scope, lang, case),
           point=f" @ {v.point}" if v.point else "", measured=v.measured or t("na", lang),
-          bound=v.bound or t("na", lang))
+          bound=signs(v.bound) or t("na", lang))
         for v in case.failed_checks)
     return [t("case.invalid", lang, checks=failed or t("none", lang))]
 

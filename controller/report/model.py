@@ -373,6 +373,19 @@ def equivalent_command(plan: Plan, case_id: str, url: str) -> str:
                          case.input_tokens, case.output_tokens, case.extra_args, case.range_ratio)
 
 
+def node_command(plan: Plan, case_id: str, endpoints: dict[str, str]) -> str:
+    """The equivalent command for every node: the command itself when all nodes serve at the same URL (each on
+    its own host); else with a placeholder for the endpoint and one line per node giving its value."""
+    urls = sorted(set(endpoints.values()))
+    if len(urls) <= 1:
+        return equivalent_command(plan, case_id, urls[0] if urls else plan.endpoint.url)
+    case = next(c for c in plan.cases if c.id == case_id)
+    var = "API_URL" if isinstance(case, EvalCase) else "ENDPOINT"
+    lines = [f"# {node}: {var}={api_base(url) if var == 'API_URL' else url}"
+             for node, url in sorted(endpoints.items())]
+    return "\n".join([*lines, equivalent_command(plan, case_id, f"${var}")])
+
+
 def _verdict_rows(rows: list[dict[str, Any]], scope_suffix: str = "") -> list[VerdictRow]:
     return [VerdictRow(v["scope"] + scope_suffix, v["figure"], v["op"], v["threshold"],
                        math.nan if v["measured"] is None else v["measured"], bool(v["passed"]), v["note"] or "",
@@ -567,7 +580,7 @@ def load_report(store: Store, run_id: str) -> RunReport:
                 states[r["node"]] = (r["state"] or "", r["error"] or "")
         summaries = {r["node"]: json.loads(r["evalscope_summary_json"] or "{}") for r in case_nodes
                      if r["case_id"] == cid and r.get("evalscope_summary_json")}
-        url = nodes[0].endpoint if nodes else ""
+        endpoints = {n.name: n.endpoint for n in nodes if n.endpoint}
         sweep = _sweep_rows(case, figures) if isinstance(case, SweepCase) else []
         official = {v["figure"].partition(":")[2]: (v["threshold"], v.get("tolerance") or 0.0)
                     for v in verdicts if v["case_id"] == cid and v["op"] == "official"}
@@ -635,7 +648,7 @@ def load_report(store: Store, run_id: str) -> RunReport:
         cases.append(CaseReport(
             case_id=cid,
             purpose=case.purpose if case else "",
-            command=equivalent_command(plan, cid, url) if plan else "",
+            command=node_command(plan, cid, endpoints) if plan else "",
             node_figures=dict(sorted(node_figs.items())),
             cluster=_figures(cl[0]["figures_json"]) if cl else None,
             sum_node_tpm_total=math.nan if extra.get("sum_node_tpm_total") is None else extra["sum_node_tpm_total"],

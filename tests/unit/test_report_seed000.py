@@ -177,3 +177,83 @@ def test_zh_html_names_a_cjk_font_and_docs_the_package(report):
     assert re.search(r'html:lang\(zh-CN\) body \{ font-family: "Noto Sans CJK SC"', zh_page)
     docs = (Path(__file__).parents[2] / "docs" / "report.md").read_text()
     assert "apt-get install fonts-noto-cjk" in docs and "google-noto-sans-cjk-ttc-fonts" in docs
+
+
+# --- item 14: the equivalent command names each node's endpoint, never n1's for all
+
+def test_equivalent_command_per_node(report):
+    from dataclasses import replace
+
+    from fleetbench.controller.report.model import node_command
+    same = node_command(report.plan, "perf-6k-1k", {"n1": "http://127.0.0.1:8000/v1/completions",
+                                                    "n2": "http://127.0.0.1:8000/v1/completions"})
+    assert "--url http://127.0.0.1:8000/v1/completions" in same and "#" not in same
+    endpoints = {"n1": "http://10.0.0.11:8000/v1/completions", "n2": "http://10.0.0.12:8000/v1/completions"}
+    cmd = node_command(report.plan, "perf-6k-1k", endpoints)
+    assert cmd.splitlines()[:2] == ["# n1: ENDPOINT=http://10.0.0.11:8000/v1/completions",
+                                    "# n2: ENDPOINT=http://10.0.0.12:8000/v1/completions"]
+    assert "--url $ENDPOINT " in cmd and "10.0.0.11:8000/v1/completions --api" not in cmd
+    ev = node_command(report.plan, "gsm8k", endpoints)
+    assert "# n2: API_URL=http://10.0.0.12:8000/v1" in ev and "--api-url $API_URL " in ev
+    cases = [replace(k, command=node_command(report.plan, k.case_id, endpoints)) if k.case_id == "perf-6k-1k"
+             else k for k in report.cases]
+    page = render_markdown(replace(report, cases=cases), "en")
+    block = _section(page, "Equivalent command (per node):", "#### Results")
+    assert "# n2: ENDPOINT=http://10.0.0.12:8000/v1/completions" in block and "--url $ENDPOINT" in block
+
+
+# --- item 15: charts — SLO lines, one bar order, no label collisions, a legend off the data
+
+def _charts(page: str) -> dict[str, str]:
+    return {re.search(r"<title>(.*?)</title>", svg).group(1): svg
+            for svg in re.findall(r'<svg class="chart".*?</svg>', page, flags=re.S)}
+
+
+def _plot_top(svg: str) -> float:
+    """The y of the plot's top gridline (the frame draws six, bottom to top)."""
+    return min(float(y) for y in re.findall(r'<line x1="\d+" y1="([\d.]+)" x2="[\d.]+" y2="[\d.]+" '
+                                            r'stroke="#e3e6e8"', svg))
+
+
+def test_slo_threshold_lines_on_ttft_and_tpot_charts(report):
+    from fleetbench.controller.report.html import render_html
+    charts = _charts(render_html(report, "en"))
+    tpot = charts["perf-6k-1k: TPOT percentiles per node"]
+    ttft = charts["perf-6k-1k: TTFT percentiles per node"]
+    assert "SLO tpot_avg_s ≤ 20 ms" in tpot and "SLO ttft_avg_s ≤ 900 ms" in ttft
+    # the TPOT chart is in ms: its dashed line sits at 20 on an axis that reaches at least 20
+    line = re.search(r'<line class="reference" x1="\d+" y1="([\d.]+)"', tpot)
+    assert line is not None and ">ms</text>" in tpot
+    top, bottom = _plot_top(tpot), max(float(y) for y in re.findall(r'y1="([\d.]+)" x2="[\d.]+" y2="[\d.]+" '
+                                                                    r'stroke="#e3e6e8"', tpot))
+    ymax = float(re.findall(r'text-anchor="end" font-size="11">([\d,.]+)</text>', tpot)[-1].replace(",", ""))
+    assert abs((bottom - float(line.group(1))) / (bottom - top) * ymax - 20.0) < 0.01
+
+
+def test_one_bar_order_no_label_collisions_and_legends_off_the_data(report):
+    from fleetbench.controller.report.html import render_html
+    for lang in ("en", "zh"):
+        charts = _charts(render_html(report, lang))
+        cluster = "cluster" if lang == "en" else "集群"
+        for title, svg in charts.items():
+            if "<rect" in svg and "percentiles" not in title:  # bar charts: nodes in order, then the cluster
+                names = re.findall(r'<text x="[\d.]+" y="[\d.]+" text-anchor="middle" font-size="11">([^<]+)</text>',
+                                   svg)
+                bars = [n for n in names if n in ("n1", "n2", cluster)]
+                assert bars == sorted(bars, key=lambda n: (n == cluster, n)), (title, bars)
+            top = _plot_top(svg)
+            for y in re.findall(r'<line class="legend" x1="[\d.]+" y1="([\d.]+)"', svg):
+                assert float(y) + 6 < top, (title, "legend over the plot")
+            # a reference line is named in the legend only: no label of it on the plot beside a bar's value
+            assert 'fill="#c5221f"' not in svg, title
+            # tick labels stay short, so they never reach the rotated axis title at x=14
+            ticks = re.findall(r'text-anchor="end" font-size="11">([^<]+)</text>', svg)
+            assert ticks and max(len(x) for x in ticks) <= 6, (title, ticks)
+    tpm = _charts(render_html(report, "en"))["perf-6k-1k: TPM (total) per node and cluster"]
+    assert ">200k</text>" in tpm and ">200,000</text>" not in tpm
+
+
+def test_sweep_chart_labels_concurrency_per_node(report):
+    from fleetbench.controller.report.html import render_html
+    charts = _charts(render_html(report, "en"))
+    assert any("concurrency per node (× 2 nodes)" in svg for title, svg in charts.items() if "sweep-128" in title)

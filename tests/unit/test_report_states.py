@@ -105,7 +105,7 @@ def test_invalid_case_shows_its_failing_check_with_what_it_measured(report):
     assert "Failed: load generator not saturated (n2): measured saturated, bound not saturated." in section
     assert ("| n2 | load generator not saturated | saturated | not saturated | FAIL (INVALID) | CPU 98% of a core, "
             "event-loop lag p95 60 ms") in section
-    assert "| cluster | start skew between nodes | 200.0 ms | <= 1.136 s | PASS |  |" in section
+    assert "| cluster | start skew between nodes | 200.0 ms | ≤ 1.136 s | PASS |  |" in section
     assert "| n2 | INVALID | **INVALID**: load generator not saturated" in section
     html = render_html(report, "en")
     assert '<td class="invalid">FAIL (INVALID)</td>' in html and '<span class="verdict invalid">INVALID</span>' in html
