@@ -370,12 +370,36 @@ def validity_table(case: CaseReport, lang: str) -> Table:
         result = verdict_text("pass", lang) if v.passed else t("check.failed", lang)
         row = [v.point] if with_point else []
         rows.append(row + [scope_name(v.scope, lang, case) if v.scope == "cluster" else v.scope,
-                           check_name(v.name, lang), v.measured or t("na", lang), signs(v.bound) or t("na", lang),
+                           check_name(v.name, lang), value_text(v.measured, lang) or t("na", lang),
+                           value_text(signs(v.bound), lang) or t("na", lang),
                            result,
                            v.detail])
     header = ([t("sw.point", lang)] if with_point else []) + [
         t(k, lang) for k in ("col.scope", "col.check", "col.measured", "col.bound", "col.result", "col.detail")]
     return Table(header, rows)
+
+
+CHECK_VALUES: tuple[tuple[re.Pattern[str], str], ...] = (
+    (re.compile(r"^saturated$"), "val.saturated"),
+    (re.compile(r"^not saturated$"), "val.not_saturated"),
+    (re.compile(r"^(?P<n>[\d,]+) of (?P<total>[\d,]+) nodes$"), "val.n_of_nodes"),
+    (re.compile(r"^(?P<n>[\d,]+) of (?P<total>[\d,]+)$"), "val.n_of"),
+    (re.compile(r"^(?P<n>[\d,]+) requests completed$"), "val.requests_completed"),
+    (re.compile(r"^(?P<n>[\d,]+) scored samples$"), "val.scored_samples"),
+    (re.compile(r"^job failed: (?P<error>.*)$", re.S), "val.job_failed"),
+)
+
+
+def value_text(text: str, lang: str) -> str:
+    """A stored check value or reason in `lang` ("1 of 2 nodes" reads "1 / 2 个节点"); an error line itself
+    stays as the server wrote it."""
+    if lang == "en" or not text:
+        return text
+    for pattern, key in CHECK_VALUES:
+        m = pattern.match(text)
+        if m:
+            return t(key, lang, **m.groupdict())
+    return text
 
 
 def signs(text: str) -> str:
@@ -392,8 +416,8 @@ def invalid_lines(case: CaseReport, lang: str) -> list[str]:
         return []
     failed = "; ".join(
         t("case.check_line", lang, check=check_name(v.name, lang), scope=scope_name(v.scope, lang, case),
-          point=f" @ {v.point}" if v.point else "", measured=v.measured or t("na", lang),
-          bound=signs(v.bound) or t("na", lang))
+          point=f" @ {v.point}" if v.point else "", measured=value_text(v.measured, lang) or t("na", lang),
+          bound=value_text(signs(v.bound), lang) or t("na", lang))
         for v in case.failed_checks)
     return [t("case.invalid", lang, checks=failed or t("none", lang))]
 
@@ -637,9 +661,10 @@ def reason_text(r: Reason, lang: str, case: CaseReport | None = None, with_scope
             scope = t("scope.cluster_partial", lang, n=part[0], total=part[1]) if part else t("scope.cluster", lang)
         else:
             scope = t("reason.node", lang, node=r.scope)
-    what = check_name(r.what, lang)
-    measured = t("reason.measured", lang, value=r.measured) if r.measured else ""
-    expected = t("reason.expected", lang, value=localized_threshold(r.threshold, lang)) if r.threshold else ""
+    what = value_text(check_name(r.what, lang), lang)
+    measured = t("reason.measured", lang, value=value_text(r.measured, lang)) if r.measured else ""
+    expected = t("reason.expected", lang, value=value_text(signs(localized_threshold(r.threshold, lang)), lang)) \
+        if r.threshold else ""
     state = verdict_text(r.state.value, lang)
     if not with_scope:  # inside its case's table: the sweep point only
         point = r.case_id.partition("@")[2]

@@ -257,3 +257,12 @@ def test_sweep_chart_labels_concurrency_per_node(report):
     from fleetbench.controller.report.html import render_html
     charts = _charts(render_html(report, "en"))
     assert any("concurrency per node (× 2 nodes)" in svg for title, svg in charts.items() if "sweep-128" in title)
+
+
+def test_zh_check_values_and_job_errors_are_translated(zh):
+    assert "| n1 | 节点结果 | 完成 16 个请求 | ≥ 1 | 通过 |  |" in zh
+    assert "| n2 | 压测客户端未饱和 | 饱和 | 未饱和 | 未通过（无效） |" in zh
+    assert "有结果的节点数 | 1 / 2 个节点 | 2 / 2 |" in zh
+    assert "**错误**：任务失败：connection refused: n2" in zh  # the error line itself stays as the agent said
+    for english in ("requests completed", "| saturated |", " of 2 nodes", "job failed"):
+        assert english not in zh, english

@@ -95,7 +95,7 @@ def test_every_reason_is_listed_formatted_for_people(report):
     assert conclusion.count("\n- **") == len(report.reasons)
     assert "e+0" not in md and "0.0234001" not in md  # 1,000,000 not 1e+06; 23.40 ms not 0.0234001
     zh = render_markdown(report, "zh")
-    assert "- **无效** `perf-6k-1k` 节点 n2：压测客户端未饱和 — 实测 saturated，预期 not saturated" in zh
+    assert "- **无效** `perf-6k-1k` 节点 n2：压测客户端未饱和 — 实测 饱和，预期 未饱和" in zh
     assert "总体结论：**错误**" in zh
 
 
