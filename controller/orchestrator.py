@@ -471,7 +471,7 @@ class Orchestrator:
         cluster: Figures | None = None
         skew = math.nan
         if done:
-            agg = aggregate_case({n: r.records for n, r in done.items()})
+            agg = aggregate_case({n: r.records for n, r in done.items()}, self.plan.percentiles)
             node_figs, cluster, skew = agg.nodes, agg.cluster, agg.start_skew_s
             for name, figs in agg.nodes.items():
                 self.store.set_figures(run_id, step.step_id, name, figs)
@@ -487,7 +487,7 @@ class Orchestrator:
                 # points or a single long-context request
                 verdicts += judge(CLUSTER, agg.cluster, self.plan.cluster_expect)
         else:  # nothing measured: the step is still judged (and stored as judged, for resume)
-            self.store.set_figures(run_id, step.step_id, CLUSTER, compute_figures([]), extra={
+            self.store.set_figures(run_id, step.step_id, CLUSTER, compute_figures([], self.plan.percentiles), extra={
                 "nodes": [], "error_nodes": sorted(errors), "all_nodes": [n.name for n in self.nodes]})
         for name in sorted(errors):
             verdicts += [Verdict(name, e, math.nan, False, note=errors[name]) for e in step.expect]

@@ -28,8 +28,9 @@ PERCENTILE_SETS: dict[str, tuple[int, ...]] = {
     "legacy": (10, 25, 50, 66, 75, 80, 90, 95, 98, 99),
     "evalscope-1.14": (0, 1, 5, 10, 25, 50, 75, 90, 95, 99, 100),
 }
-# The percentiles a plan's `expect` may bound (those every run computes).
-BOUND_PERCENTILES: tuple[int, ...] = PERCENTILE_SETS["legacy"]
+# The percentiles a plan's `expect` may bound: either set's, min and max aside (plan validation checks that a
+# bound percentile is in the set the plan chose, so it is always measured).
+BOUND_PERCENTILES: tuple[int, ...] = tuple(sorted({p for ps in PERCENTILE_SETS.values() for p in ps} - {0, 100}))
 
 
 @dataclass(frozen=True)

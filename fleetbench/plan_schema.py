@@ -13,7 +13,7 @@ from typing import Annotated, Any, ClassVar, Literal
 from pydantic import AfterValidator, ConfigDict, Discriminator, Field, Strict, Tag, create_model, model_validator
 
 from .figure_catalog import FIGURES as CATALOGUE
-from .figure_catalog import boundable
+from .figure_catalog import PERCENTILE_SETS, boundable
 from .schema_base import Doc, did_you_mean, json_schema, one_or_list, problem, says, shape
 
 CASE_TYPES = ("perf", "sweep", "eval", "long_context")
@@ -371,6 +371,27 @@ class PlanDoc(Doc):
                      AfterValidator(_no_duplicates)]
     """run in order, each on every node at once"""
     cluster: ClusterDoc | None = None
+    percentiles: Annotated[Literal["legacy", "evalscope-1.14"], says(
+        "must be legacy (10 … 99, as seed 000's evalscope printed) or evalscope-1.14 (min, 1, 5 … 99, max)")] = \
+        "legacy"
+    """the percentile rows of every table: legacy (10, 25, 50, 66, 75, 80, 90, 95, 98, 99) or evalscope-1.14
+    (min, 1, 5, 10, 25, 50, 75, 90, 95, 99, max)"""
+
+    @model_validator(mode="after")
+    def _percentile_bounds(self) -> PlanDoc:
+        """A bound percentile must be one the plan's set computes, or it could never be measured."""
+        points = PERCENTILE_SETS[self.percentiles]
+        where: list[tuple[Any, tuple[str | int, ...]]] = [
+            (getattr(c, "expect", None), ("cases", i, "expect")) for i, c in enumerate(self.cases)]
+        if self.cluster is not None:
+            where.append((self.cluster.expect, ("cluster", "expect")))
+        for expect, at in where:
+            for name in (expect.given() if expect is not None and hasattr(expect, "given") else ()):
+                m = re.match(r"^[a-z]+_p(\d+)_s$", name)
+                if m and int(m.group(1)) not in points:
+                    raise problem(f"is not in the {self.percentiles} percentile set "
+                                  f"({', '.join(map(str, points))}); set `percentiles:` or bound another", *at, name)
+        return self
 
     @model_validator(mode="after")
     def _tokenizer(self) -> PlanDoc:

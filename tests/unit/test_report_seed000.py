@@ -266,3 +266,50 @@ def test_zh_check_values_and_job_errors_are_translated(zh):
     assert "**错误**：任务失败：connection refused: n2" in zh  # the error line itself stays as the agent said
     for english in ("requests completed", "| saturated |", " of 2 nodes", "job failed"):
         assert english not in zh, english
+
+
+# --- item 13: the percentile set offers evalscope 1.14's (min, 1, 5, 10, 25, 50, 75, 90, 95, 99, max)
+
+PCT_PLAN = """\
+name: p
+model: m
+endpoint: {url: http://127.0.0.1:8000/v1/completions}
+tokenizer: /t
+percentiles: evalscope-1.14
+cases:
+  - id: a
+    parallel: 4
+    number: 8
+    input_tokens: 128
+    output_tokens: 16
+    expect:
+      ttft_p5_s: {max: 2.0}
+"""
+
+
+def test_the_plan_chooses_evalscope_1_14_percentiles(tmp_path):
+    from report_sample import records
+
+    from fleetbench.controller.aggregate import aggregate_case
+    from fleetbench.controller.plan import load_plan
+    from fleetbench.controller.report.content import percentile_table
+    from fleetbench.errors import ConfigError
+    path = tmp_path / "plan.yaml"
+    path.write_text(PCT_PLAN)
+    plan = load_plan(path)
+    assert plan.percentiles == (0, 1, 5, 10, 25, 50, 75, 90, 95, 99, 100)
+    recs = records(100, 1000.0, 4, 0.1, 0.02, 128, 16)
+    cluster = aggregate_case({"n1": recs}, plan.percentiles).cluster
+    tab = percentile_table(cluster, "en")
+    assert [r[0] for r in tab.rows] == ["min", "1%", "5%", "10%", "25%", "50%", "75%", "90%", "95%", "99%", "max"]
+    ttft = sorted(r.ttft_s for r in recs)
+    assert tab.rows[0][1] == f"{ttft[0] * 1000:,.2f}" and tab.rows[-1][1] == f"{ttft[-1] * 1000:,.2f}"
+    assert tab.rows[2][1] == f"{ttft[4] * 1000:,.2f}"  # nearest rank: ceil(5% × 100) = the 5th sample
+    assert cluster.value("ttft_p5_s") == ttft[4]
+    # a bound percentile the chosen set does not compute is a plan error, never an unmeasured FAIL
+    path.write_text(PCT_PLAN.replace("ttft_p5_s", "ttft_p66_s"))
+    with pytest.raises(ConfigError, match=r"ttft_p66_s is not in the evalscope-1.14 percentile set"):
+        load_plan(path)
+    path.write_text(PCT_PLAN.replace("percentiles: evalscope-1.14\n", ""))
+    with pytest.raises(ConfigError, match=r"ttft_p5_s is not in the legacy percentile set"):
+        load_plan(path)
