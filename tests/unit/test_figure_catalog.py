@@ -62,3 +62,15 @@ def test_plan_validation_reads_the_catalogue():
     assert "ttft_p99_s" in names and "tpm_total" in names
     assert "concurrency" not in names and "window_start" not in names  # not measured figures
     assert names["tpm_total"] == FIGURES["tpm_total"].describe
+
+
+def test_the_json_report_carries_the_catalogue():
+    from report_sample import sample_report
+
+    from fleetbench.controller.report.json_report import report_document
+    doc = report_document(sample_report())
+    assert doc["figures"]["tpot_avg_s"] == {"unit": "s", "shown_unit": "ms", "definition": "tpot",
+                                            "label": {"en": "Average time per output token",
+                                                      "zh": "平均每 token 延迟 Avg TPOT"}}
+    stored = set(doc["cases"][0]["cluster"]) - {"percentiles"}
+    assert stored <= set(doc["figures"])  # every figure in the document has its unit there
