@@ -92,13 +92,6 @@ def scope_name(scope: str, lang: str, case: CaseReport | None = None) -> str:
     return name + sep + point
 
 
-def expected_text(v: VerdictRow, lang: str) -> str:
-    """What an expectation asks, e.g. "≤ 20 ms", "≥ 1,000,000 tok/min" or "≥ 59.5 (official 60 − 0.5)"."""
-    if v.op == "official":
-        return official_text(v.threshold, v.tolerance, lang)
-    return f"{op_text(v, lang)} {threshold_value(v, lang)}"
-
-
 def official_text(official: float, tolerance: float, lang: str) -> str:
     """An accuracy threshold by its effective value first: "≥ 59.5 (official 60 − 0.5)"."""
     return t("expect.official_short", lang, effective=f"{official - (tolerance or 0.0):g}", official=f"{official:g}",
@@ -159,14 +152,6 @@ def nodes_table(report: RunReport, lang: str) -> Table:
                               "col.clock_offset", "col.rtt")],
         [[n.name, n.address, n.hostname, n.endpoint, n.agent_version, fmt(n.clock_offset_s, "{:+.4f}", lang),
           fmt(n.rtt_s * 1000, "{:.2f}", lang)] for n in report.nodes])
-
-
-def _configs(report: RunReport, keys: tuple[tuple[str, str], ...]) -> list[tuple[tuple[str, ...], list[str]]]:
-    configs: dict[tuple[str, ...], list[str]] = {}
-    for r in report.environment:
-        if "error" not in r:
-            configs.setdefault(tuple(r.get(k, "") for _, k in keys), []).append(r["node"])
-    return list(configs.items())
 
 
 HARDWARE_KEYS = ("cpu_model", "sockets", "cores", "threads", "dimms", "dimm_count", "memory_total",
