@@ -96,7 +96,7 @@ def test_reports_show_the_result_the_probes_and_the_chart(run):
     md = next((tmp / "out").glob("*.md")).read_text()
     assert "`cap`: capacity **4** concurrent requests per node within the SLO" in md
     html = next((tmp / "out").glob("*.html")).read_text()
-    assert "p99 TTFT against concurrency per node" in html and "SLO ttft_p99_s 300.0 ms" in html
+    assert "p99 TTFT against concurrency per node" in html and "SLO ttft_p99_s ≤ 300 ms" in html
     assert "found: 4" in html
     wb = load_workbook(next((tmp / "out").glob("*.xlsx")), read_only=True)
     rows = list(wb["Capacity"].iter_rows(values_only=True))

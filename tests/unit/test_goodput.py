@@ -157,6 +157,6 @@ def test_a_sweep_with_an_slo_shows_goodput_per_point():
                       node_states={}, evalscope_summaries={}, verdicts=[], case_type="sweep", sweep=rows)
     table = c.sweep_table(case, "n1", "en")
     assert table.header[-2:] == ["Goodput ratio", "Goodput TPM (tok/min)"]
-    assert table.rows[0][-2:] == ["50.00 %", f"{good.tpm:,.0f}"]
+    assert table.rows[0][-2:] == ["50%", f"{good.tpm:,.0f}"]
     rows[0] = SweepPointRow("n1", "in100-out11-p2-n6-loop1", 100, 11, 2, 6, 1, figs, 2)
     assert "Goodput ratio" not in c.sweep_table(case, "n1", "en").header  # no SLO, no goodput columns

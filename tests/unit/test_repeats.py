@@ -59,8 +59,8 @@ def test_repeat_stats_over_runs_figures_and_the_table():
                       sum_node_tpm_total=math.nan, sum_node_tpm_output=math.nan, start_skew_s=math.nan, stragglers=[],
                       node_states={}, evalscope_summaries={}, verdicts=[], repeats=stats, repeat_runs=3)
     table = c.repeat_table(case, "en")
-    row = next(r for r in table.rows if r[0] == "Average time to first token (s)")
-    assert row[2] == f"0.2000 ± {4.303 * 0.1 / math.sqrt(3):.4f} (spread 100.0 %) ⚠ > 5 %"
+    row = next(r for r in table.rows if r[0] == "Average time to first token (ms)")  # the catalogue's label and unit
+    assert row[2] == f"200.00 ± {4.303 * 0.1 / math.sqrt(3) * 1000:.2f} (spread 100.0 %) ⚠ > 5 %"
     assert "Spread over 5 %:" in c.repeat_title(case, "en")
 
 
