@@ -20,15 +20,15 @@ import os
 import secrets
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any
 
 from fleetbench import __version__
+from fleetbench.columns import RecordColumns
 from fleetbench.errors import ConfigError, FleetbenchError, NodeError, RunError
 from fleetbench.failures import summarize
 from fleetbench.figures import Figures, compute_figures
 from fleetbench.jobs_schema import EvalSpec, JobKind, JobOutcome, JobState, PerfSpec, Saturation
-from fleetbench.records import RequestRecord
 
 from .aggregate import (
     CLUSTER,
@@ -82,7 +82,7 @@ class RunOutcome:
 
 @dataclass(frozen=True)
 class NodeResult:
-    records: list[RequestRecord]
+    records: RecordColumns
     scores: list[DatasetScore]
     saturation: Saturation
 
@@ -439,8 +439,7 @@ class Orchestrator:
         state = await self._follow(run_id, step, job_id, node, int(previous.get("last_seq") or 0))
         summary, node_records = await client.result(job_id)
         # onto the controller's clock, once; a sweep point's records carry their point's label
-        records = [r if not step.point else replace(r, point=step.point)
-                   for r in shift_records(node_records, offset)]
+        records = shift_records(node_records, offset, step.point)
         self.store.add_requests(run_id, step.step_id, node.name, offset, records)
         self.store.set_case_node(
             run_id, step.step_id, node.name, state=JOB_STATE_NAMES.get(state, str(state)), error=summary.error,
