@@ -33,7 +33,8 @@ from .aggregate import DatasetScore, Verdict
 from .plan import Expectation
 from .verdict import Check, Reason, State
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: the `steps` table (a step's case, sweep point and parameters as columns)
+STEP_TABLES = ("case_nodes", "figures", "verdicts", "scores", "case_verdicts", "validity", "requests")
 
 
 def default_db_path() -> Path:
@@ -95,6 +96,14 @@ class Store:
     def _create(self) -> None:
         t = self.db.table
         t("meta").create({"key": str, "value": str}, pk="key", if_not_exists=True)
+        before = [r["value"] for r in t("meta").rows_where("key = 'schema_version'")]
+        t("steps").create(
+            {"run_id": str, "step_id": str, "seq": int, "case_id": str, "point": str, "kind": str,
+             "input_tokens": int, "output_tokens": int, "parallel": int, "number": int, "loop": int},
+            pk=("run_id", "step_id"), if_not_exists=True,
+        )
+        if before and int(before[0]) < 2:
+            self._steps_from_version_1()
         self.db.table("meta").upsert({"key": "schema_version", "value": str(SCHEMA_VERSION)}, pk="key")
         t("runs").create(
             {"run_id": str, "plan_name": str, "model": str, "plan_yaml": str, "nodes": str, "started_at": float,
@@ -148,7 +157,39 @@ class Store:
             pk=("snapshot_id", "node"), if_not_exists=True,
         )
 
+    def _steps_from_version_1(self) -> None:
+        """Stores of schema 1 kept a step only as its key, "<case>@<point>": its `steps` rows, once, from the
+        keys in its tables (a point label "in128-out512-p4-n16-loop1" gives the parameters)."""
+        from fleetbench.jobs_schema import parse_point_label
+
+        existing = {t for t in STEP_TABLES if self.db[t].exists()}
+        if not existing:
+            return
+        union = " UNION ".join(f"SELECT run_id, case_id, min(rowid) AS first FROM {t} GROUP BY run_id, case_id"
+                               for t in sorted(existing))
+        keys = self.db.execute(
+            f"SELECT run_id, case_id, min(first) FROM ({union}) GROUP BY run_id, case_id "
+            "HAVING run_id NOT IN (SELECT run_id FROM steps) ORDER BY run_id, min(first), case_id").fetchall()
+        rows: list[dict[str, Any]] = []
+        seq: dict[str, int] = {}
+        for run_id, step_id, _ in keys:
+            case_id, _, point = step_id.partition("@")
+            params = parse_point_label(point) if point else None
+            rows.append({"run_id": run_id, "step_id": step_id, "seq": seq.setdefault(run_id, 0),
+                         "case_id": case_id, "point": point, "kind": "perf" if point else "",
+                         **dict(zip(("input_tokens", "output_tokens", "parallel", "number", "loop"),
+                                    params or (None,) * 5, strict=True))})
+            seq[run_id] += 1
+        self.db.table("steps").upsert_all(rows, pk=("run_id", "step_id"))
+
     # --- writes ----------------------------------------------------------------------------
+
+    def set_steps(self, run_id: str, steps: Iterable[dict[str, Any]]) -> None:
+        """The run's steps in run order: `step_id` (the key of its rows in the other tables), `seq`,
+        `case_id` (the plan's case), `point` (a sweep point's label, "" otherwise), `kind`, and a sweep
+        point's `input_tokens`, `output_tokens`, `parallel`, `number`, `loop`."""
+        self.db.table("steps").upsert_all(({"run_id": run_id, **s} for s in steps), pk=("run_id", "step_id"))
+
 
     def create_run(self, run_id: str, plan_name: str, model: str, plan_yaml: str, nodes: Sequence[str],
                    version: str) -> None:
@@ -258,6 +299,10 @@ class Store:
         if not rows:
             raise StoreError(f"no run {run_id} in {self.path}; `ctl runs` lists the runs it holds")
         return rows[0]
+
+    def steps(self, run_id: str) -> dict[str, dict[str, Any]]:
+        """The run's steps by step id, in run order (rows of `steps`)."""
+        return {r["step_id"]: r for r in self.db.table("steps").rows_where("run_id = ?", [run_id], order_by="seq")}
 
     def runs(self) -> list[dict[str, Any]]:
         return list(self.db.table("runs").rows_where(order_by="started_at desc"))

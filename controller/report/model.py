@@ -235,6 +235,7 @@ class CaseReport:
     node_count: int = 0
     # step ("" for a one-step case, else the sweep point) -> (n, N) where the cluster holds n of the run's N nodes
     partial_cluster: dict[str, tuple[int, int]] = field(default_factory=dict)
+    step_points: dict[str, str] = field(default_factory=dict)  # each step id of the case -> its sweep point
     # long-context cases: one row per node of the run
     long_context: list[LongContextRow] = field(default_factory=list)
 
@@ -258,6 +259,10 @@ class CaseReport:
     def partial(self, point: str = "") -> tuple[int, int] | None:
         """(n, N) when the cluster figures of this step hold only n of the run's N nodes, else None."""
         return self.partial_cluster.get(point)
+
+    def point_of(self, step_id: str) -> str:
+        """The sweep point of one of this case's steps ("" for a case of one step)."""
+        return self.step_points.get(step_id, "")
 
     @property
     def answered(self) -> list[LongContextRow]:
@@ -289,6 +294,11 @@ class RunReport:
     reasons: list[Reason] = field(default_factory=list)
     run_state: str = "finished"  # runs.state: finished, interrupted, error (running while in progress)
     error: str = ""  # why the run stopped early, if it did
+    step_cases: dict[str, str] = field(default_factory=dict)  # step id -> the plan's case id (store: steps)
+
+    def case_of(self, step_id: str) -> str:
+        """The case of a step id (a reason's `case_id` is its step's id)."""
+        return self.step_cases.get(step_id, step_id)
 
 
 def _figures(raw: str) -> Figures:
@@ -370,7 +380,7 @@ def _sweep_rows(case: SweepCase, figures: list[dict[str, Any]]) -> list[SweepPoi
     out = []
     for label, pc in case.points():
         rows = sorted(by_step.get(pc.id, []), key=lambda r: (r["scope"] == CLUSTER, r["scope"]))
-        loop = int(label.rsplit("loop", 1)[1])
+        loop = pc.loop
         nodes = sum(1 for r in rows if r["scope"] != CLUSTER)
         out += [SweepPointRow(r["scope"], label, pc.input_tokens, pc.output_tokens, pc.parallel, pc.number, loop,
                               _figures(r["figures_json"]),
@@ -523,14 +533,19 @@ def load_report(store: Store, run_id: str) -> RunReport:
     # the validity rows in the order the orchestrator wrote them (run order, then its order of checks)
     checks = list(store.db.table("validity").rows_where("run_id = ?", [run_id], order_by="rowid"))
     failure_counts = store.failure_counts(run_id)
-    case_ids = [c.id for c in plan.cases] if plan else sorted({r["case_id"].split("@")[0] for r in case_nodes})
+    stored_steps = store.steps(run_id)  # a step's case and sweep point, as columns
 
-    def of_case(rows: list[dict[str, Any]], cid: str) -> list[dict[str, Any]]:
-        """Rows of a case, a sweep's points included (their case_id is "<case>@<point>")."""
-        return [r for r in rows if r["case_id"] == cid or r["case_id"].startswith(cid + "@")]
+    def case_of(step: str) -> str:
+        return stored_steps[step]["case_id"] if step in stored_steps else step
 
     def point_of(step: str) -> str:
-        return step.partition("@")[2]
+        return stored_steps[step]["point"] if step in stored_steps else ""
+
+    case_ids = [c.id for c in plan.cases] if plan else sorted({case_of(r["case_id"]) for r in case_nodes})
+
+    def of_case(rows: list[dict[str, Any]], cid: str) -> list[dict[str, Any]]:
+        """Rows of a case, a sweep's points included (the rows of every step of the case)."""
+        return [r for r in rows if case_of(r["case_id"]) == cid]
 
     cases = []
     for cid in case_ids:
@@ -604,7 +619,7 @@ def load_report(store: Store, run_id: str) -> RunReport:
             reasons = [Reason(State(state), cid, "", "not run")]
         else:
             reasons = _derived_reasons(cid, verdict_rows, states)
-            has_cluster = bool(cl) or any(r["case_id"].startswith(cid + "@") and r["scope"] == CLUSTER
+            has_cluster = bool(cl) or any(case_of(r["case_id"]) == cid and r["scope"] == CLUSTER
                                           for r in figures) or any(s["case_id"] == cid and s["scope"] == CLUSTER
                                                                    for s in scores)
             scope_states = _derived_states(verdict_rows, states, sorted(set(run_node_names) | set(states)),
@@ -641,6 +656,7 @@ def load_report(store: Store, run_id: str) -> RunReport:
             error_nodes=sorted(error_nodes),
             node_count=len(run_node_names),
             partial_cluster=partial,
+            step_points={k: r["point"] for k, r in stored_steps.items() if r["case_id"] == cid},
             long_context=_long_context_rows(run_node_names or sorted(node_figs), node_figs, states, failures)
             if ctype == "long_context" else [],
         ))
@@ -665,6 +681,7 @@ def load_report(store: Store, run_id: str) -> RunReport:
         finished_at=run["finished_at"] or math.nan, verdict=verdict,
         fleetbench_version=run["fleetbench_version"], nodes=nodes, cases=cases, plan=plan,
         reasons=run_reasons, run_state=run.get("state") or "", error=run.get("error") or "",
+        step_cases={k: r["case_id"] for k, r in stored_steps.items()},
     )
 
 
