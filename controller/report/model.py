@@ -420,18 +420,17 @@ def threshold_text(v: VerdictRow) -> str:
     return f"{sign} {fmt_value(v.threshold, figure_unit(v.figure))}"
 
 
-def _derived_reasons(case_id: str, verdicts: list[VerdictRow], node_states: dict[str, tuple[str, str]]) -> \
-        list[Reason]:
-    """A store written before reasons were stored: a reason for each failed expectation and node error (FAIL,
-    the only failing state such a store knew)."""
+def _derived_reasons(case_id: str, verdicts: list[tuple[str, VerdictRow]],
+                     node_states: dict[str, tuple[str, str]]) -> list[Reason]:
+    """A store written before reasons were stored: a reason for each failed expectation (with its step's id)
+    and node error (FAIL, the only failing state such a store knew)."""
     out = []
-    for v in verdicts:
+    for step_id, v in verdicts:
         if v.passed:
             continue
-        scope, _, point = v.scope.partition(" @ ")
         what = v.figure + (f" ({v.note})" if v.note else "")
-        out.append(Reason(State.FAIL, f"{case_id}@{point}" if point else case_id, scope, what,
-                          fmt_value(v.measured, figure_unit(v.figure)), threshold_text(v)))
+        out.append(Reason(State.FAIL, step_id, v.scope, what, fmt_value(v.measured, figure_unit(v.figure)),
+                          threshold_text(v)))
     for node, (state, err) in node_states.items():
         if state == "error":
             out.append(Reason(State.FAIL, case_id, node, f"job {state}: {err or 'no detail'}"))
@@ -441,7 +440,7 @@ def _derived_reasons(case_id: str, verdicts: list[VerdictRow], node_states: dict
 def _derived_states(verdicts: list[VerdictRow], node_states: dict[str, tuple[str, str]], nodes: list[str],
                     has_cluster: bool) -> dict[str, str]:
     """Per scope pass/fail in a store without stored states: fail on a failed expectation or a job error."""
-    failed = {v.scope.partition(" @ ")[0] for v in verdicts if not v.passed}
+    failed = {v.scope for v in verdicts if not v.passed}
     out = {n: "fail" if n in failed or node_states.get(n, ("", ""))[0] == "error" else "pass" for n in nodes}
     if has_cluster or CLUSTER in failed:
         out[CLUSTER] = "fail" if CLUSTER in failed else "pass"
@@ -618,11 +617,13 @@ def load_report(store: Store, run_id: str) -> RunReport:
             state = (State.ERROR if run.get("state") == "error" else State.INCOMPLETE).value
             reasons = [Reason(State(state), cid, "", "not run")]
         else:
-            reasons = _derived_reasons(cid, verdict_rows, states)
+            as_stored = _verdict_rows(ordered)  # scopes without their point
+            reasons = _derived_reasons(cid, [(v["case_id"], r) for v, r in zip(ordered, as_stored, strict=True)],
+                                       states)
             has_cluster = bool(cl) or any(case_of(r["case_id"]) == cid and r["scope"] == CLUSTER
                                           for r in figures) or any(s["case_id"] == cid and s["scope"] == CLUSTER
                                                                    for s in scores)
-            scope_states = _derived_states(verdict_rows, states, sorted(set(run_node_names) | set(states)),
+            scope_states = _derived_states(as_stored, states, sorted(set(run_node_names) | set(states)),
                                            has_cluster)
         failures = _failure_rows(of_case(failure_counts, cid))
         ctype = case.type if case else ("sweep" if sweep else "perf")
