@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 import random
+import statistics
 from dataclasses import fields
 from fractions import Fraction
 
@@ -127,8 +128,15 @@ def test_node_and_cluster_figures_equal_the_reference(seed):
     # and the same from plain lists of records, in any order of the nodes
     backwards = aggregate_case({n: ref_nodes[n] for n in reversed(list(ref_nodes))})
     assert_same_figures(backwards.cluster, agg.cluster)
-    assert agg.sum_node_tpm_total == sum(f.tpm_total for f in map(reference, ref_nodes.values())
-                                         if not math.isnan(f.tpm_total))
+    # the case-level figures of the report, from the reference's node figures
+    ref = {n: reference(recs) for n, recs in ref_nodes.items()}
+    assert agg.sum_node_tpm_total == sum(f.tpm_total for f in ref.values() if not math.isnan(f.tpm_total))
+    assert agg.sum_node_tpm_output == sum(f.tpm_output for f in ref.values() if not math.isnan(f.tpm_output))
+    firsts = [f.window_start for f in ref.values() if not math.isnan(f.window_start)]
+    assert same(agg.start_skew_s, max(firsts) - min(firsts) if firsts else math.nan)
+    tputs = {n: f.output_throughput_tps for n, f in ref.items() if not math.isnan(f.output_throughput_tps)}
+    median = statistics.median(tputs.values()) if len(tputs) >= 2 else math.nan
+    assert agg.stragglers == tuple(sorted(n for n, t in tputs.items() if t < median * 0.9))
 
 
 def test_columns_round_trip_records_and_shift_labels_points():
