@@ -13,7 +13,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from fleetbench.columns import RecordColumns, as_columns
-from fleetbench.figures import Figures, node_and_cluster_figures
+from fleetbench.figures import PERCENTILES, Figures, node_and_cluster_figures
 from fleetbench.records import RequestRecord
 
 from .plan import Expectation
@@ -53,11 +53,13 @@ def shift_records(records: Sequence[RequestRecord] | RecordColumns, offset_s: fl
     return shifted.with_point(point) if point else shifted
 
 
-def aggregate_case(records_by_node: Mapping[str, Sequence[RequestRecord] | RecordColumns]) -> CaseAggregate:
-    """`records_by_node` must already be on the controller clock. Every record is looked at once: the
-    cluster's figures come from the nodes' passes (fleetbench.figures.node_and_cluster_figures)."""
+def aggregate_case(records_by_node: Mapping[str, Sequence[RequestRecord] | RecordColumns],
+                   percentiles: Sequence[int] = PERCENTILES) -> CaseAggregate:
+    """`records_by_node` must already be on the controller clock; `percentiles`: the plan's percentile set.
+    Every record is looked at once: the cluster's figures come from the nodes' passes
+    (fleetbench.figures.node_and_cluster_figures)."""
     names = list(records_by_node)
-    per_node, cluster = node_and_cluster_figures([records_by_node[n] for n in names])
+    per_node, cluster = node_and_cluster_figures([records_by_node[n] for n in names], percentiles)
     nodes = dict(zip(names, per_node, strict=True))
     firsts = [f.window_start for f in nodes.values() if not math.isnan(f.window_start)]
     skew = max(firsts) - min(firsts) if firsts else math.nan

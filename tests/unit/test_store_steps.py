@@ -7,7 +7,7 @@ import time
 from pathlib import Path
 
 import pytest
-from report_sample import PLAN, RUN_ID, sample_store, with_environment
+from report_sample import PLAN, RUN_ID, sample_store
 
 from fleetbench.controller.orchestrator import plan_steps
 from fleetbench.controller.plan import parse_plan
@@ -65,5 +65,5 @@ def test_a_schema_1_store_gets_its_steps_and_reports_the_same(tmp_path, lang, sh
         {k: {c: r[c] for c in cols} for k, r in written.items()}
     assert again.db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()[0] == \
         str(SCHEMA_VERSION)
-    text = render_markdown(with_environment(load_report(again, RUN_ID)), lang)
+    text = render_markdown(load_report(again, RUN_ID), lang)
     assert text == (GOLDEN / f"report-sample.{lang}.md").read_text(encoding="utf-8")
