@@ -19,6 +19,7 @@ import pytest
 
 from fleetbench.columns import RecordColumns
 from fleetbench.controller.aggregate import aggregate_case, shift_records
+from fleetbench.figure_catalog import PERCENTILE_SETS
 from fleetbench.figures import PERCENTILES, Figures, compute_figures, exact_float, exact_sum, mean, percentile
 from fleetbench.records import RequestRecord
 
@@ -34,7 +35,7 @@ def ref_mean(values: list[float]) -> float:
     return math.fsum(values) / len(values) if values else math.nan
 
 
-def reference(records: list[RequestRecord]) -> Figures:
+def reference(records: list[RequestRecord], points: tuple[int, ...] = PERCENTILES) -> Figures:
     """Every figure, one record at a time."""
     ok = [r for r in records if r.success]
     timed = [r for r in records if r.start_time > 0 and r.end_time >= r.start_time]
@@ -70,7 +71,7 @@ def reference(records: list[RequestRecord]) -> Figures:
         tpot_avg_s=ref_mean(samples["tpot_s"]), itl_avg_s=ref_mean(samples["itl_s"]),
         latency_avg_s=ref_mean(samples["latency_s"]),
         input_tokens_avg=in_tok / len(ok) if ok else math.nan, output_tokens_avg=out_tok / len(ok) if ok else math.nan,
-        percentiles={m: {p: ref_percentile(v, p) for p in PERCENTILES} for m, v in samples.items()},
+        percentiles={m: {p: ref_percentile(v, p) for p in points} for m, v in samples.items()},
     )
 
 
@@ -118,15 +119,16 @@ def test_node_and_cluster_figures_equal_the_reference(seed):
     nodes = {f"n{i}": random_records(rng, rng.choice([0, 1, 2, 7, 150, 600]), 1_700_000_000.0)
              for i in range(rng.randint(1, 5))}
     offsets = {n: rng.uniform(-3, 3) for n in nodes}
+    points = PERCENTILE_SETS["evalscope-1.14" if seed % 2 else "legacy"]  # with 0 and 100 (min, max)
     shifted = {n: shift_records(RecordColumns.from_records(r), offsets[n]) for n, r in nodes.items()}
-    agg = aggregate_case(shifted)
+    agg = aggregate_case(shifted, points)
     ref_nodes = {n: [r.shifted(offsets[n]) for r in recs] for n, recs in nodes.items()}
     for n, recs in ref_nodes.items():
-        assert_same_figures(agg.nodes[n], reference(recs))
+        assert_same_figures(agg.nodes[n], reference(recs, points))
     union = [r for recs in ref_nodes.values() for r in recs]
-    assert_same_figures(agg.cluster, reference(union))
+    assert_same_figures(agg.cluster, reference(union, points))
     # and the same from plain lists of records, in any order of the nodes
-    backwards = aggregate_case({n: ref_nodes[n] for n in reversed(list(ref_nodes))})
+    backwards = aggregate_case({n: ref_nodes[n] for n in reversed(list(ref_nodes))}, points)
     assert_same_figures(backwards.cluster, agg.cluster)
     # the case-level figures of the report, from the reference's node figures
     ref = {n: reference(recs) for n, recs in ref_nodes.items()}
