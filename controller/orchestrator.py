@@ -19,11 +19,12 @@ import math
 import os
 import secrets
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
 from fleetbench import __version__
+from fleetbench.columns import RecordColumns
 from fleetbench.errors import ConfigError, FleetbenchError, NodeError, RunError
 from fleetbench.failures import summarize
 from fleetbench.figures import Figures, compute_figures
@@ -63,6 +64,7 @@ READY_TIMEOUT_S = float(os.environ.get("FLEETBENCH_READY_TIMEOUT_S", "600"))
 START_MARGIN_S = float(os.environ.get("FLEETBENCH_START_MARGIN_S", "0.25"))
 READY_POLL_S = 0.05
 IMPLICIT_SUCCESS = Expectation("success_rate", "min", 1.0)
+PROBE_SEQ = 100_000  # capacity probes are made as the search goes: their steps rows sort after the plan's steps
 MAX_INVALID_PROBE_RETRIES = 2  # a capacity probe INVALID this many times in a row stops the search (INVALID)
 WARMUP_SUFFIX = "~warmup"  # a step's warm-up requests are stored as the step "<step>~warmup": in no figure
 
@@ -87,7 +89,7 @@ class RunOutcome:
 
 @dataclass(frozen=True)
 class NodeResult:
-    records: list[RequestRecord]
+    records: RecordColumns
     scores: list[DatasetScore]
     saturation: Saturation
 
@@ -102,7 +104,8 @@ class Step:
 
     A sweep runs point by point, each point started on all nodes at one common instant (its own
     agent job), so each point's cluster figure is a real simultaneous load; `step_id` is then
-    "<case>@<point>" in the store."""
+    "<case>@<point>", the key of the step's rows in the store, whose `steps` table holds its case,
+    point and parameters as columns (`row()`)."""
 
     step_id: str
     kind: JobKind
@@ -111,6 +114,15 @@ class Step:
     point: str = ""
     capacity: CapacityCase | None = None  # a capacity search: its probes are steps of their own
     rep: int = 0  # the run of a `repeat: N` case (1..N); 0 otherwise
+    case_id: str = ""  # the plan's case; the step id when empty
+
+    def row(self, seq: int) -> dict[str, Any]:
+        """The step's row in the store's `steps` table."""
+        sweep = bool(self.point) and self.perf is not None
+        return {"step_id": self.step_id, "seq": seq, "case_id": self.case_id or self.step_id, "point": self.point,
+                "kind": self.kind.name.lower(),
+                **{k: getattr(self.perf, k) if sweep else None
+                   for k in ("input_tokens", "output_tokens", "parallel", "number", "loop")}}
 
     @property
     def job_suffix(self) -> str:
@@ -136,7 +148,7 @@ def plan_steps(plan: Plan) -> list[Step]:
     steps: list[Step] = []
     for case in plan.cases:
         if isinstance(case, SweepCase):
-            steps += [Step(pc.id, JobKind.PERF, perf=pc, point=label) for label, pc in case.points()]
+            steps += [Step(pc.id, JobKind.PERF, perf=pc, point=label, case_id=case.id) for label, pc in case.points()]
         elif isinstance(case, EvalCase):
             steps.append(Step(case.id, JobKind.EVAL, eval=case))
         elif isinstance(case, CapacityCase):
@@ -144,7 +156,7 @@ def plan_steps(plan: Plan) -> list[Step]:
         elif case.repeat > 1:
             kind = JobKind.LONG_CONTEXT if case.type == "long_context" else JobKind.PERF
             steps += [Step(f"{case.id}@rep{k}", kind, perf=replace(case, id=f"{case.id}@rep{k}"),
-                           point=f"rep{k}", rep=k) for k in range(1, case.repeat + 1)]
+                           point=f"rep{k}", rep=k, case_id=case.id) for k in range(1, case.repeat + 1)]
         else:
             steps.append(Step(case.id, JobKind.LONG_CONTEXT if case.type == "long_context" else JobKind.PERF,
                               perf=case))
@@ -185,6 +197,7 @@ class Orchestrator:
         run_id = run_id or new_run_id()
         self.store.create_run(run_id, self.plan.name, self.plan.model, self.plan.source,
                               [n.name for n in self.nodes], __version__)
+        self.store.set_steps(run_id, [s.row(i) for i, s in enumerate(plan_steps(self.plan))])
         await self.measure_clocks()
         for n in self.nodes:
             clock = self.clocks.get(n.name, ClockSample(0.0, math.nan))
@@ -206,6 +219,7 @@ class Orchestrator:
         # a step judged with a node whose job failed or was lost runs again on that node (the others are kept)
         done = self.store.completed_cases(run_id) - self.store.steps_with_failed_nodes(run_id)
         steps = plan_steps(self.plan)
+        self.store.set_steps(run_id, [s.row(i) for i, s in enumerate(steps)])
         self.progress.message(f"resuming run {run_id}: {len(done & {s.step_id for s in steps})} of {len(steps)} "
                               "step(s) already done")
         return await self._guarded(run_id, self._run_cases(run_id, done=done))
@@ -273,7 +287,9 @@ class Orchestrator:
                 break
             attempt = tries[parallel] = tries.get(parallel, 0) + 1
             probe = case.probe(parallel, attempt)
-            step = Step(probe.id, JobKind.PERF, perf=probe, point=probe.id.partition("@")[2])
+            step = Step(probe.id, JobKind.PERF, perf=probe, point=probe.id.partition("@")[2], case_id=case.id)
+            # the probe's row in the steps table (its case and point), after every step the plan lists
+            self.store.set_steps(run_id, [step.row(PROBE_SEQ + sum(tries.values()))])
             probe_outcome = RunOutcome(run_id)
             if step.step_id in done:
                 self._recall_step(run_id, step, probe_outcome)
@@ -570,8 +586,7 @@ class Orchestrator:
         state = await self._follow(run_id, step, job_id, node, int(previous.get("last_seq") or 0))
         summary, node_records = await client.result(job_id)
         # onto the controller's clock, once; a sweep point's records carry their point's label
-        records = [r if not step.point else replace(r, point=step.point)
-                   for r in shift_records(node_records, offset)]
+        records = shift_records(node_records, offset, step.point)
         self.store.add_requests(run_id, step.step_id, node.name, offset, records)
         self.store.set_case_node(
             run_id, step.step_id, node.name, state=JOB_STATE_NAMES.get(state, str(state)), error=summary.error,
@@ -732,14 +747,13 @@ class Orchestrator:
         return state
 
 
-def scope_goodput(records_by_node: dict[str, list[RequestRecord]], agg: CaseAggregate,
+def scope_goodput(records_by_node: Mapping[str, Sequence[RequestRecord]], agg: CaseAggregate,
                   slo: Slo | None) -> dict[str, Goodput]:
     """Goodput of each node over its own window and of the cluster over the common window; {} without an SLO."""
     if slo is None:
         return {}
     out = {n: compute_goodput(recs, slo, agg.nodes[n].wall_time_s) for n, recs in records_by_node.items()}
-    out[CLUSTER] = compute_goodput([r for recs in records_by_node.values() for r in recs], slo,
-                                   agg.cluster.wall_time_s)
+    out[CLUSTER] = Goodput.merge(list(out.values()), agg.cluster.wall_time_s)  # the union: the nodes' counts
     return out
 
 

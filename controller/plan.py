@@ -84,6 +84,7 @@ class PerfCase:
     warmup_requests: int = 0  # per node, before the measured window; their records are in no figure
     load: str = "each"  # "split": parallel, number and rate are the cluster's totals, divided across the agents
     repeat: int = 1  # runs of the case, each a step "<case>@rep<k>"; the report gives mean and 95 % CI
+    loop: int = 0  # a sweep point's loop (1, 2, ...); 0 for a case of its own
 
 
 @dataclass(frozen=True)
@@ -132,7 +133,7 @@ class SweepCase:
                         range_ratio=self.range_ratio, workers=min(self.workers, par, num),
                         min_duration_s=self.min_duration_s, min_requests=self.min_requests,
                         max_start_skew_s=self.max_start_skew_s, slo=self.slo,
-                        warmup_requests=self.warmup_requests)))
+                        warmup_requests=self.warmup_requests, loop=loop)))
         return out
 
 

@@ -118,6 +118,14 @@ class Goodput:
                 "wall_time_s": self.wall_time_s, **self.values()}
 
     @classmethod
+    def merge(cls, parts: Sequence[Goodput], wall_time_s: float) -> Goodput:
+        """The goodput of the union of several record sets (the cluster's: every node's requests, counted once
+        each) over `wall_time_s` (the common window): counts add up."""
+        slo = parts[0].slo if parts else Slo()
+        return cls(slo, sum(p.requests for p in parts), sum(p.good for p in parts),
+                   sum(p.input_tokens for p in parts), sum(p.output_tokens for p in parts), wall_time_s)
+
+    @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Goodput:
         wall = d.get("wall_time_s")
         return cls(Slo(**d["slo"]), int(d["requests"]), int(d["good"]), int(d["input_tokens"]),
@@ -126,7 +134,10 @@ class Goodput:
 
 def compute_goodput(records: Sequence[RequestRecord] | Iterable[RequestRecord], slo: Slo,
                     wall_time_s: float) -> Goodput:
-    """Goodput of a set of records over the window `wall_time_s` (the figures' wall time of the same set)."""
+    """Goodput of a set of records over the window `wall_time_s` (the figures' wall time of the same set).
+    Records held as columns (fleetbench.columns.RecordColumns) are counted vectorized, with the same rule."""
+    if all(hasattr(records, k) for k in ("success", "ttft_s", "tpot_s", "latency_s", "output_tokens")):
+        return _columns_goodput(records, slo, wall_time_s)
     requests = good = tok_in = tok_out = 0
     for r in records:
         requests += 1
@@ -135,3 +146,16 @@ def compute_goodput(records: Sequence[RequestRecord] | Iterable[RequestRecord], 
             tok_in += r.input_tokens
             tok_out += r.output_tokens
     return Goodput(slo, requests, good, tok_in, tok_out, wall_time_s)
+
+
+def _columns_goodput(cols: Any, slo: Slo, wall_time_s: float) -> Goodput:
+    """`meets` on every record at once (numpy arrays; a NaN time never meets a limit, as in `meets`)."""
+    ok = cols.success.astype(bool).copy()
+    if slo.ttft_s is not None:
+        ok &= cols.ttft_s <= slo.ttft_s
+    if slo.tpot_s is not None:
+        ok &= (cols.output_tokens <= 1) | (cols.tpot_s <= slo.tpot_s)
+    if slo.latency_s is not None:
+        ok &= cols.latency_s <= slo.latency_s
+    return Goodput(slo, len(cols), int(ok.sum()), int(cols.input_tokens[ok].sum()), int(cols.output_tokens[ok].sum()),
+                   wall_time_s)

@@ -160,3 +160,16 @@ def test_a_sweep_with_an_slo_shows_goodput_per_point():
     assert table.rows[0][-2:] == ["50%", f"{good.tpm:,.0f}"]
     rows[0] = SweepPointRow("n1", "in100-out11-p2-n6-loop1", 100, 11, 2, 6, 1, figs, 2)
     assert "Goodput ratio" not in c.sweep_table(case, "n1", "en").header  # no SLO, no goodput columns
+
+
+def test_columns_count_as_records_and_the_cluster_merge_is_the_union():
+    from fleetbench.columns import RecordColumns
+    from fleetbench.goodput import Goodput
+
+    nan_ttft = RequestRecord(index=9, start_time=103.0, end_time=104.0, success=True, ttft_s=math.nan, latency_s=1.0,
+                             input_tokens=5, output_tokens=5, tpot_s=0.01)
+    records = [*FIXED, nan_ttft]  # a NaN TTFT never meets a limit
+    for slo in (SLO, Slo(latency_s=0.9), Slo(), Slo(tpot_s=0.045)):
+        assert compute_goodput(RecordColumns.from_records(records), slo, 7.0) == compute_goodput(records, slo, 7.0)
+    merged = Goodput.merge([compute_goodput(FIXED[:2], SLO, 1.0), compute_goodput(FIXED[2:], SLO, 2.0)], 5.0)
+    assert merged == compute_goodput(FIXED, SLO, 5.0)
