@@ -360,9 +360,13 @@ def write_xlsx(report: RunReport, path: Path, lang: str = "en", raw: RawRequests
         _validity(wb, report, lang)
         _failures(wb, report, lang)
         _long_context(wb, report, lang)
-        _goodput(wb, report, lang)
-        _capacity(wb, report, lang)
-        _repeats(wb, report, lang)
+        # issue 18's sheets, only for a run that has them
+        if any(case.goodput for case in report.cases):
+            _goodput(wb, report, lang)
+        if any(case.capacity for case in report.cases):
+            _capacity(wb, report, lang)
+        if any(case.repeats for case in report.cases):
+            _repeats(wb, report, lang)
         _scores(wb, report, lang)
         _environment(wb, report, lang)
         _requests(wb, raw, lang)
