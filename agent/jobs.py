@@ -13,6 +13,7 @@ import json
 import logging
 import math
 import os
+import shutil
 import signal
 import sys
 import time
@@ -23,6 +24,7 @@ from typing import Any
 
 from fleetbench.errors import ConfigError, JobError
 from fleetbench.jobs_schema import (
+    MIN_FREE_BYTES,
     CheckRow,
     JobKind,
     JobOutcome,
@@ -36,6 +38,7 @@ from fleetbench.records import RequestRecord
 
 from . import clock
 from . import evalscope_adapter as adapter
+from .confine import Confinement
 from .jobspec import spec_total
 from .store import CANCELLED, FAILED, INTERRUPTED, QUEUED, READY, RUNNING, SUCCEEDED, AgentStore, EventRow, JobRow
 
@@ -82,10 +85,13 @@ def long_context_result(records: list[RequestRecord]) -> LongContextResult:
 
 
 class JobManager:
-    def __init__(self, data_dir: Path, max_running: int = 1) -> None:
+    def __init__(self, data_dir: Path, max_running: int = 1, confinement: Confinement | None = None,
+                 min_free_bytes: int = MIN_FREE_BYTES) -> None:
         self.data_dir = data_dir
         self.jobs_dir = data_dir / "jobs"
         self.jobs_dir.mkdir(parents=True, exist_ok=True)
+        self.confinement = confinement or Confinement.of(data_dir)
+        self.min_free_bytes = min_free_bytes
         self.store = AgentStore(data_dir / "agent.sqlite")
         self.max_running = max_running
         self._procs: dict[str, asyncio.subprocess.Process] = {}
@@ -123,10 +129,12 @@ class JobManager:
         if existing is not None:
             return existing  # idempotent: never a second run
         spec = parse_spec(kind, spec_json)  # ConfigError (INVALID_ARGUMENT) for a bad spec or kind
+        self.confinement.check_spec(spec)  # ConfinementError (PERMISSION_DENIED): files and hosts not allowed
         total = spec_total(spec)
         running = [j for j, t in self._tasks.items() if not t.done()]
         if len(running) >= self.max_running:
             raise JobError(f"agent is busy with job {running[0]}; one job at a time (start it again when done)")
+        self._check_free_space()
         job_dir = self.jobs_dir / job_id
         job_dir.mkdir(parents=True, exist_ok=True)
         wire = spec.model_dump_json()
@@ -237,6 +245,15 @@ class JobManager:
                 index += 1
 
     # --- internals -------------------------------------------------------------------------
+
+    def _check_free_space(self) -> None:
+        """A job writes its records, logs and evalscope's outputs here: refuse to start one on a nearly full
+        disk rather than fill it beside the engine."""
+        free = shutil.disk_usage(self.data_dir).free
+        if free < self.min_free_bytes:
+            raise JobError(f"only {free / 2**30:.2f} GiB free in {self.data_dir}; this agent starts a job only with "
+                           f"at least {self.min_free_bytes / 2**30:.2f} GiB free (--min-free-bytes "
+                           f"{self.min_free_bytes}): free some space")
 
     def _require(self, job_id: str) -> JobRow:
         check_job_id(job_id)

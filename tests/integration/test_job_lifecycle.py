@@ -29,7 +29,8 @@ class Agent:
 
     def start(self) -> Agent:
         self.proc = subprocess.Popen([sys.executable, "-m", "fleetbench.agent", "serve", "--listen",
-                                      f"127.0.0.1:{self.port}", "--data-dir", str(self.data)],
+                                      f"127.0.0.1:{self.port}", "--data-dir", str(self.data),
+                                      "--allow-path", str(self.data.parent)],  # the test's tokenizer, datasets
                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         wait_for_port(self.port, 30, self.proc)
         self.channel = grpc.insecure_channel(f"127.0.0.1:{self.port}")
