@@ -15,61 +15,18 @@ names are not resolved (docs/security.md says what that leaves open).
 
 from __future__ import annotations
 
-import ipaddress
 import os
-import re
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from fleetbench.allow import LOOPBACK, EndpointRule
 from fleetbench.errors import ConfigError, ConfinementError
 from fleetbench.jobs_schema import EvalSpec, PerfSpec, PreflightSpec
 
 AGENT_STATE = ("jobs", "agent.sqlite")  # under the data dir: other jobs' files and the agent's store
-LOOPBACK = ("127.0.0.0/8", "[::1]", "localhost")
-_RULE = re.compile(r"^(?P<host>\[[0-9A-Fa-f:.]+(?:/\d{1,3})?\]|[A-Za-z0-9.\-]+(?:/\d{1,2})?)(?::(?P<port>\d{1,5}))?$")
-
-Network = ipaddress.IPv4Network | ipaddress.IPv6Network
-
-
-@dataclass(frozen=True)
-class EndpointRule:
-    """One `--allow-endpoint`: a host name, an IP address or network, and optionally a port."""
-
-    text: str
-    name: str = ""
-    network: Network | None = None
-    port: int | None = None
-
-    @classmethod
-    def parse(cls, text: str) -> EndpointRule:
-        m = _RULE.match(text.strip())
-        if not m:
-            raise ConfigError(f"--allow-endpoint {text!r} must be HOST[:PORT] (a name, an IP address or a network "
-                              "such as 10.0.0.0/24; IPv6 in brackets: [fd00::5]:8000)")
-        host = m.group("host").strip("[]").lower()
-        port = int(m.group("port")) if m.group("port") else None
-        if port is not None and not 0 < port < 65536:
-            raise ConfigError(f"--allow-endpoint {text!r}: port {port} is not in 1-65535")
-        try:
-            network: Network | None = ipaddress.ip_network(host, strict=False)
-        except ValueError:
-            if "/" in host or not host:
-                raise ConfigError(f"--allow-endpoint {text!r}: {host!r} is not a network") from None
-            return cls(text, name=host, port=port)
-        return cls(text, network=network, port=port)
-
-    def allows(self, host: str, port: int) -> bool:
-        if self.port is not None and port != self.port:
-            return False
-        if self.network is None:
-            return host == self.name
-        try:
-            return ipaddress.ip_address(host) in self.network
-        except ValueError:
-            return False
 
 
 @dataclass(frozen=True)
@@ -108,7 +65,7 @@ class Confinement:
         if not Path(value).is_absolute():  # relative to what? the job process's folder is agent state
             raise ConfinementError(f"{field} {value} must be an absolute path on the node")
         real = Path(os.path.realpath(value))
-        if any(real.is_relative_to(s) or real.parent == s.parent and real.name.startswith(s.name)  # -wal, -shm
+        if any(real.is_relative_to(s) or (real.parent == s.parent and real.name.startswith(s.name))  # -wal, -shm
                for s in self.state):
             raise ConfinementError(f"{field} {value} is the agent's own state (job folders, agent.sqlite); "
                                    "a job may not read it")

@@ -35,6 +35,7 @@ from fleetbench.jobs_schema import (
     parse_spec,
 )
 from fleetbench.records import RequestRecord
+from fleetbench.secrets import SECRETS_ENV, scrub, split
 
 from . import clock
 from . import evalscope_adapter as adapter
@@ -45,6 +46,44 @@ from .store import CANCELLED, FAILED, INTERRUPTED, QUEUED, READY, RUNNING, SUCCE
 log = logging.getLogger("fleetbench.agent")
 
 CANCEL_GRACE_S = 5.0
+SCRUB_MAX_BYTES = 256 << 20  # files larger than this (record databases) are not searched for secrets
+SCRUB_SKIP = (".db", ".sqlite", ".sqlite-wal", ".sqlite-shm")
+
+
+def write_private(path: Path, text: str) -> None:
+    """Write a file only the agent's user can read (0600), whatever the umask, atomically."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(text)
+    os.chmod(tmp, 0o600)
+    tmp.replace(path)
+
+
+def private_dir(path: Path) -> Path:
+    """A folder only the agent's user can enter (0700), made or tightened."""
+    path.mkdir(parents=True, exist_ok=True, mode=0o700)
+    os.chmod(path, 0o700)
+    return path
+
+
+def scrub_folder(folder: Path, secrets: list[str]) -> int:
+    """Replace each secret by *** in every text file of a finished job (evalscope logs its arguments, API key
+    and headers included); returns the number of files changed."""
+    changed = 0
+    for p in folder.rglob("*"):
+        if p.is_symlink() or not p.is_file() or p.name.endswith(SCRUB_SKIP) or p.stat().st_size > SCRUB_MAX_BYTES:
+            continue
+        data = p.read_bytes()
+        clean = scrub(data, secrets)
+        if clean != data:
+            tmp = p.with_name(f".{p.name}.scrub")
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(fd, "wb") as f:
+                f.write(clean)
+            tmp.replace(p)
+            changed += 1
+    return changed
 
 
 @dataclass(frozen=True)
@@ -87,9 +126,8 @@ def long_context_result(records: list[RequestRecord]) -> LongContextResult:
 class JobManager:
     def __init__(self, data_dir: Path, max_running: int = 1, confinement: Confinement | None = None,
                  min_free_bytes: int = MIN_FREE_BYTES) -> None:
-        self.data_dir = data_dir
-        self.jobs_dir = data_dir / "jobs"
-        self.jobs_dir.mkdir(parents=True, exist_ok=True)
+        self.data_dir = private_dir(data_dir)  # 0700: job specs, logs and the store are the operator's only
+        self.jobs_dir = private_dir(data_dir / "jobs")
         self.confinement = confinement or Confinement.of(data_dir)
         self.min_free_bytes = min_free_bytes
         self.store = AgentStore(data_dir / "agent.sqlite")
@@ -97,6 +135,7 @@ class JobManager:
         self._procs: dict[str, asyncio.subprocess.Process] = {}
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._cancelled: set[str] = set()
+        self._secrets: dict[str, dict[str, str]] = {}  # job id -> its API key and headers, while it runs
         self._changed = asyncio.Condition()
 
     # --- lifecycle -------------------------------------------------------------------------
@@ -135,12 +174,12 @@ class JobManager:
         if len(running) >= self.max_running:
             raise JobError(f"agent is busy with job {running[0]}; one job at a time (start it again when done)")
         self._check_free_space()
-        job_dir = self.jobs_dir / job_id
-        job_dir.mkdir(parents=True, exist_ok=True)
-        wire = spec.model_dump_json()
-        (job_dir / "job.json").write_text(json.dumps({"kind": kind, "spec": json.loads(wire),
-                                                      "start_at": 0.0 if armed else start_at, "armed": armed}))
-        row = self.store.insert(job_id, kind, wire, start_at)
+        job_dir = private_dir(self.jobs_dir / job_id)
+        public, secrets = split(json.loads(spec.model_dump_json()))  # API key and headers: memory only
+        write_private(job_dir / "job.json", json.dumps({"kind": kind, "spec": public,
+                                                        "start_at": 0.0 if armed else start_at, "armed": armed}))
+        row = self.store.insert(job_id, kind, json.dumps(public), start_at)
+        self._secrets[job_id] = secrets
         self.store.add_event(job_id, QUEUED, {"type": "state", "message": "queued", "total": total})
         self._tasks[job_id] = asyncio.create_task(self._run(job_id, job_dir, total))
         return row
@@ -284,12 +323,30 @@ class JobManager:
             self._changed.notify_all()
 
     async def _run(self, job_id: str, job_dir: Path, total: int) -> None:
+        try:
+            await self._run_process(job_id, job_dir, total)
+        finally:
+            await self._forget_secrets(job_id, job_dir)
+
+    async def _forget_secrets(self, job_id: str, job_dir: Path) -> None:
+        """The job's API key and headers leave the agent with the job, and its files keep none of them."""
+        secrets = list(self._secrets.pop(job_id, {}).values())
+        if secrets:
+            try:
+                await asyncio.to_thread(scrub_folder, job_dir, secrets)
+            except OSError as exc:
+                log.warning("job %s: could not scrub its API key and headers from its files: %s", job_id, exc)
+
+    async def _run_process(self, job_id: str, job_dir: Path, total: int) -> None:
         error = ""
+        env = {k: v for k, v in os.environ.items() if k != SECRETS_ENV}
+        if self._secrets.get(job_id):
+            env[SECRETS_ENV] = json.dumps(self._secrets[job_id])  # readable by this user only (/proc/PID/environ)
         try:
             proc = await asyncio.create_subprocess_exec(
                 sys.executable, "-m", "fleetbench.agent.job_process", str(job_dir),
                 stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL,
-                start_new_session=True, cwd=job_dir,
+                start_new_session=True, cwd=job_dir, env=env,
             )
         except OSError as exc:
             await self._set_state(job_id, FAILED, f"could not start the job process: {exc}",
@@ -314,6 +371,7 @@ class JobManager:
             await self._event(job_id, self._require(job_id).state, msg)
         rc = await proc.wait()
         self._procs.pop(job_id, None)
+        await self._forget_secrets(job_id, job_dir)  # before the end is told: results are read scrubbed
         count = await asyncio.to_thread(self._count_records, job_id)
         now = time.time()
         if job_id in self._cancelled:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import logging
+import os
 import signal
 from dataclasses import dataclass
 from pathlib import Path
@@ -60,6 +61,7 @@ async def serve(listen: str, data_dir: Path, tls: TlsFiles | None = None, insecu
             f"refusing to listen on {listen} without TLS: give --tls-cert/--tls-key/--tls-ca, "
             "listen on 127.0.0.1, or pass --insecure"
         )
+    os.umask(0o077)  # everything the agent and its jobs write (records, logs, evalscope's outputs) is private
     if clock.skew_s():
         log.warning("agent clock shifted by %+.3f s (%s): for tests only", clock.skew_s(), clock.SKEW_ENV)
     for name in (clock.PREPARE_DELAY_ENV, clock.START_DELAY_ENV):

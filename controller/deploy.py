@@ -33,9 +33,11 @@ import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import asyncssh
 
+from fleetbench.allow import LOOPBACK
 from fleetbench.errors import DeployError, FleetbenchError
 
 from . import tunnels
@@ -189,12 +191,30 @@ def listen_address(node: Node) -> str:
                       "`tls:` to the fleet file (ctl certs init) or use `connect: ssh` (tunnel mode)")
 
 
-def agent_argv(layout: Layout, listen: str, tls: bool) -> list[str]:
+def agent_argv(layout: Layout, listen: str, tls: bool, node: Node | None = None) -> list[str]:
     argv = [f"{layout.venv}/bin/fleetbench-agent", "serve", "--listen", listen, "--data-dir", layout.data_dir]
     if tls:
         argv += ["--tls-cert", f"{layout.certs}/node.pem", "--tls-key", f"{layout.certs}/node.key",
                  "--tls-ca", f"{layout.certs}/ca.pem"]
-    return argv
+    return argv + (confinement_args(node, layout) if node is not None else [])
+
+
+def confinement_args(node: Node, layout: Layout) -> list[str]:
+    """The agent's allow-lists from the fleet file (deploy.allow_paths, deploy.allow_endpoints), as flags.
+    Without allow_endpoints: loopback, plus the node's `endpoint` host:port when that is not loopback (the
+    fleet file already says the load goes there). Without allow_paths the agent's default, its data dir."""
+    args: list[str] = []
+    for path in node.deploy.allow_paths:
+        args += ["--allow-path", remote_path(path, layout.home)]
+    endpoints = list(node.deploy.allow_endpoints)
+    if not endpoints and node.endpoint:
+        parts = urlsplit(node.endpoint)
+        host, port = parts.hostname or "", parts.port or (443 if parts.scheme == "https" else 80)
+        if host and not _is_loopback_host(host):
+            endpoints = [*LOOPBACK, f"[{host}]:{port}" if ":" in host else f"{host}:{port}"]
+    for entry in endpoints:
+        args += ["--allow-endpoint", entry]
+    return args
 
 
 def render_run_script(argv: list[str]) -> str:
@@ -257,7 +277,8 @@ def render_unit(layout: Layout, argv: list[str]) -> str:
         lines += [f"User={SYSTEM_USER}", f"Group={SYSTEM_USER}"]
     lines += [f"ExecStart={exec_start}", "Restart=on-failure", "RestartSec=5"]
     if system:
-        in_home = any(p == q or p.startswith(q + "/") for p in (layout.dir, layout.data_dir)
+        read = [b for a, b in zip(argv[2::2], argv[3::2], strict=True) if a == "--allow-path"]
+        in_home = any(p == q or p.startswith(q + "/") for p in (layout.dir, layout.data_dir, *read)
                       for q in ("/home", "/root", "/run/user"))
         lines += ["NoNewPrivileges=yes", "ProtectSystem=strict", "ProtectHome=" + ("read-only" if in_home else "yes"),
                   f"ReadWritePaths={_systemd_quote(layout.data_dir)}", "PrivateTmp=yes"]
@@ -603,7 +624,7 @@ async def _deploy(conn: asyncssh.SSHClientConnection, node: Node, opts: Options,
     python = opts.python or node.deploy.python
     _probe, layout = await find_layout(conn, node, opts.service or node.deploy.service)
     res.mode = layout.mode
-    argv = agent_argv(layout, listen, tls=bool(certs))
+    argv = agent_argv(layout, listen, tls=bool(certs), node=node)
     files = service_files(layout, argv)
     deps = install_mode(python, opts.wheels_dir)
     cert_hashes = {name: hashlib.sha256(p.read_bytes()).hexdigest() for name, p in certs.items()}

@@ -29,6 +29,7 @@ from fleetbench.failures import summarize
 from fleetbench.figures import Figures, compute_figures
 from fleetbench.jobs_schema import EvalSpec, JobKind, JobOutcome, JobState, PerfSpec, Saturation
 from fleetbench.records import RequestRecord
+from fleetbench.secrets import redact_plan_text
 
 from .aggregate import (
     CLUSTER,
@@ -170,7 +171,8 @@ class Orchestrator:
     async def run(self, run_id: str | None = None) -> RunOutcome:
         pings = await self.check_agents()
         run_id = run_id or new_run_id()
-        self.store.create_run(run_id, self.plan.name, self.plan.model, self.plan.source,
+        self.store.create_run(run_id, self.plan.name, self.plan.model,  # the API key is not kept: ***
+                              redact_plan_text(self.plan.source, self.plan.endpoint.api_key),
                               [n.name for n in self.nodes], __version__)
         await self.measure_clocks()
         for n in self.nodes:

@@ -46,8 +46,9 @@ def test_shadow_style_exfiltration_is_refused_naming_the_roots(roots):
     c, _, models = roots
     with pytest.raises(ConfinementError) as err:
         c.check_spec(perf(dataset="line_by_line", dataset_path="/etc/shadow", tokenizer_path=str(models / "tok")))
-    assert str(err.value) == (f"dataset_path /etc/shadow is outside the paths this agent may read ({models.resolve()}); "
-                              "start the agent with --allow-path DIR (fleet file: deploy.allow_paths)")
+    assert str(err.value) == ("dataset_path /etc/shadow is outside the paths this agent may read "
+                              f"({models.resolve()}); start the agent with --allow-path DIR "
+                              "(fleet file: deploy.allow_paths)")
     c.check_spec(perf(tokenizer_path=str(models / "tok")))
 
 
