@@ -73,7 +73,7 @@ def _allow_endpoint(value: str) -> str:
     try:
         EndpointRule.parse(value, "")
     except ConfigError as exc:
-        raise problem(f"must be HOST[:PORT]: {str(exc).strip()}") from None
+        raise problem(str(exc).strip()) from None  # "'http://x' must be HOST[:PORT] (…)"
     return value
 
 
