@@ -80,6 +80,7 @@ class Layout:
     data_dir: str
     mode: str  # systemd-system | systemd-user | process
     home: str
+    user: str = ""  # the user a root SSH user runs the agent as (default fleetbench); "": the SSH user itself
 
     @property
     def venv(self) -> str:
@@ -145,7 +146,24 @@ def make_layout(node: Node, uid: int, home: str, mode: str) -> Layout:
     data = remote_path(node.deploy.data_dir, home) if node.deploy.data_dir else default_data
     if d in ("/", home) or data in ("/", home):
         raise DeployError(f"{node.name}: deploy.dir/data_dir must not be / or the home directory itself")
-    return Layout(dir=d, data_dir=data, mode=mode, home=home)
+    if node.deploy.user and uid != 0:
+        raise DeployError(f"{node.name}: deploy.user {node.deploy.user} needs a root SSH user (otherwise the agent "
+                          "runs as the SSH user)")
+    # the agent never needs root: a root SSH user runs it as an unprivileged user (systemd unit and process mode)
+    user = (node.deploy.user or SYSTEM_USER) if uid == 0 else ""
+    return Layout(dir=d, data_dir=data, mode=mode, home=home, user=user)
+
+
+def runs_as_other_user(layout: Layout) -> bool:
+    """A root SSH user deploys an agent that runs as `layout.user`, an account of its own (created if missing)."""
+    return layout.user not in ("", "root") and layout.mode in ("systemd-system", "process")
+
+
+def as_user(layout: Layout, argv: list[str]) -> list[str]:
+    """Process mode under a root SSH user: the supervisor (root) starts the agent as `layout.user`
+    (setpriv execs it: same pid, signals reach it); HOME is the data dir, as the system unit's user has."""
+    return ["env", f"HOME={layout.data_dir}", "setpriv", f"--reuid={layout.user}", f"--regid={layout.user}",
+            "--init-groups", "--", *argv]
 
 
 def choose_mode(wanted: str, has_systemd: bool, uid: int, user_bus: bool) -> str:
@@ -274,7 +292,7 @@ def render_unit(layout: Layout, argv: list[str]) -> str:
         lines += ["After=network-online.target", "Wants=network-online.target"]
     lines += ["", "[Service]", "Type=simple"]
     if system:
-        lines += [f"User={SYSTEM_USER}", f"Group={SYSTEM_USER}"]
+        lines += [f"User={layout.user or SYSTEM_USER}", f"Group={layout.user or SYSTEM_USER}"]
     lines += [f"ExecStart={exec_start}", "Restart=on-failure", "RestartSec=5"]
     if system:
         read = [b for a, b in zip(argv[2::2], argv[3::2], strict=True) if a == "--allow-path"]
@@ -290,7 +308,8 @@ def render_unit(layout: Layout, argv: list[str]) -> str:
 
 def service_files(layout: Layout, argv: list[str]) -> dict[str, str]:
     """Every file `ctl deploy` writes besides the wheel and certificates: path -> text."""
-    files = {f"{layout.dir}/run-agent.sh": render_run_script(argv)}
+    run_argv = as_user(layout, argv) if layout.mode == "process" and runs_as_other_user(layout) else argv
+    files = {f"{layout.dir}/run-agent.sh": render_run_script(run_argv)}
     if layout.mode == "process":
         files[f"{layout.dir}/supervise.sh"] = render_supervisor(layout)
     else:
@@ -679,8 +698,8 @@ async def _deploy(conn: asyncssh.SSHClientConnection, node: Node, opts: Options,
             await sh(conn, node, f"mkdir -p {q(posixpath.dirname(layout.unit_path))}", "creating the unit folder")
         for path, text in files.items():
             await put_text(sftp, path, text, 0o755 if path.endswith(".sh") else 0o644)
-        if layout.mode == "systemd-system":
-            await sh(conn, node, _system_user_script(layout), "creating the fleetbench system user")
+        if runs_as_other_user(layout):
+            await sh(conn, node, _system_user_script(layout), f"creating the {layout.user} system user")
         await sh(conn, node, start_script(layout, restart=True), "starting the agent")
         res.changes.append(f"started ({layout.mode})")
         await _verify_or_fail(conn, node, layout, opts, res)
@@ -695,10 +714,11 @@ async def _deploy(conn: asyncssh.SSHClientConnection, node: Node, opts: Options,
 
 def _system_user_script(layout: Layout) -> str:
     q = shlex.quote
-    return (f"id -u {SYSTEM_USER} >/dev/null 2>&1 || useradd --system --no-create-home --home-dir "
-            f"{q(layout.data_dir)} --shell /usr/sbin/nologin {SYSTEM_USER}; "
-            f"chown -R {SYSTEM_USER}: {q(layout.data_dir)}; "
-            f"if [ -d {q(layout.certs)} ]; then chown -R {SYSTEM_USER}: {q(layout.certs)}; fi; "
+    u = q(layout.user or SYSTEM_USER)
+    return (f"id -u {u} >/dev/null 2>&1 || useradd --system --no-create-home --home-dir "
+            f"{q(layout.data_dir)} --shell /usr/sbin/nologin {u}; "
+            f"chown -R {u}: {q(layout.data_dir)}; "
+            f"if [ -d {q(layout.certs)} ]; then chown -R {u}: {q(layout.certs)}; fi; "
             f"chmod 755 {q(layout.dir)}")
 
 

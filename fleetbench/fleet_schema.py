@@ -96,6 +96,10 @@ class DeployDoc(Doc):
                        says(lambda v: f"must be one of {', '.join(SERVICE_MODES)}, not {v!r}")] = "auto"
     listen: Address | None = None
     """the agent's listen address; default 127.0.0.1:PORT (0.0.0.0:PORT with TLS)"""
+    user: Annotated[str, Strict(), Field(pattern=r"^[a-z_][a-z0-9_-]{0,31}$"),
+                    says("must be a user name (lowercase letters, digits, _ or -)")] | None = None
+    """the account the agent runs as when the SSH user is root (created if missing); default fleetbench.
+    `root` keeps it root: not recommended, it never needs root"""
     allow_paths: AllowPaths | None = None
     """folders jobs may read datasets, tokenizers and eval data from (--allow-path); default: the data dir"""
     allow_endpoints: AllowEndpoints | None = None

@@ -226,3 +226,25 @@ def test_the_fleet_files_allow_lists_become_the_agents_flags(tmp_path):
     fleet.write_text("nodes:\n  n1:\n    address: 10.0.0.11:50051\n    deploy:\n      allow_paths: [models]\n")
     with pytest.raises(ConfigError, match=r"allow_paths\[0\] must be an absolute path on the node"):
         load_fleet(fleet)
+
+
+def test_a_root_ssh_user_runs_the_agent_unprivileged():
+    root_process = dp.make_layout(node(), 0, "/root", "process")
+    assert root_process.user == "fleetbench" and dp.runs_as_other_user(root_process)
+    argv = dp.agent_argv(root_process, "127.0.0.1:50051", tls=False)
+    script = dp.service_files(root_process, argv)["/opt/fleetbench/run-agent.sh"]
+    assert shlex.split(script.splitlines()[-1]) == [
+        "exec", "env", "HOME=/var/lib/fleetbench", "setpriv", "--reuid=fleetbench", "--regid=fleetbench",
+        "--init-groups", "--", *argv]
+    assert "useradd --system" in dp._system_user_script(root_process)
+    system = dp.make_layout(node(deploy=DeploySettings(user="svc-fb")), 0, "/root", "systemd-system")
+    unit = dp.render_unit(system, dp.agent_argv(system, "127.0.0.1:1", tls=False))
+    assert "User=svc-fb" in unit and "Group=svc-fb" in unit and "svc-fb" in dp._system_user_script(system)
+    # `user: root` keeps the old behaviour (not recommended); a non-root SSH user runs it as itself
+    as_root = dp.make_layout(node(deploy=DeploySettings(user="root")), 0, "/root", "process")
+    assert not dp.runs_as_other_user(as_root)
+    assert "setpriv" not in dp.service_files(as_root, argv)["/opt/fleetbench/run-agent.sh"]
+    ops = dp.make_layout(node(), 1000, "/home/ops", "process")
+    assert ops.user == "" and not dp.runs_as_other_user(ops)
+    with pytest.raises(DeployError, match=r"deploy\.user svc-fb needs a root SSH user"):
+        dp.make_layout(node(deploy=DeploySettings(user="svc-fb")), 1000, "/home/ops", "process")
