@@ -195,3 +195,14 @@ def test_plan_check_refuses_a_sweep_of_too_many_points_and_a_huge_name(tmp_path)
                  .replace("model: m", "model: " + "m" * (B.MAX_NAME + 1)))
     with pytest.raises(ConfigError, match=f"model must be at most {B.MAX_NAME} characters"):
         load_plan(p)
+
+
+def test_a_huge_or_deeply_nested_plan_file_is_one_line(tmp_path):
+    big = tmp_path / "big.yaml"
+    big.write_text("name: x\n" + "# padding\n" * (B.MAX_PLAN_BYTES // 10 + 1))
+    with pytest.raises(ConfigError, match=f"plan file .*big.yaml is \\d+ bytes; the limit is {B.MAX_PLAN_BYTES}"):
+        load_plan(big)
+    deep = tmp_path / "deep.yaml"
+    deep.write_text("name: " + "[" * 20_000 + "]" * 20_000 + "\n")
+    with pytest.raises(ConfigError, match="nested too deep to be a plan file"):
+        load_plan(deep)
