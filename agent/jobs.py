@@ -15,6 +15,7 @@ import math
 import os
 import shutil
 import signal
+import stat
 import sys
 import time
 from collections.abc import AsyncIterator, Iterator
@@ -61,7 +62,11 @@ def write_private(path: Path, text: str) -> None:
 
 
 def private_dir(path: Path) -> Path:
-    """A folder only the agent's user can enter (0700), made or tightened."""
+    """A folder only the agent's user can enter (0700), made or tightened. A shared folder (/, or one with
+    the sticky bit such as /tmp) is refused rather than closed to everyone else."""
+    if path.exists() and (path.resolve() == Path("/") or path.stat().st_mode & stat.S_ISVTX):
+        raise ConfigError(f"{path} is a shared folder; give the agent a data dir of its own "
+                          f"(e.g. {path / 'fleetbench'})")
     path.mkdir(parents=True, exist_ok=True, mode=0o700)
     os.chmod(path, 0o700)
     return path

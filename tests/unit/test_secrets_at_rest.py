@@ -12,6 +12,7 @@ from fleetbench.controller.certs import init_fleet_certs
 from fleetbench.controller.demo import DEMO_PLAN
 from fleetbench.controller.plan import load_plan
 from fleetbench.controller.report.model import equivalent_command
+from fleetbench.errors import ConfigError
 
 
 def mode(p: Path) -> int:
@@ -119,3 +120,20 @@ def test_resuming_a_run_whose_key_was_not_stored_asks_for_it(tmp_path):
     with pytest.raises(ConfigError, match="set FLEETBENCH_API_KEY to the key and run `ctl resume r1` again"):
         stored_plan(store, "r1")
     assert stored_plan(store, "r1", "sk-secret-123").endpoint.api_key == "sk-secret-123"
+
+
+def test_the_agent_closes_its_data_dir_but_never_a_shared_folder(tmp_path):
+    from fleetbench.agent.jobs import JobManager
+
+    data = tmp_path / "agent"
+    data.mkdir(mode=0o755)
+    (data / "agent.sqlite").write_bytes(b"")
+    (data / "agent.sqlite").chmod(0o644)  # as an older agent left them
+    JobManager(data)
+    assert mode(data) == 0o700 and mode(data / "jobs") == 0o700 and mode(data / "agent.sqlite") == 0o600
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    shared.chmod(0o1777)
+    with pytest.raises(ConfigError, match="is a shared folder; give the agent a data dir of its own"):
+        JobManager(shared)
+    assert mode(shared) == 0o1777
