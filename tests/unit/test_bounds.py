@@ -86,16 +86,26 @@ def test_a_ten_megabyte_model_name_is_refused_before_parsing_and_not_echoed():
 
 def test_a_hundred_thousand_deep_array_is_refused_without_recursion():
     deep = "[" * 100_000 + "]" * 100_000
-    assert refused(JobKind.PERF, deep) == f"job spec is nested 100000 deep; the limit is {B.MAX_JSON_DEPTH}"
+    assert refused(JobKind.PERF, deep) == f"job spec is nested more than {B.MAX_JSON_DEPTH} deep"
+    t = time.perf_counter()
+    for text in ("[" * 524_000 + "]" * 524_000, "[]" * 524_000, '{"a": "' + "x[" * 500_000 + '"}'):
+        assert len(text) <= B.MAX_SPEC_BYTES
+        B.check_json_text(text)
+    assert time.perf_counter() - t < 5  # tens of milliseconds each on an idle core; generous for a loaded CI
     nested: Any = 1
     for _ in range(B.MAX_JSON_DEPTH + 5):
         nested = [nested]
     assert "nested" in refused(JobKind.PERF, {**PERF, "extra_args": {"x": nested}})
 
 
-def test_json_depth_skips_brackets_inside_strings():
-    assert B.json_depth('{"a": "[[[[{{{{", "b": [1, {"c": "]]]\\"[["}]}') == 3
-    assert B.json_depth("[]") == 1 and B.json_depth('"x"') == 0
+def test_depth_is_read_without_parsing_and_skips_brackets_inside_strings():
+    text = '{"a": "[[[[{{{{", "b": [1, {"c": "]]]\\"[["}]}'
+    assert not B.deeper_than(text, 3) and B.deeper_than(text, 2)
+    assert not B.deeper_than("[]", 1) and B.deeper_than("[[]]", 1) and not B.deeper_than('"x"', 0)
+    assert not B.deeper_than('{"a": [1, 2', 2)  # unbalanced (truncated): the parser names that
+    assert B.deeper_than("[{" * 17 + "}]" * 17, 33) and not B.deeper_than("[{" * 17 + "}]" * 17, 34)
+    at_limit = "[" * B.MAX_JSON_DEPTH + "]" * B.MAX_JSON_DEPTH
+    assert B.check_json_text(at_limit) is None and B.check_json_text("[" + at_limit + "]") is not None
 
 
 @pytest.mark.parametrize(("spec", "message"), [
