@@ -209,6 +209,10 @@ def run(job_dir: Path, channel: Channel, worker: int | None = None) -> int:
         from .preflight_job import run_preflight_job
 
         return run_preflight_job(job_dir, parse_spec(kind, job["spec"]), channel)
+    if kind == JobKind.HARDWARE:
+        from .hardware_job import run_hardware_job
+
+        return run_hardware_job(job_dir, parse_spec(kind, job["spec"]), channel)
     spec = parse_spec(kind, job["spec"])
     if spec.workers == 0:  # the same answer in the agent's job process and in every worker
         cores = len(os.sched_getaffinity(0))
