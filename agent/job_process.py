@@ -309,6 +309,9 @@ def _run_perf(job_dir: Path, spec: PerfSpec, out_dir: Path, channel: Channel, st
 def main() -> int:
     _die_with_parent()
     os.environ.update(OFFLINE_ENV)
+    if os.environ.get("FLEETBENCH_TEST_HW_STANDIN"):  # CPU stand-ins for accelerators (agent/hardware_probe.py):
+        for name in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):  # one BLAS thread, before
+            os.environ.setdefault(name, "1")  # numpy loads: spinning BLAS threads on a shared CPU make timings noise
     job_dir = Path(sys.argv[1])
     worker = int(sys.argv[3]) if len(sys.argv) > 3 and sys.argv[2] == "--worker" else None
     # Keep the original stdout for the agent; everything else printed goes to the log.

@@ -438,6 +438,10 @@ def conclusion_lines(report: RunReport, lang: str) -> list[str]:
         c = case.cluster
         if case.case_type == "long_context":
             out.append(t("concl.long_context", lang, case=case.case_id, result=long_context_line(case, lang)))
+        elif case.hardware:
+            lines = hw_summary_lines(case, lang)
+            out.append(t("concl.hardware", lang, case=case.case_id, result=" ".join([lines[0], *lines[1:][-1:]])
+                         if any(r.status in ("fail", "error") for r in case.hardware) else lines[0]))
         elif case.sweep:
             cluster_rows = [r for r in case.sweep if r.scope == "cluster"] or case.sweep
             best = max(cluster_rows, key=lambda r: -1.0 if math.isnan(r.figures.tpm_total) else r.figures.tpm_total)

@@ -314,6 +314,7 @@ TEXT: dict[str, dict[str, str]] = {
     "concl.eval_plain": {"en": "`{case}`: {dataset} — cluster score {score} over {pooled}.",
                          "zh": "`{case}`：{dataset} — 集群得分 {score}，基于 {pooled}。"},
     "concl.long_context": {"en": "`{case}`: {result}", "zh": "`{case}`：{result}"},
+    "concl.hardware": {"en": "`{case}` (hardware): {result}", "zh": "`{case}`（硬件）：{result}"},
     "concl.partial": {
         "en": "`{case}`: the cluster figures hold {n} of {total} nodes; left out (their job failed): {nodes}.",
         "zh": "`{case}`：集群数据只包含 {total} 个节点中的 {n} 个；未计入（任务失败）：{nodes}。",
