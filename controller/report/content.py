@@ -54,7 +54,7 @@ ENV_HARDWARE = (("env.cpu", "cpu"), ("env.cpus", "cpus"), ("env.memory", "memory
 ENV_SOFTWARE = (("env.os", "os"), ("env.kernel", "kernel"), ("env.driver", "driver"), ("env.toolkit", "toolkit"))
 STATES = ("pass", "fail", "error", "invalid", "incomplete")  # controller.verdict.State's values
 CHECKS = ("start_skew", "node_results", "load_generator", "clock_uncertainty", "min_duration", "min_requests",
-          "nodes")  # the validity sub-checks (controller/validity.py)
+          "nodes", "hardware_judged")  # the validity sub-checks (controller/validity.py)
 
 
 @dataclass(frozen=True)

@@ -151,6 +151,8 @@ TEXT: dict[str, dict[str, str]] = {
     "check.min_duration": {"en": "minimum duration", "zh": "最短测试时长"},
     "check.min_requests": {"en": "minimum requests", "zh": "最少请求数"},
     "check.nodes": {"en": "nodes with results", "zh": "有结果的节点数"},
+    "check.hardware_judged": {"en": "hardware checks judged (not all SKIPPED)",
+                              "zh": "已判定的硬件检查（并非全部跳过）"},
     "check.failed": {"en": "FAIL (INVALID)", "zh": "未通过（无效）"},
     "lc.answered": {"en": "Answered", "zh": "是否返回结果"},
     "lc.yes": {"en": "yes", "zh": "是"},

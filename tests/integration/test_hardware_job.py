@@ -167,6 +167,7 @@ def test_ctl_run_names_the_slow_accelerator_and_reports_hardware_in_every_format
                                str(out)], capture_output=True, text=True, timeout=400)
     assert proc.returncode == 1, proc.stdout + proc.stderr  # FAIL
     assert "hw-quick: PASS" in proc.stdout + proc.stderr
+    assert "case hw-standard: hardware: " in proc.stdout and ", 4 failed, " in proc.stdout  # n2 #1: 4 figures
     assert "FAIL hw-standard n2: accelerator #1 gemm_bf16_tflops" in proc.stdout + proc.stderr
     doc = json.loads(next(out.glob("*.json")).read_text())
     cases = {c["id"]: c for c in doc["cases"]}
