@@ -561,7 +561,7 @@ def run_hardware_job(job_dir: Path, spec: HardwareSpec, channel: EventSink) -> i
     for d in devices:
         checks += health_checks(d)
     if found.vendor == "nvidia" or found.vendor == "cpu-standin":
-        level = 1 if spec.level == "quick" else 2
+        level = 2 if spec.level == "standard" else 1  # stress: the quick checks, then its own load
         dcgm_list, dcgm_doc = dcgm(level) if found.vendor == "nvidia" else (
             [_skip(f"dcgm_r{level}", NODE, "a CPU stand-in has no DCGM")], None)
         checks += dcgm_list

@@ -343,3 +343,21 @@ def test_a_hardware_case_becomes_the_spec_the_agent_validates(tmp_path):
     spec = hardware_spec(case, Node("n1", "127.0.0.1:1"))
     assert spec.model_dump() == {"level": "stress", "duration_s": 30, "allow_busy": True, "expected_count": None,
                                  "matmul_size": 8192, "copy_mib": 2048, "node": "n1"}
+
+
+def test_a_node_with_only_skipped_checks_fails_validity_and_failed_rows_name_node_and_accelerator():
+    from fleetbench.controller.orchestrator import hardware_reason
+    from fleetbench.controller.validity import hardware_checks
+    from fleetbench.controller.verdict import State
+    from fleetbench.hardware import HwRow
+
+    checks = hardware_checks(["n1", "n2", "n3"], {"n1": 12, "n2": 0}, {"n1": 3, "n2": 9}, {"n3": "job failed: refused"})
+    assert [(c.name, c.scope, c.passed) for c in checks] == [
+        ("nodes", "cluster", False), ("hardware_judged", "n1", True), ("hardware_judged", "n2", False)]
+    assert "every check was SKIPPED" in checks[2].detail and checks[0].detail == "n3: job failed: refused"
+    row = HwRow("n2", 5, "NVIDIA H200", "H200", "gemm_bf16_tflops", "fail", 640.0, "TFLOP/s", detail="81% of median")
+    reason = hardware_reason("hw", row)
+    assert reason.state == State.FAIL and reason.line() == (
+        "FAIL hw n2: accelerator #5 gemm_bf16_tflops: 81% of median: measured 640 TFLOP/s")
+    broken = hardware_reason("hw", dataclasses.replace(row, status="error", measured=None, detail="OOM"))
+    assert broken.state == State.INVALID and broken.line() == "INVALID hw n2: accelerator #5 gemm_bf16_tflops: OOM"
