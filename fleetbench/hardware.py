@@ -329,6 +329,9 @@ def judge_hardware(results: Mapping[str, HardwareResult], expect: Mapping[str, F
     expect = expect or {}
     overrides = overrides or {}
     devices = {(node, d.index): d.name for node, r in results.items() for d in r.devices}
+    for node, r in results.items():  # a node-wide figure (the all-reduce) is its first accelerator's SKU's
+        if r.devices:
+            devices[(node, NODE)] = r.devices[0].name
     sku_of = {key: find_sku(name, table) for key, name in devices.items()}
 
     def group(node: str, index: int) -> str:
@@ -338,7 +341,8 @@ def judge_hardware(results: Mapping[str, HardwareResult], expect: Mapping[str, F
     peers: dict[tuple[str, str], list[float]] = {}
     for node, r in results.items():
         for c in r.checks:
-            if c.status == "measured" and c.value is not None and math.isfinite(c.value) and c.index >= 0:
+            if c.status == "measured" and c.value is not None and math.isfinite(c.value) \
+                    and c.name != "accelerator_count":
                 peers.setdefault((group(node, c.index), c.name), []).append(c.value)
     counts = [float(len(r.devices)) for r in results.values()]
     usual_count = statistics.mode(counts) if counts else None
@@ -348,8 +352,9 @@ def judge_hardware(results: Mapping[str, HardwareResult], expect: Mapping[str, F
         r = results[node]
         for c in r.checks:
             ref = sku_of.get((node, c.index))
-            base: dict[str, Any] = {"node": node, "index": c.index, "device": devices.get((node, c.index), ""),
-                    "sku": ref.sku if ref else "", "check": c.name, "measured": c.value, "unit": c.unit}
+            base: dict[str, Any] = {"node": node, "index": c.index, "device": "" if c.index < 0 else
+                                    devices.get((node, c.index), ""), "sku": ref.sku if ref else "", "check": c.name,
+                                    "measured": c.value, "unit": c.unit}
             if c.name == "accelerator_count" and c.status == "measured":
                 if len(results) < 2 or usual_count is None:
                     rows.append(HwRow(**base, status="skipped", detail=f"{c.detail}; one node and no expected_count: "

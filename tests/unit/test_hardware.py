@@ -361,3 +361,18 @@ def test_a_node_with_only_skipped_checks_fails_validity_and_failed_rows_name_nod
         "FAIL hw n2: accelerator #5 gemm_bf16_tflops: 81% of median: measured 640 TFLOP/s")
     broken = hardware_reason("hw", dataclasses.replace(row, status="error", measured=None, detail="OOM"))
     assert broken.state == State.INVALID and broken.line() == "INVALID hw n2: accelerator #5 gemm_bf16_tflops: OOM"
+
+
+def test_the_all_reduce_of_a_node_is_judged_against_its_skus_interconnect_and_the_other_nodes():
+    def with_allreduce(busbw: float) -> HardwareResult:
+        base = node_result("NVIDIA H200", [790.0] * 8)
+        return base.model_copy(update={"checks": (*base.checks, HwCheck(
+            name="allreduce_busbw_gbps", index=-1, status="measured", value=busbw, unit="GB/s"))})
+
+    rows = judge_hardware({"n1": with_allreduce(360.0), "n2": with_allreduce(250.0), "n3": with_allreduce(365.0)},
+                          {"allreduce_busbw_gbps": FigureExpect(min_fraction_of_spec=0.7)})
+    ar = {r.node: r for r in rows if r.check == "allreduce_busbw_gbps"}
+    assert ar["n1"].reference == 450 and ar["n1"].sku == "H200" and ar["n1"].device == ""
+    assert ar["n1"].fleet_median == 360 and ar["n1"].status == "pass"
+    assert ar["n2"].status == "fail" and "56% of spec 450 GB/s (< 70%)" in ar["n2"].detail
+    assert "69% of the fleet median 360 GB/s" in ar["n2"].detail
