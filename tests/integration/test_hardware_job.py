@@ -182,6 +182,11 @@ def test_ctl_run_names_the_slow_accelerator_and_reports_hardware_in_every_format
     md = md_path.read_text()
     assert "Hardware checks (level standard)" in md and "| n2 | #1 CPU stand-in | gemm_bf16_tflops |" in md
     assert "Outliers and failures: n2 #1 CPU stand-in gemm_bf16_tflops" in md
+    shown = json.loads(subprocess.run([sys.executable, "-m", "fleetbench.controller", "show", md_path.stem, "--db",
+                                       str(tmp_path / "db.sqlite"), "--json"], check=True, capture_output=True,
+                                      text=True, timeout=120).stdout)
+    assert {(r["case_id"], r["node"], r["idx"]) for r in shown["hardware"]
+            if r["check"] == "gemm_bf16_tflops" and r["status"] == "fail"} == {("hw-standard", "n2", 1)}
     zh = tmp_path / "zh"
     subprocess.run([sys.executable, "-m", "fleetbench.controller", "report", md_path.stem, "--db",
                     str(tmp_path / "db.sqlite"), "--out", str(zh), "--format", "md", "--lang", "zh"], check=True,
