@@ -461,9 +461,9 @@ def stress(k: Kernels, count: int, spec: HardwareSpec, channel: EventSink, befor
     deadline = time.monotonic() + spec.duration_s
 
     def run(i: int) -> None:
-        n, _, _ = sizes(k.free_bytes(i), spec.matmul_size, 1 << 20)
         iters = 4
         try:
+            n, _, _ = sizes(k.free_bytes(i), spec.matmul_size, 1 << 20)
             while time.monotonic() < deadline:
                 s = k.gemm(i, n, iters)
                 windows[i].append(2 * n**3 * iters / s / 1e12)
@@ -594,7 +594,10 @@ def run_hardware_job(job_dir: Path, spec: HardwareSpec, channel: EventSink) -> i
     if spec.level == "standard":
         for i in range(count):
             channel.send(type="phase", message=f"accelerator {i}: matrix multiply and copies ({k.name})")
-            checks += perf_checks(k, i, spec)
+            try:
+                checks += perf_checks(k, i, spec)
+            except Exception as exc:  # the device itself would not answer (its free memory, say)
+                checks.append(_error("gemm_bf16_tflops", i, exc, k.name))
             channel.send(type="progress", done=i + 1, total=count + 1, failed=0, output_tps=0.0, elapsed_s=0.0,
                          eta_s=-1.0)
             save()
