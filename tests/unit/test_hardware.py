@@ -376,3 +376,20 @@ def test_the_all_reduce_of_a_node_is_judged_against_its_skus_interconnect_and_th
     assert ar["n1"].fleet_median == 360 and ar["n1"].status == "pass"
     assert ar["n2"].status == "fail" and "56% of spec 450 GB/s (< 70%)" in ar["n2"].detail
     assert "69% of the fleet median 360 GB/s" in ar["n2"].detail
+
+
+def test_ctl_compare_puts_the_same_accelerator_of_two_runs_side_by_side(tmp_path):
+    from fleetbench.controller.history import compare
+    from fleetbench.controller.store import Store
+    from fleetbench.hardware import HwRow
+
+    store = Store(tmp_path / "db.sqlite")
+    for run, tflops in (("a", 800.0), ("b", 640.0)):
+        store.create_run(run, "p", "m", "", ["n1"], "0")
+        store.set_hardware(run, "hw", [
+            HwRow("n1", 3, "NVIDIA H200", "H200", "gemm_bf16_tflops", "pass", tflops, "TFLOP/s"),
+            HwRow("n1", 3, "NVIDIA H200", "H200", "ecc_uncorrected_volatile", "pass", 0.0, ""),  # a fact, no unit
+            HwRow("n1", -1, "", "H200", "dcgm_r1", "skipped", None, "")])
+    [d] = compare(store, "a", "b")
+    assert (d.case_id, d.scope, d.figure, d.a, d.b) == ("hw", "n1 #3", "gemm_bf16_tflops", 800.0, 640.0)
+    assert d.delta_pct == pytest.approx(-20.0)
