@@ -351,20 +351,25 @@ def parse_all_reduce_perf(text: str) -> float | None:
     return None
 
 
-def _allreduce_worker(rank: int, world: int, port: int, nbytes: int, out_path: str) -> None:
+def _allreduce_worker(rank: int, world: int, port: int, nbytes: int, out_path: str, device_type: str) -> None:
+    """One process per accelerator: NCCL on CUDA/ROCm, HCCL on Ascend (torch_npu)."""
     import torch
     import torch.distributed as dist
 
-    torch.cuda.set_device(rank)
-    dist.init_process_group("nccl", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=world)
-    x = torch.ones(nbytes // 2, dtype=torch.bfloat16, device=f"cuda:{rank}")
+    if device_type == "npu":
+        import torch_npu  # noqa: F401  (registers torch.npu and the hccl backend)
+    mod = getattr(torch, device_type)
+    mod.set_device(rank)
+    dist.init_process_group("hccl" if device_type == "npu" else "nccl", init_method=f"tcp://127.0.0.1:{port}",
+                            rank=rank, world_size=world)
+    x = torch.ones(nbytes // 2, dtype=torch.bfloat16, device=f"{device_type}:{rank}")
     for _ in range(WARMUP):
         dist.all_reduce(x)
-    torch.cuda.synchronize()
+    mod.synchronize()
     t0 = time.perf_counter()
     for _ in range(COPY_ITERS):
         dist.all_reduce(x)
-    torch.cuda.synchronize()
+    mod.synchronize()
     elapsed = (time.perf_counter() - t0) / COPY_ITERS
     if rank == 0:
         Path(out_path).write_text(json.dumps({"seconds": elapsed}))
@@ -386,8 +391,10 @@ def allreduce_check(k: Kernels | NotAvailable, count: int, job_dir: Path) -> HwC
                            detail=out.error.reason if out.error else "all_reduce_perf printed no average bus bandwidth")
         return HwCheck(name=name, index=NODE, status="measured", value=bw, unit="GB/s", tool="all_reduce_perf",
                        detail=f"{ALLREDUCE_MIB} MiB, {count} GPUs (nccl-tests)")
-    if not isinstance(k, TorchKernels) or k.type != "cuda":
-        return _skip(name, NODE, "neither nccl-tests' all_reduce_perf nor torch with NCCL is installed")
+    if not isinstance(k, TorchKernels):
+        return _skip(name, NODE, "neither nccl-tests' all_reduce_perf nor torch on the accelerators (NCCL/HCCL) "
+                                 "is available")
+    tool = f"torch.distributed ({'hccl' if k.type == 'npu' else 'nccl'})"
     import socket
 
     import torch.multiprocessing as mp
@@ -398,12 +405,12 @@ def allreduce_check(k: Kernels | NotAvailable, count: int, job_dir: Path) -> HwC
     out_path = job_dir / "allreduce.json"
     nbytes = ALLREDUCE_MIB << 20
     try:
-        mp.spawn(_allreduce_worker, args=(count, port, nbytes, str(out_path)), nprocs=count, join=True)
+        mp.spawn(_allreduce_worker, args=(count, port, nbytes, str(out_path), k.type), nprocs=count, join=True)
         seconds = float(json.loads(out_path.read_text())["seconds"])
     except Exception as exc:
-        return _error(name, NODE, exc, "torch.distributed (nccl)")
+        return _error(name, NODE, exc, tool)
     busbw = nbytes / seconds / 1e9 * 2 * (count - 1) / count
-    return HwCheck(name=name, index=NODE, status="measured", value=busbw, unit="GB/s", tool="torch.distributed (nccl)",
+    return HwCheck(name=name, index=NODE, status="measured", value=busbw, unit="GB/s", tool=tool,
                    detail=f"{ALLREDUCE_MIB} MiB bf16, {count} processes, mean of {COPY_ITERS}")
 
 
