@@ -20,7 +20,7 @@ from fleetbench.hardware import THROTTLE_BITS, DeviceHealth, throttle_names
 
 from .inventory._common import NotAvailable, clean, run_tool, to_int
 from .inventory.ascend import parse_npu_smi_info
-from .inventory.hygon import parse_hy_smi_kv, parse_hy_smi_table
+from .inventory.hygon import merge, parse_hy_smi_kv, parse_hy_smi_table
 
 STANDIN_ENV = "FLEETBENCH_TEST_HW_STANDIN"
 """Test hook: a JSON object `{"count": 2, "slow": {"1": 0.5}, "used_mib": {"0": 9000}}` makes the hardware job
@@ -145,17 +145,20 @@ def health_from_npu_smi(text: str) -> list[DeviceHealth] | NotAvailable:
 
 
 def health_from_hy_smi(table_text: str, kv_text: str = "") -> list[DeviceHealth] | NotAvailable:
-    """`hy-smi` (and `hy-smi -a` for the card series): the Mode column; memory as VRAM% of a total it does not
-    print, so memory in use is left unknown unless `--showmemavailable` was merged by the caller."""
+    """`hy-smi` (the Mode column, VRAM%) and its "HCU[i] : key: value" outputs (`--showproductname` or `-a` for the
+    card series, `--showmeminfo vram` and `--showmemavailable` for memory): memory in use is total − available
+    when both are known, else the table's VRAM% (enough to see a loaded engine)."""
     table = parse_hy_smi_table(table_text)
     if isinstance(table, NotAvailable):
         return table
-    kv = parse_hy_smi_kv(kv_text) if kv_text else {}
+    info = merge(table, parse_hy_smi_kv(kv_text) if kv_text else {})
     out = []
-    for d in table.rows:
-        series = (kv.get(d.index) or {}).get("Card Series", "")
-        out.append(DeviceHealth(index=d.index, name=series or d.name or table.generation.upper(), vendor="hygon",
-                                source="hy-smi", health=d.mode))
+    for d in info.dcus:
+        used = d.vram_total_mib - d.vram_available_mib if d.vram_total_mib and d.vram_available_mib is not None \
+            else None
+        out.append(DeviceHealth(index=d.index, name=d.name or table.generation.upper(), vendor="hygon",
+                                source="hy-smi", memory_total_mib=d.vram_total_mib, memory_used_mib=used,
+                                memory_used_percent=d.vram_percent, health=d.mode))
     return out
 
 
@@ -278,8 +281,9 @@ def probe() -> Probe:
         found.missing.append("hy-smi is not installed")
     else:
         table = run_tool(["hy-smi"], timeout=20.0)
-        kv = run_tool(["hy-smi", "-a"], timeout=20.0)
-        parsed_h = table.error if table.error is not None else health_from_hy_smi(table.stdout, kv.stdout)
+        kv = "\n".join(out.stdout for args in (["--showproductname"], ["--showmeminfo", "vram"], ["--showmemavailable"])
+                       if (out := run_tool(["hy-smi", *args], timeout=20.0)).error is None)
+        parsed_h = table.error if table.error is not None else health_from_hy_smi(table.stdout, kv)
         if isinstance(parsed_h, NotAvailable):
             found.missing.append(parsed_h.reason)
         else:

@@ -75,6 +75,7 @@ class DeviceHealth:
     bus_id: str = ""
     memory_total_mib: int | None = None
     memory_used_mib: int | None = None
+    memory_used_percent: float | None = None  # when the tool gives a share only (hy-smi's VRAM%)
     ecc_mode: str = ""
     ecc_uncorrected_volatile: int | None = None
     ecc_uncorrected_aggregate: int | None = None
@@ -205,6 +206,8 @@ def busy_devices(devices: Sequence[DeviceHealth], fraction: float) -> list[str]:
         if d.memory_total_mib and d.memory_used_mib is not None and d.memory_used_mib > fraction * d.memory_total_mib:
             out.append(f"{d.name or 'accelerator'} {d.index}: {d.memory_used_mib:,} of {d.memory_total_mib:,} MiB "
                        f"in use ({d.memory_used_mib / d.memory_total_mib:.0%})")
+        elif not d.memory_total_mib and d.memory_used_percent is not None and d.memory_used_percent > fraction * 100:
+            out.append(f"{d.name or 'accelerator'} {d.index}: {d.memory_used_percent:.0f}% of its memory in use")
     return out
 
 

@@ -86,6 +86,18 @@ def test_hy_smi_capture_gives_mode_and_the_card_series():
     assert checks["device_health"].status == "pass"
     assert all(c.status == "skipped" for n, c in checks.items() if n != "device_health")
     assert find_sku("K100_AI").sku == "Hygon K100_AI"
+    assert devices[0].memory_used_percent == 0 and busy_devices(devices, 0.10) == []
+
+
+def test_a_loaded_hygon_card_is_seen_through_vram_percent():
+    table = (FIX / "hygon" / "hy-smi-hycu-k100ai.txt").read_text().replace(
+        "0       59.0C    114.0W     auto     400.0W     0%  ", "0       59.0C    114.0W     auto     400.0W     87% ")
+    kv = (FIX / "hygon" / "hy-smi-a-excerpt-hycu.txt").read_text() + \
+        (FIX / "hygon" / "hy-smi-showmemavailable-hycu.txt").read_text()
+    devices = health_from_hy_smi(table, kv)
+    assert not isinstance(devices, NotAvailable)
+    assert devices[0].memory_used_percent == 87 and devices[0].memory_total_mib is None  # no --showmeminfo capture
+    assert busy_devices(devices, 0.10) == ["K100_AI 0: 87% of its memory in use"]
 
 
 def test_a_unhealthy_npu_fails():
