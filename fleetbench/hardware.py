@@ -347,6 +347,9 @@ def judge_hardware(results: Mapping[str, HardwareResult], expect: Mapping[str, F
             if c.status == "measured" and c.value is not None and math.isfinite(c.value) \
                     and c.name != "accelerator_count":
                 peers.setdefault((group(node, c.index), c.name), []).append(c.value)
+    # each group's median once (sorting a 1,000-GPU group per row made a 128-node fleet take seconds)
+    medians = {key: (statistics.median(values) if len(values) >= 2 else None, len(values))
+               for key, values in peers.items()}
     counts = [float(len(r.devices)) for r in results.values()]
     usual_count = statistics.mode(counts) if counts else None
 
@@ -370,13 +373,14 @@ def judge_hardware(results: Mapping[str, HardwareResult], expect: Mapping[str, F
             if c.status != "measured":
                 rows.append(HwRow(**base, status=c.status, detail=c.detail))
                 continue
-            rows.append(_judge_figure(node, c, base, ref, group(node, c.index), expect.get(c.name), peers,
+            rows.append(_judge_figure(node, c, base, ref, group(node, c.index), expect.get(c.name), medians,
                                       fleet_tolerance, overrides))
     return rows
 
 
 def _judge_figure(node: str, c: HwCheck, base: dict[str, Any], ref: SkuRef | None, sku: str,
-                  bound: FigureExpect | None, peers: Mapping[tuple[str, str], list[float]], tolerance: float,
+                  bound: FigureExpect | None, medians: Mapping[tuple[str, str], tuple[float | None, int]],
+                  tolerance: float,
                   overrides: Mapping[str, Mapping[str, float]]) -> HwRow:
     value = c.value
     if value is None or not math.isfinite(value):
@@ -413,16 +417,15 @@ def _judge_figure(node: str, c: HwCheck, base: dict[str, Any], ref: SkuRef | Non
         ok = value >= bound.min
         verdicts.append(ok)
         notes.append(f"{'≥' if ok else '<'} min {_fmt(bound.min)} {c.unit}")
-    group = peers.get((sku, c.name), [])
-    median = statistics.median(group) if len(group) >= 2 else None
+    median, peers = medians.get((sku, c.name), (None, 0))
     fleet_fraction = value / median if median else None
     if median and fleet_fraction is not None:
         ok = fleet_fraction > 1 - tolerance + 1e-12
         verdicts.append(ok)
-        notes.append(f"{fleet_fraction:.0%} of the fleet median {_fmt(median)} {c.unit} over {len(group)} "
+        notes.append(f"{fleet_fraction:.0%} of the fleet median {_fmt(median)} {c.unit} over {peers} "
                      f"{sku or 'accelerator'}(s)" + ("" if ok else f" (≥ {tolerance:.0%} below: an outlier)"))
     else:
-        notes.append(f"fleet: only {len(group)} {sku or 'accelerator'} measured, nothing to compare with")
+        notes.append(f"fleet: only {peers} {sku or 'accelerator'} measured, nothing to compare with")
     status = "skipped" if not verdicts else "pass" if all(verdicts) else "fail"
     detail = "; ".join(notes) + (f" — {c.detail}" if c.detail else "")
     return HwRow(**base, status=status, reference=reference, fraction_of_spec=fraction, fleet_median=median,
