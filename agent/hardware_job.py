@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import shutil
 import statistics
 import threading
@@ -251,8 +252,10 @@ def kernels(vendor: str) -> Kernels | NotAvailable:
     """What can run kernels here, or why nothing can."""
     cfg = hardware_probe.standin_config()
     if cfg is not None:
-        return StandinKernels(int(cfg.get("count", 2)), {int(k): float(v) for k, v in (cfg.get("slow") or {}).items()})
+        return StandinKernels(int(cfg.get("visible", cfg.get("count", 2))),
+                              {int(k): float(v) for k, v in (cfg.get("slow") or {}).items()})
     reasons = []
+    os.environ.setdefault("CUDA_DEVICE_ORDER", "PCI_BUS_ID")  # torch's index i is NVML's index i (bus order)
     try:
         import torch
     except Exception as exc:
@@ -595,6 +598,10 @@ def run_hardware_job(job_dir: Path, spec: HardwareSpec, channel: EventSink) -> i
         channel.send(type="phase", message=_summary(checks))
         return 0
     count = min(k.count(), len(devices)) if devices else 0
+    for d in devices[count:]:  # CUDA_VISIBLE_DEVICES, a driver that lists more than the runtime sees
+        names = ("stress_gemm_bf16_tflops",) if spec.level == "stress" else (
+            "gemm_bf16_tflops", "memcpy_d2d_gbps", "h2d_gbps", "d2h_gbps")
+        checks += [_skip(n, d.index, f"{k.name} sees {k.count()} accelerator(s), not this one") for n in names]
     save(backend=k.name)
     nv = hardware_probe.nvml() if found.vendor == "nvidia" else None
     nv = None if isinstance(nv, NotAvailable) else nv

@@ -23,8 +23,9 @@ from .inventory.ascend import parse_npu_smi_info
 from .inventory.hygon import merge, parse_hy_smi_kv, parse_hy_smi_table
 
 STANDIN_ENV = "FLEETBENCH_TEST_HW_STANDIN"
-"""Test hook: a JSON object `{"count": 2, "slow": {"1": 0.5}, "used_mib": {"0": 9000}}` makes the hardware job
-use CPU stand-ins for accelerators (numpy kernels; accelerator 1 runs at half speed; 0 has 9000 MiB in use),
+"""Test hook: a JSON object `{"count": 2, "slow": {"1": 0.5}, "used_mib": {"0": 9000}, "visible": 1}` makes the
+hardware job use CPU stand-ins for accelerators (numpy kernels; accelerator 1 runs at half speed; 0 has 9000 MiB
+in use; the kernels' runtime sees only the first),
 so the job's lifecycle is tested on machines without one. The agent logs a warning when it is set."""
 STANDIN_MEMORY_MIB = 16384
 

@@ -66,6 +66,21 @@ def test_quick_and_standard_on_stand_ins_report_every_check_with_progress(tmp_pa
         agent.stop()
 
 
+def test_an_accelerator_the_kernels_runtime_does_not_see_is_skipped_with_the_reason(tmp_path, monkeypatch):
+    monkeypatch.setenv(STANDIN, json.dumps({"count": 2, "visible": 1}))
+    agent = Agent(tmp_path / "agent").start()
+    try:
+        start(agent, "s", level="standard", **SMALL)
+        assert wait_state(agent.stub, "s", DONE, 60).state == pb.JOB_STATE_SUCCEEDED
+        hw = result(agent, "s").hardware
+        assert hw is not None
+        gemm = {c.index: c for c in hw.checks if c.name == "gemm_bf16_tflops"}
+        assert gemm[0].status == "measured" and gemm[1].status == "skipped"
+        assert gemm[1].detail == "cpu-standin (numpy) sees 1 accelerator(s), not this one"
+    finally:
+        agent.stop()
+
+
 def test_standard_refuses_beside_a_loaded_engine_unless_the_case_allows_it(tmp_path, monkeypatch):
     monkeypatch.setenv(STANDIN, json.dumps({"count": 2, "used_mib": {"1": 9000}}))
     agent = Agent(tmp_path / "agent").start()
