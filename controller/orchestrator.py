@@ -551,7 +551,10 @@ class Orchestrator:
         expect = {fig: FigureExpect(min_fraction_of_spec=frac, min=low) for fig, (frac, low) in case.expect.items()}
         rows = judge_hardware(results, expect, case.fleet_tolerance, case.reference)
         self.store.set_hardware(run_id, step.step_id, rows)  # also marks the step done for resume
-        reasons = [hardware_reason(step.step_id, r) for r in rows if r.status in ("fail", "error")]
+        # a figure the case bounds that could not be judged (no torch, a reported spec, one GPU for an all-reduce)
+        # leaves the expectation unmet either way: INVALID, as a perf figure that could not be measured
+        reasons = [hardware_reason(step.step_id, r) for r in rows
+                   if r.status in ("fail", "error") or (r.status == "skipped" and r.check in case.expect)]
         judged = {n: sum(1 for r in rows if r.node == n and r.status in ("pass", "fail")) for n in results}
         skipped = {n: sum(1 for r in rows if r.node == n and r.status == "skipped") for n in results}
         return [], hardware_checks([n.name for n in self.nodes], judged, skipped, errors), reasons
@@ -646,8 +649,10 @@ class Orchestrator:
 
 
 def hardware_reason(step_id: str, row: HwRow) -> Reason:
-    """A failed (FAIL) or broken (INVALID) hardware row as one line naming the node and the accelerator."""
-    what = f"{'accelerator #' + str(row.index) + ' ' if row.index >= 0 else ''}{row.check}: {row.detail}"
+    """A failed (FAIL), broken or unjudged-but-expected (INVALID) hardware row as one line naming the node and the
+    accelerator."""
+    unjudged = "expected by the case but not judged: " if row.status == "skipped" else ""
+    what = f"{'accelerator #' + str(row.index) + ' ' if row.index >= 0 else ''}{row.check}: {unjudged}{row.detail}"
     measured = "" if row.measured is None else f"{row.measured:,.4g} {row.unit}".strip()
     return Reason(State.FAIL if row.status == "fail" else State.INVALID, step_id, row.node, what, measured)
 

@@ -339,6 +339,11 @@ HARDWARE_FIGURES: dict[str, str] = {  # fleetbench.hardware.FIGURES, described f
     "allreduce_busbw_gbps": "all-reduce bus bandwidth across the node's accelerators, GB/s",
     "stress_gemm_bf16_tflops": "sustained bf16 matrix multiply under stress (median window), TFLOP/s",
 }
+LEVEL_FIGURES: dict[str, tuple[str, ...]] = {
+    "quick": (),
+    "standard": ("gemm_bf16_tflops", "memcpy_d2d_gbps", "h2d_gbps", "d2h_gbps", "allreduce_busbw_gbps"),
+    "stress": ("stress_gemm_bf16_tflops",),
+}
 REFERENCE_FIGURES = ("bf16_dense_tflops", "memory_bandwidth_gbps", "pcie_gen", "pcie_width", "interconnect_gbps")
 Fraction = Annotated[float, Strict(), Field(gt=0, le=2), says("must be a number > 0 and ≤ 2")]
 Tolerance = Annotated[float, Strict(), Field(gt=0, lt=1), says("must be a number > 0 and < 1")]
@@ -419,6 +424,17 @@ class HardwareCaseDoc(_Case):
                                                                                          "name to its figures")] \
         | None = None
     """SKU (as the table names it, e.g. "Ascend 910B3") -> the vendor's figures, replacing the shipped ones"""
+
+    @model_validator(mode="after")
+    def _measured_at_this_level(self) -> HardwareCaseDoc:
+        """An expectation on a figure the level never measures could never be judged."""
+        measured = LEVEL_FIGURES[self.level]
+        given: tuple[str, ...] = self.expect.given() if self.expect is not None else ()
+        for fig in given:
+            if fig not in measured:
+                raise problem(f"is not measured at level {self.level} (it measures "
+                              f"{', '.join(measured) or 'no figure: health only'})", "expect", fig)
+        return self
 
 
 def _case_type(value: Any) -> str | None:

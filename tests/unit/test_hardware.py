@@ -325,9 +325,13 @@ def plan_text(case: str) -> str:
 @pytest.mark.parametrize(("case", "message"), [
     ("  - {id: hw, type: hardware, level: fast}\n", "level must be quick, standard or stress"),
     ("  - {id: hw, type: hardware}\n", "level"),
-    ("  - {id: hw, type: hardware, level: quick, expect: {gemm_tflops: {min: 1}}}\n",
+    ("  - {id: hw, type: hardware, level: quick, expect: {gemm_bf16_tflops: {min: 1}}}\n",
+     "cases[0].expect.gemm_bf16_tflops is not measured at level quick (it measures no figure: health only)"),
+    ("  - {id: hw, type: hardware, level: stress, expect: {gemm_bf16_tflops: {min: 1}}}\n",
+     "is not measured at level stress (it measures stress_gemm_bf16_tflops)"),
+    ("  - {id: hw, type: hardware, level: standard, expect: {gemm_tflops: {min: 1}}}\n",
      "cases[0].expect.gemm_tflops is not a hardware figure; did you mean gemm_bf16_tflops?"),
-    ("  - {id: hw, type: hardware, level: quick, expect: {gemm_bf16_tflops: {}}}\n",
+    ("  - {id: hw, type: hardware, level: standard, expect: {gemm_bf16_tflops: {}}}\n",
      "needs min_fraction_of_spec and/or min"),
     ("  - {id: hw, type: hardware, level: quick, fleet_tolerance: 1.5}\n", "must be a number > 0 and < 1"),
     ("  - {id: hw, type: hardware, level: quick, reference: {H200: {bf16_tflops: 1}}}\n", "bf16_tflops"),
@@ -373,6 +377,9 @@ def test_a_node_with_only_skipped_checks_fails_validity_and_failed_rows_name_nod
         "FAIL hw n2: accelerator #5 gemm_bf16_tflops: 81% of median: measured 640 TFLOP/s")
     broken = hardware_reason("hw", dataclasses.replace(row, status="error", measured=None, detail="OOM"))
     assert broken.state == State.INVALID and broken.line() == "INVALID hw n2: accelerator #5 gemm_bf16_tflops: OOM"
+    unjudged = hardware_reason("hw", dataclasses.replace(row, status="skipped", measured=None, detail="no torch"))
+    assert unjudged.state == State.INVALID and unjudged.line() == (
+        "INVALID hw n2: accelerator #5 gemm_bf16_tflops: expected by the case but not judged: no torch")
 
 
 def test_the_all_reduce_of_a_node_is_judged_against_its_skus_interconnect_and_the_other_nodes():
