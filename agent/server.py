@@ -18,6 +18,7 @@ from fleetbench.v1 import agent_pb2_grpc as pb_grpc
 
 from . import clock
 from .confine import Confinement
+from .hardware_probe import STANDIN_ENV
 from .jobs import JobManager
 from .service import AgentService
 
@@ -64,6 +65,8 @@ async def serve(listen: str, data_dir: Path, tls: TlsFiles | None = None, insecu
     os.umask(0o077)  # everything the agent and its jobs write (records, logs, evalscope's outputs) is private
     if clock.skew_s():
         log.warning("agent clock shifted by %+.3f s (%s): for tests only", clock.skew_s(), clock.SKEW_ENV)
+    if os.environ.get(STANDIN_ENV):
+        log.warning("%s is set: hardware jobs use CPU stand-ins, not the accelerators: for tests only", STANDIN_ENV)
     for name in (clock.PREPARE_DELAY_ENV, clock.START_DELAY_ENV):
         if clock.env_s(name):
             log.warning("%s=%s: for tests only", name, clock.env_s(name))
