@@ -7,10 +7,10 @@ from __future__ import annotations
 from dataclasses import replace
 
 from fleetbench.errors import ConfigError
-from fleetbench.jobs_schema import EvalSpec, LongContextSpec, PerfSpec
+from fleetbench.jobs_schema import EvalSpec, HardwareSpec, LongContextSpec, PerfSpec
 
 from .fleet import Node
-from .plan import EvalCase, PerfCase, Plan
+from .plan import EvalCase, HardwareCase, PerfCase, Plan
 
 
 def eval_spec(plan: Plan, case: EvalCase, node: Node) -> EvalSpec:
@@ -72,3 +72,12 @@ def split_share(case: PerfCase, index: int, count: int) -> PerfCase:
     return replace(case, parallel=min(parallel, number), number=number,
                    rate=case.rate / count if case.rate > 0 else case.rate,
                    workers=min(case.workers, parallel, number) if case.workers else 0)
+
+
+def hardware_spec(case: HardwareCase, node: Node) -> HardwareSpec:
+    """The hardware job's spec for `node`, validated as the agent will validate it."""
+    return HardwareSpec.from_wire({
+        "level": case.level, "duration_s": case.duration_s, "allow_busy": case.allow_busy,
+        "expected_count": case.expected_count, "matmul_size": case.matmul_size, "copy_mib": case.copy_mib,
+        "node": node.name,
+    })

@@ -57,6 +57,10 @@ def case_section(n: int, case: CaseReport, report: RunReport, lang: str) -> list
         out += [f"**{t('case.states', lang)}**", ""] + md(c.states_table(case, lang))
     for line in c.invalid_lines(case, lang):
         out += [f"> {line}", ""]
+    if case.hardware:
+        out += [f"**{t('case.hardware', lang, level=c.hw_level(report, case))}**", ""]
+        out += [f"- {line}" for line in c.hw_summary_lines(case, lang)] + [""]
+        out += md(c.hw_checks_table(case, lang))
     if case.repeats:
         out += [f"**{c.repeat_title(case, lang)}**", ""] + md(c.repeat_table(case, lang))
     if case.case_type == "capacity":
@@ -87,7 +91,7 @@ def case_section(n: int, case: CaseReport, report: RunReport, lang: str) -> list
     if case.scores:
         out += [f"**{t('case.scores', lang)}** — {t('case.scores_note', lang)}", ""] + md(c.scores_table(case, lang))
     if (case.cluster is None and not case.sweep and not case.scores and not case.long_context and not case.capacity
-            and not case.repeats):
+            and not case.repeats and not case.hardware):
         out += [t("case.no_result", lang), ""]
     if case.failures:
         out += [f"**{t('case.failures', lang)}**", ""] + md(c.failures_table(case, lang))

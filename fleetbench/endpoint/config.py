@@ -211,6 +211,8 @@ class EndpointConfig:
     # Fixed mode: at most this many requests generate at once; the others wait in a FIFO queue and their
     # TTFT counts the wait (a server's concurrency limit: the knee a capacity search finds). 0 = no limit.
     max_concurrency: int = 0
+    # Answer 401 unless the request carries `Authorization: Bearer <api_key>` (like vLLM's --api-key).
+    api_key: str = ""
 
     @property
     def known_fields(self) -> frozenset[str]:
