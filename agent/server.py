@@ -64,6 +64,7 @@ async def serve(listen: str, data_dir: Path, tls: TlsFiles | None = None, insecu
             log.warning("%s=%s: for tests only", name, clock.env_s(name))
     jobs = JobManager(data_dir)
     jobs.recover()
+    jobs.start_watchdog()
     server = grpc.aio.server(
         options=[("grpc.max_send_message_length", MAX_MESSAGE), ("grpc.max_receive_message_length", MAX_MESSAGE)]
     )

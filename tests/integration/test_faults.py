@@ -1,0 +1,124 @@
+"""Every fault ends (issue 15): real agents, real job processes, a real full disk (a small tmpfs), real signals.
+bench/faults.py runs the same faults N times and prints what each cost; docs/reliability.md has its figures."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import grpc
+import pytest
+
+from fleetbench.controller.localfleet import free_port, wait_for_port
+from fleetbench.endpoint.tokenizer import ensure_demo_tokenizer
+from fleetbench.v1 import agent_pb2 as pb
+from fleetbench.v1 import agent_pb2_grpc as pb_grpc
+
+pytestmark = pytest.mark.integration
+TERMINAL = {pb.JOB_STATE_SUCCEEDED, pb.JOB_STATE_FAILED, pb.JOB_STATE_CANCELLED, pb.JOB_STATE_INTERRUPTED}
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """An 8 MB tmpfs as the agent's data dir (root only: a loop or tmpfs mount is the real full disk)."""
+    mount = tmp_path / "data"
+    mount.mkdir()
+    if os.geteuid() != 0:
+        pytest.skip("mounting a small tmpfs needs root")
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=8m", "tmpfs", str(mount)], capture_output=True)
+    if done.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {done.stderr.decode().strip()}")
+    yield mount
+    subprocess.run(["umount", "-l", str(mount)], check=False)
+
+
+@pytest.fixture
+def endpoint(tmp_path):
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "fleetbench.endpoint", "--port", str(port), "--ttft-ms", "20",
+                             "--tpot-ms", "5"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    wait_for_port(port, 30, proc)
+    yield f"http://127.0.0.1:{port}/v1/completions", ensure_demo_tokenizer(tmp_path / "tok")
+    proc.terminate()
+    proc.wait(timeout=10)
+
+
+def spec(url: str, tok: Path, number: int) -> str:
+    return json.dumps({"url": url, "model": "demo", "tokenizer_path": str(tok), "number": number, "parallel": 4,
+                       "input_tokens": 16, "output_tokens": 20, "extra_args": {"ignore_eos": True}})
+
+
+def wait_state(stub, job_id: str, timeout: float) -> pb.JobStatus:
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        st = stub.GetJob(pb.GetJobRequest(job_id=job_id), timeout=5)
+        if st.state in TERMINAL:
+            return st
+        time.sleep(0.2)
+    raise AssertionError(f"job {job_id} still {st.state} after {timeout} s")
+
+
+def wait_records(job_dir: Path, min_bytes: int, timeout: float) -> None:
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        dbs = list(job_dir.rglob("benchmark_data.db"))
+        if dbs and os.path.getsize(dbs[0]) > min_bytes:
+            return
+        time.sleep(0.3)
+    raise AssertionError(f"no records under {job_dir} after {timeout} s")
+
+
+def test_full_data_dir_fails_the_job_with_its_cause_and_the_agent_recovers(tmp_path, small_disk, endpoint):
+    url, tok = endpoint
+    port = free_port()
+    log = tmp_path / "agent.log"
+    agent = subprocess.Popen([sys.executable, "-m", "fleetbench.agent", "serve", "--listen", f"127.0.0.1:{port}",
+                              "--data-dir", str(small_disk)], stdout=log.open("wb"), stderr=subprocess.STDOUT)
+    try:
+        wait_for_port(port, 30, agent)
+        channel = grpc.insecure_channel(f"127.0.0.1:{port}")
+        stub = pb_grpc.AgentStub(channel)
+        stub.StartJob(pb.StartJobRequest(job_id="full", kind=pb.JOB_KIND_PERF, spec_json=spec(url, tok, 5000)))
+        events: list[pb.JobEvent] = []
+        watcher = threading.Thread(target=lambda: events.extend(
+            stub.WatchJob(pb.WatchJobRequest(job_id="full"), timeout=120)), daemon=True)
+        watcher.start()
+        wait_records(small_disk / "jobs" / "full", 40_000, 120)
+        subprocess.run(["dd", "if=/dev/zero", f"of={small_disk / 'fill'}", "bs=64k"], capture_output=True)
+        t0 = time.time()
+        st = wait_state(stub, "full", 15)
+        detect_s = time.time() - t0
+        assert st.state == pb.JOB_STATE_FAILED and st.error.startswith(f"disk full in {small_disk}"), st.error
+        assert detect_s < 10
+        watcher.join(timeout=10)
+        assert not watcher.is_alive(), "a watcher of the failed job is not left waiting"
+        # still full: a new job is refused with the reason, not accepted and hung
+        with pytest.raises(grpc.RpcError) as refused:
+            stub.StartJob(pb.StartJobRequest(job_id="while-full", kind=pb.JOB_KIND_PERF, spec_json=spec(url, tok, 4)))
+        assert refused.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+        assert "disk full" in (refused.value.details() or "")
+        (small_disk / "fill").unlink()  # space freed: the agent recovers without a restart
+        time.sleep(2)
+        stub.StartJob(pb.StartJobRequest(job_id="after", kind=pb.JOB_KIND_PERF, spec_json=spec(url, tok, 4)))
+        after = wait_state(stub, "after", 120)
+        assert after.state == pb.JOB_STATE_SUCCEEDED and after.record_count == 4
+        assert stub.GetJob(pb.GetJobRequest(job_id="full")).state == pb.JOB_STATE_FAILED
+        channel.close()
+    finally:
+        agent.send_signal(signal.SIGTERM)
+        rc = agent.wait(timeout=30)
+    text = log.read_text()
+    assert rc == 0 and "Traceback" not in text and "Event loop is closed" not in text, text[-3000:]
+    # the stored state survived the full disk (written once space was freed)
+    import sqlite3
+
+    con = sqlite3.connect(small_disk / "agent.sqlite")
+    (state, error), = con.execute("SELECT state, error FROM jobs WHERE job_id = 'full'").fetchall()
+    con.close()
+    assert state == pb.JOB_STATE_FAILED and error.startswith("disk full in")
