@@ -19,6 +19,7 @@ from .fleet import Node, TlsClient
 
 MAX_MESSAGE = 64 * 1024 * 1024
 RPC_TIMEOUT_S = 15.0
+RESULT_TIMEOUT_S = 600.0  # every record of one job; an agent that stops answering mid-stream is an error, not a hang
 T = TypeVar("T")
 
 
@@ -143,7 +144,8 @@ class AgentClient:
         summary: ResultSummary | None = None
         records: list[RequestRecord] = []
         try:
-            async for chunk in self.stub.GetJobResult(pb.GetJobResultRequest(job_id=job_id)):
+            async for chunk in self.stub.GetJobResult(pb.GetJobResultRequest(job_id=job_id),
+                                                      timeout=RESULT_TIMEOUT_S):
                 if chunk.HasField("summary"):
                     s = chunk.summary
                     summary = ResultSummary(

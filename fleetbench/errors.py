@@ -47,3 +47,7 @@ class RunError(FleetbenchError):
         super().__init__(message)
         self.lines = list(lines or [])
         self.run_id = run_id
+
+
+class RunBusyError(FleetbenchError):
+    """`ctl resume` of a run another live controller drives (two drivers would start every job twice)."""
