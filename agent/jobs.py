@@ -112,6 +112,16 @@ def long_context_result(records: list[RequestRecord]) -> LongContextResult:
     )
 
 
+def _read_saturation(path: Path) -> Saturation | None:
+    """A worker's saturation report; None when a failed job (a full disk) left it empty or cut short, so the
+    job's records and its cause are still served."""
+    try:
+        return Saturation.model_validate_json(path.read_text())
+    except (OSError, ValueError):
+        log.warning("unreadable load-generator report %s: left out", path)
+        return None
+
+
 class JobManager:
     def __init__(self, data_dir: Path, max_running: int = 1) -> None:
         self.data_dir = data_dir
@@ -259,7 +269,7 @@ class JobManager:
             summary, percentiles = adapter.read_summary_files(dbs[-1].parent)
         job_dir = self.jobs_dir / job_id
         parts: dict[str, Any] = {}
-        reports = [Saturation.model_validate_json(p.read_text()) for p in sorted(job_dir.glob("saturation*.json"))]
+        reports = [r for r in map(_read_saturation, sorted(job_dir.glob("saturation*.json"))) if r is not None]
         if reports:
             parts["saturation"] = merge_saturation(reports)
         if row.kind == JobKind.LONG_CONTEXT:

@@ -126,8 +126,8 @@ class AgentClient:
         return await self._unary("start job at an instant", self.stub.StartAt(
             pb.StartAtRequest(job_id=job_id, start_at=start_at), timeout=RPC_TIMEOUT_S))
 
-    async def get_job(self, job_id: str) -> pb.JobStatus:
-        return await self._unary("get job", self.stub.GetJob(pb.GetJobRequest(job_id=job_id), timeout=RPC_TIMEOUT_S))
+    async def get_job(self, job_id: str, timeout: float = RPC_TIMEOUT_S) -> pb.JobStatus:
+        return await self._unary("get job", self.stub.GetJob(pb.GetJobRequest(job_id=job_id), timeout=timeout))
 
     async def cancel_job(self, job_id: str) -> pb.JobStatus:
         return await self._unary("cancel job", self.stub.CancelJob(pb.CancelJobRequest(job_id=job_id),

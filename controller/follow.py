@@ -24,6 +24,7 @@ JOB_DONE = frozenset(s.value for s in JobState if s.terminal)
 STATE_NAMES = {s.value: s.label for s in JobState}
 CHECK_S = 0.5  # how often the deadline is looked at
 CANCEL_TIMEOUT_S = 10.0
+PROBE_TIMEOUT_S = 5.0  # the last look at a quiet job: an agent that does not answer in this is not answering
 
 
 class StalledError(NodeError):
@@ -76,7 +77,7 @@ async def follow_job(client: AgentClient, job_id: str, on_event: Callable[[Any],
                     on_quiet(quiet)
                 continue
             try:  # one last look before giving up: has it ended, or has the stream missed events?
-                status = await client.get_job(job_id)
+                status = await client.get_job(job_id, timeout=PROBE_TIMEOUT_S)
             except NodeError as exc:
                 raise StalledError(f"no progress for {quiet:.0f} s (limit {no_progress_s:.0f} s) and the agent "
                                    f"does not answer: {exc}") from None

@@ -346,8 +346,8 @@ class Orchestrator:
         self.progress.case_started(step.step_id, [n.name for n in self.nodes], step.total)
         try:
             await self._start(run_id, step, job_ids)
-            results = await asyncio.gather(*(self._collect(run_id, step, job_ids[n.name], n) for n in self.nodes),
-                                           return_exceptions=True)
+            results = await asyncio.gather(*(self._collect_or_error(run_id, step, job_ids[n.name], n)
+                                             for n in self.nodes), return_exceptions=True)
         finally:
             self.progress.case_finished(step.step_id)
         for res in results:
@@ -367,7 +367,6 @@ class Orchestrator:
                 msg = str(res) if isinstance(res, FleetbenchError) else f"{type(res).__name__}: {res}"
                 errors[node.name] = msg
                 self.store.set_case_node(run_id, step.step_id, node.name, state="error", error=msg)
-                self.progress.message(f"[{node.name}] {step.step_id}: error: {msg}")
             else:
                 done[node.name] = res
         outcome.node_errors.update(errors)
@@ -483,6 +482,16 @@ class Orchestrator:
             return eval_spec(self.plan, step.eval, node)
         assert step.perf is not None
         return perf_spec(self.plan, step.perf, node)
+
+    async def _collect_or_error(self, run_id: str, step: Step, job_id: str, node: Node) -> NodeResult:
+        """`_collect`; a node that fails is shown and stored as ERROR at once, while the others still run."""
+        try:
+            return await self._collect(run_id, step, job_id, node)
+        except Exception as exc:
+            msg = str(exc) if isinstance(exc, FleetbenchError) else f"{type(exc).__name__}: {exc}"
+            self.store.set_case_node(run_id, step.step_id, node.name, state="error", error=msg)
+            self.progress.message(f"[{node.name}] {step.step_id}: error: {msg}")
+            raise
 
     async def _collect(self, run_id: str, step: Step, job_id: str, node: Node) -> NodeResult:
         """Follow one node's job to its end, then pull and store its summary and every record."""

@@ -122,3 +122,45 @@ def test_full_data_dir_fails_the_job_with_its_cause_and_the_agent_recovers(tmp_p
     (state, error), = con.execute("SELECT state, error FROM jobs WHERE job_id = 'full'").fetchall()
     con.close()
     assert state == pb.JOB_STATE_FAILED and error.startswith("disk full in")
+
+
+def load_bench():  # type: ignore[no-untyped-def]
+    """bench/faults.py, the fault bench: the tests run each of its faults once, on a small plan."""
+    import importlib.util
+
+    path = Path(__file__).parents[2] / "bench" / "faults.py"
+    spec_ = importlib.util.spec_from_file_location("fault_bench", path)
+    assert spec_ is not None and spec_.loader is not None
+    module = importlib.util.module_from_spec(spec_)
+    sys.modules["fault_bench"] = module
+    spec_.loader.exec_module(module)
+    return module
+
+
+BENCH = load_bench()
+
+
+@pytest.mark.parametrize("fault", ["agent-kill", "endpoint-stop", "disk-full", "agent-stop", "controller-kill",
+                                   "controller-term"])
+def test_every_fault_ends_and_is_never_a_wrong_pass(tmp_path, fault):
+    if fault == "disk-full" and os.geteuid() != 0:
+        pytest.skip("mounting a small tmpfs needs root")
+    r = BENCH.run_round(fault, tmp_path, number=24, no_progress_s=20.0, stop_s=30.0)
+    assert r.completed, r
+    assert r.lost >= 0 and r.stored > 0, r
+    if fault == "controller-kill":  # resume re-attaches: every answered request stored once, judged PASS
+        assert (r.verdict, r.step_state, r.lost, r.ctl_rc) == ("pass", "pass", 0, 0), r
+        return
+    if fault == "controller-term":  # cancelled on every agent, stored interrupted: INCOMPLETE, never judged
+        assert (r.run_state, r.verdict, r.step_state, r.ctl_rc) == ("interrupted", "incomplete", "", 3), r
+        assert r.detect_s < 30
+        return
+    assert r.step_state in ("fail", "invalid") and r.verdict in ("fail", "invalid"), r
+    if fault == "agent-kill":  # the restarted agent says the job was interrupted; its records kept are stored
+        assert r.step_state == "invalid" and "interrupted" in r.reason and r.detect_s < 30, r
+    elif fault == "endpoint-stop":  # every later request fails: FAIL on success_rate, with the error classes
+        assert r.step_state in ("fail", "invalid") and r.detect_s < 120, r
+    elif fault == "disk-full":
+        assert r.step_state == "invalid" and "disk full in" in r.reason and r.detect_s < 30, r
+    elif fault == "agent-stop":  # the no-progress deadline (20 s) plus the last look (5 s)
+        assert r.step_state == "invalid" and "no progress for" in r.reason and r.detect_s < 30, r

@@ -110,3 +110,15 @@ def test_watchdog_fails_a_running_job_that_nothing_runs(tmp_path):
         await jobs.shutdown()
 
     asyncio.run(go())
+
+
+def test_result_of_a_job_cut_short_by_a_full_disk_is_still_served(tmp_path):
+    """A full disk leaves the load generator's report empty: the job's state and cause are still served."""
+    jobs = JobManager(tmp_path)
+    jobs.store.insert("j1", JobKind.PERF, "{}", 0.0)
+    jobs.store.update("j1", state=FAILED, error="disk full in X")
+    (tmp_path / "jobs" / "j1").mkdir(parents=True)
+    (tmp_path / "jobs" / "j1" / "saturation.json").write_text("")
+    (tmp_path / "jobs" / "j1" / "saturation-worker-1.json").write_text('{"saturated": tr')
+    res = jobs.result("j1")
+    assert res.row.error == "disk full in X" and res.result.saturation is None and res.record_count == 0
