@@ -209,6 +209,7 @@ class Orchestrator:
                 evalscope_version=pings[n.name].evalscope_version, clock_offset_s=clock.offset_s,
                 rtt_s=clock.rtt_s, inventory_json=await self._inventory_json(n),
             )
+            self.store.heartbeat(run_id)  # inventories can take a while: still driving
         return await self._guarded(run_id, self._preflight_then_cases(run_id))
 
     async def resume(self, run_id: str, force: bool = False) -> RunOutcome:
