@@ -70,8 +70,9 @@ class RoundResult:
     answered: int  # requests the endpoints answered during the case
     stored: int  # successful records in the store
     detect_s: float  # fault -> the fault's consequence in the store (nan: not applicable)
-    reason: str  # n2's stored error, or the run's
+    reason: str  # n2's stored error, else the step's first reason about n2, else the run's error
     ctl_rc: int
+    console: str = ""  # what `ctl run` (and `ctl resume`) printed
 
     @property
     def lost(self) -> int:
@@ -192,16 +193,20 @@ def run_round(fault: str, workdir: Path, number: int = 60, no_progress_s: float 
             ctl.kill()
             rc = -9
         fleet.stop()  # the endpoints' logs are complete
+        log.close()
         total = sum(served(path, armed) for path in logs.values())
         stored = int(rows(db, "SELECT count(*) AS n FROM requests WHERE run_id = ? AND success = 1",
                           (run_id,))[0]["n"])
         run = rows(db, "SELECT state, verdict, error FROM runs WHERE run_id = ?", (run_id,))[0]
         step = rows(db, "SELECT state FROM case_verdicts WHERE run_id = ? AND scope = 'case'", (run_id,))
         n2 = rows(db, "SELECT error FROM case_nodes WHERE run_id = ? AND node = 'n2'", (run_id,))
-        reason = (str(n2[0]["error"] or "") if n2 else "") or str(run["error"] or "")
+        why = [r["what"] for v in rows(db, "SELECT reasons_json FROM case_verdicts WHERE run_id = ? AND scope = 'n2'",
+                                       (run_id,)) for r in json.loads(v["reasons_json"] or "[]")]
+        reason = (str(n2[0]["error"] or "") if n2 else "") or (why[0] if why else "") or str(run["error"] or "")
         ended = run["state"] == ("interrupted" if fault == "controller-term" else "finished")
         return RoundResult(fault, run_id, ended, str(run["state"]), str(run["verdict"]),
-                           str(step[0]["state"]) if step else "", total, stored, detect, reason[:300], rc)
+                           str(step[0]["state"]) if step else "", total, stored, detect, reason[:300], rc,
+                           (workdir / "ctl.log").read_text())
     finally:
         fleet.stop()
         if fault == "disk-full":

@@ -161,10 +161,12 @@ def test_every_fault_ends_and_is_never_a_wrong_pass(tmp_path, fault):
         assert r.step_state == "invalid" and "interrupted" in r.reason and r.detect_s < 30, r
     elif fault == "endpoint-stop":  # every later request fails: FAIL on success_rate, with the error classes
         assert r.step_state in ("fail", "invalid") and r.detect_s < 120, r
+        assert r.reason.startswith("success_rate") and "connection" in r.reason, r
     elif fault == "disk-full":
         assert r.step_state == "invalid" and "disk full in" in r.reason and r.detect_s < 30, r
     elif fault == "agent-stop":  # the no-progress deadline (20 s) plus the last look (5 s)
         assert r.step_state == "invalid" and "no progress for" in r.reason and r.detect_s < 30, r
+        assert "[n2] load: no progress for 5 s (ERROR after 20 s without any)" in r.console  # never silent
 
 
 def test_resume_of_a_live_run_is_refused_unless_forced(tmp_path):
