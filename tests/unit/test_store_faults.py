@@ -15,7 +15,7 @@ import pytest
 
 from fleetbench.controller import orchestrator
 from fleetbench.controller.orchestrator import Step
-from fleetbench.controller.plan import EvalCase, PerfCase
+from fleetbench.controller.plan import EvalCase, HardwareCase, PerfCase
 from fleetbench.controller.store import HEARTBEAT_STALE_S, Store
 from fleetbench.jobs_schema import JobKind
 from fleetbench.records import RequestRecord
@@ -115,6 +115,8 @@ def test_no_progress_deadline_comes_from_the_plan(monkeypatch):
     ev = Step("e", JobKind.EVAL, eval=EvalCase("e", ("aime25",), generation_config={"max_tokens": 32000}))
     assert ev.no_progress_s == orchestrator.NO_PROGRESS_FLOOR_S + 6400
     assert Step("e", JobKind.EVAL, eval=EvalCase("e", ("aime25",))).no_progress_s == orchestrator.EVAL_NO_PROGRESS_S
+    hw = Step("h", JobKind.HARDWARE, hardware=HardwareCase("h", "stress", duration_s=300))
+    assert hw.no_progress_s == orchestrator.NO_PROGRESS_FLOOR_S + 600
     monkeypatch.setenv(orchestrator.NO_PROGRESS_ENV, "7")
     assert step.no_progress_s == 7.0
     monkeypatch.setenv(orchestrator.NO_PROGRESS_ENV, "nonsense")
