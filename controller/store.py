@@ -99,6 +99,11 @@ class _StepConnection(sqlite3.Connection):
         if not self.depth:
             super().rollback()
 
+    def __exit__(self, *exc: Any) -> Any:  # `with conn:` commits in C, not through commit() above
+        if self.depth:
+            return False
+        return super().__exit__(*exc)
+
 
 HEARTBEAT_S = 5.0  # how often a driving controller says it is alive
 HEARTBEAT_STALE_S = 30.0  # a heartbeat older than this: the driver is gone (killed, host down)
