@@ -7,6 +7,7 @@ import contextlib
 import errno
 import json
 import logging
+import os
 import sqlite3
 import time
 from collections.abc import Callable
@@ -80,6 +81,11 @@ class AgentStore:
         path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
         self.full = ""  # why the last write failed for lack of space; "" once a write succeeds again
+        # 0600 before SQLite opens it: its -wal and -shm files take the database file's mode
+        os.close(os.open(path, os.O_RDWR | os.O_CREAT, 0o600))
+        for p in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
+            with contextlib.suppress(FileNotFoundError):
+                os.chmod(p, 0o600)
         self.con = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
         self.con.row_factory = sqlite3.Row
         self.con.execute("PRAGMA journal_mode=WAL")
