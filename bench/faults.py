@@ -131,7 +131,7 @@ def run_round(fault: str, workdir: Path, number: int = 60, no_progress_s: float 
     mount = workdir / "fleet" / "agents" / "n2"
     if fault == "disk-full":
         mount.mkdir(parents=True, exist_ok=True)
-        subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1100m", "tmpfs", str(mount)], check=True,
+        subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1100m,mode=0700", "tmpfs", str(mount)], check=True,
                        capture_output=True)
     plan = workdir / "plan.yaml"
     plan.write_text(PLAN.format(tokenizer=ensure_demo_tokenizer(workdir / "tok"), number=number))
