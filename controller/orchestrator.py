@@ -44,7 +44,7 @@ from .client import AgentClient, ClockSample
 from .fleet import Node
 from .follow import follow_job
 from .plan import EvalCase, Expectation, PerfCase, Plan, SweepCase
-from .progress import ProgressSink
+from .progress import ProgressCounts, ProgressSink
 from .specs import eval_spec, perf_spec
 from .store import Store
 from .validity import StepFacts, checks, eval_checks
@@ -587,6 +587,7 @@ class Orchestrator:
         """Watch a job to its end (resuming after a dropped stream), its progress shown and its last event
         stored so a restarted controller resumes from it."""
         seen_state = -1
+        counts = ProgressCounts()
 
         def on_event(ev: Any) -> None:
             nonlocal seen_state
@@ -594,8 +595,9 @@ class Orchestrator:
                 seen_state = ev.state
                 self.store.set_case_node(run_id, step.step_id, node.name, last_seq=ev.seq,
                                          state=JOB_STATE_NAMES.get(ev.state, str(ev.state)))
-            self.progress.node_progress(step.step_id, node.name, ev.done, ev.total or step.total, ev.failed,
-                                        ev.output_tps, ev.eta_s, ev.message)
+            done, failed, tps = counts.update(ev.done, ev.failed, ev.output_tps)
+            self.progress.node_progress(step.step_id, node.name, done, ev.total or step.total, failed, tps,
+                                        ev.eta_s, ev.message)
 
         state, last_seq = await follow_job(self.clients[node.name], job_id, on_event, from_seq=last_seq)
         self.store.set_case_node(run_id, step.step_id, node.name, last_seq=last_seq)

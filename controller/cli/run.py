@@ -8,33 +8,39 @@ import math
 from pathlib import Path
 
 import typer
+from rich import box
 from rich.table import Table
 
+from ..compare import DEFAULT_THRESHOLD_PCT, compare_reports
+from ..display import fmt_figure
 from ..fleet import resolve_nodes
-from ..history import compare as compare_runs
-from ..history import list_runs, summarize
+from ..history import headline_tpm, list_runs, resolve_run, summarize
 from ..plan import load_plan
-from ..report.markdown import render_markdown, when
+from ..report.markdown import render_markdown
 from ..report.model import load_report
-from ..report.output import check_choice, write_report_files
+from ..report.output import check_choice, write_junit, write_report_files
 from ..runner import REPORT_FORMATS, nodes_of_run, preflight_plan, run_plan, stored_plan
 from ..store import Store, default_db_path
+from ..summary import show_lines
 from .common import (
     DB_HELP,
     FLEET_HELP,
     JSON_EVENTS_HELP,
     JSON_HELP,
     NODES_HELP,
+    OUT_HELP,
     PLAN_HELP,
     QUIET_HELP,
     cli_errors,
+    default_out_dir,
     fail,
     fleet_path,
     make_progress,
     out,
 )
+from .compareview import print_comparison
 
-OUT_HELP = "Folder for the reports."
+RUN_HELP = "Run id, a unique prefix of one, latest or latest~N (see `ctl runs`)."
 
 
 @cli_errors
@@ -43,10 +49,13 @@ def run(
     nodes: str = typer.Option(..., "--nodes", "-n", help=NODES_HELP),
     fleet: Path | None = typer.Option(None, help=FLEET_HELP),
     db: Path | None = typer.Option(None, help=DB_HELP),
-    out_dir: Path = typer.Option(Path("fleetbench-out"), "--out", help=OUT_HELP),
+    out_dir: Path | None = typer.Option(None, "--out", help=OUT_HELP),
     quiet: bool = typer.Option(False, "--quiet", "-q", help=QUIET_HELP),
     json_events: bool = typer.Option(False, "--json", help=JSON_EVENTS_HELP),
     lang: str = typer.Option("en", "--lang", help="Language of the reports: en or zh."),
+    junit: Path | None = typer.Option(None, "--junit", metavar="FILE",
+                                      help="Also write the result as JUnit XML (one test case per case and node or "
+                                           "cluster), for CI; written for an ERROR too."),
 ) -> None:
     """Run an acceptance plan on every node at once, store everything, write the report.
 
@@ -55,8 +64,11 @@ def run(
     check_choice(None, lang)
     plan_obj = load_plan(plan)  # validate before touching the network
     node_list = resolve_nodes(nodes, fleet_path(fleet))
-    result = run_plan(plan_obj, node_list, Store(db or default_db_path()), out_dir,
-                      make_progress(quiet, json_events), lang=lang)
+    store = Store(db or default_db_path())
+    result = run_plan(plan_obj, node_list, store, out_dir or default_out_dir(), make_progress(quiet, json_events),
+                      lang=lang)
+    if junit is not None:
+        write_junit(store, result.run_id, plan_obj.name, result.state.value, junit)
     raise typer.Exit(result.exit_code)
 
 
@@ -85,34 +97,40 @@ def preflight(
 
 @cli_errors
 def resume(
-    run_id: str = typer.Argument(..., help="Run to complete (see `ctl runs`)."),
+    run_id: str = typer.Argument(..., help="Run to complete: id, unique prefix, latest or latest~N."),
     fleet: Path | None = typer.Option(None, help=FLEET_HELP),
     db: Path | None = typer.Option(None, help=DB_HELP),
-    out_dir: Path = typer.Option(Path("fleetbench-out"), "--out", help=OUT_HELP),
+    out_dir: Path | None = typer.Option(None, "--out", help=OUT_HELP),
     quiet: bool = typer.Option(False, "--quiet", "-q", help=QUIET_HELP),
     json_events: bool = typer.Option(False, "--json", help=JSON_EVENTS_HELP),
 ) -> None:
     """Complete a run whose controller stopped: re-attach to running jobs, fetch finished ones, go on."""
     store = Store(db or default_db_path())
+    run_id = resolve_run(store, run_id)
     plan = stored_plan(store, run_id)
     node_list = nodes_of_run(store, run_id, fleet_path(fleet))
-    result = run_plan(plan, node_list, store, out_dir, make_progress(quiet, json_events), resume_id=run_id)
+    result = run_plan(plan, node_list, store, out_dir or default_out_dir(), make_progress(quiet, json_events),
+                      resume_id=run_id)
     raise typer.Exit(result.exit_code)
 
 
 @cli_errors
 def report(
-    run_id: str = typer.Argument(..., help="Run id (see `ctl runs`)."),
+    run_id: str = typer.Argument(..., help=RUN_HELP),
     db: Path | None = typer.Option(None, help=DB_HELP),
-    out_dir: Path = typer.Option(Path("fleetbench-out"), "--out",
-                                 help="Folder for the report files, or with --format a file path (RUN_ID.html …)."),
-    fmt: str | None = typer.Option(None, "--format", "-f", help="html, md, xlsx or json; default: all four."),
+    out_dir: Path | None = typer.Option(None, "--out",
+                                        help="Folder for the report files, or with --format a file path "
+                                             "(RUN_ID.html …). Env FLEETBENCH_OUT; default ./fleetbench-out."),
+    fmt: str | None = typer.Option(None, "--format", "-f",
+                                   help="html, md, xlsx, json, junit (JUnit XML for CI) or csv (summary, "
+                                        "percentiles, sweep and requests files); default: the first four."),
     lang: str = typer.Option("en", "--lang", help="Language of labels and sentences: en or zh."),
 ) -> None:
     """Write the report of a stored run again (docs/report.md)."""
     check_choice(fmt, lang)  # before opening the store: a typo is a one-line error
     store = Store(db or default_db_path())
-    for p in write_report_files(store, run_id, out_dir, (fmt,) if fmt else REPORT_FORMATS, lang):
+    run_id = resolve_run(store, run_id)
+    for p in write_report_files(store, run_id, out_dir or default_out_dir(), (fmt,) if fmt else REPORT_FORMATS, lang):
         typer.echo(str(p))
 
 
@@ -121,26 +139,45 @@ def runs(
     db: Path | None = typer.Option(None, help=DB_HELP),
     as_json: bool = typer.Option(False, "--json", help=JSON_HELP),
 ) -> None:
-    """List stored runs: id, time, plan, nodes, verdict, cluster TPM per case."""
-    rows = list_runs(Store(db or default_db_path()))
+    """List stored runs, newest first: id (it holds the start time), plan, node count, verdict, headline TPM
+    (the first perf case's cluster TPM, else a sweep's best point's; `--json` has every case's).
+
+    A run id can be typed as a unique prefix, `latest` or `latest~N` in every command that takes one."""
+    store = Store(db or default_db_path())
+    rows = list_runs(store)
     if as_json:
         typer.echo(json.dumps([r.to_dict() for r in rows], indent=2))
         return
-    t = Table("run", "started", "plan", "nodes", "state", "verdict", "cluster TPM")
+    if not rows:
+        typer.echo(f"no runs in {store.path}", err=True)
+        return
+    # the id never wraps nor is cut: the other columns give way (it also says when the run started: rYYYYMMDD-HHMMSS)
+    id_width = max(len(r.run_id) for r in rows)
+    fixed = id_width + len("nodes") + len("INCOMPLETE") + len("cluster TPM") + 4 * 2  # 2 spaces between columns
+    t = Table(box=box.SIMPLE_HEAD, pad_edge=False, show_edge=False, padding=(0, 1), collapse_padding=True)
+    t.add_column("run", no_wrap=True, min_width=id_width)
+    t.add_column("plan", overflow="ellipsis", no_wrap=True, max_width=max(8, out.width - fixed - 2))
+    t.add_column("nodes", justify="right", no_wrap=True, min_width=5)
+    t.add_column("verdict", no_wrap=True, min_width=10)
+    t.add_column("cluster TPM", justify="right", no_wrap=True, min_width=11)
     for r in rows:
-        tpm = ", ".join(f"{c}: {v:,.0f}" for c, v in r.cluster_tpm.items() if not math.isnan(v)) or "-"
-        t.add_row(r.run_id, when(r.started_at), r.plan_name, ", ".join(r.nodes), r.state, r.verdict, tpm)
+        _, tpm = headline_tpm(r)
+        verdict = "RUNNING" if r.state == "running" else (r.verdict or r.state).upper()
+        t.add_row(r.run_id, r.plan_name, str(len(r.nodes)), verdict,
+                  "-" if math.isnan(tpm) else fmt_figure("tpm_total", tpm))
     out.print(t)
 
 
 @cli_errors
 def show(
-    run_id: str = typer.Argument(..., help="Run id (see `ctl runs`)."),
+    run_id: str = typer.Argument(..., help=RUN_HELP),
     db: Path | None = typer.Option(None, help=DB_HELP),
+    full: bool = typer.Option(False, "--full", help="Print the whole Markdown report."),
     as_json: bool = typer.Option(False, "--json", help=JSON_HELP),
 ) -> None:
-    """Print one stored run: its cases, cluster figures and verdicts."""
+    """One screen about a stored run: verdict and why, per case cluster TPM, TTFT, TPOT, requests, validity."""
     store = Store(db or default_db_path())
+    run_id = resolve_run(store, run_id)
     if as_json:
         summary = summarize(store, store.run(run_id)).to_dict()
         summary["verdicts"] = store.verdicts(run_id)
@@ -148,25 +185,35 @@ def show(
                               for r in store.figures(run_id)}
         typer.echo(json.dumps(summary, indent=2))
         return
-    typer.echo(render_markdown(load_report(store, run_id)))
+    report = load_report(store, run_id)
+    if full:
+        typer.echo(render_markdown(report))
+        return
+    typer.echo("\n".join(show_lines(report, f"ctl show {run_id} --full")))
 
 
 @cli_errors
 def compare(
-    run_a: str = typer.Argument(..., help="Baseline run id."),
-    run_b: str = typer.Argument(..., help="Run id compared with the baseline."),
+    run_a: str = typer.Argument(..., help="Baseline run (id, unique prefix, latest~N)."),
+    run_b: str = typer.Argument(..., help="Run compared with the baseline (id, unique prefix, latest)."),
     db: Path | None = typer.Option(None, help=DB_HELP),
+    per_node: bool = typer.Option(False, "--per-node", help="Also each node's rows."),
+    threshold: float = typer.Option(DEFAULT_THRESHOLD_PCT, "--threshold", metavar="PCT",
+                                    help="A change worse than this many percent is a regression (a success rate "
+                                         "or score: any drop)."),
     as_json: bool = typer.Option(False, "--json", help=JSON_HELP),
 ) -> None:
-    """Every figure the two runs share, side by side with Δ and Δ% (B relative to A)."""
-    deltas = compare_runs(Store(db or default_db_path()), run_a, run_b)
-    if not deltas:
-        fail(f"runs {run_a} and {run_b} share no case", 2)
+    """Two runs side by side: verdict changes, then per case the cluster's TPM, TTFT and TPOT (avg, p99),
+    throughputs, success rate and scores, with Δ and Δ% (B relative to A). Regressions are marked ✗,
+    improvements ✓. Exit 0 (also with regressions)."""
+    if threshold < 0 or math.isnan(threshold):
+        fail(f"--threshold {threshold}: give a percentage >= 0")
+    store = Store(db or default_db_path())
+    a, b = resolve_run(store, run_a), resolve_run(store, run_b)
+    cmp = compare_reports(load_report(store, a), load_report(store, b), per_node=per_node, threshold_pct=threshold)
     if as_json:
-        typer.echo(json.dumps([d.to_dict() for d in deltas], indent=2))
+        typer.echo(json.dumps(cmp.to_dict(), indent=2, ensure_ascii=False))
         return
-    t = Table("case", "scope", "figure", run_a, run_b, "Δ", "Δ%")
-    for d in deltas:
-        pct = "n/a" if math.isnan(d.delta_pct) else f"{d.delta_pct:+.2f}%"
-        t.add_row(d.case_id, d.scope, d.figure, f"{d.a:.6g}", f"{d.b:.6g}", f"{d.delta:+.6g}", pct)
-    out.print(t)
+    if not cmp.rows and len(cmp.verdicts) == 1:
+        fail(f"runs {a} and {b} share no case", 2)
+    print_comparison(cmp)
