@@ -40,6 +40,8 @@ from .common import (
 )
 from .compareview import print_comparison
 
+JUNIT_HELP = ("Also write the result as JUnit XML (one test case per case and node or cluster), for CI; written "
+              "for an ERROR too.")
 RUN_HELP = "Run id, a unique prefix of one, latest or latest~N (see `ctl runs`)."
 
 
@@ -53,9 +55,7 @@ def run(
     quiet: bool = typer.Option(False, "--quiet", "-q", help=QUIET_HELP),
     json_events: bool = typer.Option(False, "--json", help=JSON_EVENTS_HELP),
     lang: str = typer.Option("en", "--lang", help="Language of the reports: en or zh."),
-    junit: Path | None = typer.Option(None, "--junit", metavar="FILE",
-                                      help="Also write the result as JUnit XML (one test case per case and node or "
-                                           "cluster), for CI; written for an ERROR too."),
+    junit: Path | None = typer.Option(None, "--junit", metavar="FILE", help=JUNIT_HELP),
 ) -> None:
     """Run an acceptance plan on every node at once, store everything, write the report.
 
@@ -103,6 +103,7 @@ def resume(
     out_dir: Path | None = typer.Option(None, "--out", help=OUT_HELP),
     quiet: bool = typer.Option(False, "--quiet", "-q", help=QUIET_HELP),
     json_events: bool = typer.Option(False, "--json", help=JSON_EVENTS_HELP),
+    junit: Path | None = typer.Option(None, "--junit", metavar="FILE", help=JUNIT_HELP),
 ) -> None:
     """Complete a run whose controller stopped: re-attach to running jobs, fetch finished ones, go on."""
     store = Store(db or default_db_path())
@@ -111,6 +112,8 @@ def resume(
     node_list = nodes_of_run(store, run_id, fleet_path(fleet))
     result = run_plan(plan, node_list, store, out_dir or default_out_dir(), make_progress(quiet, json_events),
                       resume_id=run_id)
+    if junit is not None:
+        write_junit(store, result.run_id, plan.name, result.state.value, junit)
     raise typer.Exit(result.exit_code)
 
 

@@ -217,3 +217,94 @@ def test_compare_json_carries_every_value(runs):
         assert rows[(scope, "tpot_p99_s")]["b"] == fb["percentiles"]["tpot_s"]["99"]
         assert rows[(scope, "tpot_avg_s")]["change"] == "regression"
     assert doc["regressions"] == sum(1 for r in doc["rows"] if r["change"] == "regression") > 0
+
+
+def test_junit_from_run_and_report_agree_with_the_verdicts(runs):
+    import xml.etree.ElementTree as ET
+
+    work, db, ids, _ = runs
+    for tpot, run_id in zip((10, 20), ids, strict=True):
+        root = ET.parse(work / f"junit{tpot}.xml").getroot()
+        cases = {c.get("name"): c for c in root.iter("testcase")}
+        assert set(cases) == {"load [n1]", "load [n2]", "load [cluster]"}
+        con = sqlite3.connect(db)
+        states = dict(con.execute("SELECT scope, state FROM case_verdicts WHERE run_id = ? AND case_id = 'load' "
+                                  "AND scope != 'case'", [run_id]).fetchall())
+        con.close()
+        for scope, state in states.items():
+            child = cases[f"load [{scope}]"].find("*")
+            if state == "pass":
+                assert child is None
+            else:
+                assert child.tag == ("failure" if state == "fail" else "error") and child.get("type") == state.upper()
+        if tpot == 20:
+            assert "tpot_avg_s" in cases["load [cluster]"].find("*").text
+    again = ctl("report", ids[1], "--db", str(db), "--format", "junit", "--out", str(work / "again.xml"), cwd=work)
+    assert again.returncode == 0 and (work / "again.xml").read_text() == (work / "junit20.xml").read_text()
+
+
+def test_csv_files_hold_the_stored_figures_and_every_request(runs):
+    import csv
+
+    work, db, ids, _ = runs
+    proc = ctl("report", "latest", "--db", str(db), "--format", "csv", "--out", str(work / "csv"), cwd=work)
+    assert proc.returncode == 0, proc.stderr
+    names = [Path(p).name for p in proc.stdout.split()]
+    assert names == [f"{ids[1]}.{n}.csv" for n in ("summary", "percentiles", "sweep", "requests")]
+    summary = {r["scope"]: r for r in csv.DictReader((work / "csv" / names[0]).open())}
+    f = figures(db, ids[1])
+    cl = summary["cluster"]
+    assert float(cl["mean_ttft_ms"]) == f["ttft_avg_s"] * 1000 and float(cl["duration"]) == f["wall_time_s"]
+    assert float(cl["p99_tpot_ms"]) == f["percentiles"]["tpot_s"]["99"] * 1000
+    assert (int(cl["prompt_num"]), int(cl["concurrency"])) == (2 * NUMBER, 2 * PARALLEL)
+    assert (int(summary["n1"]["prompt_num"]), int(summary["n1"]["concurrency"])) == (NUMBER, PARALLEL)
+    con = sqlite3.connect(db)
+    lat = [r[0] for r in con.execute("SELECT latency_s FROM requests WHERE run_id = ? AND success = 1", [ids[1]])]
+    con.close()
+    import statistics
+
+    assert float(cl["std_e2e_latency_ms"]) == pytest.approx(statistics.pstdev(lat) * 1000, rel=1e-12)
+    requests = list(csv.DictReader((work / "csv" / names[3]).open()))
+    assert len(requests) == 2 * NUMBER and {r["node"] for r in requests} == {"n1", "n2"}
+    bad = ctl("report", "latest", "--db", str(db), "--format", "csv", "--out", str(work / "x.csv"), cwd=work)
+    assert bad.returncode == 2 and "give --out a folder" in bad.stderr
+
+
+def test_ping_names_unreachable_and_unresolvable_nodes(tmp_path):
+    from fleetbench.controller.localfleet import free_port
+
+    port = free_port()
+    (tmp_path / "fleet.yaml").write_text(f"nodes:\n  n1: 127.0.0.1:{port}\n  n2: nosuchhost.invalid:50051\n")
+    proc = ctl("ping", "--nodes", "n1,n2", cwd=tmp_path)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    table = proc.stdout.splitlines()
+    assert all(len(line) <= 80 for line in table)
+    row = {line.split()[0]: line.split()[-1] for line in table[2:]}
+    assert row == {"n1": "unreachable", "n2": "unresolvable"}
+    errors = proc.stderr.splitlines()
+    assert errors[0] == (f"error: n1 (127.0.0.1:{port}): connection refused: is fleetbench-agent running there and "
+                         f"listening on port {port}? (on the node: `systemctl status fleetbench-agent`; `ctl deploy` "
+                         "installs and starts it)")
+    assert errors[1].startswith("error: n2 (nosuchhost.invalid:50051): cannot resolve the host name "
+                                "'nosuchhost.invalid'")
+
+
+def test_flags_show_no_bool_metavar_and_spaced_nodes_are_named(tmp_path):
+    for cmd in (["run"], ["compare"], ["demo"], ["show"], ["ping"]):
+        helptext = ctl(*cmd, "--help", cwd=tmp_path, columns=120).stdout
+        assert "<bool>" not in helptext and "--help" in helptext, cmd
+    proc = ctl("run", "--nodes", "n1", "n2", "--plan", "p.yaml", cwd=tmp_path)
+    assert proc.returncode == 2 and proc.stderr == ("error: --nodes takes one comma-separated list: --nodes n1,n2 "
+                                                    "(the shell passed n2 as separate argument(s))\n")
+
+
+def test_plan_check_says_what_will_run(tmp_path):
+    seed = Path(__file__).parents[2] / "examples" / "plans" / "seed-001.yaml"
+    proc = ctl("plan", "check", str(seed), cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.splitlines()
+    sweep = next(line for line in lines if line.strip().startswith("sweep-ratio-70 (sweep)"))
+    assert "22 point(s) = 11 concurrency level(s)" in sweep and "× 2 length(s)" in sweep
+    assert re.search(r"2,902 request\(s\) per node; .* ~\d+ min – \d+ min$", sweep), sweep
+    assert any(line.strip().startswith("gpqa-diamond (eval): requests set by the datasets") for line in lines)
+    assert lines[-1].startswith("load on every node at once: ~")
