@@ -40,6 +40,7 @@ from .common import (
 )
 from .compareview import print_comparison
 
+PREFLIGHT_JSON_HELP = "Machine output: progress as JSON lines on stdout; errors stay on stderr."
 JUNIT_HELP = ("Also write the result as JUnit XML (one test case per case and node or cluster), for CI; written "
               "for an ERROR too.")
 RUN_HELP = "Run id, a unique prefix of one, latest or latest~N (see `ctl runs`)."
@@ -78,7 +79,7 @@ def preflight(
     nodes: str = typer.Option(..., "--nodes", "-n", help=NODES_HELP),
     fleet: Path | None = typer.Option(None, help=FLEET_HELP),
     quiet: bool = typer.Option(False, "--quiet", "-q", help=QUIET_HELP),
-    json_events: bool = typer.Option(False, "--json", help=JSON_EVENTS_HELP),
+    json_events: bool = typer.Option(False, "--json", help=PREFLIGHT_JSON_HELP),
 ) -> None:
     """Check, on every node at once and without load, that the plan can run: agent version, evalscope,
     tokenizer, datasets, free space, and one request of each case's exact shape to the endpoint.
