@@ -41,8 +41,9 @@ def better_direction(figure: str) -> str:
     return FIGURES.get(_base(figure), ("", "", "higher"))[2]
 
 
-def fmt_figure(figure: str, value: float | None) -> str:
-    """One figure's value for people: `1,234,567 tok/min`, `20.07 ms`, `99.22 %`, `80.00`; `n/a` for none."""
+def fmt_figure(figure: str, value: float | None, scale: float | None = None) -> str:
+    """One figure's value for people: `1,234,567 tok/min`, `20.07 ms`, `99.22 %`, `80.00`; `n/a` for none.
+    `scale`: the magnitude that picks the precision (a Δ is shown with as many decimals as its values)."""
     if value is None or math.isnan(value):
         return "n/a"
     unit = FIGURES.get(_base(figure), ("", "", ""))[1]
@@ -53,17 +54,19 @@ def fmt_figure(figure: str, value: float | None) -> str:
     if unit == "tok/min":
         return f"{value:,.0f}"
     if unit in ("tok/s", "req/s"):
-        return f"{value:,.1f}" if abs(value) >= 10 else f"{value:,.3f}"
+        big = abs(value if scale is None or math.isnan(scale) else scale) >= 10
+        return f"{value:,.1f}" if big else f"{value:,.3f}"
     if unit == "points":
         return f"{value:.2f}"
     return f"{value:,.0f}" if abs(value) >= 1000 else f"{value:.4g}"
 
 
-def fmt_delta(figure: str, delta: float) -> str:
-    """The signed difference B − A in the figure's own display unit (`+1.50 ms`, `-12,000`)."""
+def fmt_delta(figure: str, delta: float, scale: float | None = None) -> str:
+    """The signed difference B − A in the figure's own display unit (`+1.50 ms`, `-12,000`), with the
+    precision of values of magnitude `scale` (default: the delta's own)."""
     if math.isnan(delta):
         return "n/a"
-    text = fmt_figure(figure, abs(delta))
+    text = fmt_figure(figure, abs(delta), scale)
     sign = "+" if delta > 0 else "-" if delta < 0 else "±"
     return sign + text
 

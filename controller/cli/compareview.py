@@ -51,7 +51,7 @@ def comparison_table(cmp: Comparison) -> Table:
             t.add_row(f"[bold]{case_id}[/] on {scope}", "", "", "", "", "")
         for r in rows_list:
             t.add_row(f"  {_label(r.figure)}", fmt_figure(r.figure, r.a), fmt_figure(r.figure, r.b),
-                      fmt_delta(r.figure, r.delta), fmt_pct(r.delta_pct), _mark(r.change))
+                      fmt_delta(r.figure, r.delta, max(abs(r.a), abs(r.b))), fmt_pct(r.delta_pct), _mark(r.change))
     for case_id, v in case_verdicts.items():  # a shared case without compared figures: its verdict still counts
         if case_id not in shown:
             t.add_section()

@@ -72,6 +72,8 @@ def test_deltas_carry_a_sign_in_the_figure_unit():
     assert fmt_delta("tpot_avg_s", 0.0015) == "+1.50 ms"
     assert fmt_delta("tpm_total", -12000.4) == "-12,000"
     assert fmt_delta("success_rate", 0.0) == "±0.00 %"
+    assert fmt_delta("request_throughput_rps", -7.537, 18.6) == "-7.5"  # as many decimals as 18.6 and 11.0
+    assert fmt_delta("request_throughput_rps", -0.5371) == "-0.537"
 
 
 @pytest.mark.parametrize(("figure", "a", "b", "change"), [
