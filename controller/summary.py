@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 
-from .display import fmt_figure
+from .display import fmt_cell, fmt_figure
 from .report.content import when
 from .report.model import CaseReport, RunReport
 
@@ -42,12 +42,12 @@ def case_lines(case: CaseReport) -> list[str]:
     head = f"{case.case_id} ({case.case_type}): {case.verdict.upper()}"
     lines = [head]
     if case.case_type == "sweep":
-        lines.append("  point                       cluster TPM   TTFT avg / p99      TPOT avg / p99")
+        lines.append("  point                     TPM (tok/min)   TTFT avg / p99      TPOT avg / p99")
         for r in case.sweep:
             if r.scope != "cluster":
                 continue
             f = r.figures
-            lines.append(f"  {r.point:<27} {fmt_figure('tpm_total', f.tpm_total):>11}   "
+            lines.append(f"  {r.point:<27} {fmt_cell('tpm_total', f.tpm_total):>11}   "
                          f"{_latency(f.ttft_avg_s, f.value('ttft_p99_s')):<19} "
                          f"{_latency(f.tpot_avg_s, f.value('tpot_p99_s'))}")
         cl = [r.figures for r in case.sweep if r.scope == "cluster"]
@@ -69,12 +69,14 @@ def case_lines(case: CaseReport) -> list[str]:
                      + (f" ({slow.node})" if slow else ""))
     if case.case_type in ("perf", "long_context") and case.cluster is not None:
         f = case.cluster
+        valid = f" · {v}" if (v := _validity(case)) else ""
         if case.case_type == "perf":
-            lines.append(f"  cluster TPM {fmt_figure('tpm_total', f.tpm_total)} · TTFT "
-                         f"{_latency(f.ttft_avg_s, f.value('ttft_p99_s'))} · TPOT "
+            lines.append(f"  cluster TPM {fmt_figure('tpm_total', f.tpm_total)} · requests "
+                         f"{_requests(f.requests, f.succeeded)}{valid}")
+            lines.append(f"  TTFT {_latency(f.ttft_avg_s, f.value('ttft_p99_s'))} · TPOT "
                          f"{_latency(f.tpot_avg_s, f.value('tpot_p99_s'))} (avg / p99)")
-        lines.append(f"  requests {_requests(f.requests, f.succeeded)}"
-                     + (f" · {v}" if (v := _validity(case)) else ""))
+        else:
+            lines.append(f"  requests {_requests(f.requests, f.succeeded)}{valid}")
     elif case.case_type == "perf":
         lines.append("  no cluster figures (no node's results)")
     return lines

@@ -11,7 +11,8 @@ from rich.table import Table
 
 from ..aggregate import CLUSTER
 from ..compare import Comparison, Row
-from ..display import figure_label, fmt_delta, fmt_figure, fmt_pct
+from ..display import figure_label as _label
+from ..display import fmt_cell, fmt_delta, fmt_pct
 from .common import out
 
 MARKS = {"regression": "[red]✗ worse[/]", "improvement": "[green]✓ better[/]", "changed": "[yellow]≠[/]"}
@@ -19,13 +20,6 @@ MARKS = {"regression": "[red]✗ worse[/]", "improvement": "[green]✓ better[/]
 
 def _mark(change: str) -> str:
     return MARKS.get(change, "")
-
-
-def _label(figure: str) -> str:
-    """Sweep points: `TPM p8-in256-out32` (shorter than the catalogue's label)."""
-    if figure.startswith("tpm_total@"):
-        return "TPM " + figure.partition("@")[2]
-    return figure_label(figure)
 
 
 def comparison_table(cmp: Comparison) -> Table:
@@ -50,8 +44,8 @@ def comparison_table(cmp: Comparison) -> Table:
         else:
             t.add_row(f"[bold]{case_id}[/] on {scope}", "", "", "", "", "")
         for r in rows_list:
-            t.add_row(f"  {_label(r.figure)}", fmt_figure(r.figure, r.a), fmt_figure(r.figure, r.b),
-                      fmt_delta(r.figure, r.delta, max(abs(r.a), abs(r.b))), fmt_pct(r.delta_pct), _mark(r.change))
+            t.add_row(f"  {_label(r.figure)}", fmt_cell(r.figure, r.a), fmt_cell(r.figure, r.b),
+                      fmt_delta(r.figure, r.delta), fmt_pct(r.delta_pct), _mark(r.change))
     for case_id, v in case_verdicts.items():  # a shared case without compared figures: its verdict still counts
         if case_id not in shown:
             t.add_section()

@@ -12,7 +12,7 @@ from rich import box
 from rich.table import Table
 
 from ..compare import DEFAULT_THRESHOLD_PCT, compare_reports
-from ..display import fmt_figure
+from ..display import fmt_cell
 from ..fleet import resolve_nodes
 from ..history import headline_tpm, list_runs, resolve_run, summarize
 from ..plan import load_plan
@@ -157,18 +157,18 @@ def runs(
         return
     # the id never wraps nor is cut: the other columns give way (it also says when the run started: rYYYYMMDD-HHMMSS)
     id_width = max(len(r.run_id) for r in rows)
-    fixed = id_width + len("nodes") + len("INCOMPLETE") + len("cluster TPM") + 4 * 2  # 2 spaces between columns
+    fixed = id_width + len("nodes") + len("INCOMPLETE") + len("TPM (tok/min)") + 4 * 2  # 2 spaces between columns
     t = Table(box=box.SIMPLE_HEAD, pad_edge=False, show_edge=False, padding=(0, 1), collapse_padding=True)
     t.add_column("run", no_wrap=True, min_width=id_width)
     t.add_column("plan", overflow="ellipsis", no_wrap=True, max_width=max(8, out.width - fixed - 2))
     t.add_column("nodes", justify="right", no_wrap=True, min_width=5)
     t.add_column("verdict", no_wrap=True, min_width=10)
-    t.add_column("cluster TPM", justify="right", no_wrap=True, min_width=11)
+    t.add_column("TPM (tok/min)", justify="right", no_wrap=True, min_width=13)
     for r in rows:
         _, tpm = headline_tpm(r)
         verdict = "RUNNING" if r.state == "running" else (r.verdict or r.state).upper()
         t.add_row(r.run_id, r.plan_name, str(len(r.nodes)), verdict,
-                  "-" if math.isnan(tpm) else fmt_figure("tpm_total", tpm))
+                  "-" if math.isnan(tpm) else fmt_cell("tpm_total", tpm))
     out.print(t)
 
 

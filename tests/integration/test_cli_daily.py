@@ -155,11 +155,11 @@ def test_show_is_one_screen_with_the_stored_figures(runs):
     text = proc.stdout
     vb = verdict(db, ids[1]).upper()
     assert f"run {ids[1]}: {vb}" in text and f"{vb} because:" in text and "tpot_avg_s" in text
-    assert f"cluster TPM {f['tpm_total']:,.0f}" in text
+    assert f"cluster TPM {f['tpm_total']:,.0f} tok/min" in text
     ttft = f"{f['ttft_avg_s'] * 1000:,.2f} / {f['percentiles']['ttft_s']['99'] * 1000:,.2f} ms"
     tpot = f"{f['tpot_avg_s'] * 1000:,.2f} / {f['percentiles']['tpot_s']['99'] * 1000:,.2f} ms"
     assert f"TTFT {ttft}" in text and f"TPOT {tpot}" in text
-    assert f"requests {2 * NUMBER} ok, 0 failed (100.00 %)" in text
+    assert f"requests {2 * NUMBER} ok, 0 failed (100%)" in text
     full = ctl("show", ids[1], "--db", str(db), "--full", cwd=work)
     assert full.returncode == 0 and full.stdout.startswith("# ") and len(full.stdout.splitlines()) > len(lines)
 
@@ -179,19 +179,19 @@ def test_compare_cluster_rows_first_with_deltas_and_marked_regressions(runs):
     assert len(lines) <= 40 and all(len(line) <= 80 for line in lines)
     assert lines[0].startswith(f"A {a}") and f"B {b}" in lines[0]
     fa, fb = figures(db, a), figures(db, b)
-    tpot = _row(text, "TPOT avg")
-    assert tpot[1:3] == [f"{fa['tpot_avg_s'] * 1000:,.2f} ms", f"{fb['tpot_avg_s'] * 1000:,.2f} ms"]
+    tpot = _row(text, "TPOT avg (ms)")
+    assert tpot[1:3] == [f"{fa['tpot_avg_s'] * 1000:,.2f}", f"{fb['tpot_avg_s'] * 1000:,.2f}"]
     delta = fb["tpot_avg_s"] - fa["tpot_avg_s"]
-    assert tpot[3] == f"+{delta * 1000:,.2f} ms"
+    assert tpot[3] == f"+{delta * 1000:,.2f}"
     assert tpot[4] == f"{delta / fa['tpot_avg_s'] * 100:+.1f}%"
     assert tpot[5] == "✗ worse"  # the symbol survives the pipe
-    tpm = _row(text, "TPM (total)")
+    tpm = _row(text, "TPM (tok/min)")
     assert tpm[1:3] == [f"{fa['tpm_total']:,.0f}", f"{fb['tpm_total']:,.0f}"] and tpm[-1] == "✗ worse"
     va, vb = verdict(db, a), verdict(db, b)
     mark = [m] if (m := SHOWN_CHANGE[(va, vb)]) else []
     assert _row(text, "run verdict")[1:] == [va.upper(), vb.upper(), *mark]
     assert _row(text, "load")[1:] == [va.upper(), vb.upper(), *mark]
-    assert _row(text, "success rate")[1:] == ["100.00 %", "100.00 %", "±0.00 %", "+0.0%"]
+    assert _row(text, "success rate")[1:] == ["100%", "100%", "±0%", "+0.0%"]
     assert " on n1" not in text  # per-node rows only with --per-node
     per_node = ctl("compare", a, b, "--db", str(db), "--per-node", cwd=work).stdout
     assert "load on n1" in per_node and "load on n2" in per_node

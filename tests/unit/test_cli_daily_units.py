@@ -14,7 +14,7 @@ from report_sample import RUN_ID, sample_report, sample_store
 
 from fleetbench.controller.cli import spaced_nodes
 from fleetbench.controller.compare import classify, compare_reports
-from fleetbench.controller.display import fmt_delta, fmt_figure
+from fleetbench.controller.display import figure_label, fmt_cell, fmt_delta, fmt_figure
 from fleetbench.controller.fleet import Node, resolve_nodes
 from fleetbench.controller.history import resolve_run, resolve_run_ref
 from fleetbench.controller.plan import PerfCase, SweepCase
@@ -58,22 +58,31 @@ def test_store_resolves_refs(tmp_path):
     assert resolve_run(store, "latest") == resolve_run(store, RUN_ID[:5]) == RUN_ID
 
 
-@pytest.mark.parametrize(("figure", "value", "text"), [
-    ("tpm_total", 2759310.4, "2,759,310"), ("ttft_avg_s", 0.02007, "20.07 ms"), ("tpot_p99_s", 1.5, "1,500.00 ms"),
-    ("success_rate", 0.9922, "99.22 %"), ("score:gsm8k", 80.0, "80.00"), ("output_throughput_tps", 866.14, "866.1"),
-    ("request_throughput_rps", 2.5, "2.500"), ("tpm_total@p8-in256-out32", 1e6, "1,000,000"),
-    ("ttft_avg_s", math.nan, "n/a"), ("ttft_avg_s", None, "n/a"),
+@pytest.mark.parametrize(("figure", "value", "text", "cell"), [
+    ("tpm_total", 2759310.4, "2,759,310 tok/min", "2,759,310"), ("ttft_avg_s", 0.02007, "20.07 ms", "20.07"),
+    ("tpot_p99_s", 1.5, "1,500.00 ms", "1,500.00"), ("success_rate", 0.9922, "99.22%", "99.22%"),
+    ("score:gsm8k", 80.0, "80.00", "80.00"), ("output_throughput_tps", 866.14, "866.14 tok/s", "866.14"),
+    ("tpm_total@p8-in256-out32", 1e6, "1,000,000 tok/min", "1,000,000"), ("ttft_avg_s", math.nan, "n/a", "n/a"),
+    ("ttft_avg_s", None, "n/a", "n/a"),
 ])
-def test_figures_for_people(figure, value, text):
+def test_figures_for_people_through_the_catalogue(figure, value, text, cell):
     assert fmt_figure(figure, value) == text
+    assert fmt_cell(figure, value) == cell
+
+
+def test_labels_carry_the_cells_unit():
+    assert figure_label("tpot_avg_s") == "TPOT avg (ms)"
+    assert figure_label("tpm_total") == "TPM (tok/min)"
+    assert figure_label("success_rate") == "success rate"
+    assert figure_label("tpm_total@p8-in256-out32") == "TPM p8-in256-out32"
+    assert figure_label("score:gsm8k") == "score gsm8k"
 
 
 def test_deltas_carry_a_sign_in_the_figure_unit():
-    assert fmt_delta("tpot_avg_s", 0.0015) == "+1.50 ms"
+    assert fmt_delta("tpot_avg_s", 0.0015) == "+1.50"
     assert fmt_delta("tpm_total", -12000.4) == "-12,000"
-    assert fmt_delta("success_rate", 0.0) == "±0.00 %"
-    assert fmt_delta("request_throughput_rps", -7.537, 18.6) == "-7.5"  # as many decimals as 18.6 and 11.0
-    assert fmt_delta("request_throughput_rps", -0.5371) == "-0.537"
+    assert fmt_delta("success_rate", 0.0) == "±0%"
+    assert fmt_delta("success_rate", -0.005) == "-0.5%"
 
 
 @pytest.mark.parametrize(("figure", "a", "b", "change"), [
@@ -135,7 +144,7 @@ def test_show_is_one_screen_with_reasons_and_validity():
     assert lines[0] == f"run {RUN_ID}: ERROR"
     assert any("NOT VALID: load_generator n2" in line for line in lines)
     perf = report.cases[0].cluster
-    assert any(f"cluster TPM {perf.tpm_total:,.0f}" in line for line in lines)
+    assert any(f"cluster TPM {perf.tpm_total:,.0f} tok/min" in line for line in lines)
     assert any(line.strip().startswith("gsm8k: score 40.00") for line in lines)
     assert lines[-1] == "the full report: ctl show X --full"
 
