@@ -33,9 +33,11 @@ import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import asyncssh
 
+from fleetbench.allow import LOOPBACK
 from fleetbench.errors import DeployError, FleetbenchError
 
 from . import tunnels
@@ -78,6 +80,7 @@ class Layout:
     data_dir: str
     mode: str  # systemd-system | systemd-user | process
     home: str
+    user: str = ""  # the user a root SSH user runs the agent as (default fleetbench); "": the SSH user itself
 
     @property
     def venv(self) -> str:
@@ -143,7 +146,24 @@ def make_layout(node: Node, uid: int, home: str, mode: str) -> Layout:
     data = remote_path(node.deploy.data_dir, home) if node.deploy.data_dir else default_data
     if d in ("/", home) or data in ("/", home):
         raise DeployError(f"{node.name}: deploy.dir/data_dir must not be / or the home directory itself")
-    return Layout(dir=d, data_dir=data, mode=mode, home=home)
+    if node.deploy.user and uid != 0:
+        raise DeployError(f"{node.name}: deploy.user {node.deploy.user} needs a root SSH user (otherwise the agent "
+                          "runs as the SSH user)")
+    # the agent never needs root: a root SSH user runs it as an unprivileged user (systemd unit and process mode)
+    user = (node.deploy.user or SYSTEM_USER) if uid == 0 else ""
+    return Layout(dir=d, data_dir=data, mode=mode, home=home, user=user)
+
+
+def runs_as_other_user(layout: Layout) -> bool:
+    """A root SSH user deploys an agent that runs as `layout.user`, an account of its own (created if missing)."""
+    return layout.user not in ("", "root") and layout.mode in ("systemd-system", "process")
+
+
+def as_user(layout: Layout, argv: list[str]) -> list[str]:
+    """Process mode under a root SSH user: the supervisor (root) starts the agent as `layout.user`
+    (setpriv execs it: same pid, signals reach it); HOME is the data dir, as the system unit's user has."""
+    return ["env", f"HOME={layout.data_dir}", "setpriv", f"--reuid={layout.user}", f"--regid={layout.user}",
+            "--init-groups", "--", *argv]
 
 
 def choose_mode(wanted: str, has_systemd: bool, uid: int, user_bus: bool) -> str:
@@ -189,12 +209,30 @@ def listen_address(node: Node) -> str:
                       "`tls:` to the fleet file (ctl certs init) or use `connect: ssh` (tunnel mode)")
 
 
-def agent_argv(layout: Layout, listen: str, tls: bool) -> list[str]:
+def agent_argv(layout: Layout, listen: str, tls: bool, node: Node | None = None) -> list[str]:
     argv = [f"{layout.venv}/bin/fleetbench-agent", "serve", "--listen", listen, "--data-dir", layout.data_dir]
     if tls:
         argv += ["--tls-cert", f"{layout.certs}/node.pem", "--tls-key", f"{layout.certs}/node.key",
                  "--tls-ca", f"{layout.certs}/ca.pem"]
-    return argv
+    return argv + (confinement_args(node, layout) if node is not None else [])
+
+
+def confinement_args(node: Node, layout: Layout) -> list[str]:
+    """The agent's allow-lists from the fleet file (deploy.allow_paths, deploy.allow_endpoints), as flags.
+    Without allow_endpoints: loopback, plus the node's `endpoint` host:port when that is not loopback (the
+    fleet file already says the load goes there). Without allow_paths the agent's default, its data dir."""
+    args: list[str] = []
+    for path in node.deploy.allow_paths:
+        args += ["--allow-path", remote_path(path, layout.home)]
+    endpoints = list(node.deploy.allow_endpoints)
+    if not endpoints and node.endpoint:
+        parts = urlsplit(node.endpoint)
+        host, port = parts.hostname or "", parts.port or (443 if parts.scheme == "https" else 80)
+        if host and not _is_loopback_host(host):
+            endpoints = [*LOOPBACK, f"[{host}]:{port}" if ":" in host else f"{host}:{port}"]
+    for entry in endpoints:
+        args += ["--allow-endpoint", entry]
+    return args
 
 
 def render_run_script(argv: list[str]) -> str:
@@ -254,10 +292,11 @@ def render_unit(layout: Layout, argv: list[str]) -> str:
         lines += ["After=network-online.target", "Wants=network-online.target"]
     lines += ["", "[Service]", "Type=simple"]
     if system:
-        lines += [f"User={SYSTEM_USER}", f"Group={SYSTEM_USER}"]
+        lines += [f"User={layout.user or SYSTEM_USER}", f"Group={layout.user or SYSTEM_USER}"]
     lines += [f"ExecStart={exec_start}", "Restart=on-failure", "RestartSec=5"]
     if system:
-        in_home = any(p == q or p.startswith(q + "/") for p in (layout.dir, layout.data_dir)
+        read = [b for a, b in zip(argv[2::2], argv[3::2], strict=True) if a == "--allow-path"]
+        in_home = any(p == q or p.startswith(q + "/") for p in (layout.dir, layout.data_dir, *read)
                       for q in ("/home", "/root", "/run/user"))
         lines += ["NoNewPrivileges=yes", "ProtectSystem=strict", "ProtectHome=" + ("read-only" if in_home else "yes"),
                   f"ReadWritePaths={_systemd_quote(layout.data_dir)}", "PrivateTmp=yes"]
@@ -269,7 +308,8 @@ def render_unit(layout: Layout, argv: list[str]) -> str:
 
 def service_files(layout: Layout, argv: list[str]) -> dict[str, str]:
     """Every file `ctl deploy` writes besides the wheel and certificates: path -> text."""
-    files = {f"{layout.dir}/run-agent.sh": render_run_script(argv)}
+    run_argv = as_user(layout, argv) if layout.mode == "process" and runs_as_other_user(layout) else argv
+    files = {f"{layout.dir}/run-agent.sh": render_run_script(run_argv)}
     if layout.mode == "process":
         files[f"{layout.dir}/supervise.sh"] = render_supervisor(layout)
     else:
@@ -603,7 +643,7 @@ async def _deploy(conn: asyncssh.SSHClientConnection, node: Node, opts: Options,
     python = opts.python or node.deploy.python
     _probe, layout = await find_layout(conn, node, opts.service or node.deploy.service)
     res.mode = layout.mode
-    argv = agent_argv(layout, listen, tls=bool(certs))
+    argv = agent_argv(layout, listen, tls=bool(certs), node=node)
     files = service_files(layout, argv)
     deps = install_mode(python, opts.wheels_dir)
     cert_hashes = {name: hashlib.sha256(p.read_bytes()).hexdigest() for name, p in certs.items()}
@@ -658,8 +698,8 @@ async def _deploy(conn: asyncssh.SSHClientConnection, node: Node, opts: Options,
             await sh(conn, node, f"mkdir -p {q(posixpath.dirname(layout.unit_path))}", "creating the unit folder")
         for path, text in files.items():
             await put_text(sftp, path, text, 0o755 if path.endswith(".sh") else 0o644)
-        if layout.mode == "systemd-system":
-            await sh(conn, node, _system_user_script(layout), "creating the fleetbench system user")
+        if runs_as_other_user(layout):
+            await sh(conn, node, _system_user_script(layout), f"creating the {layout.user} system user")
         await sh(conn, node, start_script(layout, restart=True), "starting the agent")
         res.changes.append(f"started ({layout.mode})")
         await _verify_or_fail(conn, node, layout, opts, res)
@@ -674,10 +714,11 @@ async def _deploy(conn: asyncssh.SSHClientConnection, node: Node, opts: Options,
 
 def _system_user_script(layout: Layout) -> str:
     q = shlex.quote
-    return (f"id -u {SYSTEM_USER} >/dev/null 2>&1 || useradd --system --no-create-home --home-dir "
-            f"{q(layout.data_dir)} --shell /usr/sbin/nologin {SYSTEM_USER}; "
-            f"chown -R {SYSTEM_USER}: {q(layout.data_dir)}; "
-            f"if [ -d {q(layout.certs)} ]; then chown -R {SYSTEM_USER}: {q(layout.certs)}; fi; "
+    u = q(layout.user or SYSTEM_USER)
+    return (f"id -u {u} >/dev/null 2>&1 || useradd --system --no-create-home --home-dir "
+            f"{q(layout.data_dir)} --shell /usr/sbin/nologin {u}; "
+            f"chown -R {u}: {q(layout.data_dir)}; "
+            f"if [ -d {q(layout.certs)} ]; then chown -R {u}: {q(layout.certs)}; fi; "
             f"chmod 755 {q(layout.dir)}")
 
 

@@ -5,14 +5,14 @@ The range is an estimate, not a promise: a closed loop of `parallel` streams sen
 ceil(number / parallel) waves; a request takes TTFT + output tokens × TPOT, with TTFT and TPOT taken from
 the bands below (a fast small model to a loaded large one); a fixed request rate bounds it from below. Each
 step also spends a few seconds preparing (evalscope start, prompts) on every node. Eval cases depend on
-their datasets and are not estimated."""
+their datasets and are not estimated; a hardware case takes about its `duration_s`."""
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
 
-from .plan import EvalCase, PerfCase, Plan, SweepCase
+from .plan import EvalCase, HardwareCase, PerfCase, Plan, SweepCase
 
 TTFT_BAND_S = (0.1, 2.0)  # plus prefill: input tokens at PREFILL_BAND_TPS
 PREFILL_BAND_TPS = (50_000.0, 5_000.0)
@@ -29,8 +29,8 @@ class CaseOutline:
     seconds: tuple[float, float] | None  # None: not estimated
 
     def line(self) -> str:
-        reqs = "requests set by the datasets" if self.requests_per_node is None else \
-            f"{self.requests_per_node:,} request(s) per node"
+        reqs = "no requests" if self.case_type == "hardware" else "requests set by the datasets" \
+            if self.requests_per_node is None else f"{self.requests_per_node:,} request(s) per node"
         est = "duration not estimated" if self.seconds is None else f"~{fmt_duration(self.seconds[0])} – " \
             f"{fmt_duration(self.seconds[1])}"
         return f"{self.case_id} ({self.case_type}): {reqs}; {self.detail}; {est}"
@@ -48,7 +48,7 @@ def _perf_seconds(c: PerfCase) -> tuple[float, float]:
     return out[0], out[1]
 
 
-def outline_case(case: PerfCase | SweepCase | EvalCase) -> CaseOutline:
+def outline_case(case: PerfCase | SweepCase | EvalCase | HardwareCase) -> CaseOutline:
     if isinstance(case, SweepCase):
         points = case.points()
         lo = sum(_perf_seconds(p)[0] for _, p in points)
@@ -58,6 +58,9 @@ def outline_case(case: PerfCase | SweepCase | EvalCase) -> CaseOutline:
         detail = (f"{len(points)} point(s) = {len(case.parallel)} concurrency level(s) [{conc}] × {len(case.pairs)} "
                   f"length(s) [{pairs}] × {case.loops} loop(s)")
         return CaseOutline(case.id, case.type, sum(p.number for _, p in points), detail, (lo, hi))
+    if isinstance(case, HardwareCase):  # no requests: its checks run for about duration_s
+        return CaseOutline(case.id, case.type, 0, f"accelerator checks, level {case.level}",
+                           (float(case.duration_s) + PREPARE_S[0], float(case.duration_s) + PREPARE_S[1]))
     if isinstance(case, EvalCase):
         limit = f", at most {case.limit} per dataset" if case.limit else ""
         return CaseOutline(case.id, case.type, None, f"datasets {', '.join(case.datasets)}{limit}", None)

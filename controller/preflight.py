@@ -19,7 +19,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from fleetbench import __version__
-from fleetbench.errors import ConfigError, FleetbenchError, NodeError
+from fleetbench.errors import ConfigError, ConfinementError, FleetbenchError, NodeError
 from fleetbench.jobs_schema import (
     API_VERSION,
     MIN_FREE_BYTES,
@@ -37,7 +37,7 @@ from fleetbench.jobs_schema import (
 from .client import AgentClient
 from .fleet import Node
 from .follow import follow_job
-from .plan import EvalCase, Plan, SweepCase
+from .plan import EvalCase, HardwareCase, Plan, SweepCase
 from .progress import ProgressCounts, ProgressSink
 from .specs import eval_spec, perf_spec
 
@@ -67,6 +67,8 @@ def preflight_spec(plan: Plan, node: Node, min_free_bytes: int = MIN_FREE_BYTES,
     perf: list[PerfEntry] = []
     evals: list[EvalEntry] = []
     for case in plan.cases:
+        if isinstance(case, HardwareCase):
+            continue  # no request: the hardware job checks its own tools and says SKIPPED for a missing one
         if isinstance(case, EvalCase):
             evals.append(EvalEntry(case_id=case.id, spec=eval_spec(plan, case, node)))
         elif isinstance(case, SweepCase):
@@ -222,6 +224,12 @@ async def _on_node(run: _NodeRun, client: AgentClient, spec: PreflightSpec, prog
     run.phase = "starting the preflight job"
     try:
         await client.start_job(job_id, JobKind.PREFLIGHT, spec.model_dump(mode="json"), 0.0)
+    except ConfinementError as exc:
+        said = str(exc).removeprefix(f"{name}: start job refused: ")
+        run.problem("confinement", "the agent may not read that file or send load to that endpoint", body=said,
+                    hint=f"allow it on {name}: deploy.allow_paths / deploy.allow_endpoints in the fleet file "
+                         "(ctl deploy), or fleetbench-agent --allow-path DIR / --allow-endpoint HOST[:PORT]")
+        return
     except ConfigError as exc:
         if "not supported" in str(exc):
             run.problem("agent", f"the agent (fleetbench {ping.agent_version}) does not know preflight jobs",

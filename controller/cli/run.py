@@ -5,21 +5,22 @@ from __future__ import annotations
 
 import json
 import math
+import os
 from pathlib import Path
 
 import typer
 from rich import box
 from rich.table import Table
 
-from ..compare import DEFAULT_THRESHOLD_PCT, compare_reports
+from ..compare import DEFAULT_THRESHOLD_PCT, Row, compare_reports
 from ..display import fmt_cell
 from ..fleet import resolve_nodes
-from ..history import headline_tpm, list_runs, resolve_run, summarize
+from ..history import hardware_deltas, headline_tpm, list_runs, resolve_run, summarize
 from ..plan import load_plan
 from ..report.markdown import render_markdown
 from ..report.model import load_report
 from ..report.output import check_choice, write_junit, write_report_files
-from ..runner import REPORT_FORMATS, nodes_of_run, preflight_plan, run_plan, stored_plan
+from ..runner import API_KEY_ENV, REPORT_FORMATS, nodes_of_run, preflight_plan, run_plan, stored_plan
 from ..store import Store, default_db_path
 from ..summary import show_lines
 from .common import (
@@ -106,10 +107,11 @@ def resume(
     json_events: bool = typer.Option(False, "--json", help=JSON_EVENTS_HELP),
     junit: Path | None = typer.Option(None, "--junit", metavar="FILE", help=JUNIT_HELP),
 ) -> None:
-    """Complete a run whose controller stopped: re-attach to running jobs, fetch finished ones, go on."""
+    """Complete a run whose controller stopped: re-attach to running jobs, fetch finished ones, go on.
+    The store keeps no API key: a plan that had one needs it again in FLEETBENCH_API_KEY."""
     store = Store(db or default_db_path())
     run_id = resolve_run(store, run_id)
-    plan = stored_plan(store, run_id)
+    plan = stored_plan(store, run_id, os.environ.get(API_KEY_ENV))
     node_list = nodes_of_run(store, run_id, fleet_path(fleet))
     result = run_plan(plan, node_list, store, out_dir or default_out_dir(), make_progress(quiet, json_events),
                       resume_id=run_id)
@@ -187,6 +189,7 @@ def show(
         summary["verdicts"] = store.verdicts(run_id)
         summary["figures"] = {f"{r['case_id']}/{r['scope']}": json.loads(r["figures_json"])
                               for r in store.figures(run_id)}
+        summary["hardware"] = store.hardware(run_id)  # the judged hardware checks (docs/store.md)
         typer.echo(json.dumps(summary, indent=2))
         return
     report = load_report(store, run_id)
@@ -215,6 +218,8 @@ def compare(
     store = Store(db or default_db_path())
     a, b = resolve_run(store, run_a), resolve_run(store, run_b)
     cmp = compare_reports(load_report(store, a), load_report(store, b), per_node=per_node, threshold_pct=threshold)
+    # hardware measurements (matmul TFLOPS, copy bandwidth …) per accelerator: shown, not judged here
+    cmp.rows += [Row(d.case_id, d.scope, d.figure, d.a, d.b) for d in hardware_deltas(store, a, b)]
     if as_json:
         typer.echo(json.dumps(cmp.to_dict(), indent=2, ensure_ascii=False))
         return

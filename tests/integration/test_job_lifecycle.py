@@ -20,6 +20,7 @@ from fleetbench.v1 import agent_pb2 as pb
 from fleetbench.v1 import agent_pb2_grpc as pb_grpc
 
 pytestmark = pytest.mark.integration
+TEST_DATA = Path(__file__).parents[1] / "data"
 
 
 class Agent:
@@ -29,7 +30,9 @@ class Agent:
 
     def start(self) -> Agent:
         self.proc = subprocess.Popen([sys.executable, "-m", "fleetbench.agent", "serve", "--listen",
-                                      f"127.0.0.1:{self.port}", "--data-dir", str(self.data)],
+                                      f"127.0.0.1:{self.port}", "--data-dir", str(self.data),
+                                      # the test's tokenizer and datasets, and the repo's test data (tests/data)
+                                      "--allow-path", str(self.data.parent), "--allow-path", str(TEST_DATA)],
                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         wait_for_port(self.port, 30, self.proc)
         self.channel = grpc.insecure_channel(f"127.0.0.1:{self.port}")
