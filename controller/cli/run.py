@@ -106,15 +106,18 @@ def resume(
     quiet: bool = typer.Option(False, "--quiet", "-q", help=QUIET_HELP),
     json_events: bool = typer.Option(False, "--json", help=JSON_EVENTS_HELP),
     junit: Path | None = typer.Option(None, "--junit", metavar="FILE", help=JUNIT_HELP),
+    force: bool = typer.Option(False, "--force", help="Resume even though another controller seems to drive the "
+                                                      "run (its heartbeat is fresh): only when it is known gone."),
 ) -> None:
     """Complete a run whose controller stopped: re-attach to running jobs, fetch finished ones, go on.
+    A run whose controller is alive (pid on this host, or a heartbeat under 30 s old) is refused unless --force.
     The store keeps no API key: a plan that had one needs it again in FLEETBENCH_API_KEY."""
     store = Store(db or default_db_path())
     run_id = resolve_run(store, run_id)
     plan = stored_plan(store, run_id, os.environ.get(API_KEY_ENV))
     node_list = nodes_of_run(store, run_id, fleet_path(fleet))
     result = run_plan(plan, node_list, store, out_dir or default_out_dir(), make_progress(quiet, json_events),
-                      resume_id=run_id)
+                      resume_id=run_id, force=force)
     if junit is not None:
         write_junit(store, result.run_id, plan.name, result.state.value, junit)
     raise typer.Exit(result.exit_code)
