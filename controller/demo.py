@@ -7,13 +7,15 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import platformdirs
+
 from fleetbench.endpoint.tokenizer import ensure_demo_tokenizer
 
 from .localfleet import LocalFleet
 from .plan import load_plan
 from .progress import ProgressSink
 from .runner import run_plan
-from .store import Store
+from .store import Store, default_db_path
 
 # The simulated engine: 0.5 s to the first token, then 20 ms per token (seed 000's TPOT target).
 DEMO_TTFT_MS, DEMO_TPOT_MS = 500.0, 20.0
@@ -113,8 +115,14 @@ def write_demo_eval_data(workdir: Path) -> tuple[Path, Path]:
     return main.parent, answers
 
 
-def run_demo(workdir: Path, progress: ProgressSink) -> int:
-    """Run the demo plan on a local fleet; returns the run's exit code."""
+def default_workdir() -> Path:
+    """The demo's scratch space: the user's cache dir (the tokenizer is built once), never the current one."""
+    return Path(platformdirs.user_cache_dir("fleetbench")) / "demo"
+
+
+def run_demo(workdir: Path, progress: ProgressSink, store: Store, out_dir: Path) -> int:
+    """Run the demo plan on a local fleet, into `store`, reports into `out_dir`; returns the run's exit code.
+    The last line names the commands that show the run."""
     workdir = workdir.resolve()
     workdir.mkdir(parents=True, exist_ok=True)
     tokenizer = ensure_demo_tokenizer(workdir / "tokenizer")
@@ -125,6 +133,7 @@ def run_demo(workdir: Path, progress: ProgressSink) -> int:
     with LocalFleet(workdir, size=3, ttft_ms=DEMO_TTFT_MS, tpot_ms=DEMO_TPOT_MS,
                     extra_endpoint_args=["--answers", str(answers)], allow_paths=[workdir]) as fleet:
         fleet.write_fleet_file(workdir / "fleet.yaml")
-        result = run_plan(load_plan(plan_path), fleet.nodes, Store(workdir / "fleetbench.sqlite"), workdir / "report",
-                          progress)
-        return result.exit_code
+        result = run_plan(load_plan(plan_path), fleet.nodes, store, out_dir, progress)
+    db = "" if store.path == default_db_path() else f" --db {store.path}"
+    progress.message(f"next: ctl show {result.run_id}{db}   (or: ctl runs{db}; ctl compare latest~1 latest{db})")
+    return result.exit_code

@@ -24,6 +24,7 @@ from pathlib import Path
 
 from fleetbench.errors import ConfigError
 from fleetbench.fleet_schema import ADDRESS_RE, FleetDoc, NodeDoc, fleet_json_schema, is_address
+from fleetbench.schema_base import did_you_mean
 
 from .yamlfile import load_yaml
 
@@ -121,15 +122,43 @@ def _node(path: Path, name: str, raw: NodeDoc, tls: TlsClient | None) -> Node:
     )
 
 
+def _spec_mistake(spec: str, item: str) -> str | None:
+    """A `--nodes` entry that cannot be right whatever the fleet file says, named (None when it may be)."""
+    if any(c.isspace() for c in item):
+        return (f"--nodes {spec!r}: names are separated by commas, not spaces (--nodes "
+                f"{','.join(item.split())})")
+    if "=" in item:
+        key, _, value = item.partition("=")
+        if not key.strip():
+            return f"--nodes: {item!r} is a label selector without a label name (e.g. gpu=h200)"
+        if not value.strip():
+            return f"--nodes: label selector {item!r} has an empty value (e.g. {key.strip()}=h200)"
+        return None
+    if ":" in item and not item.startswith("["):
+        host, _, port = item.rpartition(":")
+        if not port.isdigit() or not 0 < int(port) < 65536:
+            return f"--nodes: {item!r} has a bad port {port!r}: host:port needs a port in 1-65535"
+        if not host:
+            return f"--nodes: {item!r} has no host: give host:port (e.g. 10.0.0.11:{port})"
+    return None
+
+
 def resolve_nodes(spec: str, fleet_path: Path | None) -> list[Node]:
     """`n1,n2,10.0.0.5:50051` -> Nodes; names need the fleet file. `label=value` selects every node of the
-    fleet file with that label, in the file's order (`gpu=h200,n7` mixes both)."""
+    fleet file with that label, in the file's order (`gpu=h200,n7` mixes both). A mistake is named (spaces
+    for commas, a bad port, an empty label value), an unknown name gets a close spelling."""
+    if not spec.strip():
+        raise ConfigError("--nodes is empty: give node names from the fleet file or host:port addresses")
     items = [s.strip() for s in spec.split(",") if s.strip()]
     if not items:
-        raise ConfigError("--nodes is empty: give node names from the fleet file or host:port addresses")
+        raise ConfigError(f"--nodes {spec!r} names no node: give node names from the fleet file or host:port "
+                          "addresses, separated by commas")
     fleet: dict[str, Node] | None = None
     nodes: list[Node] = []
     for item in items:
+        mistake = _spec_mistake(spec, item)
+        if mistake:
+            raise ConfigError(mistake)
         if ADDRESS_RE.match(item):
             nodes.append(Node(item, check_address(item, "--nodes")))
             continue
@@ -141,15 +170,23 @@ def resolve_nodes(spec: str, fleet_path: Path | None) -> list[Node]:
                 )
             fleet = load_fleet(fleet_path)
         if "=" in item:
-            key, _, value = item.partition("=")
-            chosen = [n for n in fleet.values() if (key.strip(), value.strip()) in n.labels]
+            key, _, value = (x.strip() for x in item.partition("="))
+            chosen = [n for n in fleet.values() if (key, value) in n.labels]
             if not chosen:
-                raise ConfigError(f"no node of the fleet file {fleet_path} has the label {item!r}")
+                keys = sorted({k for n in fleet.values() for k, _ in n.labels})
+                values = sorted({v for n in fleet.values() for k, v in n.labels if k == key})
+                if key not in keys:
+                    hint = f"no node has a label {key!r}{did_you_mean(key, keys)}" + \
+                        (f" (labels: {', '.join(keys)})" if keys else " (no node has labels)")
+                else:
+                    hint = f"{key} is one of {', '.join(values)}{did_you_mean(value, values)}"
+                raise ConfigError(f"no node of the fleet file {fleet_path} has the label {item!r}: {hint}")
             nodes += chosen
             continue
         if item not in fleet:
             known = ", ".join(sorted(fleet)) or "none"
-            raise ConfigError(f"node {item!r} is not in the fleet file {fleet_path} (known: {known})")
+            raise ConfigError(f"node {item!r} is not in the fleet file {fleet_path}{did_you_mean(item, fleet)} "
+                              f"(known: {known})")
         nodes.append(fleet[item])
     names = [n.name for n in nodes]
     dupes = sorted({n for n in names if names.count(n) > 1})

@@ -1,11 +1,17 @@
-"""Run history over the store: summaries of past runs and side-by-side comparison (pure over stored data)."""
+"""Run history over the store: summaries of past runs, the run references users type (a unique prefix,
+`latest`, `latest~N`), and every stored figure and hardware measurement two runs share (`compare`, the flat
+list; `ctl compare` shows controller/compare.py's selection plus the hardware deltas)."""
 
 from __future__ import annotations
 
 import json
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
+
+import yaml
+
+from fleetbench.errors import StoreError
 
 from .aggregate import CLUSTER
 from .store import Store
@@ -25,7 +31,8 @@ class RunSummary:
     nodes: list[str]
     state: str
     verdict: str
-    cluster_tpm: dict[str, float]  # case id -> cluster TPM (total)
+    cluster_tpm: dict[str, float]  # case id (a sweep's step: case@point) -> cluster TPM (total)
+    case_types: dict[str, str] = field(default_factory=dict)  # case id -> perf | sweep | eval | long_context
 
     def to_dict(self) -> dict[str, Any]:
         return {"run_id": self.run_id, "started_at": self.started_at, "plan": self.plan_name, "nodes": self.nodes,
@@ -69,11 +76,69 @@ def _flat(figures_json: str) -> dict[str, float]:
     return out
 
 
+LATEST = "latest"
+
+
+def resolve_run_ref(ref: str, ids_newest_first: list[str], where: str) -> str:
+    """A run as a user types it: the full id, a unique prefix of one, `latest` or `latest~N` (N runs
+    before the newest, as git's `HEAD~N`). `where` names the store in the error."""
+    ref = ref.strip()
+    if ref in ids_newest_first:
+        return ref
+    if ref == LATEST or ref.startswith(LATEST + "~"):
+        back = ref[len(LATEST) + 1:] if ref != LATEST else "0"
+        if not back.isdigit():
+            raise StoreError(f"{ref!r} is not a run: after {LATEST}~ comes a number (latest~1 is the run before "
+                             "the newest)")
+        if not ids_newest_first:
+            raise StoreError(f"no runs in {where}")
+        n = int(back)
+        if n >= len(ids_newest_first):
+            raise StoreError(f"{ref}: {where} holds only {len(ids_newest_first)} run(s) (latest~"
+                             f"{len(ids_newest_first) - 1} is the oldest)")
+        return ids_newest_first[n]
+    matches = [i for i in ids_newest_first if i.startswith(ref)] if ref else []
+    if len(matches) == 1:
+        return matches[0]
+    if matches:
+        shown = ", ".join(matches[:5]) + (" …" if len(matches) > 5 else "")
+        raise StoreError(f"run id prefix {ref!r} is ambiguous in {where}: {len(matches)} runs match ({shown}); "
+                         "type more of the id")
+    raise StoreError(f"no run {ref!r} in {where}; `ctl runs` lists the runs it holds (a unique prefix of an "
+                     "id, latest and latest~N work too)")
+
+
+def resolve_run(store: Store, ref: str) -> str:
+    """The full run id `ref` names in `store` (see resolve_run_ref)."""
+    return resolve_run_ref(ref, store.run_ids(), str(store.path))
+
+
+def headline_tpm(summary: RunSummary) -> tuple[str, float]:
+    """The run's one headline figure for a one-line listing (case or step id, cluster TPM): the first perf
+    case's, else the best sweep point's; ("", nan) when none has one. A long-context request's TPM says
+    nothing about capacity and is never the headline."""
+    known = {c: v for c, v in summary.cluster_tpm.items() if not math.isnan(v)}
+    for case, kind in summary.case_types.items():
+        if kind == "perf" and case in known:
+            return case, known[case]
+    points = [(c, v) for c, v in known.items() if summary.case_types.get(c.partition("@")[0]) == "sweep"]
+    return max(points, key=lambda cv: cv[1]) if points else ("", math.nan)
+
+
 def summarize(store: Store, run: dict[str, Any]) -> RunSummary:
     tpm = {r["case_id"]: (math.nan if (v := json.loads(r["figures_json"]).get("tpm_total")) is None else v)
            for r in store.figures(run["run_id"]) if r["scope"] == CLUSTER}
     return RunSummary(run["run_id"], run["started_at"], run["plan_name"], json.loads(run["nodes"]), run["state"],
-                      run["verdict"] or "", tpm)
+                      run["verdict"] or "", tpm, _case_types(run.get("plan_yaml") or ""))
+
+
+def _case_types(plan_yaml: str) -> dict[str, str]:
+    """Case id -> type from a stored plan's YAML (read leniently: a listing never fails on an old plan)."""
+    try:
+        doc = yaml.safe_load(plan_yaml) or {}
+        return {str(c["id"]): str(c.get("type", "perf")) for c in doc.get("cases", []) if isinstance(c, dict)}
+    except (yaml.YAMLError, AttributeError, KeyError, TypeError):
+        return {}
 
 
 def list_runs(store: Store) -> list[RunSummary]:
@@ -88,10 +153,10 @@ def compare(store: Store, run_a: str, run_b: str) -> list[Delta]:
     keys = sorted(set(fa) & set(fb), key=lambda k: (k[0], k[1] != CLUSTER, k[1]))
     out = [Delta(case, scope, fig, fa[(case, scope)][fig], fb[(case, scope)][fig])
            for case, scope in keys for fig in fa[(case, scope)]]
-    return out + _hardware_deltas(store, run_a, run_b)
+    return out + hardware_deltas(store, run_a, run_b)
 
 
-def _hardware_deltas(store: Store, run_a: str, run_b: str) -> list[Delta]:
+def hardware_deltas(store: Store, run_a: str, run_b: str) -> list[Delta]:
     """Each measured hardware figure both runs have, per case and accelerator ("n1 #3"; "n1" node-wide): the same
     GPU a week later, or after a repair."""
     def measured(run: str) -> dict[tuple[str, str, str], float]:

@@ -59,7 +59,7 @@ from .client import AgentClient, ClockSample
 from .fleet import Node
 from .follow import follow_job
 from .plan import CapacityCase, EvalCase, Expectation, HardwareCase, PerfCase, Plan, SweepCase
-from .progress import ProgressSink
+from .progress import ProgressCounts, ProgressSink
 from .specs import eval_spec, hardware_spec, perf_spec, split_share
 from .store import HEARTBEAT_S, Store
 from .validity import StepFacts, checks, eval_checks, hardware_checks
@@ -850,6 +850,7 @@ class Orchestrator:
         """Watch a job to its end (resuming after a dropped stream), its progress shown and its last event
         stored so a restarted controller resumes from it."""
         seen_state = -1
+        counts = ProgressCounts()
 
         def on_event(ev: Any) -> None:
             nonlocal seen_state
@@ -857,8 +858,9 @@ class Orchestrator:
                 seen_state = ev.state
                 self.store.set_case_node(run_id, step.step_id, node.name, last_seq=ev.seq,
                                          state=JOB_STATE_NAMES.get(ev.state, str(ev.state)))
-            self.progress.node_progress(step.step_id, node.name, ev.done, ev.total or step.total, ev.failed,
-                                        ev.output_tps, ev.eta_s, ev.message)
+            done, failed, tps = counts.update(ev.done, ev.failed, ev.output_tps)
+            self.progress.node_progress(step.step_id, node.name, done, ev.total or step.total, failed, tps,
+                                        ev.eta_s, ev.message)
 
         limit = step.no_progress_s
 

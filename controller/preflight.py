@@ -38,7 +38,7 @@ from .client import AgentClient
 from .fleet import Node
 from .follow import follow_job
 from .plan import CapacityCase, EvalCase, HardwareCase, Plan, SweepCase
-from .progress import ProgressSink
+from .progress import ProgressCounts, ProgressSink
 from .specs import eval_spec, perf_spec
 
 DEADLINE_S = float(os.environ.get("FLEETBENCH_PREFLIGHT_DEADLINE_S", "120"))  # per node, the whole preflight
@@ -273,10 +273,13 @@ async def _on_node(run: _NodeRun, client: AgentClient, spec: PreflightSpec, prog
 async def _follow(run: _NodeRun, client: AgentClient, progress: ProgressSink) -> int:
     """Watch the job to its end (resuming after a dropped stream); returns its final state."""
 
+    counts = ProgressCounts()  # the final state event carries no counts: the bar keeps its last one
+
     def on_event(ev: Any) -> None:
         if ev.message:
             run.phase = ev.message
-        progress.node_progress(PROGRESS_ID, run.node.name, ev.done, ev.total, ev.failed, 0.0, -1.0, ev.message)
+        done, failed, _ = counts.update(ev.done, ev.failed, 0.0)
+        progress.node_progress(PROGRESS_ID, run.node.name, done, ev.total, failed, 0.0, -1.0, ev.message)
 
     state, _ = await follow_job(client, run.job_id, on_event, retries=WATCH_RETRIES)
     return state

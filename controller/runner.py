@@ -27,7 +27,7 @@ from .client import AgentClient
 from .fleet import Node, load_fleet
 from .orchestrator import Orchestrator, RunOutcome, new_run_id
 from .plan import Plan, parse_plan
-from .progress import ProgressSink
+from .progress import ProgressSink, RunFinished
 from .report.content import best_sweep_point, concurrency_text
 from .report.model import RunReport, load_report
 from .report.output import write_report_files
@@ -148,16 +148,24 @@ def run_plan(plan: Plan, nodes: Sequence[Node], store: Store, out_dir: Path, pro
         for line in exc.lines:
             progress.message(f"  {line}")
         progress.message(f"run {run_id}: ERROR (could not run): {exc}; no report written; store {store.path}")
-        return RunResult(run_id, State.ERROR)
+        return _finished(progress, RunResult(run_id, State.ERROR), store, [str(exc), *exc.lines])
     except KeyboardInterrupt:
         progress.message(f"run {run_id}: INCOMPLETE (interrupted); every agent's job was cancelled; "
                          f"`ctl resume {run_id}` completes it")
-        return RunResult(run_id, State.INCOMPLETE)
+        return _finished(progress, RunResult(run_id, State.INCOMPLETE), store, ["interrupted"])
     paths = write_report_files(store, outcome.run_id, out_dir, REPORT_FORMATS, lang)
     for line in conclusion_lines(load_report(store, outcome.run_id), outcome, len(nodes)):
         progress.message(line)
     progress.message(f"run {outcome.run_id}: {outcome.state.upper()}; store {store.path}; report {paths[0]}")
-    return RunResult(outcome.run_id, outcome.state, outcome, paths)
+    return _finished(progress, RunResult(outcome.run_id, outcome.state, outcome, paths), store,
+                     [r.line() for r in outcome.reasons])
+
+
+def _finished(progress: ProgressSink, result: RunResult, store: Store, reasons: list[str]) -> RunResult:
+    """Tell the sink how the run ended (the JSON stream's `run_finished` event) and return `result`."""
+    progress.run_finished(RunFinished(result.run_id, result.state.value, result.exit_code, reasons,
+                                      [str(p) for p in result.reports], str(store.path)))
+    return result
 
 
 def conclusion_lines(report: RunReport, outcome: RunOutcome, node_count: int) -> list[str]:

@@ -422,12 +422,16 @@ class Store:
             raise StoreError(f"no run {run_id} in {self.path}; `ctl runs` lists the runs it holds")
         return rows[0]
 
+    def run_ids(self) -> list[str]:
+        """Every run id, newest first (the order `latest~N` counts in)."""
+        return [r[0] for r in self.db.execute("SELECT run_id FROM runs ORDER BY started_at DESC, run_id DESC")]
+
     def steps(self, run_id: str) -> dict[str, dict[str, Any]]:
         """The run's steps by step id, in run order (rows of `steps`)."""
         return {r["step_id"]: r for r in self.db.table("steps").rows_where("run_id = ?", [run_id], order_by="seq")}
 
     def runs(self) -> list[dict[str, Any]]:
-        return list(self.db.table("runs").rows_where(order_by="started_at desc"))
+        return list(self.db.table("runs").rows_where(order_by="started_at desc, run_id desc"))
 
     def run_nodes(self, run_id: str) -> list[dict[str, Any]]:
         return list(self.db.table("run_nodes").rows_where("run_id = ?", [run_id], order_by="node"))

@@ -6,6 +6,8 @@ One module per command group; this module only assembles the app (the order belo
 
 from __future__ import annotations
 
+import sys
+
 import typer
 
 from fleetbench.errors import ConfigError
@@ -31,7 +33,33 @@ app.add_typer(certs.app, name="certs")
 app.add_typer(inventory.app, name="inventory")
 
 
+NODES_COMMANDS = ("run", "preflight", "ping", "deploy", "undeploy")  # take --nodes and no argument
+
+
+def spaced_nodes(argv: list[str]) -> str | None:
+    """`ctl run --nodes n1 n2 …`: the shell split the list; click would only say "unexpected extra argument
+    (n2)". The one-line error that names the mistake, or None."""
+    if not argv or argv[0] not in NODES_COMMANDS:
+        return None
+    for i, arg in enumerate(argv):
+        if arg in ("--nodes", "-n") and i + 2 < len(argv) + 1:
+            extra = []
+            for nxt in argv[i + 2:]:
+                if nxt.startswith("-"):
+                    break
+                extra.append(nxt)
+            if extra and i + 1 < len(argv):
+                names = [argv[i + 1], *extra]
+                return (f"--nodes takes one comma-separated list: --nodes {','.join(names)} (the shell passed "
+                        f"{' '.join(extra)} as separate argument(s))")
+    return None
+
+
 def main() -> None:
+    mistake = spaced_nodes(sys.argv[1:])
+    if mistake:
+        typer.echo(f"error: {mistake}", err=True)
+        sys.exit(2)
     try:
         app()
     except ConfigError as exc:  # raised outside a command (defensive)

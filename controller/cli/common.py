@@ -12,6 +12,7 @@ from typing import Any, TypeVar
 
 import typer
 from rich.console import Console
+from typer.core import TyperOption
 
 from fleetbench.errors import FleetbenchError
 
@@ -25,10 +26,26 @@ FLEET_HELP = "Fleet file (name -> agent address). Env FLEETBENCH_FLEET; default 
 DB_HELP = "Results store (SQLite). Env FLEETBENCH_DB; default under the user's data dir."
 PLAN_HELP = "Acceptance plan (YAML, schema v1; see docs/plan.md)."
 QUIET_HELP = "Milestones only, no live bars."
-JSON_EVENTS_HELP = "Progress as JSON lines on stderr."
+JSON_EVENTS_HELP = ("Machine output: progress as JSON lines on stdout, the last one a run_finished event (run id, "
+                    "verdict, reasons, report paths); errors stay on stderr.")
 JSON_HELP = "Print JSON."
+OUT_HELP = "Folder for the reports. Env FLEETBENCH_OUT; default ./fleetbench-out."
+
+
+def default_out_dir() -> Path:
+    """The one default place of every run's reports (`ctl run`, `ctl resume`, `ctl report`, `ctl demo`)."""
+    return Path(os.environ.get("FLEETBENCH_OUT", "fleetbench-out"))
 
 out = Console()
+
+
+def _flag_type(self: TyperOption, ctx: Any) -> str | None:
+    """Typer ≥ 0.19 prints `<bool>` after every on/off flag in --help, as if it took a value; a flag shows none."""
+    return None if self.is_flag else _display_type_rich(self, ctx)
+
+
+_display_type_rich = TyperOption.display_type_rich
+TyperOption.display_type_rich = _flag_type  # type: ignore[method-assign,assignment]
 
 
 def wide_console() -> Console:

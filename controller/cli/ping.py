@@ -7,12 +7,14 @@ from pathlib import Path
 from typing import Any
 
 import typer
+from rich import box
 from rich.table import Table
 
 from fleetbench import __version__
 
 from ..client import AgentClient
 from ..fleet import resolve_nodes
+from ..reach import explain
 from ..runner import run_async, with_clients
 from .common import FLEET_HELP, JSON_HELP, NODES_HELP, cli_errors, fleet_path, out
 
@@ -42,16 +44,32 @@ def ping(
     results = run_async(with_clients(node_list, one))
     rows = [r if isinstance(r, dict) else {"node": n.name, "address": n.address, "error": str(r)}
             for n, r in zip(node_list, results, strict=True)]
+    for row, node in zip(rows, node_list, strict=True):
+        if "error" in row:
+            why = explain(node, row["error"])
+            row["status"], row["hint"] = why.status, why.line
+        else:
+            row["status"] = "ok"
     if as_json:
         typer.echo(json.dumps(rows, indent=2))
     else:
-        t = Table("node", "address", "host", "agent", "evalscope", "clock offset (s)", "rtt (ms)", "status")
+        t = Table(box=box.SIMPLE_HEAD, pad_edge=False, show_edge=False, padding=(0, 1), collapse_padding=True)
+        t.add_column("node", no_wrap=True, min_width=4)
+        t.add_column("address", no_wrap=True, overflow="ellipsis", min_width=7, max_width=21)
+        for name in ("host", "agent", "evalscope"):
+            t.add_column(name, overflow="ellipsis", no_wrap=True, min_width=len(name))
+        t.add_column("clock", justify="right", no_wrap=True, min_width=5)
+        t.add_column("rtt", justify="right", no_wrap=True, min_width=3)
+        t.add_column("status", no_wrap=True, min_width=len("unresolvable"))
         for r in rows:
             if "error" in r:
-                t.add_row(r["node"], r["address"], "", "", "", "", "", f"[red]{r['error']}")
+                t.add_row(r["node"], r["address"], "", "", "", "", "", f"[red]{r['status']}")
             else:
                 t.add_row(r["node"], r["address"], r["hostname"], r["agent_version"], r["evalscope_version"],
-                          f"{r['clock_offset_s']:+.4f}", f"{r['rtt_ms']:.2f}", "[green]ok")
+                          f"{r['clock_offset_s'] * 1000:+.1f} ms", f"{r['rtt_ms']:.2f} ms", "[green]ok")
         out.print(t)
+        for r in rows:  # the cause and what to check, one line per node, below the table
+            if "error" in r:
+                typer.echo(f"error: {r['hint']}", err=True)
     if any("error" in r for r in rows):
         raise typer.Exit(2)

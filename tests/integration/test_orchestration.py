@@ -166,16 +166,18 @@ def test_ctrl_c_cancels_jobs_on_every_agent(tmp_path, sig):
         wait_for(lambda: len(db_rows(db, "SELECT 1 FROM case_nodes WHERE state = 'running'")) == 2, 120,
                  "the case to start on both nodes")
         ctl.send_signal(sig)
-        _, err = ctl.communicate(timeout=120)
-        assert ctl.returncode == 3, err[-2000:]  # INCOMPLETE
+        out, err = ctl.communicate(timeout=120)
+        assert ctl.returncode == 3, err[-2000:] + out[-2000:]  # INCOMPLETE
         for node in ("n1", "n2"):
             agent_db = tmp_path / "fleet" / "agents" / node / "agent.sqlite"
             wait_for(lambda agent_db=agent_db: db_rows(
                 agent_db, "SELECT state FROM jobs WHERE job_id NOT LIKE '%.preflight'")[0]["state"] == 5, 30,
                      f"the job on {node} to be cancelled")
-    events = [json.loads(line) for line in err.splitlines() if line.startswith("{")]
+    events = [json.loads(line) for line in out.splitlines()]  # --json: machine output on stdout, only JSON
     assert any(e["event"] == "case_started" for e in events)
     assert any(e["event"] == "message" and "cancelling" in e["text"] for e in events)
     (run,) = db_rows(db, "SELECT state, verdict, error FROM runs")
     assert (run["state"], run["verdict"]) == ("interrupted", "incomplete") and "interrupted" in run["error"]
-    assert "ctl resume" in err
+    assert any(e["event"] == "message" and "ctl resume" in e["text"] for e in events)
+    assert events[-1]["event"] == "run_finished" and events[-1]["verdict"] == "incomplete"
+    assert events[-1]["exit_code"] == 3

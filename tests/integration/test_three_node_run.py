@@ -25,10 +25,15 @@ TTFT_S, TPOT_S = DEMO_TTFT_MS / 1000, DEMO_TPOT_MS / 1000
 
 @pytest.fixture(scope="module")
 def demo_run(tmp_path_factory):
+    """`ctl demo` as README says, from an empty folder: the default store (FLEETBENCH_DB) and report folder
+    (FLEETBENCH_OUT) point into `work`, the agents' scratch space is --workdir."""
     work = tmp_path_factory.mktemp("demo")
-    proc = subprocess.run([*CTL, "demo", "--workdir", str(work), "--quiet"], capture_output=True, text=True,
-                          timeout=600)
+    cwd = tmp_path_factory.mktemp("cwd")
+    env = dict(os.environ, FLEETBENCH_DB=str(work / "fleetbench.sqlite"), FLEETBENCH_OUT=str(work / "report"))
+    proc = subprocess.run([*CTL, "demo", "--workdir", str(work / "scratch"), "--quiet"], capture_output=True,
+                          text=True, timeout=600, cwd=cwd, env=env)
     assert proc.returncode == 0, proc.stderr[-3000:]
+    assert list(cwd.iterdir()) == []  # nothing left where the user stood
     con = sqlite3.connect(work / "fleetbench.sqlite")
     con.row_factory = sqlite3.Row
     (run_id,) = con.execute("SELECT run_id FROM runs").fetchone()
@@ -128,7 +133,7 @@ def test_report_environment_groups_identical_machines_and_states_drift(demo_run)
     work, _, run_id, _ = demo_run
     md = (work / "report" / f"{run_id}.md").read_text()
     env = md.split("### 1.2 Test environment", 1)[1].split("## 2.", 1)[0]
-    assert "| 3 | n1, n2, n3 |" in env  # one configuration, three machines (seed 000's "上述机器数量 3")
+    assert "| Machines | n1, n2, n3 | 3 |" in env  # one configuration, three machines (seed 000's "上述机器数量 3")
     assert "drift: none" in env
 
 
@@ -148,3 +153,24 @@ def test_json_report_numbers_equal_the_store_to_the_last_digit(demo_run):
                 con.execute("SELECT scope, figure, op, measured FROM verdicts WHERE run_id = ? AND "
                             "case_id = 'perf-demo'", [run_id])}
     assert {(v["scope"], v["figure"], v["op"]): v["measured"] for v in case["verdicts"]} == verdicts
+
+
+def test_demo_run_is_in_the_default_store_and_shown_on_one_screen(demo_run):
+    """Issue 16 items 1-3: after `ctl demo`, `ctl runs` (default store) lists it, its last line says how to
+    see it, `ctl show latest` fits one screen, `ctl compare` of the run with itself too."""
+    work, _, run_id, proc = demo_run
+    assert proc.stderr.strip().splitlines()[-1].startswith(f"next: ctl show {run_id}")
+    env = dict(os.environ, FLEETBENCH_DB=str(work / "fleetbench.sqlite"), COLUMNS="80")
+    runs = subprocess.run([*CTL, "runs"], capture_output=True, text=True, timeout=120, env=env)
+    assert runs.stdout.splitlines()[2].split()[0] == run_id
+    show = subprocess.run([*CTL, "show", "latest"], capture_output=True, text=True, timeout=120, env=env)
+    lines = show.stdout.splitlines()
+    assert show.returncode == 0 and lines[0] == f"run {run_id}: PASS" and len(lines) <= 40
+    for case in ("perf-demo", "sweep-demo", "long-context-demo", "accuracy-demo"):
+        assert any(line.startswith(f"{case} (") for line in lines), case
+    assert "gsm8k: score 80.00" in show.stdout
+    same = subprocess.run([*CTL, "compare", run_id[:-2], "latest"], capture_output=True, text=True, timeout=120,
+                          env=env)
+    lines = same.stdout.splitlines()
+    assert same.returncode == 0 and len(lines) <= 40 and all(len(line) <= 80 for line in lines)
+    assert "✗" not in same.stdout.replace("✗ 0 regression", "")  # a run against itself: nothing changed
