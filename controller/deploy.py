@@ -479,6 +479,7 @@ def install_script(layout: Layout, python: str, deps: str, wheel_name: str, syst
     """Create the venv (once) and install the wheel; with `--python` the venv also sees that Python's packages."""
     q = shlex.quote
     venv, wheel = q(layout.venv), q(f"{layout.wheels}/{wheel_name}")
+    agent = q(f"{layout.wheels}/{wheel_name}[agent]")  # the agent's dependencies (evalscope …): the extra
     pip = f"{venv}/bin/python -m pip install -q --disable-pip-version-check"
     site_flag = "--system-site-packages " if system_site else ""
     lines = ["set -e", f"mkdir -p {q(layout.data_dir)}",
@@ -491,9 +492,9 @@ def install_script(layout: Layout, python: str, deps: str, wheel_name: str, syst
         lines.append(f"site=$({venv}/bin/python -c 'import sysconfig; print(sysconfig.get_paths()[\"purelib\"])')")
         lines.append('printf "%s\\n" "$base" >"$site/_fleetbench_base.pth"')
     if deps == "wheels":
-        lines.append(f"{pip} --no-index --find-links {q(layout.wheels)} {wheel}")
+        lines.append(f"{pip} --no-index --find-links {q(layout.wheels)} {agent}")
     elif deps == "index":
-        lines.append(f"{pip} {wheel}")
+        lines.append(f"{pip} {agent}")
     lines.append(f"{pip} --no-deps --force-reinstall {wheel}")
     lines.append(f"{venv}/bin/fleetbench-agent version")
     return "\n".join(lines)

@@ -104,7 +104,7 @@ def test_install_script_by_dependency_source():
     layout = dp.Layout("/x", "/x/data", "process", "/root")
     wheels = dp.install_script(layout, "python3", "wheels", "fleetbench-0.1.0-py3-none-any.whl", system_site=False)
     assert "python3 -m venv /x/venv" in wheels
-    assert "--no-index --find-links /x/wheels /x/wheels/fleetbench-0.1.0-py3-none-any.whl" in wheels
+    assert "--no-index --find-links /x/wheels '/x/wheels/fleetbench-0.1.0-py3-none-any.whl[agent]'" in wheels
     given = dp.install_script(layout, "/usr/bin/python3.11", "python", "f.whl", system_site=True)
     assert "/usr/bin/python3.11 -m venv --system-site-packages /x/venv" in given
     assert "_fleetbench_base.pth" in given and "--find-links" not in given
