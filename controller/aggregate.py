@@ -12,7 +12,7 @@ import statistics
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from fleetbench.figures import Figures, compute_figures
+from fleetbench.figures import PERCENTILES, Figures, compute_figures
 from fleetbench.records import RequestRecord
 
 from .plan import Expectation
@@ -49,11 +49,12 @@ def shift_records(records: Sequence[RequestRecord], offset_s: float) -> list[Req
     return [r.shifted(offset_s) for r in records]
 
 
-def aggregate_case(records_by_node: Mapping[str, Sequence[RequestRecord]]) -> CaseAggregate:
-    """`records_by_node` must already be on the controller clock."""
-    nodes = {n: compute_figures(list(recs)) for n, recs in records_by_node.items()}
+def aggregate_case(records_by_node: Mapping[str, Sequence[RequestRecord]],
+                   percentiles: Sequence[int] = PERCENTILES) -> CaseAggregate:
+    """`records_by_node` must already be on the controller clock; `percentiles`: the plan's percentile set."""
+    nodes = {n: compute_figures(list(recs), percentiles) for n, recs in records_by_node.items()}
     union = [r for recs in records_by_node.values() for r in recs]
-    cluster = compute_figures(union)
+    cluster = compute_figures(union, percentiles)
     firsts = [f.window_start for f in nodes.values() if not math.isnan(f.window_start)]
     skew = max(firsts) - min(firsts) if firsts else math.nan
     tputs = {n: f.output_throughput_tps for n, f in nodes.items() if not math.isnan(f.output_throughput_tps)}

@@ -27,7 +27,7 @@ tokenizer: {tokenizer}
 cases:
   - id: perf-demo
     type: perf
-    purpose: Check TTFT/TPOT and cluster throughput of the (simulated) serving engine on every node.
+    purpose: Verify TTFT and TPOT meet their targets with 8 concurrent requests per node, and the cluster's TPM.
     rate: -1
     parallel: 8
     number: 64
@@ -40,7 +40,7 @@ cases:
       success_rate: {{min: 1.0}}
   - id: sweep-demo
     type: sweep
-    purpose: Throughput and latency vs concurrency (the seed-002 table), every point on all nodes at once.
+    purpose: Measure throughput and latency at concurrency 1, 4 and 8 on all nodes at once, to find the best load.
     parallel: [1, 4, 8]
     number: [4, 16, 32]
     input_tokens: [256]
@@ -50,7 +50,7 @@ cases:
       success_rate: {{min: 1.0}}
   - id: long-context-demo
     type: long_context
-    purpose: One long prompt must go through (seed 000 sends 128k tokens; the demo 16k).
+    purpose: Verify every node answers one very long prompt (16k tokens here; 128k on a production fleet).
     input_tokens: 16000
     output_tokens: 16
     extra_args: {{ignore_eos: true}}
@@ -58,7 +58,7 @@ cases:
       success_rate: {{min: 1.0}}
   - id: accuracy-demo
     type: eval
-    purpose: Accuracy against the official score (a five-question gsm8k; the simulator knows four answers).
+    purpose: Verify answer accuracy matches the model's official gsm8k score, at most 1 point below it.
     datasets: [gsm8k]
     dataset_args: {{gsm8k: {{local_path: {gsm8k}, few_shot_num: 0}}}}
     generation_config: {{max_tokens: 64}}

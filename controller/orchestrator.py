@@ -48,7 +48,7 @@ from .progress import ProgressSink
 from .specs import eval_spec, perf_spec
 from .store import Store
 from .validity import StepFacts, checks, eval_checks
-from .verdict import EXIT_CODES, Check, Reason, State, figure_unit, fmt_value, parse_state, run_state
+from .verdict import EXIT_CODES, Check, Reason, State, figure_text, parse_state, run_state, threshold_text
 
 SUCCEEDED, READY = JobState.SUCCEEDED, JobState.READY
 JOB_DONE = {s.value for s in JobState if s.terminal}  # succeeded, failed, cancelled, interrupted
@@ -471,7 +471,7 @@ class Orchestrator:
         cluster: Figures | None = None
         skew = math.nan
         if done:
-            agg = aggregate_case({n: r.records for n, r in done.items()})
+            agg = aggregate_case({n: r.records for n, r in done.items()}, self.plan.percentiles)
             node_figs, cluster, skew = agg.nodes, agg.cluster, agg.start_skew_s
             for name, figs in agg.nodes.items():
                 self.store.set_figures(run_id, step.step_id, name, figs)
@@ -487,7 +487,7 @@ class Orchestrator:
                 # points or a single long-context request
                 verdicts += judge(CLUSTER, agg.cluster, self.plan.cluster_expect)
         else:  # nothing measured: the step is still judged (and stored as judged, for resume)
-            self.store.set_figures(run_id, step.step_id, CLUSTER, compute_figures([]), extra={
+            self.store.set_figures(run_id, step.step_id, CLUSTER, compute_figures([], self.plan.percentiles), extra={
                 "nodes": [], "error_nodes": sorted(errors), "all_nodes": [n.name for n in self.nodes]})
         for name in sorted(errors):
             verdicts += [Verdict(name, e, math.nan, False, note=errors[name]) for e in step.expect]
@@ -530,16 +530,13 @@ class Orchestrator:
                                                                c.measured, c.bound))
         for v in verdicts:
             if not v.passed and v.scope not in errors:
-                unit = figure_unit(v.expectation.figure)
-                op = {"min": ">=", "max": "<="}.get(v.expectation.op, ">=")
-                threshold = v.expectation.threshold - (v.expectation.tolerance if v.expectation.op == "official"
-                                                       else 0.0)
-                what = v.expectation.figure + (f" ({v.note})" if v.note else "")
+                e = v.expectation
+                what = e.figure + (f" ({v.note})" if v.note else "")
                 if v.expectation.figure == "success_rate":
                     what += self._failure_note(run_id, step.step_id, v.scope)
                 by_scope.setdefault(v.scope, []).append(Reason(
-                    State.FAIL, step.step_id, v.scope, what, fmt_value(v.measured, unit),
-                    f"{op} {fmt_value(threshold, unit)}"))
+                    State.FAIL, step.step_id, v.scope, what, figure_text(e.figure, v.measured),
+                    threshold_text(e.figure, e.op, e.threshold, e.tolerance)))
         scopes = {n.name for n in self.nodes} | {CLUSTER}
         for scope in sorted(scopes):
             reasons = by_scope.get(scope, [])

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from fleetbench.figure_catalog import PERCENTILE_SETS
 from fleetbench.jobs_schema import point_label
 from fleetbench.plan_schema import EvalCaseDoc, PerfCaseDoc, PlanDoc, ScoreBounds, SweepCaseDoc, plan_json_schema
 
@@ -148,6 +149,8 @@ class Plan:
     cases: tuple[Case, ...]
     cluster_expect: tuple[Expectation, ...] = ()
     source: str = ""
+    # the percentiles every figure holds (fleetbench.figure_catalog.PERCENTILE_SETS[plan's `percentiles`])
+    percentiles: tuple[int, ...] = PERCENTILE_SETS["legacy"]
 
 
 def _expectations(expect: Any) -> tuple[Expectation, ...]:
@@ -220,6 +223,7 @@ def parse_plan(doc: Located) -> Plan:
         cases=tuple(_case(c) for c in plan.cases),
         cluster_expect=_expectations(plan.cluster.expect if plan.cluster else None),
         source=doc.text,
+        percentiles=PERCENTILE_SETS[plan.percentiles],
     )
 
 

@@ -26,6 +26,7 @@ from .fleet import Node, load_fleet
 from .orchestrator import Orchestrator, RunOutcome, new_run_id
 from .plan import Plan, parse_plan
 from .progress import ProgressSink
+from .report.content import best_sweep_point, concurrency_text
 from .report.model import RunReport, load_report
 from .report.output import write_report_files
 from .store import Store
@@ -161,11 +162,12 @@ def conclusion_lines(report: RunReport, outcome: RunOutcome, node_count: int) ->
             lines.append(f"case {case.case_id}: cluster TPM {fmt_value(case.cluster.tpm_total)} "
                          f"(Σ per-node {fmt_value(case.sum_node_tpm_total)}); {state}")
         elif case.sweep:
-            cluster_rows = [r for r in case.sweep if r.scope == "cluster" and r.figures.succeeded]
-            if cluster_rows:
-                best = max(cluster_rows, key=lambda r: r.figures.tpm_total)
+            best = best_sweep_point(case)  # from loop averages, as the report's conclusion (seed 002)
+            if best is not None and any(r.scope == "cluster" and r.figures.succeeded for r in case.sweep):
                 lines.append(f"case {case.case_id}: {len({r.point for r in case.sweep})} sweep points; best "
-                             f"cluster TPM {fmt_value(best.figures.tpm_total)} at {best.point}; {state}")
+                             f"cluster TPM {fmt_value(best.tpm_total)} (average of {best.loops} loop(s)) at "
+                             f"in{best.input_tokens}-out{best.output_tokens} concurrency "
+                             f"{concurrency_text(best.parallel, best.concurrency, 'en')}; {state}")
             else:
                 lines.append(f"case {case.case_id}: no successful request at any sweep point; {state}")
         elif case.scores:

@@ -18,6 +18,9 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 
+from fleetbench.figure_catalog import figure as figure_catalog
+from fleetbench.figure_catalog import format_value
+
 
 class State(StrEnum):
     PASS = "pass"
@@ -121,3 +124,21 @@ def fmt_value(value: float, unit: str = "") -> str:
 
 def figure_unit(figure: str) -> str:
     return "s" if figure.endswith("_s") else ""
+
+
+def figure_text(figure: str, value: float) -> str:
+    """A figure's value for people, as the figure catalogue formats it: "20.07 ms", "1,366,560 tok/min"; a
+    score ("score:<dataset>") as a plain number."""
+    return format_value(figure, value)
+
+
+def threshold_text(figure: str, op: str, threshold: float, tolerance: float = 0.0) -> str:
+    """An expectation's limit for people: "≤ 20 ms", "≥ 1,000,000 tok/min"; an official score with the value
+    it is judged against, "≥ 59.5 (official 60 − 0.5)"."""
+    if op == "official":
+        return f"≥ {threshold - tolerance:g} (official {threshold:g} − {tolerance:g})"
+    sign = {"min": "≥", "max": "≤"}.get(op, op)
+    try:
+        return f"{sign} {figure_catalog(figure).threshold(threshold)}"
+    except KeyError:
+        return f"{sign} {format_value(figure, threshold)}"

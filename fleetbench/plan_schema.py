@@ -12,41 +12,21 @@ from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import AfterValidator, ConfigDict, Discriminator, Field, Strict, Tag, create_model, model_validator
 
+from .figure_catalog import FIGURES as CATALOGUE
+from .figure_catalog import PERCENTILE_SETS, boundable
 from .schema_base import Doc, did_you_mean, json_schema, one_or_list, problem, says, shape
 
 CASE_TYPES = ("perf", "sweep", "eval", "long_context")
 CASE_ID_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 SCORE_OPS = ("min", "max", "official", "tolerance")
-# Figures an expectation may name (see fleetbench.figures.Figures and DEFINITIONS).
-FIGURES: dict[str, str] = {
-    "requests": "requests sent",
-    "succeeded": "requests that succeeded",
-    "failed": "requests that failed",
-    "success_rate": "successful requests / all requests (0 to 1)",
-    "wall_time_s": "latest request end - earliest request start, seconds",
-    "output_throughput_tps": "output tokens of successful requests / wall time, tokens/s",
-    "total_throughput_tps": "input + output tokens of successful requests / wall time, tokens/s",
-    "request_throughput_rps": "successful requests / wall time, requests/s",
-    "tpm_total": "tokens per minute: total throughput × 60",
-    "tpm_output": "output tokens per minute: output throughput × 60",
-    "ttft_avg_s": "time to first token, average, seconds",
-    "tpot_avg_s": "time per output token, average, seconds",
-    "itl_avg_s": "inter-token latency, average, seconds",
-    "latency_avg_s": "end-to-end request latency, average, seconds",
-    "input_tokens_avg": "input tokens per request, average",
-    "output_tokens_avg": "output tokens per request, average",
-}
-PERCENTILE_FIGURES = {"ttft": "time to first token", "tpot": "time per output token", "itl": "inter-token latency",
-                      "latency": "end-to-end request latency"}
-PERCENTILE_POINTS = (10, 25, 50, 66, 75, 80, 90, 95, 98, 99)
+EXAMPLE_FIGURES = ("requests", "succeeded", "failed", "success_rate", "wall_time_s", "output_throughput_tps")
+# Figures an expectation may name: the bound ones of the figure catalogue (fleetbench.figure_catalog).
+FIGURES: dict[str, str] = {n: f.describe for n, f in CATALOGUE.items() if f.boundable}
 
 
 def figure_names() -> dict[str, str]:
-    """Every figure an expectation may bound -> what it is."""
-    names = dict(FIGURES)
-    names.update({f"{m}_p{p}_s": f"{what}, {p}th percentile (nearest rank), seconds"
-                  for m, what in PERCENTILE_FIGURES.items() for p in PERCENTILE_POINTS})
-    return names
+    """Every figure an expectation may bound -> what it is (the catalogue's one-line description)."""
+    return {n: f.describe for n, f in boundable().items()}
 
 
 # --- values: each says what it must be ---
@@ -105,7 +85,7 @@ class _ExpectBase(Doc):
     @classmethod
     def unknown_key(cls, key: Any) -> str:
         return (f"is not a known figure{did_you_mean(key, cls.model_fields)} "
-                f"(e.g. {', '.join(list(FIGURES)[:6])}, ttft_p99_s)")
+                f"(e.g. {', '.join(EXAMPLE_FIGURES)}, ttft_p99_s)")
 
     @classmethod
     def not_mapping(cls) -> str:
@@ -391,6 +371,27 @@ class PlanDoc(Doc):
                      AfterValidator(_no_duplicates)]
     """run in order, each on every node at once"""
     cluster: ClusterDoc | None = None
+    percentiles: Annotated[Literal["legacy", "evalscope-1.14"], says(
+        "must be legacy (10 … 99, as seed 000's evalscope printed) or evalscope-1.14 (min, 1, 5 … 99, max)")] = \
+        "legacy"
+    """the percentile rows of every table: legacy (10, 25, 50, 66, 75, 80, 90, 95, 98, 99) or evalscope-1.14
+    (min, 1, 5, 10, 25, 50, 75, 90, 95, 99, max)"""
+
+    @model_validator(mode="after")
+    def _percentile_bounds(self) -> PlanDoc:
+        """A bound percentile must be one the plan's set computes, or it could never be measured."""
+        points = PERCENTILE_SETS[self.percentiles]
+        where: list[tuple[Any, tuple[str | int, ...]]] = [
+            (getattr(c, "expect", None), ("cases", i, "expect")) for i, c in enumerate(self.cases)]
+        if self.cluster is not None:
+            where.append((self.cluster.expect, ("cluster", "expect")))
+        for expect, at in where:
+            for name in (expect.given() if expect is not None and hasattr(expect, "given") else ()):
+                m = re.match(r"^[a-z]+_p(\d+)_s$", name)
+                if m and int(m.group(1)) not in points:
+                    raise problem(f"is not in the {self.percentiles} percentile set "
+                                  f"({', '.join(map(str, points))}); set `percentiles:` or bound another", *at, name)
+        return self
 
     @model_validator(mode="after")
     def _tokenizer(self) -> PlanDoc:

@@ -5,51 +5,40 @@ nothing is computed here but formatting."""
 from __future__ import annotations
 
 import math
+import re
 import time
 from dataclasses import dataclass, field
 
-from fleetbench.figures import PERCENTILES, Figures
+from fleetbench.figure_catalog import FIGURES, METRICS, figure, format_value, percentile_label
+from fleetbench.figures import Figures
 
-from ..verdict import Reason, figure_unit, fmt_value
-from .i18n import t
+from ..verdict import Reason, fmt_value
+from .i18n import TEXT, t
 from .model import CaseReport, EvalScoreRow, RunReport, SweepAverageRow, SweepPointRow, VerdictRow
 
-# (i18n key, figure, format): evalscope's "Benchmarking summary" keys, in its order, plus TPM.
-SUMMARY_ROWS: tuple[tuple[str, str, str], ...] = (
-    ("sum.requests", "requests", "{:.0f}"),
-    ("sum.succeeded", "succeeded", "{:.0f}"),
-    ("sum.failed", "failed", "{:.0f}"),
-    ("sum.wall_time", "wall_time_s", "{:.3f}"),
-    ("sum.output_tps", "output_throughput_tps", "{:.2f}"),
-    ("sum.total_tps", "total_throughput_tps", "{:.2f}"),
-    ("sum.rps", "request_throughput_rps", "{:.4f}"),
-    ("sum.tpm_total", "tpm_total", "{:,.0f}"),
-    ("sum.tpm_output", "tpm_output", "{:,.0f}"),
-    ("sum.latency", "latency_avg_s", "{:.4f}"),
-    ("sum.ttft", "ttft_avg_s", "{:.4f}"),
-    ("sum.tpot", "tpot_avg_s", "{:.4f}"),
-    ("sum.itl", "itl_avg_s", "{:.4f}"),
-    ("sum.input_avg", "input_tokens_avg", "{:.1f}"),
-    ("sum.output_avg", "output_tokens_avg", "{:.1f}"),
+# The summary's rows: evalscope's "Benchmarking summary" (seed 000), in its order, plus TPM; labels, units and
+# formats come from the figure catalogue (fleetbench/figure_catalog.py).
+SUMMARY_FIGURES: tuple[str, ...] = (
+    "wall_time_s", "concurrency", "request_rate", "requests", "succeeded", "failed", "output_throughput_tps",
+    "total_throughput_tps", "request_throughput_rps", "tpm_total", "tpm_output", "latency_avg_s", "ttft_avg_s",
+    "tpot_avg_s", "itl_avg_s", "input_tokens_avg", "output_tokens_avg",
 )
-# (i18n key, percentile metric, format): evalscope's "Percentile results" columns.
-PERCENTILE_COLUMNS: tuple[tuple[str, str, str], ...] = (
-    ("pct.ttft", "ttft_s", "{:.4f}"),
-    ("pct.itl", "itl_s", "{:.4f}"),
-    ("pct.tpot", "tpot_s", "{:.4f}"),
-    ("pct.latency", "latency_s", "{:.4f}"),
-    ("pct.input_tokens", "input_tokens", "{:.0f}"),
-    ("pct.output_tokens", "output_tokens", "{:.0f}"),
-    ("pct.output_tps", "output_tps", "{:.2f}"),
-    ("pct.total_tps", "total_tps", "{:.2f}"),
-)
-# the seed-002 sweep table: (i18n key, format) after input, output, concurrency, loop
-SWEEP_COLUMNS: tuple[tuple[str, str], ...] = (
-    ("sw.latency", "{:.3f}"), ("sw.output_tps", "{:.2f}"), ("sw.ttft", "{:.4f}"), ("sw.tpot", "{:.4f}"),
-    ("sw.avg_tps", "{:.2f}"), ("sw.per_request", "{:.2f}"),
+LOAD_FIGURES = ("concurrency", "request_rate")  # from the plan, not the records
+# evalscope's "Percentile results" columns (keys of Figures.percentiles)
+PERCENTILE_COLUMNS: tuple[str, ...] = tuple(METRICS)
+# the body's short per-scope percentile table: p50 and p99 of the latencies (the full tables are in the appendix)
+SHORT_PERCENTILES: tuple[int, ...] = (50, 99)
+SHORT_METRICS: tuple[str, ...] = ("ttft_s", "tpot_s", "itl_s", "latency_s")
+# the seed-002 sweep table after input, output, concurrency, loop; then the point's TPM (total)
+SWEEP_FIGURES: tuple[str, ...] = (
+    "latency_avg_s", "output_throughput_tps", "ttft_avg_s", "tpot_avg_s", "avg_tps", "per_request_tps", "tpm_total",
 )
 ENV_HARDWARE = (("env.cpu", "cpu"), ("env.cpus", "cpus"), ("env.memory", "memory"),
                 ("env.accelerators", "accelerators"))
+# seed 000's hardware details (model.hardware_details), in the spreadsheet and the per-node appendix
+ENV_DETAILS = (("env.cpu_model", "cpu_model"), ("env.sockets", "sockets"), ("env.cores", "cores"),
+               ("env.threads", "threads"), ("env.dimms", "dimms"), ("env.accelerator_count", "accelerator_count"),
+               ("env.network", "network"))
 ENV_SOFTWARE = (("env.os", "os"), ("env.kernel", "kernel"), ("env.driver", "driver"), ("env.toolkit", "toolkit"))
 STATES = ("pass", "fail", "error", "invalid", "incomplete")  # controller.verdict.State's values
 CHECKS = ("start_skew", "node_results", "load_generator", "clock_uncertainty", "min_duration", "min_requests",
@@ -103,23 +92,39 @@ def scope_name(scope: str, lang: str, case: CaseReport | None = None) -> str:
     return name + sep + point
 
 
-def expected_text(v: VerdictRow, lang: str) -> str:
-    """What an expectation asks, e.g. "≤ 0.9" or "≥ official 60 − 0.5"."""
-    if v.op == "official":
-        return t("expect.official_short", lang, official=fmt(v.threshold, "{:g}", lang),
-                 tolerance=fmt(v.tolerance, "{:g}", lang))
-    return f"{op_text(v, lang)} {threshold_value(v, lang)}"
+def official_text(official: float, tolerance: float, lang: str) -> str:
+    """An accuracy threshold by its effective value first: "≥ 59.5 (official 60 − 0.5)"."""
+    return t("expect.official_short", lang, effective=f"{official - (tolerance or 0.0):g}", official=f"{official:g}",
+             tolerance=f"{tolerance or 0.0:g}")
 
 
 def threshold_value(v: VerdictRow, lang: str) -> str:
-    """An expectation's threshold as a number for people (an official score as it is, a figure in seconds in ms
-    below one second)."""
-    return people(v.threshold, "" if v.op == "official" else figure_unit(v.figure), lang)
+    """An expectation's limit for people, from the figure catalogue ("20 ms", "1,000,000 tok/min"); an official
+    score by the value it is judged against."""
+    if v.op == "official":
+        return official_text(v.threshold, v.tolerance, lang).removeprefix("≥ ")
+    return threshold_number(v.figure, v.threshold, lang)
+
+
+def threshold_number(name: str, value: float, lang: str) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return t("na", lang)
+    try:
+        return figure(name).threshold(value)
+    except KeyError:
+        return f"{value:g}"
+
+
+def measured_text(name: str, value: float, lang: str) -> str:
+    """A measured figure for people (figure catalogue: "20.93 ms"); a score as it is, n/a in `lang`."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return t("na", lang)
+    return format_value(name, value)
 
 
 def op_text(v: VerdictRow, lang: str) -> str:
     if v.op == "official":
-        return f"{t('op.official', lang)} {fmt(v.tolerance, '{:g}', lang)}"
+        return t("op.min", lang)
     return t(f"op.{v.op}", lang) if v.op in ("min", "max") else v.op
 
 
@@ -149,18 +154,62 @@ def nodes_table(report: RunReport, lang: str) -> Table:
           fmt(n.rtt_s * 1000, "{:.2f}", lang)] for n in report.nodes])
 
 
-def _configs(report: RunReport, keys: tuple[tuple[str, str], ...]) -> list[tuple[tuple[str, ...], list[str]]]:
+HARDWARE_KEYS = ("cpu_model", "sockets", "cores", "threads", "dimms", "dimm_count", "memory_total",
+                 "accelerator_models", "accelerator_count", "network", "cpu", "memory", "accelerators")
+
+
+def hardware_tables(report: RunReport, lang: str) -> list[tuple[str, Table]]:
+    """Seed 000's hardware table (硬件名称 / 配置信息 / 数量), one per distinct configuration: the full CPU model
+    with its cores and threads (count: sockets), memory as DIMM count × size × type, accelerators, NICs and
+    InfiniBand ports, and the machines it describes (上述机器数量). Titled "Configuration n" when several."""
     configs: dict[tuple[str, ...], list[str]] = {}
     for r in report.environment:
         if "error" not in r:
-            configs.setdefault(tuple(r.get(k, "") for _, k in keys), []).append(r["node"])
-    return list(configs.items())
+            configs.setdefault(tuple(r.get(k, "") for k in HARDWARE_KEYS), []).append(r["node"])
+    out = []
+    for i, (cfg, nodes) in enumerate(configs.items(), 1):
+        d = dict(zip(HARDWARE_KEYS, cfg, strict=True))
+        none = t("none", lang)
+        cpu = d["cpu_model"] or d["cpu"] or t("na", lang)
+        if d["cores"] and d["threads"]:
+            cpu = t("env.cpu_detail", lang, model=cpu, cores=d["cores"], threads=d["threads"])
+        memory = t("env.memory_detail", lang, dimms=d["dimms"], total=d["memory_total"]) if d["dimms"] else \
+            (d["memory_total"] or d["memory"] or t("na", lang))
+        accelerators = d["accelerator_models"] if "accelerator_count" in d and d["accelerator_count"] not in ("", "0") \
+            else (none if d["accelerator_count"] == "0" or d["accelerators"] in ("", "none") else d["accelerators"])
+        rows = [[t("env.cpu", lang), cpu, d["sockets"]],
+                [t("env.memory", lang), memory, d["dimm_count"]],
+                [t("env.accelerators", lang), accelerators, d["accelerator_count"] if d["accelerator_count"] != "0"
+                 else ""],
+                [t("env.network", lang), d["network"] or none, ""],
+                [t("env.machines", lang), ", ".join(nodes), str(len(nodes))]]
+        title = t("env.config", lang, n=i) if len(configs) > 1 else ""
+        out.append((title, Table([t("col.hardware", lang), t("col.config", lang), t("env.count", lang)], rows)))
+    return out
 
 
-def hardware_table(report: RunReport, lang: str) -> Table:
-    """Seed 000's hardware table, one row per distinct configuration with its machine count (上述机器数量)."""
-    rows = [[*cfg, str(len(nodes)), ", ".join(nodes)] for cfg, nodes in _configs(report, ENV_HARDWARE)]
-    return Table([t(k, lang) for k, _ in ENV_HARDWARE] + [t("env.machines", lang), t("col.nodes", lang)], rows)
+def drift_lines(report: RunReport, lang: str) -> list[str]:
+    """The drift check in the report's language (English: controller.fleetview.drift_summary's lines)."""
+    if lang == "en" or not (report.drift_findings or report.drift_checked):
+        return [NONE_WORD.sub(t("none", lang), line) if lang != "en" else line for line in report.drift]
+    nodes = ", ".join(report.drift_checked)
+    if report.drift_findings:
+        n = len(report.drift_findings)
+        return [t("drift.findings", lang, n=n, nodes=len(report.drift_checked))] + [
+            "  - " + t("drift.finding", lang, node=f.node, field=t(f"drift.{f.field}", lang) if f"drift.{f.field}"
+                       in TEXT else f.field, value=_none(f.value, lang), majority=_none(f.majority_value, lang))
+            for f in report.drift_findings]
+    line = t("drift.none" if len(report.drift_checked) > 1 else "drift.none_one", lang, nodes=nodes)
+    if report.drift_unchecked:
+        line += t("drift.unchecked", lang, nodes=", ".join(report.drift_unchecked))
+    return [line]
+
+
+NONE_WORD = re.compile(r"\bnone\b")
+
+
+def _none(value: str, lang: str) -> str:
+    return {"none": t("none", lang), "no majority": t("drift.no_majority", lang)}.get(value, value)
 
 
 def software_table(report: RunReport, lang: str) -> Table:
@@ -200,7 +249,8 @@ def appendix_tables(report: RunReport, lang: str) -> list[tuple[str, Table]]:
         if "error" in r:
             rows.append([t("env.error", lang), r["error"]])
         else:
-            rows += [[t(k, lang), r.get(key, "")] for k, key in (*ENV_HARDWARE, *ENV_SOFTWARE)]
+            rows += [[t(k, lang), r.get(key, "")] for k, key in (*ENV_HARDWARE, *ENV_DETAILS, *ENV_SOFTWARE)
+                     if key in r or (k, key) not in ENV_DETAILS]
         n = info.get(r["node"])
         if n is not None:
             rows += [[t("col.address", lang), n.address], [t("col.endpoint", lang), n.endpoint],
@@ -229,25 +279,48 @@ def expectation_lines(report: RunReport, case: CaseReport, lang: str) -> list[st
     for scope, e in scoped:
         if e.op == "official":
             out.append(t("expect.official", lang, scope=scope, dataset=e.figure.partition(":")[2] or e.figure,
-                         official=f"{e.threshold:g}", tolerance=f"{e.tolerance:g}"))
+                         threshold=official_text(e.threshold, e.tolerance, lang)))
         else:
             out.append(t("expect.line", lang, scope=scope, figure=e.figure, op=t(f"op.{e.op}", lang),
-                         threshold=people(e.threshold, figure_unit(e.figure), lang)))
+                         threshold=threshold_number(e.figure, e.threshold, lang)))
     return out
 
 
 def verdict_table(case: CaseReport, lang: str) -> Table:
     rows = [[scope_name(v.scope, lang, case), v.figure, op_text(v, lang), threshold_value(v, lang),
-             people(v.measured, "" if v.op == "official" else figure_unit(v.figure), lang),
+             measured_text(v.figure, v.measured, lang),
              verdict_text(v.label, lang) + (f" ({v.note})" if v.note else "")]
             for v in case.verdicts]
     return Table([t(k, lang) for k in ("col.scope", "col.figure", "col.op", "col.threshold", "col.measured",
                                        "col.verdict")], rows)
 
 
+def load_text(case: CaseReport, scope: str, name: str, lang: str) -> str:
+    """The plan's load on a scope: a node's concurrency or rate as the plan gives it; the cluster's as the total
+    with how it is made, "8 (4 × 2 nodes)". A rate of -1 is evalscope's "no limit"."""
+    per_node = float(case.parallel if name == "concurrency" else case.rate)
+    if math.isnan(per_node):
+        return t("na", lang)
+    if name == "request_rate" and per_node <= 0:
+        return t("load.no_limit", lang)
+    text = FIGURES[name].number(per_node)
+    nodes = len(case.cluster_nodes) or len(case.node_figures)
+    if scope != "cluster" or nodes <= 1:
+        return text
+    return t("load.cluster", lang, total=FIGURES[name].number(per_node * nodes), per_node=text, nodes=nodes)
+
+
 def summary_table(scopes: dict[str, Figures], lang: str, case: CaseReport | None = None) -> Table:
+    """evalscope's summary, one column per node and the cluster; the plan's load rows when the case has one."""
     names = list(scopes)
-    rows = [[t(key, lang)] + [fmt(scopes[n].value(fig), pat, lang) for n in names] for key, fig, pat in SUMMARY_ROWS]
+    rows = []
+    for fig in SUMMARY_FIGURES:
+        f = FIGURES[fig]
+        if fig in LOAD_FIGURES:
+            if case is not None and case.parallel:
+                rows.append([f.label(lang)] + [load_text(case, n, fig, lang) for n in names])
+            continue
+        rows.append([f.label(lang)] + [f.number(scopes[n].value(fig), t("na", lang)) for n in names])
     return Table([t("col.key", lang)] + [scope_name(n, lang, case) for n in names], rows)
 
 
@@ -282,11 +355,44 @@ def validity_table(case: CaseReport, lang: str) -> Table:
         result = verdict_text("pass", lang) if v.passed else t("check.failed", lang)
         row = [v.point] if with_point else []
         rows.append(row + [scope_name(v.scope, lang, case) if v.scope == "cluster" else v.scope,
-                           check_name(v.name, lang), v.measured or t("na", lang), v.bound or t("na", lang), result,
+                           check_name(v.name, lang), value_text(v.measured, lang) or t("na", lang),
+                           value_text(signs(v.bound), lang) or t("na", lang),
+                           result,
                            v.detail])
     header = ([t("sw.point", lang)] if with_point else []) + [
         t(k, lang) for k in ("col.scope", "col.check", "col.measured", "col.bound", "col.result", "col.detail")]
     return Table(header, rows)
+
+
+CHECK_VALUES: tuple[tuple[re.Pattern[str], str], ...] = (
+    (re.compile(r"^saturated$"), "val.saturated"),
+    (re.compile(r"^not saturated$"), "val.not_saturated"),
+    (re.compile(r"^(?P<n>[\d,]+) of (?P<total>[\d,]+) nodes$"), "val.n_of_nodes"),
+    (re.compile(r"^(?P<n>[\d,]+) of (?P<total>[\d,]+)$"), "val.n_of"),
+    (re.compile(r"^(?P<n>[\d,]+) requests completed$"), "val.requests_completed"),
+    (re.compile(r"^(?P<n>[\d,]+) scored samples$"), "val.scored_samples"),
+    (re.compile(r"^job failed: (?P<error>.*)$", re.S), "val.job_failed"),
+)
+
+
+def value_text(text: str, lang: str) -> str:
+    """A stored check value or reason in `lang` ("1 of 2 nodes" reads "1 / 2 个节点"); an error line itself
+    stays as the server wrote it."""
+    if lang == "en" or not text:
+        return text
+    for pattern, key in CHECK_VALUES:
+        m = pattern.match(text)
+        if m:
+            return t(key, lang, **m.groupdict())
+    return text
+
+
+def signs(text: str) -> str:
+    """A stored bound's comparison as people write it: "<= 1.136 s" reads "≤ 1.136 s"."""
+    for plain, sign in (("<=", "≤"), (">=", "≥")):
+        if text.startswith(plain):
+            return sign + text[len(plain):]
+    return text
 
 
 def invalid_lines(case: CaseReport, lang: str) -> list[str]:
@@ -295,8 +401,8 @@ def invalid_lines(case: CaseReport, lang: str) -> list[str]:
         return []
     failed = "; ".join(
         t("case.check_line", lang, check=check_name(v.name, lang), scope=scope_name(v.scope, lang, case),
-          point=f" @ {v.point}" if v.point else "", measured=v.measured or t("na", lang),
-          bound=v.bound or t("na", lang))
+          point=f" @ {v.point}" if v.point else "", measured=value_text(v.measured, lang) or t("na", lang),
+          bound=value_text(signs(v.bound), lang) or t("na", lang))
         for v in case.failed_checks)
     return [t("case.invalid", lang, checks=failed or t("none", lang))]
 
@@ -326,10 +432,38 @@ def long_context_line(case: CaseReport, lang: str) -> str:
              node=slow.node)
 
 
+def percentile_points(f: Figures) -> list[int]:
+    """The percentiles the figures hold (the run's percentile set), ascending."""
+    return sorted({p for table in f.percentiles.values() for p in table})
+
+
 def percentile_table(f: Figures, lang: str) -> Table:
-    rows = [[f"{p}%"] + [fmt(f.percentiles.get(m, {}).get(p, math.nan), pat, lang) for _, m, pat in PERCENTILE_COLUMNS]
-            for p in PERCENTILES]
-    return Table([t("col.percentile", lang)] + [t(k, lang) for k, _, _ in PERCENTILE_COLUMNS], rows)
+    """evalscope's "Percentile results" for one scope: a row per percentile (min/max when the set has them)."""
+    na = t("na", lang)
+    rows = [[percentile_label(p)] + [METRICS[m].number(f.percentiles.get(m, {}).get(p, math.nan), na)
+                                     for m in PERCENTILE_COLUMNS] for p in percentile_points(f)]
+    return Table([t("col.percentile", lang)] + [METRICS[m].label(lang) for m in PERCENTILE_COLUMNS], rows)
+
+
+def node_percentile_cases(report: RunReport) -> list[CaseReport]:
+    """The cases whose per-node percentile tables go to the appendix: load cases with a cluster figure."""
+    return [case for case in report.cases if case.case_type != "long_context" and case.cluster is not None
+            and case.node_figures]
+
+
+def short_percentile_table(case: CaseReport, lang: str) -> Table:
+    """The body's per-node row: p50 and p99 of TTFT, TPOT, ITL and latency for each node and the cluster (the
+    full per-node tables are in the appendix and the spreadsheet)."""
+    scopes: dict[str, Figures] = dict(case.node_figures)
+    if case.cluster is not None:
+        scopes["cluster"] = case.cluster
+    na = t("na", lang)
+    header = [t("col.scope", lang)] + [f"{METRICS[m].label(lang, unit=False)} p{p} ({METRICS[m].display_unit})"
+                                       for m in SHORT_METRICS for p in SHORT_PERCENTILES]
+    rows = [[scope_name(s, lang, case)] + [METRICS[m].number(f.percentiles.get(m, {}).get(p, math.nan), na)
+                                           for m in SHORT_METRICS for p in SHORT_PERCENTILES]
+            for s, f in scopes.items() if f.succeeded]
+    return Table(header, rows)
 
 
 def sweep_scope_name(case: CaseReport, scope: str, lang: str) -> str:
@@ -350,15 +484,25 @@ def sweep_scopes(case: CaseReport) -> list[str]:
 def _point_values(r: SweepPointRow | SweepAverageRow) -> list[float]:
     if isinstance(r, SweepPointRow):
         f = r.figures
-        return [f.latency_avg_s, f.output_throughput_tps, f.ttft_avg_s, f.tpot_avg_s, r.avg_tps, r.per_request_tps]
-    return [r.latency_avg_s, r.output_throughput_tps, r.ttft_avg_s, r.tpot_avg_s, r.avg_tps, r.per_request_tps]
+        return [f.latency_avg_s, f.output_throughput_tps, f.ttft_avg_s, f.tpot_avg_s, r.avg_tps, r.per_request_tps,
+                f.tpm_total]
+    return [r.latency_avg_s, r.output_throughput_tps, r.ttft_avg_s, r.tpot_avg_s, r.avg_tps, r.per_request_tps,
+            r.tpm_total]
+
+
+def concurrency_text(parallel: int, streams: int, lang: str) -> str:
+    """A sweep point's concurrency: a node's as the plan gives it; the cluster's "8 (4 × 2 nodes)"."""
+    if not streams or streams == parallel or not parallel:
+        return str(parallel)
+    return t("load.cluster", lang, total=f"{streams:,}", per_node=parallel, nodes=streams // parallel)
 
 
 def sweep_table(case: CaseReport, scope: str, lang: str) -> Table:
     """Seed 002's table for one scope: a row per loop, and after a point's loops its loop-average row
-    (only where the point ran more than once)."""
+    (only where the point ran more than once); the last column is the point's TPM (total)."""
     header = [t(k, lang) for k in ("sw.input", "sw.output", "sw.parallel", "sw.loop")] + \
-        [t(k, lang) for k, _ in SWEEP_COLUMNS]
+        [FIGURES[f].label(lang) for f in SWEEP_FIGURES]
+    na = t("na", lang)
     mine = [r for r in case.sweep if r.scope == scope]
     order: list[tuple[int, int, int]] = []
     for r in mine:
@@ -370,14 +514,24 @@ def sweep_table(case: CaseReport, scope: str, lang: str) -> Table:
     for key in order:
         loops = sorted((r for r in mine if (r.input_tokens, r.output_tokens, r.parallel) == key), key=lambda r: r.loop)
         for r in loops:
-            rows.append([str(key[0]), str(key[1]), str(key[2]), str(r.loop)] +
-                        [fmt(v, pat, lang) for v, (_, pat) in zip(_point_values(r), SWEEP_COLUMNS, strict=True)])
+            rows.append([str(key[0]), str(key[1]), concurrency_text(r.parallel, r.concurrency, lang), str(r.loop)] +
+                        [FIGURES[f].number(v, na) for v, f in zip(_point_values(r), SWEEP_FIGURES, strict=True)])
         a = avgs.get(key)
         if a is not None and a.loops > 1:
             strong.add(len(rows))
-            rows.append([str(key[0]), str(key[1]), str(key[2]), t("sw.avg", lang, loops=a.loops)] +
-                        [fmt(v, pat, lang) for v, (_, pat) in zip(_point_values(a), SWEEP_COLUMNS, strict=True)])
+            rows.append([str(key[0]), str(key[1]), concurrency_text(a.parallel, a.concurrency, lang),
+                         t("sw.avg", lang, loops=a.loops)] +
+                        [FIGURES[f].number(v, na) for v, f in zip(_point_values(a), SWEEP_FIGURES, strict=True)])
     return Table(header, rows, strong)
+
+
+def best_sweep_point(case: CaseReport) -> SweepAverageRow | None:
+    """The point with the highest cluster TPM (total) averaged over its loops (seed 002 compares loop averages,
+    never a lucky single loop); the nodes' scope when the sweep has no cluster rows."""
+    scope = "cluster" if any(a.scope == "cluster" for a in case.sweep_averages) else None
+    rows = [a for a in case.sweep_averages if scope is None or a.scope == scope]
+    rows = [a for a in rows if not math.isnan(a.tpm_total)]
+    return max(rows, key=lambda a: a.tpm_total) if rows else None
 
 
 def samples_text(s: EvalScoreRow, lang: str) -> str:
@@ -435,11 +589,16 @@ def conclusion_lines(report: RunReport, lang: str) -> list[str]:
         if case.case_type == "long_context":
             out.append(t("concl.long_context", lang, case=case.case_id, result=long_context_line(case, lang)))
         elif case.sweep:
-            cluster_rows = [r for r in case.sweep if r.scope == "cluster"] or case.sweep
-            best = max(cluster_rows, key=lambda r: -1.0 if math.isnan(r.figures.tpm_total) else r.figures.tpm_total)
-            out.append(t("concl.sweep", lang, case=case.case_id, points=len({r.point for r in case.sweep}),
-                         tpm=fmt(best.figures.tpm_total, "{:,.0f}", lang), point=best.point,
-                         tps=fmt(best.figures.output_throughput_tps, "{:.2f}", lang)))
+            best = best_sweep_point(case)
+            points = len({r.point for r in case.sweep})
+            if best is None:
+                out.append(t("concl.no_result", lang, case=case.case_id))
+            else:
+                out.append(t("concl.sweep", lang, case=case.case_id, points=points, loops=best.loops,
+                             tpm=FIGURES["tpm_total"].number(best.tpm_total), input=best.input_tokens,
+                             output=best.output_tokens,
+                             concurrency=concurrency_text(best.parallel, best.concurrency, lang),
+                             tps=FIGURES["output_throughput_tps"].number(best.output_throughput_tps)))
         elif case.scores:
             for s in [s for s in case.scores if s.scope == "cluster"] or case.scores:
                 pooled = samples_text(s, lang)
@@ -487,9 +646,10 @@ def reason_text(r: Reason, lang: str, case: CaseReport | None = None, with_scope
             scope = t("scope.cluster_partial", lang, n=part[0], total=part[1]) if part else t("scope.cluster", lang)
         else:
             scope = t("reason.node", lang, node=r.scope)
-    what = check_name(r.what, lang)
-    measured = t("reason.measured", lang, value=r.measured) if r.measured else ""
-    expected = t("reason.expected", lang, value=r.threshold) if r.threshold else ""
+    what = value_text(check_name(r.what, lang), lang)
+    measured = t("reason.measured", lang, value=value_text(r.measured, lang)) if r.measured else ""
+    expected = t("reason.expected", lang, value=value_text(signs(localized_threshold(r.threshold, lang)), lang)) \
+        if r.threshold else ""
     state = verdict_text(r.state.value, lang)
     if not with_scope:  # inside its case's table: the sweep point only
         point = r.case_id.partition("@")[2]
@@ -499,6 +659,16 @@ def reason_text(r: Reason, lang: str, case: CaseReport | None = None, with_scope
         return t("reason.run", lang, state=state, what=what, measured=measured, expected=expected)
     where = " ".join(p for p in (f"`{r.case_id}`" if r.case_id else "", scope) if p)
     return t("reason.line", lang, state=state, where=where, what=what, measured=measured, expected=expected)
+
+
+OFFICIAL = re.compile(r"^≥ \S+ \(official (?P<official>[\d.]+) − (?P<tolerance>[\d.]+)\)$")
+
+
+def localized_threshold(text: str, lang: str) -> str:
+    """A stored threshold (language-neutral, controller.verdict.threshold_text) in `lang`: an official score's
+    "≥ 59.5 (official 60 − 0.5)" is worded by the report's language."""
+    m = OFFICIAL.match(text)
+    return official_text(float(m["official"]), float(m["tolerance"]), lang) if m else text
 
 
 def failure_reasons(report: RunReport, lang: str) -> list[str]:

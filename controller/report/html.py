@@ -12,6 +12,7 @@ import html
 import math
 import re
 
+from fleetbench.figure_catalog import METRICS
 from fleetbench.figures import DEFINITIONS, Figures
 
 from . import content as c
@@ -61,17 +62,44 @@ code { font-family: "DejaVu Sans Mono", Consolas, monospace; font-size: 12px; }
 .muted { color: var(--muted); }
 ul { padding-left: 22px; }
 footer { margin-top: 32px; color: var(--muted); font-size: 12px; }
+html:lang(zh-CN) body { font-family: "Noto Sans CJK SC", "Source Han Sans SC", "WenQuanYi Zen Hei",
+       "WenQuanYi Micro Hei", "PingFang SC", "Microsoft YaHei", "Segoe UI", "DejaVu Sans", Arial, sans-serif; }
 @page { size: A4; margin: 14mm 12mm; }
 @media print {
   body { max-width: none; padding: 0; font-size: 10.5px; }
-  h2 { break-after: avoid; } h3, h4 { break-after: avoid; }
+  h2, h3, h4, p.caption { break-after: avoid; page-break-after: avoid; }
+  .keep { break-inside: avoid; page-break-inside: avoid; }
   table, .chart, pre { break-inside: avoid; }
+  tr, td, th { break-inside: avoid; }
+  thead { display: table-header-group; }
+  h2.cases { break-before: page; } h2.cases + section.case { break-before: auto; }
   table { font-size: 9.5px; } th, td { padding: 2px 5px; }
   .chart { width: 48%; height: auto; }
   section.case { break-before: page; }
   a { color: inherit; text-decoration: none; }
 }
 """
+
+
+KEEP_HEAD = ("<h2", "<h3", "<h4", "<p")
+KEEP_BODY = ("<table", "<pre", '<div class="charts"', "<ul")
+
+
+def keep_with_next(parts: list[str]) -> list[str]:
+    """Each heading or caption in one block with what it introduces, so print never leaves it alone at the
+    bottom of a page (CSS .keep: break-inside avoid; a block taller than a page still breaks)."""
+    out: list[str] = []
+    i = 0
+    while i < len(parts):
+        part = parts[i]
+        if part.startswith(KEEP_HEAD) and i + 1 < len(parts) and parts[i + 1].startswith(KEEP_BODY) \
+                and "<table" not in part:
+            out.append(f'<div class="keep">{part}{parts[i + 1]}</div>')
+            i += 2
+            continue
+        out.append(part)
+        i += 1
+    return out
 
 
 def esc(text: object) -> str:
@@ -125,8 +153,13 @@ def nice_max(v: float) -> float:
 
 
 def tick_label(v: float) -> str:
+    """An axis tick, short enough never to reach the axis title: 200k, 1.5M (tables carry the exact values)."""
     if v == 0:
         return "0"
+    if abs(v) >= 1_000_000:
+        return f"{v / 1_000_000:.3g}M"
+    if abs(v) >= 10_000:
+        return f"{v / 1000:.3g}k"
     if abs(v) >= 1000:
         return f"{v:,.0f}"
     if abs(v) >= 10:
@@ -136,42 +169,81 @@ def tick_label(v: float) -> str:
     return f"{v:.3g}"
 
 
-def _frame(title: str, ymax: float, ylabel: str, xlabel: str) -> list[str]:
+LEGEND_ROW = 15  # px per legend row
+CHAR_W = 6.2  # px per character of an 11px label (a generous average, so entries never overlap)
+
+
+def _legend_rows(entries: list[tuple[str, str, bool]]) -> list[list[tuple[str, str, bool]]]:
+    """Legend entries (name, colour, dashed) laid out left to right in rows across the chart's width."""
+    rows: list[list[tuple[str, str, bool]]] = [[]]
+    x = float(ML)
+    for e in entries:
+        w = 20 + CHAR_W * len(e[0]) + 12
+        if rows[-1] and x + w > W - MR:
+            rows.append([])
+            x = float(ML)
+        rows[-1].append(e)
+        x += w
+    return [r for r in rows if r]
+
+
+def _frame(title: str, ymax: float, ylabel: str, xlabel: str, legend: list[tuple[str, str, bool]]) -> \
+        tuple[list[str], int]:
+    """The chart's frame; its legend in a band between the title and the plot, so it never covers data.
+    Returns the SVG parts and the plot's top."""
+    rows = _legend_rows(legend)
+    pad = 6 if rows else 0
+    mt = MT + pad + LEGEND_ROW * len(rows)
+    h = H + pad + LEGEND_ROW * len(rows)
     pw, ph = W - ML - MR, H - MT - MB
-    out = [f'<svg class="chart" xmlns="http://www.w3.org/2000/svg" width="{W}" height="{H}" '
-           f'viewBox="0 0 {W} {H}" role="img" aria-label="{esc(title)}">',
+    out = [f'<svg class="chart" xmlns="http://www.w3.org/2000/svg" width="{W}" height="{h}" '
+           f'viewBox="0 0 {W} {h}" role="img" aria-label="{esc(title)}">',
            f"<title>{esc(title)}</title>",
            f'<text x="{W / 2:.1f}" y="18" text-anchor="middle" font-size="13" font-weight="600">{esc(title)}</text>']
+    for r, row in enumerate(rows):
+        x, y = float(ML), float(MT - 4 + LEGEND_ROW * r)
+        for name, color, dashed in row:
+            dash = ' stroke-dasharray="5 3"' if dashed else ""
+            out.append(f'<line class="legend" x1="{x:.1f}" y1="{y:.1f}" x2="{x + 16:.1f}" y2="{y:.1f}" '
+                       f'stroke="{color}" stroke-width="{2 if not dashed else 1.5}"{dash}/>')
+            out.append(f'<text x="{x + 20:.1f}" y="{y + 4:.1f}" font-size="11">{esc(name)}</text>')
+            x += 20 + CHAR_W * len(name) + 12
     for i in range(6):
         v = ymax * i / 5
-        y = MT + ph - ph * i / 5
+        y = mt + ph - ph * i / 5
         out.append(f'<line x1="{ML}" y1="{y:.1f}" x2="{ML + pw}" y2="{y:.1f}" stroke="#e3e6e8" stroke-width="1"/>')
         out.append(f'<text x="{ML - 6}" y="{y + 4:.1f}" text-anchor="end" font-size="11">{esc(tick_label(v))}</text>')
-    out.append(f'<line x1="{ML}" y1="{MT}" x2="{ML}" y2="{MT + ph}" stroke="#555" stroke-width="1"/>')
-    out.append(f'<line x1="{ML}" y1="{MT + ph}" x2="{ML + pw}" y2="{MT + ph}" stroke="#555" stroke-width="1"/>')
-    out.append(f'<text x="14" y="{MT + ph / 2:.1f}" text-anchor="middle" font-size="11" '
-               f'transform="rotate(-90 14 {MT + ph / 2:.1f})">{esc(ylabel)}</text>')
-    out.append(f'<text x="{ML + pw / 2:.1f}" y="{H - 6}" text-anchor="middle" font-size="11">{esc(xlabel)}</text>')
-    return out
+    out.append(f'<line x1="{ML}" y1="{mt}" x2="{ML}" y2="{mt + ph}" stroke="#555" stroke-width="1"/>')
+    out.append(f'<line x1="{ML}" y1="{mt + ph}" x2="{ML + pw}" y2="{mt + ph}" stroke="#555" stroke-width="1"/>')
+    out.append(f'<text x="14" y="{mt + ph / 2:.1f}" text-anchor="middle" font-size="11" '
+               f'transform="rotate(-90 14 {mt + ph / 2:.1f})">{esc(ylabel)}</text>')
+    out.append(f'<text x="{ML + pw / 2:.1f}" y="{h - 6}" text-anchor="middle" font-size="11">{esc(xlabel)}</text>')
+    return out, mt
 
 
-def _legend(names: list[tuple[str, str]]) -> list[str]:
+def _reference_lines(references: list[tuple[str, float]], ymax: float, mt: int) -> list[str]:
+    """Dashed horizontal lines (an SLO threshold, an official score), named in the legend, not on the plot."""
+    pw, ph = W - ML - MR, H - MT - MB
     out = []
-    x, y = ML + 8, MT + 6
-    for name, color in names:
-        out.append(f'<rect x="{x}" y="{y}" width="10" height="10" fill="{color}"/>')
-        out.append(f'<text x="{x + 14}" y="{y + 9}" font-size="11">{esc(name)}</text>')
-        y += 15
+    for name, value in references:
+        y = mt + ph - ph * value / ymax
+        out.append(f'<line class="reference" x1="{ML}" y1="{y:.1f}" x2="{ML + pw}" y2="{y:.1f}" stroke="{REF_COLOR}" '
+                   f'stroke-width="1.5" stroke-dasharray="5 3"><title>{esc(name)}</title></line>')
     return out
+
+
+REF_COLOR = "#c5221f"
 
 
 def line_chart(title: str, series: list[tuple[str, str, list[tuple[float, float]]]], xlabel: str, ylabel: str,
-               categorical: bool = False) -> str:
-    """Lines with markers. `categorical`: the distinct x values evenly spaced (concurrency 1, 2, 4, … 128)."""
+               categorical: bool = False, references: list[tuple[str, float]] | None = None) -> str:
+    """Lines with markers. `categorical`: the distinct x values evenly spaced (concurrency 1, 2, 4, … 128).
+    `references`: dashed threshold lines (the plan's SLO), the y axis reaching above them."""
+    refs = [(n, v) for n, v in (references or []) if not math.isnan(v) and v > 0]
     pts = [(x, y) for _, _, s in series for x, y in s if not math.isnan(y)]
     if not pts:
         return ""
-    ymax = nice_max(max(y for _, y in pts))
+    ymax = nice_max(max([y for _, y in pts] + [v for _, v in refs]))
     xs = sorted({x for x, _ in pts})
     pw, ph = W - ML - MR, H - MT - MB
     if categorical:
@@ -181,47 +253,45 @@ def line_chart(title: str, series: list[tuple[str, str, list[tuple[float, float]
         lo, hi = xs[0], xs[-1] if xs[-1] > xs[0] else xs[0] + 1
         pos = {x: ML + pw * (x - lo) / (hi - lo) for x in xs}
         xticks = [(pos[x], tick_label(x)) for x in xs]
-    out = _frame(title, ymax, ylabel, xlabel)
+    legend = [(name, color, False) for name, color, _ in series] + [(n, REF_COLOR, True) for n, _ in refs]
+    out, mt = _frame(title, ymax, ylabel, xlabel, legend)
     for px, label in xticks:
-        out.append(f'<text x="{px:.1f}" y="{MT + ph + 15}" text-anchor="middle" font-size="11">{esc(label)}</text>')
+        out.append(f'<text x="{px:.1f}" y="{mt + ph + 15}" text-anchor="middle" font-size="11">{esc(label)}</text>')
+    out += _reference_lines(refs, ymax, mt)
     for name, color, s in series:
-        good = [(pos[x], MT + ph - ph * y / ymax) for x, y in s if not math.isnan(y)]
+        good = [(pos[x], mt + ph - ph * y / ymax) for x, y in s if not math.isnan(y)]
         if not good:
             continue
         d = " ".join(f"{'M' if i == 0 else 'L'}{px:.1f},{py:.1f}" for i, (px, py) in enumerate(good))
         out.append(f'<path d="{d}" fill="none" stroke="{color}" stroke-width="2"><title>{esc(name)}</title></path>')
         out += [f'<circle cx="{px:.1f}" cy="{py:.1f}" r="3" fill="{color}"/>' for px, py in good]
-    out += _legend([(name, color) for name, color, _ in series])
     return "\n".join(out + ["</svg>"])
 
 
 def bar_chart(title: str, bars: list[tuple[str, float, str]], ylabel: str, value_fmt: str = "{:,.0f}",
               reference: tuple[str, float] | None = None) -> str:
-    """Vertical bars with their values on top; an optional dashed reference line (the official score)."""
+    """Vertical bars with their values on top; an optional dashed reference line (the official score), named in
+    the legend above the plot so its label never meets a bar's value."""
     vals = [v for _, v, _ in bars if not math.isnan(v)]
     if not any(vals):  # nothing, or only zeros, to draw (every request failed): the tables say so
         return ""
-    ymax = nice_max(max(vals + ([reference[1]] if reference else [])))
+    ymax = nice_max(max(vals + ([reference[1]] if reference else [])) * 1.08)  # room for the value labels
     pw, ph = W - ML - MR, H - MT - MB
-    out = _frame(title, ymax, ylabel, "")
+    out, mt = _frame(title, ymax, ylabel, "", [(reference[0], REF_COLOR, True)] if reference else [])
     slot = pw / len(bars)
     bw = min(60.0, slot * 0.6)
     for i, (name, v, color) in enumerate(bars):
         cx = ML + slot * (i + 0.5)
-        out.append(f'<text x="{cx:.1f}" y="{MT + ph + 15}" text-anchor="middle" font-size="11">{esc(name)}</text>')
+        out.append(f'<text x="{cx:.1f}" y="{mt + ph + 15}" text-anchor="middle" font-size="11">{esc(name)}</text>')
         if math.isnan(v):
             continue
         bh = ph * v / ymax
-        out.append(f'<rect x="{cx - bw / 2:.1f}" y="{MT + ph - bh:.1f}" width="{bw:.1f}" height="{bh:.1f}" '
+        out.append(f'<rect x="{cx - bw / 2:.1f}" y="{mt + ph - bh:.1f}" width="{bw:.1f}" height="{bh:.1f}" '
                    f'fill="{color}"><title>{esc(name)}: {esc(value_fmt.format(v))}</title></rect>')
-        out.append(f'<text x="{cx:.1f}" y="{MT + ph - bh - 4:.1f}" text-anchor="middle" font-size="11">'
-                   f"{esc(value_fmt.format(v))}</text>")
+        out.append(f'<text class="value" x="{cx:.1f}" y="{mt + ph - bh - 4:.1f}" text-anchor="middle" '
+                   f'font-size="11">{esc(value_fmt.format(v))}</text>')
     if reference is not None:
-        y = MT + ph - ph * reference[1] / ymax
-        out.append(f'<line x1="{ML}" y1="{y:.1f}" x2="{ML + pw}" y2="{y:.1f}" stroke="#c5221f" stroke-width="1.5" '
-                   f'stroke-dasharray="6 4"/>')
-        out.append(f'<text x="{ML + pw - 4}" y="{y - 4:.1f}" text-anchor="end" font-size="11" fill="#c5221f">'
-                   f"{esc(reference[0])}</text>")
+        out += _reference_lines([reference], ymax, mt)
     return "\n".join(out + ["</svg>"])
 
 
@@ -230,6 +300,17 @@ def _scope_colors(names: list[str]) -> dict[str, str]:
     colors = {n: PALETTE[i % len(PALETTE)] for i, n in enumerate(nodes)}
     colors["cluster"] = CLUSTER_COLOR
     return colors
+
+
+def slo_lines(case: CaseReport, base: str, lang: str) -> list[tuple[str, float]]:
+    """The plan's upper bounds on a latency (base "ttft" or "tpot": its average or a percentile) as dashed
+    lines on that latency's chart, in the chart's unit (ms), each named with its figure and limit."""
+    out: dict[str, tuple[str, float]] = {}
+    for v in case.verdicts:
+        if v.op == "max" and v.figure.startswith(base + "_") and v.figure.endswith("_s"):
+            name = t("series.slo", lang, figure=v.figure, limit=c.threshold_number(v.figure, v.threshold, lang))
+            out[name] = (name, v.threshold * METRICS[f"{base}_s"].scale)
+    return list(out.values())
 
 
 def case_charts(case: CaseReport, lang: str) -> list[str]:
@@ -250,10 +331,12 @@ def case_charts(case: CaseReport, lang: str) -> list[str]:
                                 [(label[s], f.output_throughput_tps, colors[s]) for s, f in scopes.items()],
                                 t("axis.tps", lang), "{:,.1f}"))
         for key, metric in (("chart.ttft_pct", "ttft_s"), ("chart.tpot_pct", "tpot_s")):
+            scale = METRICS[metric].scale  # ms, as the tables show them
             series = [(label[s], colors[s], sorted(f.percentiles.get(metric, {}).items())) for s, f in scopes.items()]
-            charts.append(line_chart(t(key, lang, case=case.case_id), [(n, col, [(float(p), v) for p, v in s])
-                                                                         for n, col, s in series],
-                                     t("axis.percentile", lang), t("axis.seconds", lang), categorical=True))
+            charts.append(line_chart(t(key, lang, case=case.case_id),
+                                     [(n, col, [(float(p), v * scale) for p, v in s]) for n, col, s in series],
+                                     t("axis.percentile", lang), METRICS[metric].display_unit, categorical=True,
+                                     references=slo_lines(case, metric.split("_")[0], lang)))
     if case.sweep:
         scope = "cluster" if any(r.scope == "cluster" for r in case.sweep) else c.sweep_scopes(case)[0]
         avgs: list[SweepAverageRow] = [a for a in case.sweep_averages if a.scope == scope]
@@ -265,10 +348,12 @@ def case_charts(case: CaseReport, lang: str) -> list[str]:
                           if (a.input_tokens, a.output_tokens) == pair)
 
         pair_name = {p: t("series.pair", lang, input=p[0], output=p[1]) for p in pairs}
+        streams = max((a.concurrency // a.parallel for a in avgs if a.parallel), default=1)
+        xlabel = t("axis.concurrency_nodes", lang, nodes=streams) if streams > 1 else t("axis.concurrency", lang)
         charts.append(line_chart(
             t("chart.sweep_tps", lang, case=case.case_id, scope=name),
             [(pair_name[p], PALETTE[i % len(PALETTE)], of(p, "output_throughput_tps")) for i, p in enumerate(pairs)],
-            t("axis.concurrency", lang), t("axis.tps", lang), categorical=True))
+            xlabel, t("axis.tps", lang), categorical=True))
         lat = []
         for i, p in enumerate(pairs):
             col = PALETTE[i % len(PALETTE)]
@@ -276,10 +361,11 @@ def case_charts(case: CaseReport, lang: str) -> list[str]:
             lat.append((f"{pair_name[p]} — {t('series.ttft', lang)}", PALETTE[(i + 5) % len(PALETTE)],
                         of(p, "ttft_avg_s")))
         charts.append(line_chart(t("chart.sweep_latency", lang, case=case.case_id, scope=name), lat,
-                                 t("axis.concurrency", lang), t("axis.seconds", lang), categorical=True))
+                                 xlabel, t("axis.seconds", lang), categorical=True))
     if case.scores:
         for dataset in sorted({s.dataset for s in case.scores}):
-            rows = sorted((s for s in case.scores if s.dataset == dataset), key=lambda s: (s.scope != "cluster",
+            # one bar order everywhere: the nodes, then the cluster (as the TPM and throughput bars)
+            rows = sorted((s for s in case.scores if s.dataset == dataset), key=lambda s: (s.scope == "cluster",
                                                                                           s.scope))
             colors = _scope_colors([s.scope for s in rows])
             official = rows[0].official
@@ -328,8 +414,9 @@ def case_section(n: int, case: CaseReport, report: RunReport, lang: str) -> list
         out += [f"<p>{inline(t('case.summary', lang))}</p>", html_table(c.summary_table(scopes, lang, case)),
                 f"<p>{inline(c.skew_line(case, lang))}</p>",
                 f"<p>{inline(c.cluster_percentiles_title(case, lang))}</p>", _percentiles(case.cluster, lang)]
-        for node, figs in case.node_figures.items():
-            out += [f"<p>{inline(t('case.node_percentiles', lang, node=node))}</p>", _percentiles(figs, lang)]
+        short = c.short_percentile_table(case, lang)
+        if short.rows:
+            out += [f"<p>{inline(t('case.short_percentiles', lang))}</p>", html_table(short)]
     if case.sweep:
         out.append(f'<p class="muted">{inline(t("case.sweep_note", lang))}</p>')
         for scope in c.sweep_scopes(case):
@@ -347,7 +434,7 @@ def case_section(n: int, case: CaseReport, report: RunReport, lang: str) -> list
     if case.verdicts:
         out += [f"<h4>{esc(t('case.verdicts', lang))}</h4>", html_table(c.verdict_table(case, lang))]
     out.append("</section>")
-    return out
+    return keep_with_next(out)
 
 
 def render_html(report: RunReport, lang: str = "en") -> str:
@@ -362,15 +449,17 @@ def render_html(report: RunReport, lang: str = "en") -> str:
            f"<h2>{esc(t('sec.basic', lang))}</h2>", html_table(c.basic_table(report, lang)),
            f"<h3>{esc(t('sec.nodes', lang))}</h3>", html_table(c.nodes_table(report, lang)),
            f"<h3>{esc(t('sec.environment', lang))}</h3>"]
-    hw = c.hardware_table(report, lang)
-    if hw.rows:
-        out += [f"<h4>{esc(t('sec.hardware', lang))}</h4>", html_table(hw)]
+    hardware = c.hardware_tables(report, lang)
+    if hardware:
+        out.append(f"<h4>{esc(t('sec.hardware', lang))}</h4>")
+        for title, tab in hardware:
+            out += ([f"<p><strong>{esc(title)}</strong></p>"] if title else []) + [html_table(tab)]
     out += [f"<h4>{esc(t('sec.software', lang))}</h4>", html_table(c.software_table(report, lang))]
     errors = c.environment_errors(report, lang)
     if errors:
         out.append("<ul>" + "".join(f"<li>{esc(e)}</li>" for e in errors) + "</ul>")
-    out += [f"<h4>{esc(t('sec.drift', lang))}</h4>", f"<pre>{esc(chr(10).join(report.drift))}</pre>"]
-    out.append(f"<h2>{esc(t('sec.cases', lang))}</h2>")
+    out += [f"<h4>{esc(t('sec.drift', lang))}</h4>", f"<pre>{esc(chr(10).join(c.drift_lines(report, lang)))}</pre>"]
+    out.append(f'<h2 class="cases">{esc(t("sec.cases", lang))}</h2>')
     for i, case in enumerate(report.cases, 1):
         out += case_section(i, case, report, lang)
     out += [f"<h2>{esc(t('sec.conclusion', lang))}</h2>",
@@ -390,6 +479,13 @@ def render_html(report: RunReport, lang: str = "en") -> str:
         out.append(f"<h2>{esc(t('sec.appendix', lang))}</h2>")
         for node, tab in appendix:
             out += [f"<h3>{esc(node)}</h3>", html_table(tab)]
+    per_node = c.node_percentile_cases(report)
+    if per_node:
+        out.append(f"<h2>{esc(t('sec.appendix_percentiles', lang))}</h2>")
+        for case in per_node:
+            for node, figs in case.node_figures.items():
+                out += [f"<h3>{inline(t('case.node_percentiles_of', lang, case=case.case_id, node=node))}</h3>",
+                        _percentiles(figs, lang)]
     out += [f"<footer>{esc(t('html.generated', lang, version=report.fleetbench_version, run=report.run_id))}"
             "</footer>", "</body>", "</html>", ""]
-    return "\n".join(out)
+    return "\n".join(keep_with_next(out))

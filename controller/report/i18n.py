@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import string
 
+from fleetbench.figure_catalog import DEFINITIONS_ZH, FIGURES, METRICS
 from fleetbench.figures import DEFINITIONS
 
 LANGS: tuple[str, ...] = ("en", "zh")
@@ -31,6 +32,7 @@ TEXT: dict[str, dict[str, str]] = {
     "sec.conclusion": {"en": "3. Conclusion", "zh": "3. 结论"},
     "sec.definitions": {"en": "4. Definitions", "zh": "4. 指标定义"},
     "sec.appendix": {"en": "5. Appendix: per-node inventory", "zh": "5. 附录：各节点硬件与软件信息"},
+    "sec.appendix_percentiles": {"en": "6. Appendix: per-node percentiles", "zh": "6. 附录：各节点百分位"},
     "sec.charts": {"en": "Charts", "zh": "图表"},
     # --- basic information
     "col.item": {"en": "Item", "zh": "项目"},
@@ -70,6 +72,50 @@ TEXT: dict[str, dict[str, str]] = {
     "col.software": {"en": "Software", "zh": "软件名称"},
     "col.version": {"en": "Version", "zh": "版本信息"},
     "col.nodes": {"en": "Nodes", "zh": "节点"},
+    "env.network": {"en": "Network (NICs, InfiniBand/RoCE)", "zh": "网络（网卡、InfiniBand/RoCE）"},
+    "env.cpu_model": {"en": "CPU model", "zh": "CPU 型号"},
+    "env.sockets": {"en": "CPU sockets", "zh": "CPU 路数"},
+    "env.cores": {"en": "Physical cores", "zh": "物理核数"},
+    "env.threads": {"en": "Threads (logical CPUs)", "zh": "线程数（逻辑核）"},
+    "env.dimms": {"en": "Memory DIMMs", "zh": "内存条"},
+    "env.accelerator_count": {"en": "Accelerator count", "zh": "加速卡数量"},
+    "env.count": {"en": "Count", "zh": "数量"},
+    "env.cpu_detail": {"en": "{model} ({cores} cores, {threads} threads per machine)",
+                       "zh": "{model}（每台 {cores} 核，{threads} 线程）"},
+    "env.memory_detail": {"en": "{dimms} ({total} in all)", "zh": "{dimms}（共 {total}）"},
+    "drift.none": {"en": "drift: none — {nodes} agree on accelerator model, count and memory, driver, CUDA/CANN/DTK, "
+                         "kernel and memory size; no NVLink link down, no uncorrected ECC error, no MIG",
+                   "zh": "一致性检查：无差异 — {nodes} 的加速卡型号、数量与显存、驱动、CUDA/CANN/DTK、"
+                         "内核及内存容量一致；无 NVLink 链路断开，无不可纠正 ECC 错误，未启用 MIG"},
+    "drift.none_one": {"en": "drift: none — {nodes} is the only node checked; no NVLink link down, no uncorrected "
+                             "ECC error, no MIG",
+                       "zh": "一致性检查：无差异 — 仅检查了 {nodes} 一个节点；无 NVLink 链路断开，无不可纠正 ECC 错误，"
+                             "未启用 MIG"},
+    "drift.unchecked": {"en": " (not checked: {nodes})", "zh": "（未检查：{nodes}）"},
+    "drift.findings": {"en": "drift: {n} finding(s) over {nodes} node(s):",
+                       "zh": "一致性检查：{nodes} 个节点中发现 {n} 处差异："},
+    "drift.finding": {"en": "{node}: {field} {value} differs from the majority {majority}",
+                      "zh": "{node}：{field}为 {value}，与多数节点（{majority}）不同"},
+    "val.saturated": {"en": "saturated", "zh": "饱和"},
+    "val.not_saturated": {"en": "not saturated", "zh": "未饱和"},
+    "val.n_of_nodes": {"en": "{n} of {total} nodes", "zh": "{n} / {total} 个节点"},
+    "val.n_of": {"en": "{n} of {total}", "zh": "{n} / {total}"},
+    "val.requests_completed": {"en": "{n} requests completed", "zh": "完成 {n} 个请求"},
+    "val.scored_samples": {"en": "{n} scored samples", "zh": "{n} 个已评分样本"},
+    "val.job_failed": {"en": "job failed: {error}", "zh": "任务失败：{error}"},
+    "drift.no_majority": {"en": "no majority", "zh": "无多数值"},
+    "drift.accelerator_model": {"en": "accelerator model", "zh": "加速卡型号"},
+    "drift.accelerator_count": {"en": "accelerator count", "zh": "加速卡数量"},
+    "drift.accelerator_memory": {"en": "accelerator memory", "zh": "加速卡显存"},
+    "drift.driver_version": {"en": "driver", "zh": "驱动版本"},
+    "drift.cuda_version": {"en": "CUDA", "zh": "CUDA 版本"},
+    "drift.cann_version": {"en": "CANN", "zh": "CANN 版本"},
+    "drift.dtk_version": {"en": "DTK", "zh": "DTK 版本"},
+    "drift.kernel": {"en": "kernel", "zh": "内核版本"},
+    "drift.memory_size": {"en": "memory", "zh": "内存容量"},
+    "drift.nvlink_down": {"en": "NVLink links down", "zh": "NVLink 断开的链路"},
+    "drift.ecc_uncorrected": {"en": "uncorrected ECC errors", "zh": "不可纠正 ECC 错误"},
+    "drift.mig_enabled": {"en": "MIG enabled", "zh": "已启用 MIG 的 GPU"},
     "env.not_collected": {"en": "no inventory was collected", "zh": "未采集到硬件信息"},
     "env.config": {"en": "Configuration {n}", "zh": "配置 {n}"},
     # --- case section
@@ -98,6 +144,11 @@ TEXT: dict[str, dict[str, str]] = {
         "en": "Cluster percentiles ({n} of {total} nodes: the union of their successful requests):",
         "zh": "集群百分位（{total} 个节点中的 {n} 个：其成功请求的并集）：",
     },
+    "case.short_percentiles": {
+        "en": "p50 and p99 per node and cluster (every node's full percentile table: appendix 6 and the spreadsheet):",
+        "zh": "各节点及集群的 p50 与 p99（各节点完整百分位表见附录 6 及 Excel 报告）：",
+    },
+    "case.node_percentiles_of": {"en": "`{case}`: percentiles of node {node}", "zh": "`{case}`：节点 {node} 的百分位"},
     "case.states": {"en": "Verdict per node and cluster", "zh": "各节点及集群的判定"},
     "case.validity": {
         "en": "Validity (a failed check makes the case INVALID: its figures cannot be trusted, rerun it)",
@@ -134,7 +185,6 @@ TEXT: dict[str, dict[str, str]] = {
     "lc.cluster_none": {"en": "Cluster: {n} of {total} nodes answered.",
                         "zh": "集群：{total} 个节点中 {n} 个返回了结果。"},
     "case.no_success": {"en": "No request succeeded: no percentiles.", "zh": "没有成功的请求：无百分位数据。"},
-    "case.node_percentiles": {"en": "Percentiles of node {node}:", "zh": "节点 {node} 的百分位："},
     "case.saturated": {
         "en": "**Warning — {node}: the load generator was saturated** (CPU up to {cpu} of a core, event-loop lag "
               "p95 {lag} ms): this node's figures may measure the client, not the server. "
@@ -199,52 +249,24 @@ TEXT: dict[str, dict[str, str]] = {
     "col.tolerance": {"en": "Tolerance", "zh": "允许偏差"},
     "op.min": {"en": "≥", "zh": "≥"},
     "op.max": {"en": "≤", "zh": "≤"},
-    "op.official": {"en": "≥ official −", "zh": "≥ 官方分数 −"},
     "expect.line": {"en": "{scope}: {figure} {op} {threshold}", "zh": "{scope}：{figure} {op} {threshold}"},
-    "expect.official": {"en": "{scope}: score of {dataset} ≥ official {official} − {tolerance}",
-                        "zh": "{scope}：{dataset} 得分 ≥ 官方分数 {official} − {tolerance}"},
-    "expect.official_short": {"en": "≥ official {official} − {tolerance}", "zh": "≥ 官方分数 {official} − {tolerance}"},
+    "expect.official": {"en": "{scope}: score of {dataset} {threshold}", "zh": "{scope}：{dataset} 得分 {threshold}"},
+    "expect.official_short": {"en": "≥ {effective} (official {official} − tolerance {tolerance})",
+                              "zh": "≥ {effective}（官方分数 {official} − 允许偏差 {tolerance}）"},
     "expect.case_scope": {"en": "every node and the cluster", "zh": "每个节点及集群"},
     # --- summary (evalscope's key/value form)
     "col.key": {"en": "Key", "zh": "指标"},
-    "sum.requests": {"en": "Total requests", "zh": "总请求数"},
-    "sum.succeeded": {"en": "Succeed requests", "zh": "成功请求数"},
-    "sum.failed": {"en": "Failed requests", "zh": "失败请求数"},
-    "sum.wall_time": {"en": "Time taken for tests (s)", "zh": "测试耗时 (s)"},
-    "sum.output_tps": {"en": "Output token throughput (tok/s)", "zh": "输出吞吐 Output token throughput (tok/s)"},
-    "sum.total_tps": {"en": "Total token throughput (tok/s)", "zh": "总吞吐 Total token throughput (tok/s)"},
-    "sum.rps": {"en": "Request throughput (req/s)", "zh": "请求吞吐 (req/s)"},
-    "sum.tpm_total": {"en": "TPM total (tok/min)", "zh": "TPM 总计 (tok/min)"},
-    "sum.tpm_output": {"en": "TPM output (tok/min)", "zh": "TPM 输出 (tok/min)"},
-    "sum.latency": {"en": "Average latency (s)", "zh": "平均端到端时延 Avg latency (s)"},
-    "sum.ttft": {"en": "Average time to first token (s)", "zh": "平均首 token 时延 Avg TTFT (s)"},
-    "sum.tpot": {"en": "Average time per output token (s)", "zh": "平均每 token 延迟 Avg TPOT (s)"},
-    "sum.itl": {"en": "Average inter-token latency (s)", "zh": "平均 token 间隔 Avg ITL (s)"},
-    "sum.input_avg": {"en": "Average input tokens per request", "zh": "平均输入 token 数"},
-    "sum.output_avg": {"en": "Average output tokens per request", "zh": "平均输出 token 数"},
+    # --- the plan's load (summary rows "Number of concurrency", "Request rate")
+    "load.cluster": {"en": "{total} ({per_node} × {nodes} nodes)", "zh": "{total}（{per_node} × {nodes} 个节点）"},
+    "load.no_limit": {"en": "-1 (no limit)", "zh": "-1（不限速）"},
     # --- percentiles
     "col.percentile": {"en": "Percentile", "zh": "百分位"},
-    "pct.ttft": {"en": "TTFT (s)", "zh": "TTFT (s)"},
-    "pct.itl": {"en": "ITL (s)", "zh": "ITL (s)"},
-    "pct.tpot": {"en": "TPOT (s)", "zh": "TPOT (s)"},
-    "pct.latency": {"en": "Latency (s)", "zh": "时延 Latency (s)"},
-    "pct.input_tokens": {"en": "Input tokens", "zh": "输入 token"},
-    "pct.output_tokens": {"en": "Output tokens", "zh": "输出 token"},
-    "pct.output_tps": {"en": "Output (tok/s)", "zh": "单请求输出 (tok/s)"},
-    "pct.total_tps": {"en": "Total (tok/s)", "zh": "单请求总计 (tok/s)"},
     # --- sweep table (seed 002)
     "sw.input": {"en": "Input (tokens)", "zh": "输入"},
     "sw.output": {"en": "Output (tokens)", "zh": "输出"},
     "sw.parallel": {"en": "Concurrency", "zh": "并发数"},
     "sw.number": {"en": "Requests", "zh": "请求数"},
     "sw.loop": {"en": "Loop", "zh": "轮次"},
-    "sw.latency": {"en": "Avg latency (s)", "zh": "端到端时延 Avg Latency (s)"},
-    "sw.output_tps": {"en": "Output throughput (tok/s)", "zh": "系统吞吐 Output token throughput (tok/s)"},
-    "sw.ttft": {"en": "Avg TTFT (s)", "zh": "平均首 token 时延 Avg TTFT (s)"},
-    "sw.tpot": {"en": "Avg TPOT (s)", "zh": "平均每 token 延迟 Avg TPOT (s)"},
-    "sw.avg_tps": {"en": "Avg TPS (tok/s)", "zh": "单个请求每秒生成 token 数 Avg TPS"},
-    "sw.per_request": {"en": "Per-request throughput (tok/s)", "zh": "平均单路吞吐 (tok/s)"},
-    "sw.tpm_total": {"en": "TPM total (tok/min)", "zh": "TPM 总计 (tok/min)"},
     "sw.point": {"en": "Point", "zh": "工况"},
     "sw.avg": {"en": "avg of {loops}", "zh": "{loops} 轮平均"},
     # --- eval table
@@ -272,10 +294,11 @@ TEXT: dict[str, dict[str, str]] = {
     "concl.stragglers": {"en": "`{case}`: stragglers (output throughput > 10% below the fleet median): {nodes}.",
                          "zh": "`{case}`：落后节点（输出吞吐低于各节点中位数 10% 以上）：{nodes}。"},
     "concl.sweep": {
-        "en": "`{case}`: {points} sweep points; best cluster TPM (total) **{tpm}** tok/min at {point} "
-              "(output throughput {tps} tok/s).",
-        "zh": "`{case}`：共 {points} 个工况；集群 TPM（总计）最高为 **{tpm}** tok/min，出现在 {point}"
-              "（系统吞吐 {tps} tok/s）。",
+        "en": "`{case}`: {points} sweep points; best cluster TPM (total), averaged over {loops} loop(s): **{tpm}** "
+              "tok/min at input {input}, output {output}, concurrency {concurrency} (output throughput {tps} tok/s; "
+              "the loop-average row of the sweep table).",
+        "zh": "`{case}`：共 {points} 个工况；按 {loops} 轮平均，集群 TPM（总计）最高为 **{tpm}** tok/min，出现在输入 "
+              "{input}、输出 {output}、并发 {concurrency}（系统吞吐 {tps} tok/s；见多工况表的平均行）。",
     },
     "concl.eval": {"en": "`{case}`: {dataset} — cluster score {score} over {pooled} (official {official}, "
                          "tolerance {tolerance}): **{verdict}**.",
@@ -313,6 +336,8 @@ TEXT: dict[str, dict[str, str]] = {
     "chart.lc_ttft": {"en": "{case}: TTFT of the long prompt per node", "zh": "{case}：各节点超长输入的首 token 时延"},
     "chart.scores": {"en": "{case}: score per node vs official", "zh": "{case}：各节点得分与官方分数"},
     "axis.concurrency": {"en": "concurrency", "zh": "并发数"},
+    "axis.concurrency_nodes": {"en": "concurrency per node (× {nodes} nodes)",
+                               "zh": "每节点并发数（× {nodes} 个节点）"},
     "axis.tps": {"en": "tok/s", "zh": "tok/s"},
     "axis.seconds": {"en": "seconds", "zh": "秒"},
     "axis.percentile": {"en": "percentile", "zh": "百分位"},
@@ -321,6 +346,7 @@ TEXT: dict[str, dict[str, str]] = {
     "series.latency": {"en": "avg latency", "zh": "平均时延"},
     "series.ttft": {"en": "avg TTFT", "zh": "平均 TTFT"},
     "series.pair": {"en": "in {input} / out {output}", "zh": "输入 {input} / 输出 {output}"},
+    "series.slo": {"en": "SLO {figure} ≤ {limit}", "zh": "SLO {figure} ≤ {limit}"},
     "series.official": {"en": "official {official}", "zh": "官方 {official}"},
     "html.generated": {"en": "Generated by fleetbench {version} from run {run}.",
                        "zh": "由 fleetbench {version} 根据运行 {run} 生成。"},
@@ -343,6 +369,7 @@ TEXT: dict[str, dict[str, str]] = {
     "xl.truncated": {"en": "truncated: {shown} of {total} requests shown (row cap {cap}); the store holds all",
                      "zh": "已截断：共 {total} 条请求，仅显示 {shown} 条（上限 {cap} 行）；完整数据见结果库"},
     "xl.no_requests": {"en": "raw requests not included", "zh": "未包含原始请求"},
+    "xl.streams": {"en": "Concurrent streams (all nodes)", "zh": "并发总数（所有节点）"},
     "xl.row_kind": {"en": "Row", "zh": "行类型"},
     "xl.row_loop": {"en": "loop", "zh": "单轮"},
     "xl.row_avg": {"en": "average", "zh": "平均"},
@@ -359,37 +386,13 @@ TEXT: dict[str, dict[str, str]] = {
     "req.output": {"en": "Output tokens", "zh": "输出 token"},
     "req.offset": {"en": "Clock offset (s)", "zh": "时钟偏差 (s)"},
     "req.error": {"en": "Error", "zh": "错误"},
-    "fig.start_skew": {"en": "Start skew (s)", "zh": "启动时间差 (s)"},
-    "fig.sum_tpm_total": {"en": "Σ per-node TPM total (tok/min)", "zh": "各节点 TPM 之和（总计, tok/min）"},
-    "fig.sum_tpm_output": {"en": "Σ per-node TPM output (tok/min)", "zh": "各节点 TPM 之和（输出, tok/min）"},
-    "fig.success_rate": {"en": "Success rate (0-1)", "zh": "成功率 (0-1)"},
-    "fig.window_start": {"en": "Window start (Unix s)", "zh": "窗口开始（Unix 秒）"},
-    "fig.window_end": {"en": "Window end (Unix s)", "zh": "窗口结束（Unix 秒）"},
-    "fig.input_tokens": {"en": "Input tokens (sum)", "zh": "输入 token 总数"},
-    "fig.output_tokens": {"en": "Output tokens (sum)", "zh": "输出 token 总数"},
     "fig.stragglers": {"en": "Stragglers", "zh": "落后节点"},
     "basic.started": {"en": "Started (Unix s)", "zh": "开始时间（Unix 秒）"},
     "basic.finished": {"en": "Finished (Unix s)", "zh": "结束时间（Unix 秒）"},
 }
 
-# Chinese wording of fleetbench.figures.DEFINITIONS (the English there is the single source; keys must match).
-DEFINITIONS_ZH: dict[str, str] = {
-    "ttft": "首 token 时延（TTFT）：从发出请求到收到第一个流式内容块的时间。",
-    "tpot": "每输出 token 时延（TPOT，按请求）：(时延 - TTFT) / (输出 token 数 - 1)；"
-            "对输出多于一个 token 的成功请求取平均。",
-    "itl": "token 间隔（ITL）：相邻两个流式内容块之间的时间；平均值取所有成功请求的全部间隔。",
-    "latency": "端到端时延：单个请求从发出到收到最后一个字节的时间。",
-    "wall_time": "测试耗时：最晚结束的请求时间 - 最早开始的请求时间。",
-    "output_throughput": "输出吞吐：成功请求的输出 token 总数 / 测试耗时。",
-    "total_throughput": "总吞吐：成功请求的输入 + 输出 token 总数 / 测试耗时。",
-    "request_throughput": "请求吞吐：成功请求数 / 测试耗时。",
-    "tpm": "每分钟 token 数（TPM）：总吞吐 × 60（输出 TPM：输出吞吐 × 60）。",
-    "cluster_throughput": "集群吞吐：所有节点的 token 总数 / 共同时间窗口"
-                          "（所有节点中最晚结束 - 最早开始，各节点时钟按实测偏差校正）。",
-    "cluster_percentiles": "集群百分位：所有节点逐请求样本并集的百分位，而非各节点百分位的平均。",
-    "percentile": "百分位采用最近秩法（与 evalscope 相同）：n 个排序样本的第 p 百分位为第 ceil(p/100 × n) 个样本。",
-    "success_rate": "成功率：成功请求数 / 全部请求数。",
-}
+# every figure's label, from the figure catalogue (fig.<name>; pct.<metric> for a percentile table's column)
+TEXT.update({f.key: {lang: f.label(lang) for lang in LANGS} for f in (*FIGURES.values(), *METRICS.values())})
 
 
 def check_lang(lang: str) -> str:

@@ -11,6 +11,7 @@ import math
 from dataclasses import asdict
 from typing import Any
 
+from fleetbench.figure_catalog import FIGURES
 from fleetbench.figures import DEFINITIONS, Figures
 
 from .model import RunReport
@@ -92,6 +93,9 @@ def report_document(report: RunReport) -> dict[str, Any]:
             for c in report.cases
         ],
         "definitions": DEFINITIONS,
+        "figures": {f.name: {"unit": f.unit, "shown_unit": f.display_unit, "label": {"en": f.en, "zh": f.zh},
+                             "definition": f.definition or None}
+                    for f in FIGURES.values()},
     }
 
 

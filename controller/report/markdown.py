@@ -66,8 +66,9 @@ def case_section(n: int, case: CaseReport, report: RunReport, lang: str) -> list
         out += [t("case.summary", lang), ""] + md(c.summary_table(scopes, lang, case))
         out += [c.skew_line(case, lang), ""]
         out += [c.cluster_percentiles_title(case, lang), ""] + _percentiles(case.cluster, lang)
-        for node, figs in case.node_figures.items():
-            out += [t("case.node_percentiles", lang, node=node), ""] + _percentiles(figs, lang)
+        short = c.short_percentile_table(case, lang)
+        if short.rows:
+            out += [t("case.short_percentiles", lang), ""] + md(short)
     if case.sweep:
         out += [t("case.sweep_note", lang), ""]
         for scope in c.sweep_scopes(case):
@@ -89,13 +90,15 @@ def case_section(n: int, case: CaseReport, report: RunReport, lang: str) -> list
 def environment_section(report: RunReport, lang: str) -> list[str]:
     """Seed 000's hardware and software tables, and the drift check in plain words."""
     out = [f"### {t('sec.environment', lang)}", ""]
-    hw = c.hardware_table(report, lang)
-    if hw.rows:
-        out += [f"**{t('sec.hardware', lang)}**", ""] + md(hw)
+    hardware = c.hardware_tables(report, lang)
+    if hardware:
+        out += [f"**{t('sec.hardware', lang)}**", ""]
+        for title, tab in hardware:
+            out += ([title, ""] if title else []) + md(tab)
     out += [f"**{t('sec.software', lang)}**", ""] + md(c.software_table(report, lang))
     errors = c.environment_errors(report, lang)
     out += [f"- {e}" for e in errors] + ([""] if errors else [])
-    out += [f"**{t('sec.drift', lang)}**", ""] + [line for line in report.drift] + [""]
+    out += [f"**{t('sec.drift', lang)}**", ""] + c.drift_lines(report, lang) + [""]
     return out
 
 
@@ -123,4 +126,11 @@ def render_markdown(report: RunReport, lang: str = "en") -> str:
         out += [f"## {t('sec.appendix', lang)}", ""]
         for node, tab in appendix:
             out += [f"### {node}", ""] + md(tab)
+    per_node = c.node_percentile_cases(report)
+    if per_node:
+        out += [f"## {t('sec.appendix_percentiles', lang)}", ""]
+        for case in per_node:
+            for node, figs in case.node_figures.items():
+                out += [f"### {t('case.node_percentiles_of', lang, case=case.case_id, node=node)}", ""]
+                out += _percentiles(figs, lang)
     return "\n".join(out)

@@ -9,19 +9,22 @@ from __future__ import annotations
 import json
 import math
 import re
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from fleetbench.failures import summarize
+from fleetbench.figure_catalog import figure as figure_catalog
 from fleetbench.figures import Figures
-from fleetbench.inventory import Inventory
+from fleetbench.inventory import Inventory, NotAvailable, format_bytes, format_dimm
 
 from ..aggregate import CLUSTER
+from ..drift import DriftFinding
 from ..fleetview import assess, drift_summary, parse_inventory
-from ..plan import EvalCase, Plan, SweepCase, parse_plan
+from ..plan import EvalCase, PerfCase, Plan, SweepCase, parse_plan
 from ..store import Store
-from ..verdict import Reason, State, figure_unit, fmt_value, parse_state, run_state, worst
+from ..verdict import Reason, State, figure_text, parse_state, run_state, threshold_text, worst
 from ..yamlfile import Located, parse_yaml
 
 EXAMPLE_CHARS = 160  # an example error line in the Failures table is cut to this many characters
@@ -103,6 +106,12 @@ class SweepAverageRow:
     tpot_avg_s: float
     avg_tps: float
     per_request_tps: float
+    tpm_total: float = math.nan  # the cluster TPM (total) of the point, averaged over its loops (seed 002)
+    streams: int = 0  # concurrent streams: parallel on a node, parallel × nodes for the cluster
+
+    @property
+    def concurrency(self) -> int:
+        return self.streams or self.parallel
 
 
 def loop_averages(rows: list[SweepPointRow]) -> list[SweepAverageRow]:
@@ -124,6 +133,8 @@ def loop_averages(rows: list[SweepPointRow]) -> list[SweepAverageRow]:
             tpot_avg_s=mean([r.figures.tpot_avg_s for r in g]),
             avg_tps=mean([r.avg_tps for r in g]),
             per_request_tps=mean([r.per_request_tps for r in g]),
+            tpm_total=mean([r.figures.tpm_total for r in g]),
+            streams=max(r.concurrency for r in g),
         )
         for k, g in groups.items()
     ]
@@ -237,6 +248,9 @@ class CaseReport:
     partial_cluster: dict[str, tuple[int, int]] = field(default_factory=dict)
     # long-context cases: one row per node of the run
     long_context: list[LongContextRow] = field(default_factory=list)
+    # the plan's load on each node: concurrent streams and request rate (-1: no limit); 0/NaN when not a load case
+    parallel: int = 0
+    rate: float = math.nan
 
     @property
     def client_bound_nodes(self) -> list[str]:
@@ -285,6 +299,10 @@ class RunReport:
     # the test environment: one fleet-table row per node (controller/fleetview.py) and the drift check
     environment: list[dict[str, str]] = field(default_factory=list)
     drift: list[str] = field(default_factory=list)
+    # the drift check as data, so the report can word it in its language: findings, nodes checked, not checked
+    drift_findings: list[DriftFinding] = field(default_factory=list)
+    drift_checked: list[str] = field(default_factory=list)
+    drift_unchecked: list[str] = field(default_factory=list)
     # every reason the run is not PASS (case, node or cluster, figure or check, measured, threshold)
     reasons: list[Reason] = field(default_factory=list)
     run_state: str = "finished"  # runs.state: finished, interrupted, error (running while in progress)
@@ -355,6 +373,19 @@ def equivalent_command(plan: Plan, case_id: str, url: str) -> str:
                          case.input_tokens, case.output_tokens, case.extra_args, case.range_ratio)
 
 
+def node_command(plan: Plan, case_id: str, endpoints: dict[str, str]) -> str:
+    """The equivalent command for every node: the command itself when all nodes serve at the same URL (each on
+    its own host); else with a placeholder for the endpoint and one line per node giving its value."""
+    urls = sorted(set(endpoints.values()))
+    if len(urls) <= 1:
+        return equivalent_command(plan, case_id, urls[0] if urls else plan.endpoint.url)
+    case = next(c for c in plan.cases if c.id == case_id)
+    var = "API_URL" if isinstance(case, EvalCase) else "ENDPOINT"
+    lines = [f"# {node}: {var}={api_base(url) if var == 'API_URL' else url}"
+             for node, url in sorted(endpoints.items())]
+    return "\n".join([*lines, equivalent_command(plan, case_id, f"${var}")])
+
+
 def _verdict_rows(rows: list[dict[str, Any]], scope_suffix: str = "") -> list[VerdictRow]:
     return [VerdictRow(v["scope"] + scope_suffix, v["figure"], v["op"], v["threshold"],
                        math.nan if v["measured"] is None else v["measured"], bool(v["passed"]), v["note"] or "",
@@ -379,17 +410,27 @@ def _sweep_rows(case: SweepCase, figures: list[dict[str, Any]]) -> list[SweepPoi
 
 
 NAN_WORD = re.compile(r"\bnan\b", re.IGNORECASE)
-NUMBER = re.compile(r"^\s*([<>≤≥=]*)\s*([+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?)\s*$")
+NUMBER = re.compile(r"^\s*(<=|>=|[<>≤≥=]?)\s*([+-]?(?:[\d,]+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?)\s*(ms|s)?\s*$")
 
 
-def people(text: str, what: str = "") -> str:
-    """A stored measured/threshold string as people read it: a bare number (optionally after ≤/≥) through
-    fmt_value (1,000,000 not 1e+06; ms below a second for a figure in seconds), and never a console NaN."""
+def people(text: str, what: str = "", threshold: bool = False) -> str:
+    """A stored measured/threshold string as people read it, formatted by the figure catalogue ("<= 0.02" and
+    "<= 20.0 ms" both read "≤ 20 ms" for a threshold; a measured "0.02093" reads "20.93 ms"); text that is not a
+    number of a catalogued figure is kept (a check's "saturated"), and never a console NaN."""
     m = NUMBER.match(text or "")
-    if m:
-        op = m.group(1)
-        value = fmt_value(float(m.group(2)), figure_unit(what))
-        return f"{op} {value}" if op else value
+    name = (what or "").split(" ")[0]
+    try:
+        known = name.startswith("score:") or bool(figure_catalog(name))
+    except KeyError:
+        known = False
+    if m and known:
+        op = {"<=": "≤", ">=": "≥"}.get(m.group(1), m.group(1))
+        value = float(m.group(2).replace(",", ""))
+        if m.group(3) == "ms":
+            value /= 1000
+        if threshold and op in ("≤", "≥", "<", ">"):
+            return threshold_text(name, "max" if op in ("≤", "<") else "min", value)
+        return f"{op} {figure_text(name, value)}" if op else figure_text(name, value)
     return NAN_WORD.sub("n/a", text or "")
 
 
@@ -399,15 +440,7 @@ def _reason(d: dict[str, Any]) -> Reason | None:
         return None
     what = str(d.get("what") or "")
     return Reason(state, str(d.get("case_id") or ""), str(d.get("scope") or ""), NAN_WORD.sub("n/a", what),
-                  people(str(d.get("measured") or ""), what), people(str(d.get("threshold") or ""), what))
-
-
-def threshold_text(v: VerdictRow) -> str:
-    """An expectation's threshold for people, language-neutral: "≤ 900.0 ms", "≥ official 60 − 0.5"."""
-    if v.op == "official":
-        return f"≥ official {v.threshold:g} − {v.tolerance:g}"
-    sign = {"min": "≥", "max": "≤"}.get(v.op, v.op)
-    return f"{sign} {fmt_value(v.threshold, figure_unit(v.figure))}"
+                  people(str(d.get("measured") or ""), what), people(str(d.get("threshold") or ""), what, True))
 
 
 def _derived_reasons(case_id: str, verdicts: list[VerdictRow], node_states: dict[str, tuple[str, str]]) -> \
@@ -421,7 +454,8 @@ def _derived_reasons(case_id: str, verdicts: list[VerdictRow], node_states: dict
         scope, _, point = v.scope.partition(" @ ")
         what = v.figure + (f" ({v.note})" if v.note else "")
         out.append(Reason(State.FAIL, f"{case_id}@{point}" if point else case_id, scope, what,
-                          fmt_value(v.measured, figure_unit(v.figure)), threshold_text(v)))
+                          figure_text(v.figure, v.measured),
+                          threshold_text(v.figure, v.op, v.threshold, v.tolerance)))
     for node, (state, err) in node_states.items():
         if state == "error":
             out.append(Reason(State.FAIL, case_id, node, f"job {state}: {err or 'no detail'}"))
@@ -546,7 +580,7 @@ def load_report(store: Store, run_id: str) -> RunReport:
                 states[r["node"]] = (r["state"] or "", r["error"] or "")
         summaries = {r["node"]: json.loads(r["evalscope_summary_json"] or "{}") for r in case_nodes
                      if r["case_id"] == cid and r.get("evalscope_summary_json")}
-        url = nodes[0].endpoint if nodes else ""
+        endpoints = {n.name: n.endpoint for n in nodes if n.endpoint}
         sweep = _sweep_rows(case, figures) if isinstance(case, SweepCase) else []
         official = {v["figure"].partition(":")[2]: (v["threshold"], v.get("tolerance") or 0.0)
                     for v in verdicts if v["case_id"] == cid and v["op"] == "official"}
@@ -614,7 +648,7 @@ def load_report(store: Store, run_id: str) -> RunReport:
         cases.append(CaseReport(
             case_id=cid,
             purpose=case.purpose if case else "",
-            command=equivalent_command(plan, cid, url) if plan else "",
+            command=node_command(plan, cid, endpoints) if plan else "",
             node_figures=dict(sorted(node_figs.items())),
             cluster=_figures(cl[0]["figures_json"]) if cl else None,
             sum_node_tpm_total=math.nan if extra.get("sum_node_tpm_total") is None else extra["sum_node_tpm_total"],
@@ -641,6 +675,8 @@ def load_report(store: Store, run_id: str) -> RunReport:
             error_nodes=sorted(error_nodes),
             node_count=len(run_node_names),
             partial_cluster=partial,
+            parallel=case.parallel if isinstance(case, PerfCase) else 0,
+            rate=case.rate if isinstance(case, PerfCase | SweepCase) else math.nan,
             long_context=_long_context_rows(run_node_names or sorted(node_figs), node_figs, states, failures)
             if ctype == "long_context" else [],
         ))
@@ -660,12 +696,57 @@ def load_report(store: Store, run_id: str) -> RunReport:
     if run.get("error") and verdict != State.PASS.value and not any(not r.case_id for r in run_reasons):
         run_reasons.insert(0, Reason(State(verdict), "", "", NAN_WORD.sub("n/a", run["error"])))
     return RunReport(
-        environment=assessment.rows, drift=drift_summary(assessment),
+        environment=[{**r, **hardware_details(inv)} if isinstance(inv := inventories.get(r["node"]), Inventory)
+                     else r for r in assessment.rows],
+        drift=drift_summary(assessment), drift_findings=list(assessment.findings),
+        drift_checked=assessment.checked_nodes, drift_unchecked=list(assessment.errors),
         run_id=run_id, plan_name=run["plan_name"], model=run["model"], started_at=run["started_at"],
         finished_at=run["finished_at"] or math.nan, verdict=verdict,
         fleetbench_version=run["fleetbench_version"], nodes=nodes, cases=cases, plan=plan,
         reasons=run_reasons, run_state=run.get("state") or "", error=run.get("error") or "",
     )
+
+
+def hardware_details(inv: Inventory) -> dict[str, str]:
+    """Seed 000's hardware rows of one node, as language-neutral values (the report words them): the full CPU
+    model, its sockets, cores and threads; memory as DIMM count × size × type when dmidecode could be read;
+    accelerators by model with their count; NICs with a link speed and InfiniBand/RoCE ports."""
+    out: dict[str, str] = {}
+    if not isinstance(inv.cpu, NotAvailable):
+        out["cpu_model"] = inv.cpu.model or inv.cpu.architecture
+        out["sockets"] = str(inv.cpu.sockets or "")
+        out["cores"] = str(inv.cpu.physical_cores or "")
+        out["threads"] = str(inv.cpu.logical_cpus or "")
+    if not isinstance(inv.memory, NotAvailable):
+        total = inv.memory_size_bytes()
+        out["memory_total"] = format_bytes(total) if total else ""
+        dimms = inv.memory.dimms
+        if not isinstance(dimms, NotAvailable) and dimms:
+            groups = Counter((d.size_bytes, d.type) for d in dimms)
+            out["dimms"] = " + ".join(f"{n} × {format_dimm(size)}{' ' + kind if kind else ''}"
+                                      for (size, kind), n in sorted(groups.items(), key=lambda kv: (-kv[1], -kv[0][0])))
+            out["dimm_count"] = str(len(dimms))
+    accs = Counter((a.name, a.memory_total_mib) for a in inv.accelerators)
+    out["accelerator_models"] = "; ".join(f"{name}{f' {mib:,} MiB' if mib else ''}" for (name, mib) in accs)
+    out["accelerator_count"] = str(sum(accs.values()))
+    if not isinstance(inv.network, NotAvailable):
+        parts = []
+        ib = inv.network.ib_ports
+        if not isinstance(ib, NotAvailable) and ib:
+            by: dict[tuple[str, str], list[str]] = {}
+            for port in ib:
+                rate = f"{port.rate_gbps:g} Gb/s" if port.rate_gbps else (port.rate or "")
+                by.setdefault((port.link_layer or "InfiniBand", rate), []).append(port.device)
+            parts += [f"{len(devs)} × {layer} {rate}".rstrip() + f" ({', '.join(devs)})"
+                      for (layer, rate), devs in sorted(by.items())]
+        nics: dict[int, list[str]] = {}
+        for nic in inv.network.nics:
+            if nic.speed_mbps and nic.speed_mbps > 0:
+                nics.setdefault(nic.speed_mbps, []).append(nic.name)
+        parts += [f"{len(names)} × Ethernet {mbps / 1000:g} Gb/s ({', '.join(names)})"
+                  for mbps, names in sorted(nics.items(), reverse=True)]
+        out["network"] = "; ".join(parts)
+    return out
 
 
 def _located(text: str) -> Located:

@@ -22,7 +22,8 @@ from openpyxl.cell import WriteOnlyCell
 from openpyxl.styles import Font
 from openpyxl.worksheet._write_only import WriteOnlyWorksheet
 
-from fleetbench.figures import PERCENTILES, Figures
+from fleetbench.figure_catalog import FIGURES, METRICS
+from fleetbench.figures import Figures
 
 from ..store import Store
 from . import content as c
@@ -31,14 +32,10 @@ from .model import CaseReport, RunReport
 
 REQUEST_ROW_CAP = 100_000
 
-# (i18n key, figure) for the per-node sheet; units are in the labels
-NODE_COLUMNS: tuple[tuple[str, str], ...] = (
-    *((key, fig) for key, fig, _ in c.SUMMARY_ROWS),
-    ("fig.success_rate", "success_rate"),
-    ("fig.input_tokens", "input_tokens"),
-    ("fig.output_tokens", "output_tokens"),
-    ("fig.window_start", "window_start"),
-    ("fig.window_end", "window_end"),
+# the per-node sheet's figures (the catalogue's labels, with the stored unit: the cells hold the store's numbers)
+NODE_COLUMNS: tuple[str, ...] = (
+    *(f for f in c.SUMMARY_FIGURES if f not in c.LOAD_FIGURES),
+    "success_rate", "input_tokens", "output_tokens", "window_start", "window_end",
 )
 # (i18n key, requests-table column)
 REQUEST_COLUMNS: tuple[tuple[str, str], ...] = (
@@ -110,10 +107,10 @@ def _summary(wb: Workbook, report: RunReport, lang: str) -> None:
     s.row([t("basic.started", lang), report.started_at])
     s.row([t("basic.finished", lang), report.finished_at])
     s.row([])
-    s.header([t("col.case", lang), t("case.type", lang), t("col.verdict", lang), t("sum.tpm_total", lang),
-              t("sum.tpm_output", lang), t("fig.sum_tpm_total", lang), t("fig.sum_tpm_output", lang),
-              t("fig.start_skew", lang), t("fig.stragglers", lang), t("col.cluster_nodes", lang),
-              t("case.purpose", lang)])
+    s.header([t("col.case", lang), t("case.type", lang), t("col.verdict", lang)]
+             + [_label(f, lang) for f in ("tpm_total", "tpm_output", "sum_node_tpm_total", "sum_node_tpm_output",
+                                          "start_skew_s")]
+             + [t("fig.stragglers", lang), t("col.cluster_nodes", lang), t("case.purpose", lang)])
     for case in report.cases:
         cl = case.cluster if case.case_type != "long_context" else None  # no TPM for one request per node
         part = case.partial()
@@ -125,6 +122,11 @@ def _summary(wb: Workbook, report: RunReport, lang: str) -> None:
     s.row([_plain(c.overall_line(report, lang))], bold=True)
     for line in [*c.conclusion_lines(report, lang), *c.failure_reasons(report, lang)]:
         s.row([_plain(line)])
+
+
+def _label(name: str, lang: str) -> str:
+    """A figure's column header with the unit its cells hold (the store's: seconds, not the report's ms)."""
+    return FIGURES[name].label(lang, stored=True)
 
 
 def _plain(text: str) -> str:
@@ -145,13 +147,13 @@ def _states(wb: Workbook, report: RunReport, lang: str) -> None:
 
 def _nodes(wb: Workbook, report: RunReport, lang: str) -> None:
     s = _Sheet(wb, t("xl.nodes", lang))
-    s.header([t("col.case", lang), t("col.scope", lang)] + [t(k, lang) for k, _ in NODE_COLUMNS])
+    s.header([t("col.case", lang), t("col.scope", lang)] + [_label(f, lang) for f in NODE_COLUMNS])
     for case in _load_cases(report):
         scopes: dict[str, Figures] = dict(case.node_figures)
         if case.cluster is not None:
             scopes["cluster"] = case.cluster
         for scope, f in scopes.items():
-            s.row([case.case_id, scope] + [getattr(f, fig) for _, fig in NODE_COLUMNS])
+            s.row([case.case_id, scope] + [getattr(f, fig) for fig in NODE_COLUMNS])
 
 
 def _load_cases(report: RunReport) -> list[CaseReport]:
@@ -162,31 +164,31 @@ def _load_cases(report: RunReport) -> list[CaseReport]:
 def _percentiles(wb: Workbook, report: RunReport, lang: str) -> None:
     s = _Sheet(wb, t("xl.percentiles", lang))
     s.header([t("col.case", lang), t("col.scope", lang), t("col.percentile", lang) + " (%)"]
-             + [t(k, lang) for k, _, _ in c.PERCENTILE_COLUMNS])
+             + [METRICS[m].label(lang, stored=True) for m in c.PERCENTILE_COLUMNS])
     for case in _load_cases(report):
         scopes: dict[str, Figures] = dict(case.node_figures)
         if case.cluster is not None:
             scopes["cluster"] = case.cluster
         for scope, f in scopes.items():
-            for p in PERCENTILES:
-                s.row([case.case_id, scope, p] + [f.percentiles.get(m, {}).get(p) for _, m, _ in c.PERCENTILE_COLUMNS])
+            for p in c.percentile_points(f):
+                s.row([case.case_id, scope, p] + [f.percentiles.get(m, {}).get(p) for m in c.PERCENTILE_COLUMNS])
 
 
 def _sweep(wb: Workbook, report: RunReport, lang: str) -> None:
     s = _Sheet(wb, t("xl.sweep", lang))
     s.header([t("col.case", lang), t("col.scope", lang), t("xl.row_kind", lang), t("sw.point", lang),
               t("sw.input", lang), t("sw.output", lang), t("sw.parallel", lang), t("sw.number", lang),
-              t("sw.loop", lang)] + [t(k, lang) for k, _ in c.SWEEP_COLUMNS] + [t("sw.tpm_total", lang)])
+              t("sw.loop", lang), t("xl.streams", lang)] + [_label(f, lang) for f in c.SWEEP_FIGURES])
     for case in report.cases:
         for r in case.sweep:
             f = r.figures
             s.row([case.case_id, r.scope, t("xl.row_loop", lang), r.point, r.input_tokens, r.output_tokens,
-                   r.parallel, r.number, r.loop, f.latency_avg_s, f.output_throughput_tps, f.ttft_avg_s,
-                   f.tpot_avg_s, r.avg_tps, r.per_request_tps, f.tpm_total])
+                   r.parallel, r.number, r.loop, r.concurrency, f.latency_avg_s, f.output_throughput_tps,
+                   f.ttft_avg_s, f.tpot_avg_s, r.avg_tps, r.per_request_tps, f.tpm_total])
         for a in case.sweep_averages:
             s.row([case.case_id, a.scope, t("xl.row_avg", lang), "", a.input_tokens, a.output_tokens, a.parallel,
-                   None, a.loops, a.latency_avg_s, a.output_throughput_tps, a.ttft_avg_s, a.tpot_avg_s, a.avg_tps,
-                   a.per_request_tps, None], bold=True)
+                   None, a.loops, a.concurrency, a.latency_avg_s, a.output_throughput_tps, a.ttft_avg_s,
+                   a.tpot_avg_s, a.avg_tps, a.per_request_tps, a.tpm_total], bold=True)
 
 
 def _verdicts(wb: Workbook, report: RunReport, lang: str) -> None:
@@ -220,8 +222,8 @@ def _failures(wb: Workbook, report: RunReport, lang: str) -> None:
 
 def _long_context(wb: Workbook, report: RunReport, lang: str) -> None:
     s = _Sheet(wb, t("xl.long_context", lang))
-    s.header([t("col.case", lang), t("col.node", lang), t("xl.answered", lang), t("sum.requests", lang),
-              t("sum.succeeded", lang), t("req.ttft", lang), t("req.latency", lang), t("req.input", lang),
+    s.header([t("col.case", lang), t("col.node", lang), t("xl.answered", lang), _label("requests", lang),
+              _label("succeeded", lang), t("req.ttft", lang), t("req.latency", lang), t("req.input", lang),
               t("req.output", lang), t("req.error", lang)])
     for case in report.cases:
         for r in case.long_context:
@@ -244,13 +246,13 @@ def _scores(wb: Workbook, report: RunReport, lang: str) -> None:
 
 def _environment(wb: Workbook, report: RunReport, lang: str) -> None:
     s = _Sheet(wb, t("xl.environment", lang))
-    keys = (*c.ENV_HARDWARE, *c.ENV_SOFTWARE)
+    keys = (*c.ENV_HARDWARE, *c.ENV_DETAILS, *c.ENV_SOFTWARE)
     s.header([t("col.node", lang), t("env.hostname", lang)] + [t(k, lang) for k, _ in keys]
              + [t("env.error", lang)])
     for r in report.environment:
         s.row([r["node"], r.get("hostname", "")] + [r.get(key, "") for _, key in keys] + [r.get("error", "")])
     s.row([])
-    for line in report.drift:
+    for line in c.drift_lines(report, lang):
         s.row([line])
 
 

@@ -100,12 +100,15 @@ def test_xlsx_figures_equal_the_store_to_the_last_digit(formats_run):
               con.execute("SELECT case_id, scope, figures_json FROM figures WHERE run_id = ?", [run_id])}
 
     header, rows = _sheet(wb, "Per-node results")
-    assert header[:4] == ("Case", "Scope", t("sum.requests", "en"), t("sum.succeeded", "en"))
     from fleetbench.controller.report.xlsx import NODE_COLUMNS
+    from fleetbench.figure_catalog import FIGURES
+    assert header[:5] == ("Case", "Scope", "Time taken for tests (s)", "Total requests", "Successful requests")
+    assert "Average time per output token (s)" in header  # the store's unit: the cells hold its numbers
+    assert header[2:] == tuple(FIGURES[f].label("en", stored=True) for f in NODE_COLUMNS)
     assert {(r[0], r[1]) for r in rows} == {("perf", "n1"), ("perf", "n2"), ("perf", "cluster")}
     for r in rows:
         figs = stored[(r[0], r[1])]
-        for (_, name), cell in zip(NODE_COLUMNS, r[2:], strict=True):
+        for name, cell in zip(NODE_COLUMNS, r[2:], strict=True):
             assert cell == figs[name] and type(cell) in (int, float), (r[0], r[1], name, cell, figs[name])
 
     header, rows = _sheet(wb, "Percentiles")
@@ -121,19 +124,21 @@ def test_xlsx_figures_equal_the_store_to_the_last_digit(formats_run):
     averages = [r for r in rows if r[2] == "average"]
     assert len(loops) == 4 * 3 and len(averages) == 2 * 3  # 4 steps × (n1, n2, cluster); 2 points × 3 scopes
     for r in loops:
-        case, scope, _, point, inp, outp, par, num, loop, lat, otps, ttft, tpot, avg_tps, per_req, tpm = r
+        case, scope, _, point, inp, outp, par, num, loop, streams_cell, lat, otps, ttft, tpot, avg_tps, per_req, tpm = r
         figs = stored[(f"{case}@{point}", scope)]
         assert (lat, otps, ttft, tpot, tpm) == (figs["latency_avg_s"], figs["output_throughput_tps"],
                                                figs["ttft_avg_s"], figs["tpot_avg_s"], figs["tpm_total"])
         streams = par * (2 if scope == "cluster" else 1)  # the cluster's streams: both nodes'
         assert avg_tps == 1 / figs["tpot_avg_s"] and per_req == figs["output_throughput_tps"] / streams
+        assert streams_cell == streams
         assert point == f"in{inp}-out{outp}-p{par}-n{num}-loop{loop}"
     for r in averages:
-        case, scope, _, _, inp, outp, par, _, n_loops, lat, otps, *_ = r
+        case, scope, _, _, inp, outp, par, _, n_loops, _, lat, otps, *_, tpm = r
         mine = [stored[(f"{case}@in{inp}-out{outp}-p{par}-n{par * 2}-loop{k}", scope)] for k in (1, 2)]
         assert n_loops == 2
         assert lat == sum(f["latency_avg_s"] for f in mine) / 2
         assert otps == sum(f["output_throughput_tps"] for f in mine) / 2
+        assert tpm == sum(f["tpm_total"] for f in mine) / 2  # the loop average the conclusion's best TPM uses
 
     header, rows = _sheet(wb, "Verdicts")
     verdicts = {(r["case_id"], r["scope"], r["figure"], r["op"]): r for r in

@@ -14,18 +14,20 @@ the same on every machine."""
 
 from __future__ import annotations
 
-import dataclasses
+import json
 import math
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
+from fleetbench.agent.inventory import nvidia
 from fleetbench.controller.aggregate import CLUSTER, DatasetScore, Verdict, aggregate_case, judge, judge_scores
 from fleetbench.controller.plan import Expectation, Plan, parse_plan
 from fleetbench.controller.report.model import RunReport, load_report
 from fleetbench.controller.store import Store
-from fleetbench.controller.verdict import Check, Reason, State, figure_unit, fmt_value, worst
+from fleetbench.controller.verdict import Check, Reason, State, figure_text, fmt_value, threshold_text, worst
 from fleetbench.controller.yamlfile import parse_yaml
+from fleetbench.inventory import CpuInfo, Dimm, IbPort, Inventory, MemoryInfo, NetInfo, Nic, NotAvailable, OsRelease
 from fleetbench.records import RequestRecord
 
 T0 = 1767000000.0  # 2025-12-29 09:20:00 UTC
@@ -146,9 +148,7 @@ def sample_records() -> dict[str, dict[str, list[RequestRecord]]]:
 
 
 def _threshold(e: Expectation) -> str:
-    if e.op == "official":
-        return f"≥ official {e.threshold:g} − {e.tolerance:g}"
-    return f"{'≥' if e.op == 'min' else '≤'} {fmt_value(e.threshold, figure_unit(e.figure))}"
+    return threshold_text(e.figure, e.op, e.threshold, e.tolerance)
 
 
 def _judge_step(store: Store, step: str, nodes: Sequence[str], verdicts: Sequence[Verdict], checks: Sequence[Check],
@@ -164,9 +164,9 @@ def _judge_step(store: Store, step: str, nodes: Sequence[str], verdicts: Sequenc
             reasons[c.scope].append(Reason(State.INVALID, step, c.scope, c.name, c.measured, c.bound))
     for v in verdicts:
         if not v.passed and v.scope not in errors:
-            unit = figure_unit(v.expectation.figure)
             reasons[v.scope].append(Reason(State.FAIL, step, v.scope, v.expectation.figure,
-                                           fmt_value(v.measured, unit), _threshold(v.expectation)))
+                                           figure_text(v.expectation.figure, v.measured),
+                                           _threshold(v.expectation)))
     every: list[Reason] = []
     for scope, mine in reasons.items():
         store.set_case_verdict(RUN_ID, step, scope, worst(r.state for r in mine), mine)
@@ -206,7 +206,8 @@ def sample_store(path: Path) -> Store:
     for name, addr, host, offset, rtt in (("n1", "10.0.0.11:50051", "gpu-01", 0.0012, 0.00042),
                                           ("n2", "10.0.0.12:50051", "gpu-02", -0.0031, 0.00051)):
         store.add_node(RUN_ID, name, address=addr, endpoint=url, hostname=host, agent_version="0.1.0",
-                       evalscope_version="1.14.1", clock_offset_s=offset, rtt_s=rtt, inventory_json="")
+                       evalscope_version="1.14.1", clock_offset_s=offset, rtt_s=rtt,
+                       inventory_json=json.dumps(sample_inventory(host).to_dict()))
     reasons: list[Reason] = []
 
     def load_step(step: str, case: str, expect: Sequence[Expectation], errors: dict[str, str],
@@ -220,7 +221,7 @@ def sample_store(path: Path) -> Store:
             result = {"saturation": saturation[node]} if saturation else {}
             store.set_case_node(RUN_ID, step, node, job_id=f"{RUN_ID}.{step}", state="succeeded", error="",
                                 start_at=min(r.start_time for r in by_node[node]), last_seq=0, clock_offset_s=0.0,
-                                result_json=__import__("json").dumps(result))
+                                result_json=json.dumps(result))
             store.add_requests(RUN_ID, step, node, 0.0, by_node[node])
         verdicts: list[Verdict] = []
         for name, figs in agg.nodes.items():
@@ -277,18 +278,25 @@ def sample_store(path: Path) -> Store:
     return store
 
 
-ENV_ROW = {"cpu": "INTEL(R) XEON(R) PLATINUM 8558 ×2", "cpus": "192", "memory": "2.0 TiB (32× 64 GiB DDR5)",
-           "accelerators": "8× NVIDIA H200 143771 MiB", "driver": "570.195.03", "toolkit": "CUDA 12.8",
-           "os": "Ubuntu 22.04.5 LTS", "kernel": "5.15.0-164-generic"}
-DRIFT = ["drift: none — n1, n2 agree on accelerator model, count and memory, driver, CUDA/CANN/DTK, kernel and "
-         "memory size; no NVLink link down, no uncorrected ECC error, no MIG"]
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 
 
-def with_environment(report: RunReport) -> RunReport:
-    """The sample stores no inventory documents; its environment rows are given here."""
-    return dataclasses.replace(
-        report, environment=[{"node": "n1", "hostname": "gpu-01", **ENV_ROW},
-                             {"node": "n2", "hostname": "gpu-02", **ENV_ROW}], drift=list(DRIFT))
+def sample_inventory(hostname: str) -> Inventory:
+    """A node of seed 000's fleet: 8×H200 as captured (tests/fixtures/nvidia-h200x8), 2 × Xeon 8558, 32 DDR5 DIMMs
+    of 64 GB, 8 InfiniBand ports at 400 Gb/s and two 25 GbE NICs."""
+    nv = nvidia.parse_smi_xml((FIXTURES / "nvidia-h200x8" / "nvidia-smi-q-x.xml").read_text())
+    assert isinstance(nv, nvidia.NvidiaInfo)
+    dimms = tuple(Dimm(f"DIMM{i}", 64 << 30, "DDR5", 4800, 4800, "", "") for i in range(32))
+    ib = tuple(IbPort(f"mlx5_{i}", 1, 400.0, "400 Gb/sec (4X NDR)", "ACTIVE", "InfiniBand") for i in range(8))
+    nics = (Nic("eth0", "mlx5_core", 25000, "up"), Nic("eth1", "mlx5_core", 25000, "up"), Nic("lo"))
+    return Inventory(
+        hostname=hostname, collected_at=T0,
+        cpu=CpuInfo("INTEL(R) XEON(R) PLATINUM 8558", "GenuineIntel", "x86_64", 2, 48, 2, 192, 2),
+        memory=MemoryInfo(2 << 40, None, 0, dimms, 32), nvidia=nv, ascend=NotAvailable("npu-smi not found"),
+        hygon=NotAvailable("hy-smi not found"), amd=NotAvailable("amd-smi not found"), disks=(),
+        network=NetInfo(nics, ib), os_release=OsRelease("Ubuntu 22.04.5 LTS", "ubuntu", "22.04"),
+        kernel_release="5.15.0-164-generic", container_runtimes=(), python_version="3.11.7",
+        evalscope_version="1.14.1", engine=NotAvailable("no endpoint URL given"))
 
 
 def sample_report() -> RunReport:
@@ -296,6 +304,6 @@ def sample_report() -> RunReport:
     with tempfile.TemporaryDirectory() as tmp:
         store = sample_store(Path(tmp) / "fleetbench.sqlite")
         try:
-            return with_environment(load_report(store, RUN_ID))
+            return load_report(store, RUN_ID)
         finally:
             store.db.conn.close()

@@ -11,7 +11,7 @@ import re
 
 import pytest
 from openpyxl import load_workbook
-from support.report_sample import HTTP_422, RUN_ID, with_environment
+from support.report_sample import HTTP_422, RUN_ID
 
 from fleetbench.controller.report.html import render_html
 from fleetbench.controller.report.i18n import t
@@ -31,7 +31,7 @@ def store(sample_store):
 
 @pytest.fixture
 def report(store):
-    return with_environment(load_report(store, RUN_ID))
+    return load_report(store, RUN_ID)
 
 
 def _case(report, case_id):
@@ -72,7 +72,7 @@ def test_sweep_state_is_the_worst_over_its_points(store):
 def test_an_interrupted_run_is_incomplete_with_its_badge(store):
     store.db.table("runs").update(RUN_ID, {"state": "interrupted", "verdict": "incomplete",
                                            "error": "interrupted by the operator"})
-    report = with_environment(load_report(store, RUN_ID))
+    report = load_report(store, RUN_ID)
     assert report.verdict == "incomplete" and report.run_state == "interrupted"
     html = render_html(report, "zh")
     assert '<span class="verdict incomplete">未完成</span>' in html
@@ -82,17 +82,18 @@ def test_an_interrupted_run_is_incomplete_with_its_badge(store):
 def test_every_reason_is_listed_formatted_for_people(report):
     md = render_markdown(report, "en")
     conclusion = md[md.index("## 3. Conclusion"):md.index("## 4.")]
-    for line in ("- **FAIL** `perf-6k-1k` node n1: ttft_avg_s — measured 949.9 ms, expected ≤ 900.0 ms",
+    for line in ("- **FAIL** `perf-6k-1k` node n1: ttft_avg_s — measured 949.85 ms, expected ≤ 900 ms",
                  "- **INVALID** `perf-6k-1k` node n2: load generator not saturated — measured saturated, "
                  "expected not saturated",
-                 "- **FAIL** `perf-6k-1k` cluster: tpot_avg_s — measured 23.4 ms, expected ≤ 20.0 ms",
+                 "- **FAIL** `perf-6k-1k` cluster: tpot_avg_s — measured 23.40 ms, expected ≤ 20 ms",
                  "- **ERROR** `perf-extra-args` node n2: job failed: connection refused:",
-                 "- **FAIL** `perf-extra-args` cluster (1 of 2 nodes): tpm_total — measured 0, expected ≥ 100,000"):
+                 "- **FAIL** `perf-extra-args` cluster (1 of 2 nodes): tpm_total — measured 0 tok/min, expected "
+                 "≥ 100,000 tok/min"):
         assert line in conclusion, line
     assert conclusion.count("\n- **") == len(report.reasons)
-    assert "e+0" not in md and "0.0234001" not in md  # 1,000,000 not 1e+06; 23.4 ms not 0.0234001
+    assert "e+0" not in md and "0.0234001" not in md  # 1,000,000 not 1e+06; 23.40 ms not 0.0234001
     zh = render_markdown(report, "zh")
-    assert "- **无效** `perf-6k-1k` 节点 n2：压测客户端未饱和 — 实测 saturated，预期 not saturated" in zh
+    assert "- **无效** `perf-6k-1k` 节点 n2：压测客户端未饱和 — 实测 饱和，预期 未饱和" in zh
     assert "总体结论：**错误**" in zh
 
 
@@ -102,7 +103,7 @@ def test_invalid_case_shows_its_failing_check_with_what_it_measured(report):
     assert "Failed: load generator not saturated (n2): measured saturated, bound not saturated." in section
     assert ("| n2 | load generator not saturated | saturated | not saturated | FAIL (INVALID) | CPU 98% of a core, "
             "event-loop lag p95 60 ms") in section
-    assert "| cluster | start skew between nodes | 200.0 ms | <= 1.136 s | PASS |  |" in section
+    assert "| cluster | start skew between nodes | 200.0 ms | ≤ 1.136 s | PASS |  |" in section
     assert "| n2 | INVALID | **INVALID**: load generator not saturated" in section
     html = render_html(report, "en")
     assert '<td class="invalid">FAIL (INVALID)</td>' in html and '<span class="verdict invalid">INVALID</span>' in html
@@ -139,7 +140,7 @@ def test_partial_cluster_reads_n_of_n_nodes(report):
     section = _section(render_markdown(report, "en"), "perf-extra-args")
     assert "| Key | n1 | cluster (1 of 2 nodes) |" in section
     assert "Cluster percentiles (1 of 2 nodes: the union of their successful requests):" in section
-    assert "| cluster (1 of 2 nodes) | tpm_total | ≥ | 100,000 | 0 | FAIL |" in section
+    assert "| cluster (1 of 2 nodes) | tpm_total | ≥ | 100,000 tok/min | 0 tok/min | FAIL |" in section
     assert "| cluster (1 of 2 nodes) | INVALID |" in section
     assert "| cluster | " not in section  # every cluster heading names its nodes
     assert "the cluster figures hold 1 of 2 nodes; left out (their job failed): n2." in render_markdown(report)
@@ -200,7 +201,7 @@ def test_json_carries_states_reasons_validity_and_failures(report):
     doc = json.loads(render_json(report))
     assert doc["verdict"] == "error" and doc["state"] == "finished"
     assert doc["reasons"][0] == {"state": "fail", "case_id": "perf-6k-1k", "scope": "n1", "what": "ttft_avg_s",
-                                 "measured": "949.9 ms", "threshold": "≤ 900.0 ms"}
+                                 "measured": "949.85 ms", "threshold": "≤ 900 ms"}
     assert [c["state"] for c in doc["cases"]] == ["invalid", "pass", "fail", "fail", "error"]
     extra = doc["cases"][4]
     assert extra["node_states"]["n2"] == {"state": "error", "error": extra["node_states"]["n2"]["error"],
@@ -246,8 +247,8 @@ def test_a_store_without_states_falls_back_to_its_verdicts(store):
     assert _case(report, "perf-6k-1k").scope_states == {"n1": "fail", "n2": "fail", "cluster": "fail"}
     assert all(c.validity == [] for c in report.cases)
     lines = [r.line() for r in report.reasons]
-    assert "FAIL perf-6k-1k n1: ttft_avg_s: measured 949.9 ms, expected ≤ 900.0 ms" in lines
-    assert "FAIL perf-extra-args cluster: tpm_total: measured 0, expected ≥ 100,000" in lines
+    assert "FAIL perf-6k-1k n1: ttft_avg_s: measured 949.85 ms, expected ≤ 900 ms" in lines
+    assert "FAIL perf-extra-args cluster: tpm_total: measured 0 tok/min, expected ≥ 100,000 tok/min" in lines
     assert any(r.scope == "n2" and r.case_id == "perf-extra-args" and "job error" in r.what for r in report.reasons)
     md = render_markdown(report, "en")
     assert "Overall verdict: **FAIL**" in md and not NAN.search(md)
