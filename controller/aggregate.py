@@ -12,7 +12,8 @@ import statistics
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from fleetbench.figures import PERCENTILES, Figures, compute_figures
+from fleetbench.columns import RecordColumns, as_columns
+from fleetbench.figures import PERCENTILES, Figures, node_and_cluster_figures
 from fleetbench.records import RequestRecord
 
 from .plan import Expectation
@@ -44,17 +45,22 @@ class CaseAggregate:
     stragglers: tuple[str, ...]
 
 
-def shift_records(records: Sequence[RequestRecord], offset_s: float) -> list[RequestRecord]:
-    """Node-clock records on the controller clock (offset = node clock - controller clock)."""
-    return [r.shifted(offset_s) for r in records]
+def shift_records(records: Sequence[RequestRecord] | RecordColumns, offset_s: float,
+                  point: str = "") -> RecordColumns:
+    """Node-clock records on the controller clock (offset = node clock - controller clock), as columns;
+    `point`, when given, labels every record with its sweep point."""
+    shifted = as_columns(records).shifted(offset_s)
+    return shifted.with_point(point) if point else shifted
 
 
-def aggregate_case(records_by_node: Mapping[str, Sequence[RequestRecord]],
+def aggregate_case(records_by_node: Mapping[str, Sequence[RequestRecord] | RecordColumns],
                    percentiles: Sequence[int] = PERCENTILES) -> CaseAggregate:
-    """`records_by_node` must already be on the controller clock; `percentiles`: the plan's percentile set."""
-    nodes = {n: compute_figures(list(recs), percentiles) for n, recs in records_by_node.items()}
-    union = [r for recs in records_by_node.values() for r in recs]
-    cluster = compute_figures(union, percentiles)
+    """`records_by_node` must already be on the controller clock; `percentiles`: the plan's percentile set.
+    Every record is looked at once: the cluster's figures come from the nodes' passes
+    (fleetbench.figures.node_and_cluster_figures)."""
+    names = list(records_by_node)
+    per_node, cluster = node_and_cluster_figures([records_by_node[n] for n in names], percentiles)
+    nodes = dict(zip(names, per_node, strict=True))
     firsts = [f.window_start for f in nodes.values() if not math.isnan(f.window_start)]
     skew = max(firsts) - min(firsts) if firsts else math.nan
     tputs = {n: f.output_throughput_tps for n, f in nodes.items() if not math.isnan(f.output_throughput_tps)}

@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import AsyncIterator, Awaitable
+from collections.abc import AsyncIterator, Awaitable, Sequence
 from dataclasses import dataclass, field
+from itertools import chain
+from operator import attrgetter
 from typing import Any, TypeVar, cast
 
 import grpc
+import numpy as np
 
+from fleetbench.columns import RecordColumns
 from fleetbench.errors import ConfigError, NodeError, SecurityError
-from fleetbench.records import RequestRecord
 from fleetbench.v1 import agent_pb2 as pb
 from fleetbench.v1 import agent_pb2_grpc as pb_grpc
 
@@ -39,11 +42,24 @@ class ResultSummary:
     result: dict[str, Any] = field(default_factory=dict)
 
 
-def record_from_pb(r: pb.RequestRecord) -> RequestRecord:
-    return RequestRecord(
-        index=r.index, start_time=r.start_time, end_time=r.end_time, success=r.success, ttft_s=r.ttft_s,
-        latency_s=r.latency_s, input_tokens=r.input_tokens, output_tokens=r.output_tokens, tpot_s=r.tpot_s,
-        itl_s=tuple(r.itl_s), error=r.error, point=r.point,
+def columns_from_pb(records: Sequence[pb.RequestRecord]) -> RecordColumns:
+    """A batch of streamed records as columns, field by field: no RequestRecord object per request."""
+    n = len(records)
+    gaps = [r.itl_s for r in records]
+    offsets = np.zeros(n + 1, dtype=np.int64)
+    np.cumsum(np.fromiter(map(len, gaps), dtype=np.int64, count=n), out=offsets[1:])
+
+    def column(name: str, dtype: Any) -> Any:
+        return np.fromiter(map(attrgetter(name), records), dtype=dtype, count=n)
+
+    return RecordColumns(
+        idx=column("index", np.int64), start_time=column("start_time", np.float64),
+        end_time=column("end_time", np.float64), success=column("success", np.bool_),
+        ttft_s=column("ttft_s", np.float64), latency_s=column("latency_s", np.float64),
+        input_tokens=column("input_tokens", np.int64), output_tokens=column("output_tokens", np.int64),
+        tpot_s=column("tpot_s", np.float64), itl_offsets=offsets,
+        itl_values=np.fromiter(chain.from_iterable(gaps), dtype=np.float64, count=int(offsets[-1])),
+        error=list(map(attrgetter("error"), records)), point=list(map(attrgetter("point"), records)),
     )
 
 
@@ -139,9 +155,10 @@ class AgentClient:
         except grpc.aio.AioRpcError as exc:
             raise self._error(exc, "watch job") from None
 
-    async def result(self, job_id: str) -> tuple[ResultSummary, list[RequestRecord]]:
+    async def result(self, job_id: str) -> tuple[ResultSummary, RecordColumns]:
+        """The job's summary and every record, as columns (also a sequence of RequestRecord)."""
         summary: ResultSummary | None = None
-        records: list[RequestRecord] = []
+        batches: list[RecordColumns] = []
         try:
             async for chunk in self.stub.GetJobResult(pb.GetJobResultRequest(job_id=job_id)):
                 if chunk.HasField("summary"):
@@ -154,9 +171,9 @@ class AgentClient:
                         result=json.loads(s.result_json or "{}"),
                     )
                 else:
-                    records.extend(record_from_pb(r) for r in chunk.records.records)
+                    batches.append(columns_from_pb(chunk.records.records))
         except grpc.aio.AioRpcError as exc:
             raise self._error(exc, "fetch results") from None
         if summary is None:
             raise NodeError(f"{self.node.name}: the agent sent no result summary for job {job_id}")
-        return summary, records
+        return summary, RecordColumns.concat(batches)

@@ -20,15 +20,15 @@ import os
 import secrets
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any
 
 from fleetbench import __version__
+from fleetbench.columns import RecordColumns
 from fleetbench.errors import ConfigError, FleetbenchError, NodeError, RunError
 from fleetbench.failures import summarize
 from fleetbench.figures import Figures, compute_figures
 from fleetbench.jobs_schema import EvalSpec, JobKind, JobOutcome, JobState, PerfSpec, Saturation
-from fleetbench.records import RequestRecord
 
 from .aggregate import (
     CLUSTER,
@@ -82,7 +82,7 @@ class RunOutcome:
 
 @dataclass(frozen=True)
 class NodeResult:
-    records: list[RequestRecord]
+    records: RecordColumns
     scores: list[DatasetScore]
     saturation: Saturation
 
@@ -97,13 +97,23 @@ class Step:
 
     A sweep runs point by point, each point started on all nodes at one common instant (its own
     agent job), so each point's cluster figure is a real simultaneous load; `step_id` is then
-    "<case>@<point>" in the store."""
+    "<case>@<point>", the key of the step's rows in the store, whose `steps` table holds its case,
+    point and parameters as columns (`row()`)."""
 
     step_id: str
     kind: JobKind
     perf: PerfCase | None = None
     eval: EvalCase | None = None
     point: str = ""
+    case_id: str = ""  # the plan's case; the step id when empty
+
+    def row(self, seq: int) -> dict[str, Any]:
+        """The step's row in the store's `steps` table."""
+        sweep = bool(self.point) and self.perf is not None
+        return {"step_id": self.step_id, "seq": seq, "case_id": self.case_id or self.step_id, "point": self.point,
+                "kind": self.kind.name.lower(),
+                **{k: getattr(self.perf, k) if sweep else None
+                   for k in ("input_tokens", "output_tokens", "parallel", "number", "loop")}}
 
     @property
     def job_suffix(self) -> str:
@@ -129,7 +139,7 @@ def plan_steps(plan: Plan) -> list[Step]:
     steps: list[Step] = []
     for case in plan.cases:
         if isinstance(case, SweepCase):
-            steps += [Step(pc.id, JobKind.PERF, perf=pc, point=label) for label, pc in case.points()]
+            steps += [Step(pc.id, JobKind.PERF, perf=pc, point=label, case_id=case.id) for label, pc in case.points()]
         elif isinstance(case, EvalCase):
             steps.append(Step(case.id, JobKind.EVAL, eval=case))
         else:
@@ -172,6 +182,7 @@ class Orchestrator:
         run_id = run_id or new_run_id()
         self.store.create_run(run_id, self.plan.name, self.plan.model, self.plan.source,
                               [n.name for n in self.nodes], __version__)
+        self.store.set_steps(run_id, [s.row(i) for i, s in enumerate(plan_steps(self.plan))])
         await self.measure_clocks()
         for n in self.nodes:
             clock = self.clocks.get(n.name, ClockSample(0.0, math.nan))
@@ -193,6 +204,7 @@ class Orchestrator:
         # a step judged with a node whose job failed or was lost runs again on that node (the others are kept)
         done = self.store.completed_cases(run_id) - self.store.steps_with_failed_nodes(run_id)
         steps = plan_steps(self.plan)
+        self.store.set_steps(run_id, [s.row(i) for i, s in enumerate(steps)])
         self.progress.message(f"resuming run {run_id}: {len(done & {s.step_id for s in steps})} of {len(steps)} "
                               "step(s) already done")
         return await self._guarded(run_id, self._run_cases(run_id, done=done))
@@ -439,8 +451,7 @@ class Orchestrator:
         state = await self._follow(run_id, step, job_id, node, int(previous.get("last_seq") or 0))
         summary, node_records = await client.result(job_id)
         # onto the controller's clock, once; a sweep point's records carry their point's label
-        records = [r if not step.point else replace(r, point=step.point)
-                   for r in shift_records(node_records, offset)]
+        records = shift_records(node_records, offset, step.point)
         self.store.add_requests(run_id, step.step_id, node.name, offset, records)
         self.store.set_case_node(
             run_id, step.step_id, node.name, state=JOB_STATE_NAMES.get(state, str(state)), error=summary.error,

@@ -70,6 +70,7 @@ class PerfCase:
     min_duration_s: float | None = None  # the cluster's common window must be at least this long
     min_requests: int | None = None  # each node must complete at least this many requests
     max_start_skew_s: float | None = None  # default max(100 ms, 1 % of the window)
+    loop: int = 0  # a sweep point's loop (1, 2, ...); 0 for a case of its own
 
 
 @dataclass(frozen=True)
@@ -115,7 +116,7 @@ class SweepCase:
                         stream=self.stream, purpose=self.purpose, expect=self.expect,
                         range_ratio=self.range_ratio, workers=min(self.workers, par, num),
                         min_duration_s=self.min_duration_s, min_requests=self.min_requests,
-                        max_start_skew_s=self.max_start_skew_s)))
+                        max_start_skew_s=self.max_start_skew_s, loop=loop)))
         return out
 
 

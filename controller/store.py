@@ -15,12 +15,16 @@ import sqlite3
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict
+from itertools import repeat
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+import orjson
 import platformdirs
 import sqlite_utils
 
+from fleetbench.columns import RecordColumns, as_columns
 from fleetbench.errors import StoreError
 from fleetbench.figures import Figures
 from fleetbench.records import RequestRecord
@@ -29,7 +33,8 @@ from .aggregate import DatasetScore, Verdict
 from .plan import Expectation
 from .verdict import Check, Reason, State
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: the `steps` table (a step's case, sweep point and parameters as columns)
+STEP_TABLES = ("case_nodes", "figures", "verdicts", "scores", "case_verdicts", "validity", "requests")
 
 
 def default_db_path() -> Path:
@@ -48,6 +53,25 @@ def _clean(value: Any) -> Any:
     if isinstance(value, list | tuple):
         return [_clean(v) for v in value]
     return value
+
+
+def gap_texts(cols: RecordColumns) -> list[str]:
+    """Each record's gaps as a JSON list, every float in its shortest round-trip form: one orjson call
+    for all the gaps (Python's float repr costs ~1 us a value, more than the insert itself), cut at
+    its commas. JSON keeps the gaps readable in plain SQL (json_each)."""
+    n = len(cols)
+    if not len(cols.itl_values):
+        return ["[]"] * n
+    raw = orjson.dumps(cols.itl_values, option=orjson.OPT_SERIALIZE_NUMPY)  # b"[v0,v1,...]"
+    commas = np.flatnonzero(np.frombuffer(raw, dtype=np.uint8) == ord(","))
+    starts = np.concatenate(([1], commas + 1))  # value k is text[starts[k]:ends[k]]
+    ends = np.concatenate((commas, [len(raw) - 1]))
+    first, last = cols.itl_offsets[:-1], cols.itl_offsets[1:] - 1
+    some = last >= first
+    cut_from = np.where(some, starts[np.minimum(first, len(starts) - 1)], 0).tolist()
+    cut_to = np.where(some, ends[np.maximum(last, 0)], 0).tolist()
+    text = raw.decode("ascii")
+    return [f"[{text[a:b]}]" for a, b in zip(cut_from, cut_to, strict=True)]
 
 
 def figures_json(f: Figures) -> str:
@@ -72,6 +96,14 @@ class Store:
     def _create(self) -> None:
         t = self.db.table
         t("meta").create({"key": str, "value": str}, pk="key", if_not_exists=True)
+        before = [r["value"] for r in t("meta").rows_where("key = 'schema_version'")]
+        t("steps").create(
+            {"run_id": str, "step_id": str, "seq": int, "case_id": str, "point": str, "kind": str,
+             "input_tokens": int, "output_tokens": int, "parallel": int, "number": int, "loop": int},
+            pk=("run_id", "step_id"), if_not_exists=True,
+        )
+        if before and int(before[0]) < 2:
+            self._steps_from_version_1()
         self.db.table("meta").upsert({"key": "schema_version", "value": str(SCHEMA_VERSION)}, pk="key")
         t("runs").create(
             {"run_id": str, "plan_name": str, "model": str, "plan_yaml": str, "nodes": str, "started_at": float,
@@ -125,7 +157,39 @@ class Store:
             pk=("snapshot_id", "node"), if_not_exists=True,
         )
 
+    def _steps_from_version_1(self) -> None:
+        """Stores of schema 1 kept a step only as its key, "<case>@<point>": its `steps` rows, once, from the
+        keys in its tables (a point label "in128-out512-p4-n16-loop1" gives the parameters)."""
+        from fleetbench.jobs_schema import parse_point_label
+
+        existing = {t for t in STEP_TABLES if self.db[t].exists()}
+        if not existing:
+            return
+        union = " UNION ".join(f"SELECT run_id, case_id, min(rowid) AS first FROM {t} GROUP BY run_id, case_id"
+                               for t in sorted(existing))
+        keys = self.db.execute(
+            f"SELECT run_id, case_id, min(first) FROM ({union}) GROUP BY run_id, case_id "
+            "HAVING run_id NOT IN (SELECT run_id FROM steps) ORDER BY run_id, min(first), case_id").fetchall()
+        rows: list[dict[str, Any]] = []
+        seq: dict[str, int] = {}
+        for run_id, step_id, _ in keys:
+            case_id, _, point = step_id.partition("@")
+            params = parse_point_label(point) if point else None
+            rows.append({"run_id": run_id, "step_id": step_id, "seq": seq.setdefault(run_id, 0),
+                         "case_id": case_id, "point": point, "kind": "perf" if point else "",
+                         **dict(zip(("input_tokens", "output_tokens", "parallel", "number", "loop"),
+                                    params or (None,) * 5, strict=True))})
+            seq[run_id] += 1
+        self.db.table("steps").upsert_all(rows, pk=("run_id", "step_id"))
+
     # --- writes ----------------------------------------------------------------------------
+
+    def set_steps(self, run_id: str, steps: Iterable[dict[str, Any]]) -> None:
+        """The run's steps in run order: `step_id` (the key of its rows in the other tables), `seq`,
+        `case_id` (the plan's case), `point` (a sweep point's label, "" otherwise), `kind`, and a sweep
+        point's `input_tokens`, `output_tokens`, `parallel`, `number`, `loop`."""
+        self.db.table("steps").upsert_all(({"run_id": run_id, **s} for s in steps), pk=("run_id", "step_id"))
+
 
     def create_run(self, run_id: str, plan_name: str, model: str, plan_yaml: str, nodes: Sequence[str],
                    version: str) -> None:
@@ -167,17 +231,24 @@ class Store:
                                            pk=("run_id", "case_id", "node"), alter=True)
 
     def add_requests(self, run_id: str, case_id: str, node: str, offset_s: float,
-                     records: Iterable[RequestRecord]) -> None:
-        """Records on the controller clock; idempotent (re-adding the same request replaces it)."""
-        rows = (
-            {"run_id": run_id, "case_id": case_id, "node": node, "idx": r.index, "point": r.point,
-             "start_time": r.start_time, "end_time": r.end_time, "clock_offset_s": offset_s,
-             "success": int(r.success), "ttft_s": r.ttft_s, "latency_s": r.latency_s, "tpot_s": r.tpot_s,
-             "input_tokens": r.input_tokens, "output_tokens": r.output_tokens,
-             "itl_json": json.dumps(list(r.itl_s)), "error": r.error}
-            for r in records
-        )
-        self.db.table("requests").upsert_all(rows, pk=("run_id", "case_id", "node", "point", "idx"), batch_size=2000)
+                     records: Sequence[RequestRecord] | RecordColumns) -> None:
+        """Records on the controller clock (a list, or columns as they come from the agent); idempotent
+        (re-adding the same request replaces it). One transaction, one `executemany` of rows built
+        column by column; the gaps as JSON text (`gap_texts`)."""
+        cols = as_columns(records)
+        if not len(cols):
+            return
+        rows = zip(repeat(run_id), repeat(case_id), repeat(node), repeat(offset_s), cols.idx.tolist(), cols.point,
+                   cols.start_time.tolist(), cols.end_time.tolist(),
+                   cols.success.astype(np.int64).tolist(), cols.ttft_s.tolist(), cols.latency_s.tolist(),
+                   cols.tpot_s.tolist(), cols.input_tokens.tolist(), cols.output_tokens.tolist(), gap_texts(cols),
+                   cols.error, strict=False)
+        with self.db.conn:
+            self.db.conn.executemany(
+                "INSERT OR REPLACE INTO requests (run_id, case_id, node, clock_offset_s, idx, point, start_time, "
+                "end_time, success, ttft_s, latency_s, tpot_s, input_tokens, output_tokens, itl_json, error) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                rows)
 
     def delete_records(self, run_id: str, case_id: str, node: str) -> None:
         """A node's records of one step, before `ctl resume` runs that step again on it."""
@@ -228,6 +299,10 @@ class Store:
         if not rows:
             raise StoreError(f"no run {run_id} in {self.path}; `ctl runs` lists the runs it holds")
         return rows[0]
+
+    def steps(self, run_id: str) -> dict[str, dict[str, Any]]:
+        """The run's steps by step id, in run order (rows of `steps`)."""
+        return {r["step_id"]: r for r in self.db.table("steps").rows_where("run_id = ?", [run_id], order_by="seq")}
 
     def runs(self) -> list[dict[str, Any]]:
         return list(self.db.table("runs").rows_where(order_by="started_at desc"))
@@ -303,7 +378,8 @@ class Store:
             RequestRecord(index=r["idx"], start_time=r["start_time"], end_time=r["end_time"],
                           success=bool(r["success"]), ttft_s=r["ttft_s"], latency_s=r["latency_s"],
                           input_tokens=r["input_tokens"], output_tokens=r["output_tokens"], tpot_s=r["tpot_s"],
-                          itl_s=tuple(json.loads(r["itl_json"] or "[]")), error=r["error"] or "", point=r["point"])
+                          itl_s=tuple(math.nan if g is None else float(g) for g in json.loads(r["itl_json"] or "[]")),
+                          error=r["error"] or "", point=r["point"])
             for r in self.db.table("requests").rows_where(where, args, order_by="node, point, idx")
         ]
 

@@ -10,12 +10,19 @@ and the report.
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, fields
+from fractions import Fraction
 
 import numpy as np
+import numpy.typing as npt
 
+from fleetbench.columns import RecordColumns, as_columns
 from fleetbench.records import RequestRecord
+
+FloatArray = npt.NDArray[np.float64]
 
 PERCENTILES: tuple[int, ...] = (10, 25, 50, 66, 75, 80, 90, 95, 98, 99)
 
@@ -41,29 +48,93 @@ DEFINITIONS: dict[str, str] = {
 }
 
 
-def percentile(values: Sequence[float], p: float) -> float:
-    """Nearest-rank percentile (evalscope's method; numpy's `inverted_cdf`). NaN when empty."""
-    data = sorted(v for v in values if not math.isnan(v))
-    if not data:
-        return math.nan
-    if p >= 100:
-        return data[-1]
-    idx = max(0, math.ceil(len(data) * p / 100) - 1)
-    return data[idx]
-
-
-def percentiles_of(values: Sequence[float], points: Sequence[int]) -> dict[int, float]:
-    """Several nearest-rank percentiles of one sample, sorting it once (numpy: millions of ITL gaps)."""
+def _nearest_rank(values: Sequence[float] | FloatArray, points: Sequence[float], owned: bool = False) -> list[float]:
+    """Nearest-rank percentiles of one sample, NaNs left out, by one library call:
+    `numpy.percentile(..., method="inverted_cdf")` picks the sample at rank ceil(p/100 x n), as evalscope
+    does. NaN when nothing is left. `owned`: the array is ours to reorder in place (no copy)."""
     data = np.asarray(values, dtype=np.float64)
-    data = np.sort(data[~np.isnan(data)])
-    n = len(data)
-    if n == 0:
-        return {p: math.nan for p in points}
-    return {p: float(data[-1] if p >= 100 else data[max(0, math.ceil(n * p / 100) - 1)]) for p in points}
+    nans = np.isnan(data)
+    if nans.any():
+        data, owned = data[~nans], True
+    if not len(data):
+        return [math.nan] * len(points)
+    if owned:
+        data.sort()  # numpy's vectorized sort and a pick from sorted data beat its multi-point introselect 2:1
+    found: list[float] = np.percentile(data, points, method="inverted_cdf", overwrite_input=owned).tolist()
+    return found
 
 
-def mean(values: Sequence[float]) -> float:
-    return sum(values) / len(values) if values else math.nan
+def percentiles_of(values: Sequence[float] | FloatArray, points: Sequence[int]) -> dict[int, float]:
+    """Several nearest-rank percentiles of one sample (one `numpy.percentile` call)."""
+    return dict(zip(points, _nearest_rank(values, points), strict=True))
+
+
+def percentile(values: Sequence[float] | FloatArray, p: float) -> float:
+    """Nearest-rank percentile (evalscope's method; numpy's `inverted_cdf`). NaN when empty."""
+    return _nearest_rank(values, [p])[0]
+
+
+# --- exact sums ---------------------------------------------------------------------------------
+# An average is the exactly rounded sum (math.fsum's answer) over the count, so it is the same
+# whatever the order of nodes and records, and a cluster's sum is the sum of its nodes' exact sums.
+# Vectorized by error-free extraction (Rump, Ogita and Oishi, "Accurate floating-point summation",
+# ExtractVector): with sigma a power of two >= 2^M x max|r| and 2^M >= n + 2, q = (sigma + r) - sigma
+# and r - q are exact, every q is a multiple of ulp(sigma) so numpy's sum of the q's is exact, and r
+# shrinks by 2^(52 - M) a round; a few rounds leave nothing. The parts add up as integers.
+
+_SCALE = 2**1074  # every float64 times this is an integer
+
+ExactSum = int | float  # an int scaled by 2^1074, or the plain float sum when a value is not finite
+
+
+def exact_sum(values: FloatArray) -> ExactSum:
+    """The exact sum of `values`, scaled by 2^1074 (an int); NaN/inf propagate as a plain float sum."""
+    r = np.asarray(values, dtype=np.float64)
+    total = 0
+    q: FloatArray | None = None
+    rest: FloatArray | None = None  # the remainders, ours to overwrite (never the caller's array)
+    while len(r):
+        mu = max(float(r.max()), -float(r.min()))
+        if not math.isfinite(mu):
+            return float(np.sum(values))
+        if mu == 0:
+            break
+        if mu > 2.0**960:  # sigma would overflow
+            return _slow(values)
+        sigma = math.ldexp(1.0, math.frexp(mu)[1] + max(1, (len(r) + 1).bit_length()))
+        q = np.add(r, sigma, out=q)
+        q -= sigma
+        total += int(Fraction(float(np.sum(q))) * _SCALE)  # exact: multiples of ulp(sigma), below sigma
+        rest = np.subtract(r, q, out=rest)
+        r = rest
+    return total
+
+
+def _slow(values: FloatArray) -> ExactSum:
+    """Huge values (near the float64 limit): the exact sum in Python integers."""
+    return sum(int(Fraction(v) * _SCALE) for v in np.asarray(values, dtype=np.float64).tolist())
+
+
+def add_sums(sums: Sequence[ExactSum]) -> ExactSum:
+    """The exact sum of exact sums; a non-finite one (a float) decides, as it would in a float sum."""
+    special = [s for s in sums if isinstance(s, float)]
+    return float(sum(special)) if special else sum(sums, start=0)
+
+
+def exact_float(total: ExactSum) -> float:
+    """The float nearest an exact sum (int division is correctly rounded)."""
+    if isinstance(total, float):
+        return total
+    try:
+        return total / _SCALE
+    except OverflowError:
+        return math.inf if total > 0 else -math.inf
+
+
+def mean(values: Sequence[float] | FloatArray) -> float:
+    """Exactly rounded sum / count (math.fsum(values) / len(values)); NaN when empty."""
+    x = np.asarray(values, dtype=np.float64)
+    return exact_float(exact_sum(x)) / len(x) if len(x) else math.nan
 
 
 @dataclass(frozen=True)
@@ -118,65 +189,135 @@ PERCENTILE_METRICS = (
 )
 
 
-def percentile_samples(records: Iterable[RequestRecord]) -> dict[str, list[float]]:
-    """The samples behind each percentile column, from successful requests (as evalscope)."""
-    out: dict[str, list[float]] = {m: [] for m in PERCENTILE_METRICS}
-    for r in records:
-        if not r.success:
-            continue
-        out["ttft_s"].append(r.ttft_s)
-        out["itl_s"].extend(r.itl_s)
-        if r.output_tokens > 1:
-            out["tpot_s"].append(r.tpot_s)
-        out["latency_s"].append(r.latency_s)
-        out["input_tokens"].append(float(r.input_tokens))
-        out["output_tokens"].append(float(r.output_tokens))
-        if r.latency_s > 0:
-            out["output_tps"].append(r.output_tokens / r.latency_s)
-            out["total_tps"].append((r.input_tokens + r.output_tokens) / r.latency_s)
-    return out
+def percentile_samples(records: Iterable[RequestRecord] | RecordColumns) -> dict[str, FloatArray]:
+    """The samples behind each percentile column, from successful requests (as evalscope); fresh arrays."""
+    c = as_columns(records)
+    ok = c.success
+    lat = c.latency_s[ok]
+    inp = c.input_tokens[ok].astype(np.float64)
+    out = c.output_tokens[ok].astype(np.float64)
+    fast = lat > 0
+    gaps = c.itl_values.copy() if ok.all() else c.itl_values[np.repeat(ok, c.itl_counts)]
+    return {
+        "ttft_s": c.ttft_s[ok],
+        "itl_s": gaps,
+        "tpot_s": c.tpot_s[ok & (c.output_tokens > 1)],
+        "latency_s": lat,
+        "input_tokens": inp,
+        "output_tokens": out,
+        "output_tps": out[fast] / lat[fast],
+        "total_tps": (inp[fast] + out[fast]) / lat[fast],  # token sums below 2^53: exact in float64
+    }
 
 
-def compute_figures(records: Sequence[RequestRecord], percentiles: Sequence[int] = PERCENTILES) -> Figures:
+@dataclass
+class _Pass:
+    """What one scope's figures are made of; a cluster's is the sum of its nodes' (exact sums add up)."""
+
+    requests: int
+    succeeded: int
+    start: float  # NaN when no request has a valid timing
+    end: float
+    input_tokens: int
+    output_tokens: int
+    sums: dict[str, ExactSum]  # ttft_s, tpot_s, latency_s, itl_s over their samples
+    counts: dict[str, int]
+    samples: dict[str, FloatArray]
+
+    @classmethod
+    def of(cls, c: RecordColumns) -> _Pass:
+        timed = (c.start_time > 0) & (c.end_time >= c.start_time)
+        anytime = bool(timed.any())
+        ok = c.success
+        samples = percentile_samples(c)
+        averaged = ("ttft_s", "tpot_s", "latency_s", "itl_s")
+        return cls(
+            requests=len(c), succeeded=int(ok.sum()),
+            start=float(c.start_time[timed].min()) if anytime else math.nan,
+            end=float(c.end_time[timed].max()) if anytime else math.nan,
+            input_tokens=int(c.input_tokens[ok].sum()), output_tokens=int(c.output_tokens[ok].sum()),
+            sums={m: exact_sum(samples[m]) for m in averaged}, counts={m: len(samples[m]) for m in averaged},
+            samples=samples,
+        )
+
+    @classmethod
+    def union(cls, parts: Sequence[_Pass]) -> _Pass:
+        """The pass of every part's records together; samples concatenated (percentiles need them all)."""
+        starts = [p.start for p in parts if not math.isnan(p.start)]
+        ends = [p.end for p in parts if not math.isnan(p.end)]
+        averaged = ("ttft_s", "tpot_s", "latency_s", "itl_s")
+        return cls(
+            requests=sum(p.requests for p in parts), succeeded=sum(p.succeeded for p in parts),
+            start=min(starts, default=math.nan), end=max(ends, default=math.nan),
+            input_tokens=sum(p.input_tokens for p in parts), output_tokens=sum(p.output_tokens for p in parts),
+            sums={m: add_sums([p.sums[m] for p in parts]) for m in averaged},
+            counts={m: sum(p.counts[m] for p in parts) for m in averaged},
+            samples={m: np.concatenate([p.samples[m] for p in parts]) if parts else np.empty(0)
+                     for m in PERCENTILE_METRICS},
+        )
+
+    def percentiles(self, points: Sequence[int], metric: str) -> dict[int, float]:
+        """One metric's percentiles; its sample is reordered in place (it is ours)."""
+        return dict(zip(points, _nearest_rank(self.samples[metric], points, owned=True), strict=True))
+
+    def figures(self, points: Sequence[int], tables: dict[str, dict[int, float]] | None = None) -> Figures:
+        """The figures; `tables`, the percentiles when already selected (else selected here)."""
+        wall = self.end - self.start
+
+        def per_s(x: float) -> float:
+            return x / wall if wall and wall > 0 else math.nan
+
+        def avg(m: str) -> float:
+            return exact_float(self.sums[m]) / self.counts[m] if self.counts[m] else math.nan
+
+        tokens = self.input_tokens + self.output_tokens
+        ok = self.succeeded
+        return Figures(
+            requests=self.requests,
+            succeeded=ok,
+            failed=self.requests - ok,
+            success_rate=ok / self.requests if self.requests else math.nan,
+            wall_time_s=wall,
+            window_start=self.start,
+            window_end=self.end,
+            input_tokens=self.input_tokens,
+            output_tokens=self.output_tokens,
+            output_throughput_tps=per_s(self.output_tokens),
+            total_throughput_tps=per_s(tokens),
+            request_throughput_rps=per_s(ok),
+            tpm_total=per_s(tokens) * 60,
+            tpm_output=per_s(self.output_tokens) * 60,
+            ttft_avg_s=avg("ttft_s"),
+            tpot_avg_s=avg("tpot_s"),
+            itl_avg_s=avg("itl_s"),
+            latency_avg_s=avg("latency_s"),
+            input_tokens_avg=self.input_tokens / ok if ok else math.nan,
+            output_tokens_avg=self.output_tokens / ok if ok else math.nan,
+            percentiles=tables if tables is not None else {m: self.percentiles(points, m) for m in self.samples},
+        )
+
+
+def compute_figures(records: Sequence[RequestRecord] | RecordColumns,
+                    percentiles: Sequence[int] = PERCENTILES) -> Figures:
     """All figures of a set of records (one node's, or the clock-corrected union of a cluster's).
 
     Wall time spans every request with a valid timing, failed ones included,
     exactly as evalscope's BenchmarkMetrics does.
     """
-    ok = [r for r in records if r.success]
-    timed = [r for r in records if r.start_time > 0 and r.end_time >= r.start_time]
-    start = min((r.start_time for r in timed), default=math.nan)
-    end = max((r.end_time for r in timed), default=math.nan)
-    wall = end - start if timed else math.nan
-    in_tok = sum(r.input_tokens for r in ok)
-    out_tok = sum(r.output_tokens for r in ok)
+    return _Pass.of(as_columns(records)).figures(percentiles)
 
-    def per_s(x: float) -> float:
-        return x / wall if wall and wall > 0 else math.nan
 
-    itl_sum = sum(sum(r.itl_s) for r in ok)
-    itl_count = sum(len(r.itl_s) for r in ok)
-    samples = percentile_samples(records)
-    return Figures(
-        requests=len(records),
-        succeeded=len(ok),
-        failed=len(records) - len(ok),
-        success_rate=len(ok) / len(records) if records else math.nan,
-        wall_time_s=wall,
-        window_start=start,
-        window_end=end,
-        input_tokens=in_tok,
-        output_tokens=out_tok,
-        output_throughput_tps=per_s(out_tok),
-        total_throughput_tps=per_s(in_tok + out_tok),
-        request_throughput_rps=per_s(len(ok)),
-        tpm_total=per_s(in_tok + out_tok) * 60,
-        tpm_output=per_s(out_tok) * 60,
-        ttft_avg_s=mean([r.ttft_s for r in ok]),
-        tpot_avg_s=mean([r.tpot_s for r in ok if r.output_tokens > 1]),
-        itl_avg_s=itl_sum / itl_count if itl_count else math.nan,
-        latency_avg_s=mean([r.latency_s for r in ok]),
-        input_tokens_avg=in_tok / len(ok) if ok else math.nan,
-        output_tokens_avg=out_tok / len(ok) if ok else math.nan,
-        percentiles={m: percentiles_of(v, percentiles) for m, v in samples.items()},
-    )
+def node_and_cluster_figures(parts: Sequence[Sequence[RequestRecord] | RecordColumns],
+                             percentiles: Sequence[int] = PERCENTILES) -> tuple[list[Figures], Figures]:
+    """Each part's figures and those of their union, every record looked at once: the cluster's sums are
+    its nodes' exact sums, its percentiles one `numpy.percentile` call per metric over the nodes' samples.
+    Node passes and percentile selections run on a thread per CPU (numpy releases the GIL in them)."""
+    with ThreadPoolExecutor(max_workers=min(32, os.cpu_count() or 1)) as pool:
+        passes = list(pool.map(lambda p: _Pass.of(as_columns(p)), parts))
+        scopes = passes if len(passes) == 1 else [*passes, _Pass.union(passes)]  # one node: the cluster is it
+        jobs = sorted(((s, m) for s in range(len(scopes)) for m in PERCENTILE_METRICS),
+                      key=lambda sm: -len(scopes[sm[0]].samples[sm[1]]))  # the largest samples first
+        found = dict(zip(jobs, pool.map(lambda sm: scopes[sm[0]].percentiles(percentiles, sm[1]), jobs),
+                         strict=True))
+    figures = [p.figures(percentiles, {m: found[(s, m)] for m in PERCENTILE_METRICS}) for s, p in enumerate(scopes)]
+    return figures[:len(passes)], figures[-1]

@@ -639,10 +639,11 @@ def overall_line(report: RunReport, lang: str) -> str:
 
 def reason_text(r: Reason, lang: str, case: CaseReport | None = None, with_scope: bool = True) -> str:
     """One reason for people: state, case, node or cluster, figure or check, measured, threshold."""
+    point = case.point_of(r.case_id) if case is not None else ""  # a reason's case_id is its step's id
     scope = ""
     if with_scope and r.scope:
         if r.scope == "cluster":
-            part = case.partial(r.case_id.partition("@")[2]) if case is not None else None
+            part = case.partial(point) if case is not None else None
             scope = t("scope.cluster_partial", lang, n=part[0], total=part[1]) if part else t("scope.cluster", lang)
         else:
             scope = t("reason.node", lang, node=r.scope)
@@ -652,7 +653,6 @@ def reason_text(r: Reason, lang: str, case: CaseReport | None = None, with_scope
         if r.threshold else ""
     state = verdict_text(r.state.value, lang)
     if not with_scope:  # inside its case's table: the sweep point only
-        point = r.case_id.partition("@")[2]
         return t("reason.short", lang, state=state, point=f" @ {point}" if point else "", what=what,
                  measured=measured, expected=expected)
     if not r.case_id and not scope:
@@ -674,4 +674,4 @@ def localized_threshold(text: str, lang: str) -> str:
 def failure_reasons(report: RunReport, lang: str) -> list[str]:
     """Every reason the run is not PASS, one line each."""
     cases = {c.case_id: c for c in report.cases}
-    return [reason_text(r, lang, cases.get(r.case_id.partition("@")[0])) for r in report.reasons]
+    return [reason_text(r, lang, cases.get(report.case_of(r.case_id))) for r in report.reasons]

@@ -246,6 +246,7 @@ class CaseReport:
     node_count: int = 0
     # step ("" for a one-step case, else the sweep point) -> (n, N) where the cluster holds n of the run's N nodes
     partial_cluster: dict[str, tuple[int, int]] = field(default_factory=dict)
+    step_points: dict[str, str] = field(default_factory=dict)  # each step id of the case -> its sweep point
     # long-context cases: one row per node of the run
     long_context: list[LongContextRow] = field(default_factory=list)
     # the plan's load on each node: concurrent streams and request rate (-1: no limit); 0/NaN when not a load case
@@ -272,6 +273,10 @@ class CaseReport:
     def partial(self, point: str = "") -> tuple[int, int] | None:
         """(n, N) when the cluster figures of this step hold only n of the run's N nodes, else None."""
         return self.partial_cluster.get(point)
+
+    def point_of(self, step_id: str) -> str:
+        """The sweep point of one of this case's steps ("" for a case of one step)."""
+        return self.step_points.get(step_id, "")
 
     @property
     def answered(self) -> list[LongContextRow]:
@@ -307,6 +312,11 @@ class RunReport:
     reasons: list[Reason] = field(default_factory=list)
     run_state: str = "finished"  # runs.state: finished, interrupted, error (running while in progress)
     error: str = ""  # why the run stopped early, if it did
+    step_cases: dict[str, str] = field(default_factory=dict)  # step id -> the plan's case id (store: steps)
+
+    def case_of(self, step_id: str) -> str:
+        """The case of a step id (a reason's `case_id` is its step's id)."""
+        return self.step_cases.get(step_id, step_id)
 
 
 def _figures(raw: str) -> Figures:
@@ -401,7 +411,7 @@ def _sweep_rows(case: SweepCase, figures: list[dict[str, Any]]) -> list[SweepPoi
     out = []
     for label, pc in case.points():
         rows = sorted(by_step.get(pc.id, []), key=lambda r: (r["scope"] == CLUSTER, r["scope"]))
-        loop = int(label.rsplit("loop", 1)[1])
+        loop = pc.loop
         nodes = sum(1 for r in rows if r["scope"] != CLUSTER)
         out += [SweepPointRow(r["scope"], label, pc.input_tokens, pc.output_tokens, pc.parallel, pc.number, loop,
                               _figures(r["figures_json"]),
@@ -443,18 +453,16 @@ def _reason(d: dict[str, Any]) -> Reason | None:
                   people(str(d.get("measured") or ""), what), people(str(d.get("threshold") or ""), what, True))
 
 
-def _derived_reasons(case_id: str, verdicts: list[VerdictRow], node_states: dict[str, tuple[str, str]]) -> \
-        list[Reason]:
-    """A store written before reasons were stored: a reason for each failed expectation and node error (FAIL,
-    the only failing state such a store knew)."""
+def _derived_reasons(case_id: str, verdicts: list[tuple[str, VerdictRow]],
+                     node_states: dict[str, tuple[str, str]]) -> list[Reason]:
+    """A store written before reasons were stored: a reason for each failed expectation (with its step's id)
+    and node error (FAIL, the only failing state such a store knew)."""
     out = []
-    for v in verdicts:
+    for step_id, v in verdicts:
         if v.passed:
             continue
-        scope, _, point = v.scope.partition(" @ ")
         what = v.figure + (f" ({v.note})" if v.note else "")
-        out.append(Reason(State.FAIL, f"{case_id}@{point}" if point else case_id, scope, what,
-                          figure_text(v.figure, v.measured),
+        out.append(Reason(State.FAIL, step_id, v.scope, what, figure_text(v.figure, v.measured),
                           threshold_text(v.figure, v.op, v.threshold, v.tolerance)))
     for node, (state, err) in node_states.items():
         if state == "error":
@@ -465,7 +473,7 @@ def _derived_reasons(case_id: str, verdicts: list[VerdictRow], node_states: dict
 def _derived_states(verdicts: list[VerdictRow], node_states: dict[str, tuple[str, str]], nodes: list[str],
                     has_cluster: bool) -> dict[str, str]:
     """Per scope pass/fail in a store without stored states: fail on a failed expectation or a job error."""
-    failed = {v.scope.partition(" @ ")[0] for v in verdicts if not v.passed}
+    failed = {v.scope for v in verdicts if not v.passed}
     out = {n: "fail" if n in failed or node_states.get(n, ("", ""))[0] == "error" else "pass" for n in nodes}
     if has_cluster or CLUSTER in failed:
         out[CLUSTER] = "fail" if CLUSTER in failed else "pass"
@@ -557,14 +565,19 @@ def load_report(store: Store, run_id: str) -> RunReport:
     # the validity rows in the order the orchestrator wrote them (run order, then its order of checks)
     checks = list(store.db.table("validity").rows_where("run_id = ?", [run_id], order_by="rowid"))
     failure_counts = store.failure_counts(run_id)
-    case_ids = [c.id for c in plan.cases] if plan else sorted({r["case_id"].split("@")[0] for r in case_nodes})
+    stored_steps = store.steps(run_id)  # a step's case and sweep point, as columns
 
-    def of_case(rows: list[dict[str, Any]], cid: str) -> list[dict[str, Any]]:
-        """Rows of a case, a sweep's points included (their case_id is "<case>@<point>")."""
-        return [r for r in rows if r["case_id"] == cid or r["case_id"].startswith(cid + "@")]
+    def case_of(step: str) -> str:
+        return stored_steps[step]["case_id"] if step in stored_steps else step
 
     def point_of(step: str) -> str:
-        return step.partition("@")[2]
+        return stored_steps[step]["point"] if step in stored_steps else ""
+
+    case_ids = [c.id for c in plan.cases] if plan else sorted({case_of(r["case_id"]) for r in case_nodes})
+
+    def of_case(rows: list[dict[str, Any]], cid: str) -> list[dict[str, Any]]:
+        """Rows of a case, a sweep's points included (the rows of every step of the case)."""
+        return [r for r in rows if case_of(r["case_id"]) == cid]
 
     cases = []
     for cid in case_ids:
@@ -637,11 +650,13 @@ def load_report(store: Store, run_id: str) -> RunReport:
             state = (State.ERROR if run.get("state") == "error" else State.INCOMPLETE).value
             reasons = [Reason(State(state), cid, "", "not run")]
         else:
-            reasons = _derived_reasons(cid, verdict_rows, states)
-            has_cluster = bool(cl) or any(r["case_id"].startswith(cid + "@") and r["scope"] == CLUSTER
+            as_stored = _verdict_rows(ordered)  # scopes without their point
+            reasons = _derived_reasons(cid, [(v["case_id"], r) for v, r in zip(ordered, as_stored, strict=True)],
+                                       states)
+            has_cluster = bool(cl) or any(case_of(r["case_id"]) == cid and r["scope"] == CLUSTER
                                           for r in figures) or any(s["case_id"] == cid and s["scope"] == CLUSTER
                                                                    for s in scores)
-            scope_states = _derived_states(verdict_rows, states, sorted(set(run_node_names) | set(states)),
+            scope_states = _derived_states(as_stored, states, sorted(set(run_node_names) | set(states)),
                                            has_cluster)
         failures = _failure_rows(of_case(failure_counts, cid))
         ctype = case.type if case else ("sweep" if sweep else "perf")
@@ -675,6 +690,7 @@ def load_report(store: Store, run_id: str) -> RunReport:
             error_nodes=sorted(error_nodes),
             node_count=len(run_node_names),
             partial_cluster=partial,
+            step_points={k: r["point"] for k, r in stored_steps.items() if r["case_id"] == cid},
             parallel=case.parallel if isinstance(case, PerfCase) else 0,
             rate=case.rate if isinstance(case, PerfCase | SweepCase) else math.nan,
             long_context=_long_context_rows(run_node_names or sorted(node_figs), node_figs, states, failures)
@@ -704,6 +720,7 @@ def load_report(store: Store, run_id: str) -> RunReport:
         finished_at=run["finished_at"] or math.nan, verdict=verdict,
         fleetbench_version=run["fleetbench_version"], nodes=nodes, cases=cases, plan=plan,
         reasons=run_reasons, run_state=run.get("state") or "", error=run.get("error") or "",
+        step_cases={k: r["case_id"] for k, r in stored_steps.items()},
     )
 
 

@@ -22,6 +22,7 @@ from pathlib import Path
 
 from fleetbench.agent.inventory import nvidia
 from fleetbench.controller.aggregate import CLUSTER, DatasetScore, Verdict, aggregate_case, judge, judge_scores
+from fleetbench.controller.orchestrator import plan_steps
 from fleetbench.controller.plan import Expectation, Plan, parse_plan
 from fleetbench.controller.report.model import RunReport, load_report
 from fleetbench.controller.store import Store
@@ -203,6 +204,7 @@ def sample_store(path: Path) -> Store:
     nodes = ("n1", "n2")
     store = Store(path)
     store.create_run(RUN_ID, plan.name, plan.model, PLAN, nodes, "0.1.0")
+    store.set_steps(RUN_ID, [s.row(i) for i, s in enumerate(plan_steps(plan))])  # as the orchestrator does
     for name, addr, host, offset, rtt in (("n1", "10.0.0.11:50051", "gpu-01", 0.0012, 0.00042),
                                           ("n2", "10.0.0.12:50051", "gpu-02", -0.0031, 0.00051)):
         store.add_node(RUN_ID, name, address=addr, endpoint=url, hostname=host, agent_version="0.1.0",
