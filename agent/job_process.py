@@ -209,6 +209,10 @@ def run(job_dir: Path, channel: Channel, worker: int | None = None) -> int:
         from .preflight_job import run_preflight_job
 
         return run_preflight_job(job_dir, parse_spec(kind, job["spec"]), channel)
+    if kind == JobKind.HARDWARE:
+        from .hardware_job import run_hardware_job
+
+        return run_hardware_job(job_dir, parse_spec(kind, job["spec"]), channel)
     spec = parse_spec(kind, job["spec"])
     if spec.workers == 0:  # the same answer in the agent's job process and in every worker
         cores = len(os.sched_getaffinity(0))
@@ -305,6 +309,9 @@ def _run_perf(job_dir: Path, spec: PerfSpec, out_dir: Path, channel: Channel, st
 def main() -> int:
     _die_with_parent()
     os.environ.update(OFFLINE_ENV)
+    if os.environ.get("FLEETBENCH_TEST_HW_STANDIN"):  # CPU stand-ins for accelerators (agent/hardware_probe.py):
+        for name in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):  # one BLAS thread, before
+            os.environ.setdefault(name, "1")  # numpy loads: spinning BLAS threads on a shared CPU make timings noise
     job_dir = Path(sys.argv[1])
     worker = int(sys.argv[3]) if len(sys.argv) > 3 and sys.argv[2] == "--worker" else None
     # Keep the original stdout for the agent; everything else printed goes to the log.

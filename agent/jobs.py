@@ -24,6 +24,7 @@ from typing import Any
 from fleetbench.errors import ConfigError, JobError
 from fleetbench.jobs_schema import (
     CheckRow,
+    HardwareResult,
     JobKind,
     JobOutcome,
     LongContextResult,
@@ -218,6 +219,10 @@ class JobManager:
             checks = job_dir / "preflight.json"
             parts["preflight"] = [CheckRow.model_validate(c) for c in json.loads(checks.read_text())] \
                 if checks.exists() else []
+        elif row.kind == JobKind.HARDWARE:  # agent/hardware_job.py; absent when the job failed before any check
+            hw = job_dir / "hardware.json"
+            if hw.exists():
+                parts["hardware"] = HardwareResult.model_validate_json(hw.read_text())
         if len(dbs) > 1:  # several workers (`workers: 0` resolved on the node)
             # evalscope's summary covers one worker only: the node's figures come from the merged records
             parts["worker_summaries"] = [adapter.read_summary_files(db.parent)[0] for db in sorted(dbs)]

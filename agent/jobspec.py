@@ -12,11 +12,11 @@ from typing import Any
 
 from fleetbench.jobs_schema import JobKind, check_job_id, parse_spec, split_in_proportion
 
-__all__ = ["KIND_EVAL", "KIND_LONG_CONTEXT", "KIND_PERF", "KIND_PREFLIGHT", "STREAMS_PER_WORKER", "auto_workers",
-           "check_job_id", "parse_spec", "spec_total", "split_in_proportion"]
+__all__ = ["KIND_EVAL", "KIND_HARDWARE", "KIND_LONG_CONTEXT", "KIND_PERF", "KIND_PREFLIGHT", "STREAMS_PER_WORKER",
+           "auto_workers", "check_job_id", "parse_spec", "spec_total", "split_in_proportion"]
 
-KIND_PERF, KIND_EVAL, KIND_LONG_CONTEXT, KIND_PREFLIGHT = JobKind.PERF, JobKind.EVAL, JobKind.LONG_CONTEXT, \
-    JobKind.PREFLIGHT
+KIND_PERF, KIND_EVAL, KIND_LONG_CONTEXT, KIND_PREFLIGHT, KIND_HARDWARE = JobKind.PERF, JobKind.EVAL, \
+    JobKind.LONG_CONTEXT, JobKind.PREFLIGHT, JobKind.HARDWARE
 STREAMS_PER_WORKER = 64  # one process keeps TPOT within 1 % to 64-128 streams (docs/performance.md)
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import logging
+import os
 import signal
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,6 +17,7 @@ from fleetbench.errors import ConfigError, SecurityError
 from fleetbench.v1 import agent_pb2_grpc as pb_grpc
 
 from . import clock
+from .hardware_probe import STANDIN_ENV
 from .jobs import JobManager
 from .service import AgentService
 
@@ -59,6 +61,8 @@ async def serve(listen: str, data_dir: Path, tls: TlsFiles | None = None, insecu
         )
     if clock.skew_s():
         log.warning("agent clock shifted by %+.3f s (%s): for tests only", clock.skew_s(), clock.SKEW_ENV)
+    if os.environ.get(STANDIN_ENV):
+        log.warning("%s is set: hardware jobs use CPU stand-ins, not the accelerators: for tests only", STANDIN_ENV)
     for name in (clock.PREPARE_DELAY_ENV, clock.START_DELAY_ENV):
         if clock.env_s(name):
             log.warning("%s=%s: for tests only", name, clock.env_s(name))

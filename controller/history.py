@@ -86,5 +86,18 @@ def compare(store: Store, run_a: str, run_b: str) -> list[Delta]:
     fa = {(r["case_id"], r["scope"]): _flat(r["figures_json"]) for r in store.figures(run_a)}
     fb = {(r["case_id"], r["scope"]): _flat(r["figures_json"]) for r in store.figures(run_b)}
     keys = sorted(set(fa) & set(fb), key=lambda k: (k[0], k[1] != CLUSTER, k[1]))
-    return [Delta(case, scope, fig, fa[(case, scope)][fig], fb[(case, scope)][fig])
-            for case, scope in keys for fig in fa[(case, scope)]]
+    out = [Delta(case, scope, fig, fa[(case, scope)][fig], fb[(case, scope)][fig])
+           for case, scope in keys for fig in fa[(case, scope)]]
+    return out + _hardware_deltas(store, run_a, run_b)
+
+
+def _hardware_deltas(store: Store, run_a: str, run_b: str) -> list[Delta]:
+    """Each measured hardware figure both runs have, per case and accelerator ("n1 #3"; "n1" node-wide): the same
+    GPU a week later, or after a repair."""
+    def measured(run: str) -> dict[tuple[str, str, str], float]:
+        return {(r["case_id"], r["node"] if r["idx"] < 0 else f"{r['node']} #{r['idx']}", r["check"]): r["measured"]
+                for r in store.hardware(run) if r["measured"] is not None and r["unit"]}
+
+    ha, hb = measured(run_a), measured(run_b)
+    return [Delta(case, scope, fig, ha[(case, scope, fig)], hb[(case, scope, fig)])
+            for case, scope, fig in sorted(set(ha) & set(hb))]

@@ -28,7 +28,17 @@ from fleetbench.columns import RecordColumns
 from fleetbench.errors import ConfigError, FleetbenchError, NodeError, RunError
 from fleetbench.failures import summarize
 from fleetbench.figures import Figures, compute_figures
-from fleetbench.jobs_schema import EvalSpec, JobKind, JobOutcome, JobState, PerfSpec, Saturation
+from fleetbench.hardware import FigureExpect, HwRow, judge_hardware
+from fleetbench.jobs_schema import (
+    EvalSpec,
+    HardwareResult,
+    HardwareSpec,
+    JobKind,
+    JobOutcome,
+    JobState,
+    PerfSpec,
+    Saturation,
+)
 
 from .aggregate import (
     CLUSTER,
@@ -43,11 +53,11 @@ from .aggregate import (
 from .client import AgentClient, ClockSample
 from .fleet import Node
 from .follow import follow_job
-from .plan import EvalCase, Expectation, PerfCase, Plan, SweepCase
+from .plan import EvalCase, Expectation, HardwareCase, PerfCase, Plan, SweepCase
 from .progress import ProgressSink
-from .specs import eval_spec, perf_spec
+from .specs import eval_spec, hardware_spec, perf_spec
 from .store import Store
-from .validity import StepFacts, checks, eval_checks
+from .validity import StepFacts, checks, eval_checks, hardware_checks
 from .verdict import EXIT_CODES, Check, Reason, State, figure_text, parse_state, run_state, threshold_text
 
 SUCCEEDED, READY = JobState.SUCCEEDED, JobState.READY
@@ -85,6 +95,7 @@ class NodeResult:
     records: RecordColumns
     scores: list[DatasetScore]
     saturation: Saturation
+    hardware: HardwareResult | None = None
 
 
 def new_run_id() -> str:
@@ -105,6 +116,7 @@ class Step:
     perf: PerfCase | None = None
     eval: EvalCase | None = None
     point: str = ""
+    hardware: HardwareCase | None = None
     case_id: str = ""  # the plan's case; the step id when empty
 
     def row(self, seq: int) -> dict[str, Any]:
@@ -129,6 +141,8 @@ class Step:
         whose requests all failed is never PASS by default."""
         if self.eval is not None:
             return self.eval.expect
+        if self.hardware is not None:
+            return ()  # judged per accelerator (fleetbench.hardware.judge_hardware), not as figures
         assert self.perf is not None
         if any(e.figure == "success_rate" for e in self.perf.expect):
             return self.perf.expect
@@ -142,6 +156,8 @@ def plan_steps(plan: Plan) -> list[Step]:
             steps += [Step(pc.id, JobKind.PERF, perf=pc, point=label, case_id=case.id) for label, pc in case.points()]
         elif isinstance(case, EvalCase):
             steps.append(Step(case.id, JobKind.EVAL, eval=case))
+        elif isinstance(case, HardwareCase):
+            steps.append(Step(case.id, JobKind.HARDWARE, hardware=case))
         else:
             steps.append(Step(case.id, JobKind.LONG_CONTEXT if case.type == "long_context" else JobKind.PERF,
                               perf=case))
@@ -327,14 +343,17 @@ class Orchestrator:
             else:
                 done[node.name] = res
         outcome.node_errors.update(errors)
+        hw_reasons: list[Reason] = []
         if step.eval is not None:
             verdicts, step_checks = self._judge_eval(run_id, step, done, errors)
+        elif step.hardware is not None:
+            verdicts, step_checks, hw_reasons = self._judge_hardware(run_id, step, done, errors)
         else:
             verdicts, step_checks = self._judge_load(run_id, step, done, errors)
         self.store.add_verdicts(run_id, step.step_id, verdicts)
         self.store.add_checks(run_id, step.step_id, step_checks)
         outcome.verdicts += verdicts
-        state, reasons = self._states(run_id, step, verdicts, step_checks, errors)
+        state, reasons = self._states(run_id, step, verdicts, step_checks, errors, hw_reasons)
         outcome.case_states[step.step_id] = state
         outcome.reasons += reasons
         self._print_failures(run_id, step)
@@ -342,8 +361,9 @@ class Orchestrator:
     async def _start(self, run_id: str, step: Step, job_ids: dict[str, str]) -> None:
         """All nodes or none. Load steps: phase 1 arms the job on every node (a node that cannot take it,
         busy or unreachable, cancels the step everywhere: ERROR, no load sent); once every node is READY,
-        phase 2 gives one instant on each agent's clock. An eval step starts at once on every node."""
-        armed = step.eval is None
+        phase 2 gives one instant on each agent's clock. Eval and hardware steps start at once on every node
+        (no load on the endpoint to line up)."""
+        armed = step.eval is None and step.hardware is None
         try:  # validated here as the agent validates it: a spec it would refuse is not sent to any node
             spec_of = {n.name: self._spec(step, n).model_dump(mode="json") for n in self.nodes}
         except ConfigError as bad:
@@ -435,9 +455,11 @@ class Orchestrator:
                            "node", lines=[f"{name}: {msg}" for name, msg in sorted(failed.items())])
         return statuses
 
-    def _spec(self, step: Step, node: Node) -> PerfSpec | EvalSpec:
+    def _spec(self, step: Step, node: Node) -> PerfSpec | EvalSpec | HardwareSpec:
         if step.eval is not None:
             return eval_spec(self.plan, step.eval, node)
+        if step.hardware is not None:
+            return hardware_spec(step.hardware, node)
         assert step.perf is not None
         return perf_spec(self.plan, step.perf, node)
 
@@ -470,7 +492,9 @@ class Orchestrator:
         if state != SUCCEEDED:
             raise NodeError(f"job {JOB_STATE_NAMES.get(state, state)}: {summary.error or 'no detail'}")
         scores = [DatasetScore(s.dataset, s.metric, s.score, s.samples) for s in outcome.scores or ()]
-        return NodeResult(records, scores, saturation)
+        if step.hardware is not None and outcome.hardware is None:
+            raise NodeError("the hardware job returned no result")
+        return NodeResult(records, scores, saturation, outcome.hardware)
 
     # --- judging -----------------------------------------------------------------------------
 
@@ -527,11 +551,33 @@ class Orchestrator:
         samples = {n: max((s.samples for s in scores), default=0) for n, scores in scores_by_node.items()}
         return verdicts, eval_checks([n.name for n in self.nodes], samples, errors)
 
+    def _judge_hardware(self, run_id: str, step: Step, done: dict[str, NodeResult],
+                        errors: dict[str, str]) -> tuple[list[Verdict], list[Check], list[Reason]]:
+        """Every node's checks judged against spec and the fleet (fleetbench.hardware), stored row by row; a
+        failed row is a FAIL reason naming node and accelerator, a check that broke an INVALID one. A node whose
+        every check was SKIPPED fails validity: skipped checks never make a PASS on their own."""
+        case = step.hardware
+        assert case is not None
+        results = {n: r.hardware for n, r in done.items() if r.hardware is not None}
+        expect = {fig: FigureExpect(min_fraction_of_spec=frac, min=low) for fig, (frac, low) in case.expect.items()}
+        rows = judge_hardware(results, expect, case.fleet_tolerance, case.reference)
+        self.store.set_hardware(run_id, step.step_id, rows)  # also marks the step done for resume
+        # a figure the case bounds that could not be judged (no torch, a reported spec, one GPU for an all-reduce)
+        # leaves the expectation unmet either way: INVALID, as a perf figure that could not be measured
+        reasons = [hardware_reason(step.step_id, r) for r in rows
+                   if r.status in ("fail", "error") or (r.status == "skipped" and r.check in case.expect)]
+        judged = {n: sum(1 for r in rows if r.node == n and r.status in ("pass", "fail")) for n in results}
+        skipped = {n: sum(1 for r in rows if r.node == n and r.status == "skipped") for n in results}
+        return [], hardware_checks([n.name for n in self.nodes], judged, skipped, errors), reasons
+
     def _states(self, run_id: str, step: Step, verdicts: list[Verdict], step_checks: list[Check],
-                errors: dict[str, str]) -> tuple[State, list[Reason]]:
+                errors: dict[str, str], extra: Sequence[Reason] = ()) -> tuple[State, list[Reason]]:
         """Each scope's state and the step's, stored with their reasons. A failed check makes the step
-        INVALID whatever the figures say; a failed expectation makes it FAIL; nothing judged is not PASS."""
+        INVALID whatever the figures say; a failed expectation makes it FAIL; nothing judged is not PASS.
+        `extra`: reasons judged elsewhere (a hardware step's failed accelerators)."""
         by_scope: dict[str, list[Reason]] = {}
+        for r in extra:
+            by_scope.setdefault(r.scope, []).append(r)
         for name, msg in errors.items():
             by_scope.setdefault(name, []).append(Reason(State.ERROR, step.step_id, name, f"job failed: {msg}"))
         for c in step_checks:
@@ -557,7 +603,7 @@ class Orchestrator:
             state = State.INVALID  # a node missing or a check failed: the contract was for every node, measured right
         elif any(r.state == State.FAIL for r in all_reasons):
             state = State.FAIL
-        elif not verdicts and not any(c.passed for c in step_checks):
+        elif not verdicts and not extra and not any(c.passed for c in step_checks):
             state = State.INVALID
             all_reasons.append(Reason(State.INVALID, step.step_id, "", "nothing could be judged"))
         else:
@@ -608,6 +654,15 @@ class Orchestrator:
         state, last_seq = await follow_job(self.clients[node.name], job_id, on_event, from_seq=last_seq)
         self.store.set_case_node(run_id, step.step_id, node.name, last_seq=last_seq)
         return state
+
+
+def hardware_reason(step_id: str, row: HwRow) -> Reason:
+    """A failed (FAIL), broken or unjudged-but-expected (INVALID) hardware row as one line naming the node and the
+    accelerator."""
+    unjudged = "expected by the case but not judged: " if row.status == "skipped" else ""
+    what = f"{'accelerator #' + str(row.index) + ' ' if row.index >= 0 else ''}{row.check}: {unjudged}{row.detail}"
+    measured = "" if row.measured is None else f"{row.measured:,.4g} {row.unit}".strip()
+    return Reason(State.FAIL if row.status == "fail" else State.INVALID, step_id, row.node, what, measured)
 
 
 def _scope_state(reasons: list[Reason]) -> State:

@@ -14,12 +14,20 @@ from typing import Any
 
 from fleetbench.figure_catalog import PERCENTILE_SETS
 from fleetbench.jobs_schema import point_label
-from fleetbench.plan_schema import EvalCaseDoc, PerfCaseDoc, PlanDoc, ScoreBounds, SweepCaseDoc, plan_json_schema
+from fleetbench.plan_schema import (
+    EvalCaseDoc,
+    HardwareCaseDoc,
+    PerfCaseDoc,
+    PlanDoc,
+    ScoreBounds,
+    SweepCaseDoc,
+    plan_json_schema,
+)
 
 from .yamlfile import Located, load_yaml
 
-__all__ = ["Case", "Endpoint", "EvalCase", "Expectation", "PerfCase", "Plan", "SweepCase", "load_plan", "parse_plan",
-           "plan_json_schema"]
+__all__ = ["Case", "Endpoint", "EvalCase", "Expectation", "HardwareCase", "PerfCase", "Plan", "SweepCase", "load_plan",
+           "parse_plan", "plan_json_schema"]
 
 
 @dataclass(frozen=True)
@@ -138,7 +146,28 @@ class EvalCase:
     number: int = 0  # requests are not known in advance (progress uses the agent's total)
 
 
-Case = PerfCase | SweepCase | EvalCase
+@dataclass(frozen=True)
+class HardwareCase:
+    """Accelerator checks on every node (agent/hardware_job.py), judged against the SKU's spec and the fleet
+    (fleetbench.hardware.judge_hardware)."""
+
+    id: str
+    level: str  # quick | standard | stress
+    duration_s: int = 60
+    allow_busy: bool = False
+    expected_count: int | None = None
+    fleet_tolerance: float = 0.10
+    matmul_size: int = 8192
+    copy_mib: int = 2048
+    # figure -> (min_fraction_of_spec, min)
+    expect: dict[str, tuple[float | None, float | None]] = field(default_factory=dict)
+    reference: dict[str, dict[str, float]] = field(default_factory=dict)  # SKU -> {reference figure: value}
+    purpose: str = ""
+    type: str = "hardware"
+    number: int = 0  # no requests
+
+
+Case = PerfCase | SweepCase | EvalCase | HardwareCase
 
 
 @dataclass(frozen=True)
@@ -207,6 +236,16 @@ def _case(doc: Any) -> Case:
                         generation_config=dict(doc.generation_config or {}), eval_batch_size=doc.eval_batch_size,
                         limit=doc.limit, purpose=doc.purpose or "", expect=_score_expectations(doc),
                         stream=doc.stream, timeout_s=doc.timeout_s)
+    if isinstance(doc, HardwareCaseDoc):
+        expect: dict[str, tuple[float | None, float | None]] = {} if doc.expect is None else {
+            fig: (getattr(doc.expect, fig).min_fraction_of_spec, getattr(doc.expect, fig).min)
+            for fig in doc.expect.given() if getattr(doc.expect, fig) is not None}
+        reference = {sku: {k: float(v) for k, v in ref.model_dump().items() if v is not None}
+                     for sku, ref in (doc.reference or {}).items()}
+        return HardwareCase(id=doc.id, level=doc.level, duration_s=doc.duration_s, allow_busy=doc.allow_busy,
+                            expected_count=doc.expected_count, fleet_tolerance=doc.fleet_tolerance,
+                            matmul_size=doc.matmul_size, copy_mib=doc.copy_mib, expect=expect, reference=reference,
+                            purpose=doc.purpose or "")
     return PerfCase(parallel=doc.parallel, number=doc.number, input_tokens=doc.input_tokens,
                     output_tokens=doc.output_tokens, type=doc.type, **_load_common(doc))
 

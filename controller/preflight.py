@@ -37,7 +37,7 @@ from fleetbench.jobs_schema import (
 from .client import AgentClient
 from .fleet import Node
 from .follow import follow_job
-from .plan import EvalCase, Plan, SweepCase
+from .plan import EvalCase, HardwareCase, Plan, SweepCase
 from .progress import ProgressSink
 from .specs import eval_spec, perf_spec
 
@@ -67,6 +67,8 @@ def preflight_spec(plan: Plan, node: Node, min_free_bytes: int = MIN_FREE_BYTES,
     perf: list[PerfEntry] = []
     evals: list[EvalEntry] = []
     for case in plan.cases:
+        if isinstance(case, HardwareCase):
+            continue  # no request: the hardware job checks its own tools and says SKIPPED for a missing one
         if isinstance(case, EvalCase):
             evals.append(EvalEntry(case_id=case.id, spec=eval_spec(plan, case, node)))
         elif isinstance(case, SweepCase):

@@ -158,6 +158,10 @@ def conclusion_lines(report: RunReport, outcome: RunOutcome, node_count: int) ->
             slowest = fmt_value(max(ttfts), "s") if ttfts else "n/a"
             lines.append(f"case {case.case_id}: long context: {ok} of {node_count} node(s) answered, "
                          f"slowest TTFT {slowest}; {state}")
+        elif case.case_type == "hardware":
+            counts = {s: sum(1 for r in case.hardware if r.status == s) for s in ("pass", "fail", "skipped", "error")}
+            lines.append(f"case {case.case_id}: hardware: {counts['pass']} passed, {counts['fail']} failed, "
+                         f"{counts['skipped']} skipped, {counts['error']} broke; {state}")
         elif case.cluster is not None and case.cluster.succeeded:
             lines.append(f"case {case.case_id}: cluster TPM {fmt_value(case.cluster.tpm_total)} "
                          f"(Σ per-node {fmt_value(case.sum_node_tpm_total)}); {state}")

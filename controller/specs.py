@@ -4,10 +4,10 @@
 
 from __future__ import annotations
 
-from fleetbench.jobs_schema import EvalSpec, LongContextSpec, PerfSpec
+from fleetbench.jobs_schema import EvalSpec, HardwareSpec, LongContextSpec, PerfSpec
 
 from .fleet import Node
-from .plan import EvalCase, PerfCase, Plan
+from .plan import EvalCase, HardwareCase, PerfCase, Plan
 
 
 def eval_spec(plan: Plan, case: EvalCase, node: Node) -> EvalSpec:
@@ -46,4 +46,13 @@ def perf_spec(plan: Plan, case: PerfCase, node: Node) -> PerfSpec:
         "stream": case.stream,
         "workers": case.workers,
         "range_ratio": case.range_ratio,
+    })
+
+
+def hardware_spec(case: HardwareCase, node: Node) -> HardwareSpec:
+    """The hardware job's spec for `node`, validated as the agent will validate it."""
+    return HardwareSpec.from_wire({
+        "level": case.level, "duration_s": case.duration_s, "allow_busy": case.allow_busy,
+        "expected_count": case.expected_count, "matmul_size": case.matmul_size, "copy_mib": case.copy_mib,
+        "node": node.name,
     })

@@ -27,6 +27,7 @@ import sqlite_utils
 from fleetbench.columns import RecordColumns, as_columns
 from fleetbench.errors import StoreError
 from fleetbench.figures import Figures
+from fleetbench.hardware import HwRow
 from fleetbench.records import RequestRecord
 
 from .aggregate import DatasetScore, Verdict
@@ -53,6 +54,10 @@ def _clean(value: Any) -> Any:
     if isinstance(value, list | tuple):
         return [_clean(v) for v in value]
     return value
+
+
+def _finite(value: float | None) -> float | None:
+    return None if value is None or not math.isfinite(value) else value
 
 
 def gap_texts(cols: RecordColumns) -> list[str]:
@@ -150,6 +155,12 @@ class Store:
             {"run_id": str, "case_id": str, "scope": str, "check": str, "measured": str, "bound": str,
              "passed": int, "detail": str},
             pk=("run_id", "case_id", "scope", "check"), if_not_exists=True,
+        )
+        t("hardware").create(
+            {"run_id": str, "case_id": str, "node": str, "idx": int, "check": str, "device": str, "sku": str,
+             "status": str, "measured": float, "unit": str, "reference": float, "fraction_of_spec": float,
+             "fleet_median": float, "fleet_fraction": float, "detail": str},
+            pk=("run_id", "case_id", "node", "idx", "check"), if_not_exists=True,
         )
         t("inventory_snapshots").create(
             {"snapshot_id": str, "node": str, "address": str, "taken_at": float, "inventory_json": str,
@@ -270,6 +281,23 @@ class Store:
                      "score": None, "samples": 0}]
         self.db.table("scores").upsert_all(rows, pk=("run_id", "case_id", "scope", "dataset", "metric"))
 
+    def set_hardware(self, run_id: str, case_id: str, rows: Iterable[HwRow]) -> None:
+        """A hardware step's judged rows (fleetbench.hardware.HwRow); a row with an empty check marks a step
+        that was judged with nothing to show (every node failed), so resume does not run it again."""
+        out = [{"run_id": run_id, "case_id": case_id, "node": r.node, "idx": r.index, "check": r.check,
+                "device": r.device, "sku": r.sku, "status": r.status, "measured": _finite(r.measured), "unit": r.unit,
+                "reference": _finite(r.reference), "fraction_of_spec": _finite(r.fraction_of_spec),
+                "fleet_median": _finite(r.fleet_median), "fleet_fraction": _finite(r.fleet_fraction),
+                "detail": r.detail} for r in rows]
+        if not out:
+            out = [{"run_id": run_id, "case_id": case_id, "node": "", "idx": -1, "check": "", "status": ""}]
+        self.db.table("hardware").upsert_all(out, pk=("run_id", "case_id", "node", "idx", "check"), alter=True)
+
+    def hardware(self, run_id: str) -> list[dict[str, Any]]:
+        """Judged hardware rows, by case, node, accelerator (node-wide rows first) and check order of writing."""
+        return list(self.db.table("hardware").rows_where("run_id = ? AND \"check\" != ''", [run_id],
+                                                         order_by="case_id, node, idx, rowid"))
+
     def scores(self, run_id: str) -> list[dict[str, Any]]:
         return list(self.db.table("scores").rows_where("run_id = ? AND dataset != ''", [run_id],
                                                        order_by="case_id, scope, dataset, metric"))
@@ -350,6 +378,7 @@ class Store:
                                                                           [run_id, "cluster"])}
         done |= {r["case_id"] for r in self.db.table("scores").rows_where("run_id = ? AND scope = ?",
                                                                           [run_id, "cluster"])}
+        done |= {r[0] for r in self.db.execute("SELECT DISTINCT case_id FROM hardware WHERE run_id = ?", [run_id])}
         return done
 
     def steps_with_failed_nodes(self, run_id: str) -> set[str]:

@@ -90,3 +90,17 @@ def eval_checks(nodes: Sequence[str], samples: Mapping[str, int], errors: Mappin
             out.append(Check("node_results", node, f"{samples[node]:,} scored samples", ">= 1", samples[node] >= 1,
                              "" if samples[node] else "evalscope scored nothing on this node"))
     return out
+
+
+def hardware_checks(nodes: Sequence[str], judged: Mapping[str, int], skipped: Mapping[str, int],
+                    errors: Mapping[str, str]) -> list[Check]:
+    """A hardware step: every node ran its checks, and on every node at least one check was judged (passed or
+    failed) — a node whose every check was SKIPPED (no tool, no accelerator) is not a pass."""
+    out = [Check("nodes", "cluster", f"{len(judged)} of {len(nodes)} nodes", f"{len(nodes)} of {len(nodes)}",
+                 len(judged) == len(nodes), "; ".join(f"{k}: {v}" for k, v in sorted(errors.items())))]
+    for node in nodes:
+        if node in judged:
+            out.append(Check("hardware_judged", node, f"{judged[node]} judged, {skipped.get(node, 0)} skipped", ">= 1 "
+                             "judged", judged[node] >= 1, "" if judged[node] else "every check was SKIPPED: nothing "
+                             "on this node could be judged (see each check's reason)"))
+    return out

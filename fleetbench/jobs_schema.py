@@ -46,6 +46,7 @@ class JobKind(IntEnum):
     EVAL = 3
     LONG_CONTEXT = 4
     PREFLIGHT = 5
+    HARDWARE = 6
 
 
 class JobState(IntEnum):
@@ -69,7 +70,7 @@ class JobState(IntEnum):
 
 
 TERMINAL_STATES = frozenset({JobState.SUCCEEDED, JobState.FAILED, JobState.CANCELLED, JobState.INTERRUPTED})
-SUPPORTED_KINDS = (JobKind.PERF, JobKind.EVAL, JobKind.LONG_CONTEXT, JobKind.PREFLIGHT)
+SUPPORTED_KINDS = (JobKind.PERF, JobKind.EVAL, JobKind.LONG_CONTEXT, JobKind.PREFLIGHT, JobKind.HARDWARE)
 
 JOB_ID_RE = re.compile(r"^[A-Za-z0-9._-]{1,128}$")
 
@@ -564,11 +565,43 @@ class PreflightSpec(Wire):
         return list(dict.fromkeys(e.spec.tokenizer_path for e in self.perf if e.spec.tokenizer_path))
 
 
+# --- hardware specs (kind 6) ------------------------------------------------------------------------
+
+HARDWARE_LEVELS = ("quick", "standard", "stress")
+BUSY_FRACTION = 0.10  # another process holding more of an accelerator's memory than this: an engine is loaded
+
+
+class HardwareSpec(Wire):
+    """Accelerator checks on the node (agent/hardware_job.py): `quick` reads health (ECC, retired pages,
+    throttling, PCIe link, NVLink, count) with no load; `standard` adds matmul, memory-copy, PCIe and
+    all-reduce figures; `stress` runs matmul for `duration_s` and samples clocks, temperature and power."""
+
+    what: ClassVar[str] = "hardware spec"
+
+    level: Annotated[Literal["quick", "standard", "stress"],
+                     says(_said(f"must be one of {', '.join(HARDWARE_LEVELS)}"))]
+    duration_s: PositiveInt = 60
+    """stress: seconds of sustained matmul per accelerator"""
+    allow_busy: Flag = False
+    """standard and stress refuse when another process holds > 10 % of an accelerator's memory, unless true"""
+    expected_count: NonNegativeInt | None = None
+    """accelerators the node must have (the fleet's expected count); None: not checked"""
+    matmul_size: PositiveInt = 8192
+    """n of the n×n×n bf16 matrix product"""
+    copy_mib: PositiveInt = 2048
+    """MiB moved per device-to-device copy and per host↔device transfer"""
+    node: Annotated[str, Strict(), says(_said("must be a string"))] = ""
+
+    @property
+    def total(self) -> int:
+        return 0  # checks per accelerator are known once the accelerators are counted
+
+
 SPEC_MODELS: dict[JobKind, type[Wire]] = {
     JobKind.PERF: PerfSpec, JobKind.LONG_CONTEXT: LongContextSpec, JobKind.EVAL: EvalSpec,
-    JobKind.PREFLIGHT: PreflightSpec,
+    JobKind.PREFLIGHT: PreflightSpec, JobKind.HARDWARE: HardwareSpec,
 }
-JobSpec = PerfSpec | EvalSpec | PreflightSpec
+JobSpec = PerfSpec | EvalSpec | PreflightSpec | HardwareSpec
 
 
 def parse_spec(kind: int, raw: str | bytes | dict[str, Any]) -> Any:
@@ -660,6 +693,56 @@ class CheckRow(Wire):
     elapsed_s: float = 0.0
 
 
+HW_STATUSES = ("pass", "fail", "skipped", "error", "measured")
+
+
+class HwCheck(Wire):
+    """One hardware check on one accelerator (`index`, -1 for the node). `status`: pass / fail (a health
+    fact: an uncorrected ECC error, a downgraded link), skipped (its tool is missing: never a pass), error
+    (the check itself broke), or measured (a figure such as TFLOP/s that the controller judges against the
+    SKU's spec and the fleet)."""
+
+    what: ClassVar[str] = "hardware check"
+
+    name: str
+    index: int
+    status: Literal["pass", "fail", "skipped", "error", "measured"]
+    value: float | None = None
+    unit: str = ""
+    detail: str = ""
+    tool: str = ""
+
+
+class HwDevice(Wire):
+    """An accelerator as the checks found it."""
+
+    what: ClassVar[str] = "accelerator"
+
+    index: int
+    name: str
+    vendor: str = ""
+    uuid: str = ""
+    bus_id: str = ""
+    memory_total_mib: int | None = None
+    memory_used_mib: int | None = None
+
+
+class HardwareResult(Wire):
+    """What a hardware job found on its node (JOB_DIR/hardware.json)."""
+
+    what: ClassVar[str] = "hardware result"
+
+    level: str
+    backend: str = ""
+    """what ran the kernels: torch, cupy, cpu-standin (tests), or "" when none could"""
+    devices: tuple[HwDevice, ...] = ()
+    checks: tuple[HwCheck, ...] = ()
+    samples: tuple[dict[str, Any], ...] = ()
+    """stress: clocks, temperature, power and throttle reasons over time, per accelerator"""
+    dcgm: dict[str, Any] | None = None
+    """`dcgmi diag -j` as DCGM printed it"""
+
+
 class JobOutcome(Wire):
     """`result_json`: what a job found besides its records, by kind."""
 
@@ -670,6 +753,7 @@ class JobOutcome(Wire):
     long_context: LongContextResult | None = None
     scores: tuple[ScoreRow, ...] | None = None
     preflight: tuple[CheckRow, ...] | None = None
+    hardware: HardwareResult | None = None
     worker_summaries: tuple[dict[str, Any], ...] | None = None
     """evalscope's summary of each worker, when several shared the node's load"""
 

@@ -16,7 +16,7 @@ from .figure_catalog import FIGURES as CATALOGUE
 from .figure_catalog import PERCENTILE_SETS, boundable
 from .schema_base import Doc, did_you_mean, json_schema, one_or_list, problem, says, shape
 
-CASE_TYPES = ("perf", "sweep", "eval", "long_context")
+CASE_TYPES = ("perf", "sweep", "eval", "long_context", "hardware")
 CASE_ID_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 SCORE_OPS = ("min", "max", "official", "tolerance")
 EXAMPLE_FIGURES = ("requests", "succeeded", "failed", "success_rate", "wall_time_s", "output_throughput_tps")
@@ -309,6 +309,114 @@ class EvalCaseDoc(_Case):
         return self
 
 
+# --- hardware ---
+
+HARDWARE_FIGURES: dict[str, str] = {  # fleetbench.hardware.FIGURES, described for people
+    "gemm_bf16_tflops": "dense bf16 matrix multiply, TFLOP/s, per accelerator",
+    "memcpy_d2d_gbps": "device-to-device copy, GB/s (bytes read + written), per accelerator",
+    "h2d_gbps": "host to device over PCIe (pinned), GB/s, per accelerator",
+    "d2h_gbps": "device to host over PCIe (pinned), GB/s, per accelerator",
+    "allreduce_busbw_gbps": "all-reduce bus bandwidth across the node's accelerators, GB/s",
+    "stress_gemm_bf16_tflops": "sustained bf16 matrix multiply under stress (median window), TFLOP/s",
+}
+LEVEL_FIGURES: dict[str, tuple[str, ...]] = {
+    "quick": (),
+    "standard": ("gemm_bf16_tflops", "memcpy_d2d_gbps", "h2d_gbps", "d2h_gbps", "allreduce_busbw_gbps"),
+    "stress": ("stress_gemm_bf16_tflops",),
+}
+REFERENCE_FIGURES = ("bf16_dense_tflops", "memory_bandwidth_gbps", "pcie_gen", "pcie_width", "interconnect_gbps")
+Fraction = Annotated[float, Strict(), Field(gt=0, le=2), says("must be a number > 0 and ≤ 2")]
+Tolerance = Annotated[float, Strict(), Field(gt=0, lt=1), says("must be a number > 0 and < 1")]
+
+
+class HardwareBounds(Doc):
+    """Bounds on one measured hardware figure, judged per accelerator."""
+
+    model_config = ConfigDict(title="hardware bounds", json_schema_extra={"minProperties": 1})
+
+    min_fraction_of_spec: Fraction | None = None
+    """pass when the figure is at least this fraction of the SKU's datasheet figure (0.75 = 75 %)"""
+    min: Number | None = None
+    """pass when the figure is at least this, in the figure's unit"""
+
+    @model_validator(mode="after")
+    def _some(self) -> HardwareBounds:
+        if self.min_fraction_of_spec is None and self.min is None:
+            raise problem("needs min_fraction_of_spec and/or min")
+        return self
+
+
+class _HardwareExpectBase(Doc):
+    model_config = ConfigDict(title="hardware expectations")
+
+    @classmethod
+    def unknown_key(cls, key: Any) -> str:
+        return f"is not a hardware figure{did_you_mean(key, cls.model_fields)} (one of {', '.join(HARDWARE_FIGURES)})"
+
+    @classmethod
+    def not_mapping(cls) -> str:
+        return "must be a mapping of figure to bounds (e.g. {gemm_bf16_tflops: {min_fraction_of_spec: 0.75}})"
+
+
+_HARDWARE_FIELDS: dict[str, Any] = {name: (HardwareBounds | None, Field(None, description=what))
+                                    for name, what in HARDWARE_FIGURES.items()}
+HardwareExpect = create_model(
+    "HardwareExpect", __base__=_HardwareExpectBase,
+    __doc__="Hardware figure -> bounds, judged per accelerator (docs/plan.md).", **_HARDWARE_FIELDS)
+
+
+class SkuReference(Doc):
+    """The vendor's figures for one SKU, used instead of (or where there is no) shipped reference."""
+
+    model_config = ConfigDict(title="SKU reference", json_schema_extra={"minProperties": 1})
+
+    bf16_dense_tflops: Annotated[float, Strict(), Field(gt=0), says("must be a positive number")] | None = None
+    memory_bandwidth_gbps: Annotated[float, Strict(), Field(gt=0), says("must be a positive number")] | None = None
+    pcie_gen: Annotated[int, Strict(), Field(ge=1, le=6), says("must be a PCIe generation, 1 to 6")] | None = None
+    pcie_width: Annotated[int, Strict(), Field(ge=1, le=32), says("must be a lane count, 1 to 32")] | None = None
+    interconnect_gbps: Annotated[float, Strict(), Field(gt=0), says("must be a positive number")] | None = None
+
+
+class HardwareCaseDoc(_Case):
+    """Accelerator health and performance on every node, judged against each SKU's spec and against the fleet."""
+
+    model_config = ConfigDict(title="hardware case")
+
+    type: Literal["hardware"]
+    level: Annotated[Literal["quick", "standard", "stress"], says("must be quick, standard or stress")]
+    """quick: health only, no load (seconds); standard: + matmul, copies, PCIe, all-reduce (1–3 min);
+    stress: sustained matmul for duration_s with clocks, temperature and power sampled"""
+    duration_s: PositiveInt = 60
+    """stress: seconds of sustained load"""
+    allow_busy: Flag = False
+    """run standard/stress even when another process holds > 10 % of an accelerator's memory"""
+    expected_count: PositiveInt | None = None
+    """accelerators every node must have (else: nodes are compared with the fleet's usual count)"""
+    fleet_tolerance: Tolerance = 0.10
+    """an accelerator this fraction (or more) below the fleet median of its SKU, on any figure, fails"""
+    matmul_size: PositiveInt = 8192
+    """n of the n×n×n bf16 matrix multiply"""
+    copy_mib: PositiveInt = 2048
+    """MiB per copy (device-to-device, host↔device)"""
+    expect: HardwareExpect | None = None  # type: ignore[valid-type]
+    """figure -> {min_fraction_of_spec, min}"""
+    reference: Annotated[dict[str, SkuReference], shape(lambda v: isinstance(v, dict), "must be a mapping of SKU "
+                                                                                         "name to its figures")] \
+        | None = None
+    """SKU (as the table names it, e.g. "Ascend 910B3") -> the vendor's figures, replacing the shipped ones"""
+
+    @model_validator(mode="after")
+    def _measured_at_this_level(self) -> HardwareCaseDoc:
+        """An expectation on a figure the level never measures could never be judged."""
+        measured = LEVEL_FIGURES[self.level]
+        given: tuple[str, ...] = self.expect.given() if self.expect is not None else ()
+        for fig in given:
+            if fig not in measured:
+                raise problem(f"is not measured at level {self.level} (it measures "
+                              f"{', '.join(measured) or 'no figure: health only'})", "expect", fig)
+        return self
+
+
 def _case_type(value: Any) -> str | None:
     kind = value.get("type", "perf") if isinstance(value, dict) else getattr(value, "type", "perf")
     return f"<{kind}>" if isinstance(kind, str) else None
@@ -316,7 +424,8 @@ def _case_type(value: Any) -> str | None:
 
 Case = Annotated[
     Annotated[PerfCaseDoc, Tag("<perf>")] | Annotated[SweepCaseDoc, Tag("<sweep>")]
-    | Annotated[EvalCaseDoc, Tag("<eval>")] | Annotated[LongContextCaseDoc, Tag("<long_context>")],
+    | Annotated[EvalCaseDoc, Tag("<eval>")] | Annotated[LongContextCaseDoc, Tag("<long_context>")]
+    | Annotated[HardwareCaseDoc, Tag("<hardware>")],
     Discriminator(_case_type, custom_error_type="fleetbench", custom_error_message=(
     f"must be one of {', '.join(CASE_TYPES)}"), custom_error_context={"at": ("type",)})]
 

@@ -146,6 +146,7 @@ def show(
         summary["verdicts"] = store.verdicts(run_id)
         summary["figures"] = {f"{r['case_id']}/{r['scope']}": json.loads(r["figures_json"])
                               for r in store.figures(run_id)}
+        summary["hardware"] = store.hardware(run_id)  # the judged hardware checks (docs/store.md)
         typer.echo(json.dumps(summary, indent=2))
         return
     typer.echo(render_markdown(load_report(store, run_id)))

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from fleetbench.figure_catalog import FIGURES, METRICS, figure, format_value, percentile_label
 from fleetbench.figures import Figures
 
+from ..plan import HardwareCase
 from ..verdict import Reason, fmt_value
 from .i18n import TEXT, t
 from .model import CaseReport, EvalScoreRow, RunReport, SweepAverageRow, SweepPointRow, VerdictRow
@@ -42,7 +43,7 @@ ENV_DETAILS = (("env.cpu_model", "cpu_model"), ("env.sockets", "sockets"), ("env
 ENV_SOFTWARE = (("env.os", "os"), ("env.kernel", "kernel"), ("env.driver", "driver"), ("env.toolkit", "toolkit"))
 STATES = ("pass", "fail", "error", "invalid", "incomplete")  # controller.verdict.State's values
 CHECKS = ("start_skew", "node_results", "load_generator", "clock_uncertainty", "min_duration", "min_requests",
-          "nodes")  # the validity sub-checks (controller/validity.py)
+          "nodes", "hardware_judged")  # the validity sub-checks (controller/validity.py)
 
 
 @dataclass(frozen=True)
@@ -264,7 +265,8 @@ def appendix_tables(report: RunReport, lang: str) -> list[tuple[str, Table]]:
 
 def case_type_text(case: CaseReport, lang: str) -> str:
     key = f"type.{case.case_type}"
-    return t(key, lang) if case.case_type in ("perf", "sweep", "eval", "long_context") else case.case_type
+    return t(key, lang) if case.case_type in ("perf", "sweep", "eval", "long_context", "hardware") \
+        else case.case_type
 
 
 def expectation_lines(report: RunReport, case: CaseReport, lang: str) -> list[str]:
@@ -272,6 +274,8 @@ def expectation_lines(report: RunReport, case: CaseReport, lang: str) -> list[st
     pc = next((c for c in report.plan.cases if c.id == case.case_id), None) if report.plan else None
     if pc is None:
         return []
+    if isinstance(pc, HardwareCase):
+        return hardware_expectations(pc, lang)
     scoped = [(t("expect.case_scope", lang), e) for e in pc.expect]
     if pc.type == "perf" and report.plan is not None:  # the plan's cluster contract is judged on perf cases
         scoped += [(t("scope.cluster", lang), e) for e in report.plan.cluster_expect]
@@ -588,6 +592,10 @@ def conclusion_lines(report: RunReport, lang: str) -> list[str]:
         c = case.cluster
         if case.case_type == "long_context":
             out.append(t("concl.long_context", lang, case=case.case_id, result=long_context_line(case, lang)))
+        elif case.hardware:
+            lines = hw_summary_lines(case, lang)
+            out.append(t("concl.hardware", lang, case=case.case_id, result=" ".join([lines[0], *lines[1:][-1:]])
+                         if any(r.status in ("fail", "error") for r in case.hardware) else lines[0]))
         elif case.sweep:
             best = best_sweep_point(case)
             points = len({r.point for r in case.sweep})
@@ -675,3 +683,63 @@ def failure_reasons(report: RunReport, lang: str) -> list[str]:
     """Every reason the run is not PASS, one line each."""
     cases = {c.case_id: c for c in report.cases}
     return [reason_text(r, lang, cases.get(report.case_of(r.case_id))) for r in report.reasons]
+
+
+# --- hardware cases ------------------------------------------------------------------------------------
+
+
+def hardware_expectations(case: HardwareCase, lang: str) -> list[str]:
+    out = []
+    for fig, (frac, low) in case.expect.items():
+        if frac is not None:
+            out.append(t("hw.expect", lang, figure=fig, fraction=f"{frac:.0%}"))
+        if low is not None:
+            out.append(t("hw.expect_min", lang, figure=fig, min=f"{low:,g}"))
+    out.append(t("hw.expect_fleet", lang, tolerance=f"{case.fleet_tolerance:.0%}"))
+    return out
+
+
+def hw_value(v: float | None, unit: str = "", lang: str = "en") -> str:
+    if v is None or (isinstance(v, float) and math.isnan(v)):
+        return "—"
+    text = f"{v:,.0f}" if abs(v) >= 100 else f"{v:,.2f}" if abs(v) >= 1 else f"{v:.3g}"
+    return f"{text} {unit}".strip()
+
+
+def hw_accelerator(index: int, device: str, lang: str) -> str:
+    return t("hw.node_wide", lang) if index < 0 else f"#{index} {device}".strip()
+
+
+def hw_status(status: str, lang: str) -> str:
+    return t(f"hw_status.{status}", lang) if status in ("pass", "fail", "skipped", "error") else status
+
+
+def hw_checks_table(case: CaseReport, lang: str) -> Table:
+    """Every check of every node and accelerator: measured, spec, fraction of spec, fleet median, verdict, why."""
+    rows = [[r.node, hw_accelerator(r.index, r.device, lang), r.check, hw_value(r.measured, r.unit, lang),
+             hw_value(r.reference, r.unit, lang),
+             "—" if r.fraction_of_spec is None else f"{r.fraction_of_spec:.0%}",
+             hw_value(r.fleet_median, r.unit, lang), hw_status(r.status, lang), r.detail]
+            for r in case.hardware]
+    return Table([t("col.node", lang), t("hw.accel", lang), t("hw.check", lang), t("hw.measured", lang),
+                  t("hw.reference", lang), t("hw.fraction", lang), t("hw.median", lang), t("hw.status", lang),
+                  t("hw.detail", lang)], rows)
+
+
+def hw_summary_lines(case: CaseReport, lang: str) -> list[str]:
+    """Counts of each verdict, what ran the kernels on each node, and every failed accelerator by node and index."""
+    n = {s: sum(1 for r in case.hardware if r.status == s) for s in ("pass", "fail", "skipped", "error")}
+    out = [t("hw.count", lang, passed=n["pass"], failed=n["fail"], skipped=n["skipped"], errors=n["error"])]
+    for node, res in sorted(case.hardware_results.items()):
+        if res.get("backend"):
+            out.append(t("hw.backend", lang, node=node, backend=res["backend"]))
+    bad = [f"{r.node} {hw_accelerator(r.index, r.device, lang)} {r.check}" for r in case.hardware
+           if r.status in ("fail", "error")]
+    if bad:
+        out.append(t("hw.outliers", lang, items="; ".join(bad)))
+    return out
+
+
+def hw_level(report: RunReport, case: CaseReport) -> str:
+    pc = next((c for c in report.plan.cases if c.id == case.case_id), None) if report.plan else None
+    return pc.level if isinstance(pc, HardwareCase) else ""

@@ -302,6 +302,28 @@ def _scope_colors(names: list[str]) -> dict[str, str]:
     return colors
 
 
+HW_CHART_FIGURES = ("gemm_bf16_tflops", "memcpy_d2d_gbps", "h2d_gbps", "d2h_gbps", "stress_gemm_bf16_tflops")
+OUTLIER_COLOR = "#c5221f"
+
+
+def hardware_charts(case: CaseReport, lang: str) -> list[str]:
+    """Per figure, a bar per accelerator (node #index) with the SKU's spec as a dashed line; a failed
+    accelerator (below spec or an outlier of the fleet) in red."""
+    charts = []
+    for fig in HW_CHART_FIGURES:
+        rows = [r for r in case.hardware if r.check == fig and r.measured is not None]
+        if not rows:
+            continue
+        refs = [r.reference for r in rows if r.reference]
+        reference = (f"{t('hw.spec_line', lang)} {c.hw_value(refs[0], rows[0].unit, lang)}", refs[0]) \
+            if refs and len(set(refs)) == 1 else None
+        bars = [(f"{r.node}#{r.index}", float(r.measured or 0.0),
+                 OUTLIER_COLOR if r.status == "fail" else PALETTE[0]) for r in rows]
+        charts.append(bar_chart(t("case.hardware_chart", lang, figure=f"{fig} ({rows[0].unit})"), bars, rows[0].unit,
+                                "{:,.0f}", reference))
+    return [ch for ch in charts if ch]
+
+
 def slo_lines(case: CaseReport, base: str, lang: str) -> list[tuple[str, float]]:
     """The plan's upper bounds on a latency (base "ttft" or "tpot": its average or a percentile) as dashed
     lines on that latency's chart, in the chart's unit (ms), each named with its figure and limit."""
@@ -315,6 +337,8 @@ def slo_lines(case: CaseReport, base: str, lang: str) -> list[tuple[str, float]]
 
 def case_charts(case: CaseReport, lang: str) -> list[str]:
     charts: list[str] = []
+    if case.hardware:
+        return hardware_charts(case, lang)
     if case.case_type == "long_context":  # one request per node: its TTFT, no throughput or percentiles
         colors = _scope_colors([r.node for r in case.long_context])
         if any(not math.isnan(r.ttft_s) for r in case.long_context):
@@ -406,6 +430,10 @@ def case_section(n: int, case: CaseReport, report: RunReport, lang: str) -> list
     charts = case_charts(case, lang)
     if charts:
         out.append('<div class="charts">' + "".join(charts) + "</div>")
+    if case.hardware:
+        out += [f"<p><strong>{esc(t('case.hardware', lang, level=c.hw_level(report, case)))}</strong></p>",
+                "<ul>" + "".join(f"<li>{inline(line)}</li>" for line in c.hw_summary_lines(case, lang)) + "</ul>",
+                html_table(c.hw_checks_table(case, lang))]
     if case.case_type == "long_context":
         out += [f"<p><strong>{esc(t('case.long_context', lang))}</strong></p>",
                 html_table(c.long_context_table(case, lang)), f"<p>{inline(c.long_context_line(case, lang))}</p>"]
@@ -425,7 +453,7 @@ def case_section(n: int, case: CaseReport, report: RunReport, lang: str) -> list
     if case.scores:
         out += [f"<p><strong>{esc(t('case.scores', lang))}</strong> — {inline(t('case.scores_note', lang))}</p>",
                 html_table(c.scores_table(case, lang))]
-    if case.cluster is None and not case.sweep and not case.scores and not case.long_context:
+    if case.cluster is None and not case.sweep and not case.scores and not case.long_context and not case.hardware:
         out.append(f"<p>{esc(t('case.no_result', lang))}</p>")
     if case.failures:
         out += [f"<h4>{esc(t('case.failures', lang))}</h4>", html_table(c.failures_table(case, lang))]

@@ -89,6 +89,8 @@ def report_document(report: RunReport) -> dict[str, Any]:
                 "sweep_averages": [_num(asdict(a)) for a in c.sweep_averages],
                 "scores": [_num(asdict(s)) | {"nodes": list(s.nodes), "delta": _num(s.delta), "passed": s.passed}
                            for s in c.scores],
+                "hardware": [_num(asdict(r)) for r in c.hardware],
+                "hardware_results": c.hardware_results,
             }
             for c in report.cases
         ],

@@ -57,6 +57,10 @@ def case_section(n: int, case: CaseReport, report: RunReport, lang: str) -> list
         out += [f"**{t('case.states', lang)}**", ""] + md(c.states_table(case, lang))
     for line in c.invalid_lines(case, lang):
         out += [f"> {line}", ""]
+    if case.hardware:
+        out += [f"**{t('case.hardware', lang, level=c.hw_level(report, case))}**", ""]
+        out += [f"- {line}" for line in c.hw_summary_lines(case, lang)] + [""]
+        out += md(c.hw_checks_table(case, lang))
     if case.case_type == "long_context":
         out += [f"**{t('case.long_context', lang)}**", ""] + md(c.long_context_table(case, lang))
         out += [c.long_context_line(case, lang), ""]
@@ -76,7 +80,7 @@ def case_section(n: int, case: CaseReport, report: RunReport, lang: str) -> list
             out += md(c.sweep_table(case, scope, lang))
     if case.scores:
         out += [f"**{t('case.scores', lang)}** — {t('case.scores_note', lang)}", ""] + md(c.scores_table(case, lang))
-    if case.cluster is None and not case.sweep and not case.scores and not case.long_context:
+    if case.cluster is None and not case.sweep and not case.scores and not case.long_context and not case.hardware:
         out += [t("case.no_result", lang), ""]
     if case.failures:
         out += [f"**{t('case.failures', lang)}**", ""] + md(c.failures_table(case, lang))

@@ -17,12 +17,13 @@ from typing import Any
 from fleetbench.failures import summarize
 from fleetbench.figure_catalog import figure as figure_catalog
 from fleetbench.figures import Figures
+from fleetbench.hardware import HwRow
 from fleetbench.inventory import Inventory, NotAvailable, format_bytes, format_dimm
 
 from ..aggregate import CLUSTER
 from ..drift import DriftFinding
 from ..fleetview import assess, drift_summary, parse_inventory
-from ..plan import EvalCase, PerfCase, Plan, SweepCase, parse_plan
+from ..plan import EvalCase, HardwareCase, PerfCase, Plan, SweepCase, parse_plan
 from ..store import Store
 from ..verdict import Reason, State, figure_text, parse_state, run_state, threshold_text, worst
 from ..yamlfile import Located, parse_yaml
@@ -249,6 +250,10 @@ class CaseReport:
     step_points: dict[str, str] = field(default_factory=dict)  # each step id of the case -> its sweep point
     # long-context cases: one row per node of the run
     long_context: list[LongContextRow] = field(default_factory=list)
+    # hardware cases: every check judged, per node and accelerator (fleetbench.hardware.HwRow)
+    hardware: list[HwRow] = field(default_factory=list)
+    # hardware cases: node -> the job's result as the agent sent it (devices, backend, stress samples, DCGM)
+    hardware_results: dict[str, dict[str, Any]] = field(default_factory=dict)
     # the plan's load on each node: concurrent streams and request rate (-1: no limit); 0/NaN when not a load case
     parallel: int = 0
     rate: float = math.nan
@@ -359,6 +364,8 @@ def equivalent_command(plan: Plan, case_id: str, url: str) -> str:
     """The evalscope command line(s) a user pastes to reproduce one node's part of a case (a sweep:
     one `evalscope perf` per length pair, parallel and number as evalscope's own paired lists)."""
     case = next(c for c in plan.cases if c.id == case_id)
+    if isinstance(case, HardwareCase):
+        return ""  # no evalscope command: the agent's hardware job (docs/plan.md)
     if isinstance(case, EvalCase):
         parts = [
             "evalscope eval", f"--model {plan.model}", f"--api-url {api_base(url)}",
@@ -533,6 +540,13 @@ def _score_rows(rows: list[dict[str, Any]], official: dict[str, tuple[float | No
     return out
 
 
+def _hw_row(r: dict[str, Any]) -> HwRow:
+    return HwRow(node=r["node"], index=r["idx"], device=r["device"] or "", sku=r["sku"] or "", check=r["check"],
+                 status=r["status"], measured=r["measured"], unit=r["unit"] or "", reference=r["reference"],
+                 fraction_of_spec=r["fraction_of_spec"], fleet_median=r["fleet_median"],
+                 fleet_fraction=r["fleet_fraction"], detail=NAN_WORD.sub("n/a", r["detail"] or ""))
+
+
 def _run_verdict(run: dict[str, Any], cases: list[CaseReport]) -> str:
     """The run's state: INCOMPLETE while running or once interrupted; else the stored verdict (old stores:
     pass/fail); else from the cases."""
@@ -565,6 +579,7 @@ def load_report(store: Store, run_id: str) -> RunReport:
     # the validity rows in the order the orchestrator wrote them (run order, then its order of checks)
     checks = list(store.db.table("validity").rows_where("run_id = ?", [run_id], order_by="rowid"))
     failure_counts = store.failure_counts(run_id)
+    hardware_rows = store.hardware(run_id)
     stored_steps = store.steps(run_id)  # a step's case and sweep point, as columns
 
     def case_of(step: str) -> str:
@@ -695,6 +710,10 @@ def load_report(store: Store, run_id: str) -> RunReport:
             rate=case.rate if isinstance(case, PerfCase | SweepCase) else math.nan,
             long_context=_long_context_rows(run_node_names or sorted(node_figs), node_figs, states, failures)
             if ctype == "long_context" else [],
+            hardware=[_hw_row(r) for r in hardware_rows if r["case_id"] == cid],
+            hardware_results={r["node"]: json.loads(r["result_json"]).get("hardware", {}) for r in mine
+                              if ctype == "hardware" and r.get("result_json")
+                              and json.loads(r["result_json"]).get("hardware")},
         ))
     inventories: dict[str, Inventory | str] = {}
     for r in store.run_nodes(run_id):

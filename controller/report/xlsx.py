@@ -231,6 +231,21 @@ def _long_context(wb: Workbook, report: RunReport, lang: str) -> None:
                    r.input_tokens, r.output_tokens, r.error])
 
 
+def _hardware(wb: Workbook, report: RunReport, lang: str) -> None:
+    """Every hardware check of every node and accelerator, with the numbers as numbers."""
+    cases = [case for case in report.cases if case.hardware]
+    if not cases:
+        return
+    s = _Sheet(wb, t("xl.hardware", lang))
+    s.header([t("xl.case", lang), t("col.node", lang), "index", t("hw.accel", lang), "SKU", t("hw.check", lang),
+              t("hw.measured", lang), "unit", t("hw.reference", lang), t("hw.fraction", lang), t("hw.median", lang),
+              "fleet_fraction", t("hw.status", lang), t("hw.detail", lang)])
+    for case in cases:
+        for r in case.hardware:
+            s.row([case.case_id, r.node, r.index, r.device, r.sku, r.check, r.measured, r.unit, r.reference,
+                   r.fraction_of_spec, r.fleet_median, r.fleet_fraction, r.status, r.detail])
+
+
 def _scores(wb: Workbook, report: RunReport, lang: str) -> None:
     s = _Sheet(wb, t("xl.scores", lang))
     s.header([t("col.case", lang), t("col.scope", lang), t("ev.dataset", lang), t("ev.metric", lang),
@@ -310,6 +325,7 @@ def write_xlsx(report: RunReport, path: Path, lang: str = "en", raw: RawRequests
         _validity(wb, report, lang)
         _failures(wb, report, lang)
         _long_context(wb, report, lang)
+        _hardware(wb, report, lang)
         _scores(wb, report, lang)
         _environment(wb, report, lang)
         _requests(wb, raw, lang)

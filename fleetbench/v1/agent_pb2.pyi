@@ -14,6 +14,7 @@ class JobKind(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     JOB_KIND_EVAL: _ClassVar[JobKind]
     JOB_KIND_LONG_CONTEXT: _ClassVar[JobKind]
     JOB_KIND_PREFLIGHT: _ClassVar[JobKind]
+    JOB_KIND_HARDWARE: _ClassVar[JobKind]
 
 class JobState(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
@@ -31,6 +32,7 @@ JOB_KIND_SWEEP: JobKind
 JOB_KIND_EVAL: JobKind
 JOB_KIND_LONG_CONTEXT: JobKind
 JOB_KIND_PREFLIGHT: JobKind
+JOB_KIND_HARDWARE: JobKind
 JOB_STATE_UNSPECIFIED: JobState
 JOB_STATE_QUEUED: JobState
 JOB_STATE_RUNNING: JobState

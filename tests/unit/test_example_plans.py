@@ -39,3 +39,15 @@ def test_seed_002_is_an_input_by_concurrency_sweep_with_loops():
     assert isinstance(short, SweepCase) and short.loops == 3
     assert len(short.points()) == 5 * 5 * 3 and len(long.points()) == 3 * 3
     assert len(plan_steps(plan)) == 75 + 9
+
+
+def test_hardware_plan_runs_quick_then_standard_before_the_load():
+    from fleetbench.controller.plan import HardwareCase
+    from fleetbench.jobs_schema import JobKind
+
+    plan = load_plan(EXAMPLES / "hardware.yaml")
+    quick, standard, _ = plan.cases
+    assert isinstance(quick, HardwareCase) and quick.level == "quick" and quick.expected_count == 8
+    assert isinstance(standard, HardwareCase) and standard.expect["gemm_bf16_tflops"] == (0.75, None)
+    assert standard.fleet_tolerance == 0.10 and equivalent_command(plan, "hw-standard", "u") == ""
+    assert [s.kind for s in plan_steps(plan)] == [JobKind.HARDWARE, JobKind.HARDWARE, JobKind.PERF]
