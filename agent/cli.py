@@ -10,7 +10,9 @@ import typer
 
 from fleetbench import __version__
 from fleetbench.errors import FleetbenchError
+from fleetbench.jobs_schema import MIN_FREE_BYTES
 
+from .confine import Confinement
 from .server import TlsFiles, serve
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
@@ -30,6 +32,14 @@ def serve_cmd(
     tls_key: Path | None = typer.Option(None, help="Server private key (PEM)."),
     tls_ca: Path | None = typer.Option(None, help="Fleet CA (PEM): only clients it signed may connect."),
     insecure: bool = typer.Option(False, help="Allow plaintext on a non-loopback address (not recommended)."),
+    allow_path: list[Path] = typer.Option(
+        [], help="A folder jobs may read datasets, tokenizers and eval data from (repeatable; default: the data "
+                 "dir). Symlinks and .. are resolved first."),
+    allow_endpoint: list[str] = typer.Option(
+        [], help="HOST[:PORT] (a name, an IP address or a network like 10.0.0.0/24) jobs may send load to "
+                 "(repeatable; default: loopback)."),
+    min_free_bytes: int = typer.Option(MIN_FREE_BYTES, help="Refuse to start a job with less free space than "
+                                                            "this in the data dir."),
     log_level: str = typer.Option("INFO", help="Log level."),
 ) -> None:
     """Serve the agent API until SIGTERM/SIGINT."""
@@ -41,7 +51,9 @@ def serve_cmd(
     if tls_cert and tls_key and tls_ca:
         tls = TlsFiles(tls_cert, tls_key, tls_ca)
     try:
-        asyncio.run(serve(listen, data_dir, tls=tls, insecure=insecure))
+        confinement = Confinement.of(data_dir, [p.absolute() for p in allow_path], allow_endpoint)
+        asyncio.run(serve(listen, data_dir, tls=tls, insecure=insecure, confinement=confinement,
+                          min_free_bytes=min_free_bytes))
     except FleetbenchError as exc:
         _fail(str(exc), exc.exit_code)
 

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from fleetbench.jobs_schema import JobKind, PerfSpec, parse_spec
+from fleetbench.secrets import SECRETS_ENV, merge
 
 from . import client_overhead, clock
 from .datasets import sharegpt_to_line_by_line
@@ -196,6 +197,8 @@ def _run_workers(job_dir: Path, spec: PerfSpec, channel: Channel, armed: bool = 
 
 def run(job_dir: Path, channel: Channel, worker: int | None = None) -> int:
     job = json.loads((job_dir / "job.json").read_text())
+    # job.json holds *** for the API key and headers; the agent passes their values in the environment
+    job["spec"] = merge(job["spec"], json.loads(os.environ.get(SECRETS_ENV) or "{}"))
     kind = int(job.get("kind", 1))
     start_at = float(job.get("start_at") or 0.0)
     armed = bool(job.get("armed"))

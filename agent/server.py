@@ -17,13 +17,15 @@ from fleetbench.errors import ConfigError, SecurityError
 from fleetbench.v1 import agent_pb2_grpc as pb_grpc
 
 from . import clock
+from .confine import Confinement
 from .hardware_probe import STANDIN_ENV
 from .jobs import JobManager
 from .service import AgentService
 
 log = logging.getLogger("fleetbench.agent")
 SERVICE_NAME = "fleetbench.v1.Agent"
-MAX_MESSAGE = 64 * 1024 * 1024
+MAX_MESSAGE = 64 * 1024 * 1024  # what the agent sends: a batch of records
+MAX_REQUEST = 4 * 1024 * 1024  # what it takes: a spec is at most bounds.MAX_SPEC_BYTES (1 MiB)
 
 
 @dataclass(frozen=True)
@@ -53,12 +55,14 @@ def server_credentials(tls: TlsFiles) -> grpc.ServerCredentials:
 
 
 async def serve(listen: str, data_dir: Path, tls: TlsFiles | None = None, insecure: bool = False,
-                ready: asyncio.Event | None = None) -> None:
+                ready: asyncio.Event | None = None, confinement: Confinement | None = None,
+                min_free_bytes: int | None = None) -> None:
     if tls is None and not insecure and not is_loopback(listen):
         raise ConfigError(
             f"refusing to listen on {listen} without TLS: give --tls-cert/--tls-key/--tls-ca, "
             "listen on 127.0.0.1, or pass --insecure"
         )
+    os.umask(0o077)  # everything the agent and its jobs write (records, logs, evalscope's outputs) is private
     if clock.skew_s():
         log.warning("agent clock shifted by %+.3f s (%s): for tests only", clock.skew_s(), clock.SKEW_ENV)
     if os.environ.get(STANDIN_ENV):
@@ -66,10 +70,12 @@ async def serve(listen: str, data_dir: Path, tls: TlsFiles | None = None, insecu
     for name in (clock.PREPARE_DELAY_ENV, clock.START_DELAY_ENV):
         if clock.env_s(name):
             log.warning("%s=%s: for tests only", name, clock.env_s(name))
-    jobs = JobManager(data_dir)
+    confinement = confinement or Confinement.of(data_dir)
+    jobs = JobManager(data_dir, confinement=confinement) if min_free_bytes is None else \
+        JobManager(data_dir, confinement=confinement, min_free_bytes=min_free_bytes)
     jobs.recover()
     server = grpc.aio.server(
-        options=[("grpc.max_send_message_length", MAX_MESSAGE), ("grpc.max_receive_message_length", MAX_MESSAGE)]
+        options=[("grpc.max_send_message_length", MAX_MESSAGE), ("grpc.max_receive_message_length", MAX_REQUEST)]
     )
     pb_grpc.add_AgentServicer_to_server(AgentService(jobs), server)
     health_servicer = health.aio.HealthServicer()
@@ -84,6 +90,8 @@ async def serve(listen: str, data_dir: Path, tls: TlsFiles | None = None, insecu
     for name in ("", SERVICE_NAME):
         await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
     log.info("fleetbench agent listening on %s (%s), data dir %s", listen, "mTLS" if tls else "plaintext", data_dir)
+    log.info("jobs may read under %s and send load to %s", confinement.describe_roots(),
+             confinement.describe_endpoints())
     print(f"fleetbench-agent listening on {listen.rsplit(':', 1)[0]}:{port}", flush=True)
     if ready is not None:
         ready.set()

@@ -12,7 +12,7 @@ from typing import cast
 import grpc
 
 from fleetbench import __version__
-from fleetbench.errors import ConfigError, FleetbenchError, JobError
+from fleetbench.errors import ConfigError, ConfinementError, FleetbenchError, JobError
 from fleetbench.jobs_schema import API_VERSION
 from fleetbench.records import RequestRecord
 from fleetbench.v1 import agent_pb2 as pb
@@ -64,6 +64,8 @@ def record_pb(r: RequestRecord) -> pb.RequestRecord:
 
 async def _abort(context: grpc.aio.ServicerContext, exc: FleetbenchError) -> None:
     code = grpc.StatusCode.INVALID_ARGUMENT if isinstance(exc, ConfigError) else grpc.StatusCode.FAILED_PRECONDITION
+    if isinstance(exc, ConfinementError):
+        code = grpc.StatusCode.PERMISSION_DENIED
     if isinstance(exc, JobError) and str(exc).startswith("no job"):
         code = grpc.StatusCode.NOT_FOUND
     await context.abort(code, str(exc))
@@ -82,6 +84,12 @@ class AgentService(pb_grpc.AgentServicer):
     async def GetInventory(self, request: pb.InventoryRequest, context: grpc.aio.ServicerContext) -> pb.InventoryReply:
         from .inventory import collect
 
+        if request.endpoint_url:  # the engine probe is a request too: only to an allowed endpoint
+            try:
+                self.jobs.confinement.check_url("endpoint_url", request.endpoint_url)
+            except FleetbenchError as exc:
+                await _abort(context, exc)
+                raise
         inv = await asyncio.to_thread(collect, request.endpoint_url or None, INVENTORY_DEADLINE_S)
         return pb.InventoryReply(
             hostname=inv.hostname, cpu_model=inv.cpu_model, cpu_count=inv.cpu_count,

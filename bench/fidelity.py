@@ -46,6 +46,7 @@ from pathlib import Path
 from typing import Any
 
 from fleetbench.agent import evalscope_adapter as adapter
+from fleetbench.agent.confine import Confinement
 from fleetbench.agent.jobs import JobManager
 from fleetbench.agent.jobspec import KIND_PERF
 from fleetbench.controller.localfleet import free_port, wait_for_port
@@ -190,7 +191,7 @@ def _db_bodies(job_dir: Path) -> list[str]:
 
 
 async def _fleetbench_async(data_dir: Path, spec: dict[str, Any]) -> ClientRun:
-    jobs = JobManager(data_dir)
+    jobs = JobManager(data_dir, confinement=Confinement.of(data_dir, [data_dir.parent]))  # the tokenizer is beside
     job_id = "fidelity"
     await jobs.start(job_id, KIND_PERF, json.dumps(spec), 0.0)
     async for _ in jobs.watch(job_id, 0):

@@ -88,7 +88,8 @@ def main() -> None:
         print(f"{args.agents} agents on loopback, {os.cpu_count()} cores, {args.runs} runs, parallel "
               f"{args.parallel} number {args.number} per node" + (f", slow: {', '.join(args.slow)}" if args.slow
                                                                    else ""), flush=True)
-        with LocalFleet(work, size=args.agents, ttft_ms=50, tpot_ms=5, agent_env=agent_env) as fleet:
+        with LocalFleet(work, size=args.agents, ttft_ms=50, tpot_ms=5, agent_env=agent_env,
+                        allow_paths=[work]) as fleet:
             results = asyncio.run(measure(fleet, plan, work / "bench.sqlite", args.runs))
     skews = [s for s, _, _ in results]
     print(f"start skew over {len(skews)} runs: median {statistics.median(skews) * 1000:.1f} ms, "

@@ -14,7 +14,7 @@ import grpc
 import numpy as np
 
 from fleetbench.columns import RecordColumns
-from fleetbench.errors import ConfigError, NodeError, SecurityError
+from fleetbench.errors import ConfigError, ConfinementError, NodeError, SecurityError
 from fleetbench.v1 import agent_pb2 as pb
 from fleetbench.v1 import agent_pb2_grpc as pb_grpc
 
@@ -90,6 +90,8 @@ class AgentClient:
         detail = (exc.details() or "").splitlines()[0] if exc.details() else exc.code().name
         if exc.code() == grpc.StatusCode.INVALID_ARGUMENT:
             return ConfigError(f"{self.node.name}: {doing} rejected: {detail}")
+        if exc.code() == grpc.StatusCode.PERMISSION_DENIED:  # the agent's allow-lists (--allow-path, -endpoint)
+            return ConfinementError(f"{self.node.name}: {doing} refused: {detail}")
         low = detail.lower()
         if self.node.tls is None and "socket closed" in low:
             return NodeError(f"{self.node.name} ({self.node.address}) closed the connection: the agent probably "

@@ -123,7 +123,7 @@ def run_demo(workdir: Path, progress: ProgressSink) -> int:
     plan_path.write_text(DEMO_PLAN.format(tokenizer=tokenizer, gsm8k=gsm8k))
     progress.message(f"demo: starting 3 agents and 3 simulated endpoints on loopback (work dir {workdir})")
     with LocalFleet(workdir, size=3, ttft_ms=DEMO_TTFT_MS, tpot_ms=DEMO_TPOT_MS,
-                    extra_endpoint_args=["--answers", str(answers)]) as fleet:
+                    extra_endpoint_args=["--answers", str(answers)], allow_paths=[workdir]) as fleet:
         fleet.write_fleet_file(workdir / "fleet.yaml")
         result = run_plan(load_plan(plan_path), fleet.nodes, Store(workdir / "fleetbench.sqlite"), workdir / "report",
                           progress)

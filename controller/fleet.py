@@ -60,6 +60,9 @@ class DeploySettings:
     python: str | None = None  # a Python that already has the dependencies: venv with system site-packages
     service: str = "auto"  # auto | systemd | process
     listen: str | None = None  # default: 127.0.0.1:PORT (tunnel or loopback), 0.0.0.0:PORT with TLS
+    user: str | None = None  # the account a root SSH user runs the agent as; default fleetbench
+    allow_paths: tuple[str, ...] = ()  # the agent's --allow-path roots; () = its data dir
+    allow_endpoints: tuple[str, ...] = ()  # its --allow-endpoint entries; () = loopback (+ the node's endpoint)
 
 
 @dataclass(frozen=True)
@@ -111,7 +114,8 @@ def _node(path: Path, name: str, raw: NodeDoc, tls: TlsClient | None) -> Node:
         SshSettings(host=ssh.host if ssh else None, port=(ssh.port if ssh else None) or raw.ssh_port,
                     user=(ssh.user if ssh else None) or raw.ssh_user, key=local(ssh.key if ssh else None),
                     known_hosts=local(ssh.known_hosts if ssh else None)),
-        DeploySettings(dir=d.dir, data_dir=d.data_dir, python=d.python, service=d.service, listen=d.listen)
+        DeploySettings(dir=d.dir, data_dir=d.data_dir, python=d.python, service=d.service, listen=d.listen,
+                       user=d.user, allow_paths=d.allow_paths or (), allow_endpoints=d.allow_endpoints or ())
         if d else DeploySettings(),
         tuple(sorted((raw.labels or {}).items())),
     )

@@ -50,6 +50,9 @@ class LocalFleet:
     extra_endpoint_args: list[str] = field(default_factory=list)
     agent_env: dict[str, dict[str, str]] = field(default_factory=dict)  # node name -> extra environment
     node_endpoint_args: dict[str, list[str]] = field(default_factory=dict)  # node name -> its endpoint's extra args
+    allow_paths: list[Path] | None = None
+    """the agents' --allow-path roots; default: the folder holding `workdir`, where the demo and the tests
+    keep tokenizers and datasets (the agents' endpoints are on loopback, their default --allow-endpoint)"""
     nodes: list[Node] = field(default_factory=list)
     procs: list[subprocess.Popen[bytes]] = field(default_factory=list)
     agent_procs: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
@@ -83,9 +86,10 @@ class LocalFleet:
 
     def start_agent(self, name: str, port: int) -> subprocess.Popen[bytes]:
         log = (self.workdir / "logs" / f"agent-{name}.log").open("ab")
+        roots = self.allow_paths if self.allow_paths is not None else [self.workdir.resolve().parent]
         proc = subprocess.Popen(
             [sys.executable, "-m", "fleetbench.agent", "serve", "--listen", f"127.0.0.1:{port}",
-             "--data-dir", str(self.workdir / "agents" / name)],
+             "--data-dir", str(self.workdir / "agents" / name), *(f"--allow-path={r}" for r in roots)],
             stdout=log, stderr=subprocess.STDOUT,
             env=dict(os.environ, PYTHONUNBUFFERED="1", **self.agent_env.get(name, {})),
         )

@@ -39,6 +39,7 @@ from fleetbench.jobs_schema import (
     PerfSpec,
     Saturation,
 )
+from fleetbench.secrets import redact_plan_text
 
 from .aggregate import (
     CLUSTER,
@@ -196,7 +197,8 @@ class Orchestrator:
     async def run(self, run_id: str | None = None) -> RunOutcome:
         pings = await self.check_agents()
         run_id = run_id or new_run_id()
-        self.store.create_run(run_id, self.plan.name, self.plan.model, self.plan.source,
+        self.store.create_run(run_id, self.plan.name, self.plan.model,  # the API key is not kept: ***
+                              redact_plan_text(self.plan.source, self.plan.endpoint.api_key),
                               [n.name for n in self.nodes], __version__)
         self.store.set_steps(run_id, [s.row(i) for i, s in enumerate(plan_steps(self.plan))])
         await self.measure_clocks()

@@ -19,7 +19,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from fleetbench import __version__
-from fleetbench.errors import ConfigError, FleetbenchError, NodeError
+from fleetbench.errors import ConfigError, ConfinementError, FleetbenchError, NodeError
 from fleetbench.jobs_schema import (
     API_VERSION,
     MIN_FREE_BYTES,
@@ -224,6 +224,12 @@ async def _on_node(run: _NodeRun, client: AgentClient, spec: PreflightSpec, prog
     run.phase = "starting the preflight job"
     try:
         await client.start_job(job_id, JobKind.PREFLIGHT, spec.model_dump(mode="json"), 0.0)
+    except ConfinementError as exc:
+        said = str(exc).removeprefix(f"{name}: start job refused: ")
+        run.problem("confinement", "the agent may not read that file or send load to that endpoint", body=said,
+                    hint=f"allow it on {name}: deploy.allow_paths / deploy.allow_endpoints in the fleet file "
+                         "(ctl deploy), or fleetbench-agent --allow-path DIR / --allow-endpoint HOST[:PORT]")
+        return
     except ConfigError as exc:
         if "not supported" in str(exc):
             run.problem("agent", f"the agent (fleetbench {ping.agent_version}) does not know preflight jobs",

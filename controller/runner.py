@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import math
 import signal
 from collections.abc import Callable, Coroutine, Sequence
@@ -19,7 +20,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from fleetbench.errors import RunError
+from fleetbench.errors import ConfigError, RunError
+from fleetbench.secrets import REDACTED
 
 from .client import AgentClient
 from .fleet import Node, load_fleet
@@ -103,9 +105,19 @@ def preflight_plan(plan: Plan, nodes: Sequence[Node], progress: ProgressSink) ->
     return run_async(go())
 
 
-def stored_plan(store: Store, run_id: str) -> Plan:
-    """The plan a stored run was started with."""
-    return parse_plan(parse_yaml(store.run(run_id)["plan_yaml"], Path(f"<plan of {run_id}>"), "plan"))
+API_KEY_ENV = "FLEETBENCH_API_KEY"
+
+
+def stored_plan(store: Store, run_id: str, api_key: str | None = None) -> Plan:
+    """The plan a stored run was started with. The store keeps its API key as ***: resuming such a run needs
+    the key again (`api_key`, from the environment), which is never written to the store."""
+    plan = parse_plan(parse_yaml(store.run(run_id)["plan_yaml"], Path(f"<plan of {run_id}>"), "plan"))
+    if plan.endpoint.api_key != REDACTED:
+        return plan
+    if not api_key:
+        raise ConfigError(f"run {run_id} was started with an API key, which the store does not keep: set "
+                          f"{API_KEY_ENV} to the key and run `ctl resume {run_id}` again")
+    return dataclasses.replace(plan, endpoint=dataclasses.replace(plan.endpoint, api_key=api_key))
 
 
 def nodes_of_run(store: Store, run_id: str, fleet: Path) -> list[Node]:

@@ -11,6 +11,7 @@ from typing import Any, TypeVar
 import yaml
 from pydantic import BaseModel, ValidationError
 
+from fleetbench.bounds import MAX_PLAN_BYTES
 from fleetbench.errors import ConfigError
 from fleetbench.schema_base import dotted, join, problems
 
@@ -67,6 +68,9 @@ def _convert(node: yaml.Node, where: str, lines: dict[str, int]) -> Any:
 def load_yaml(path: Path, what: str) -> Located:
     """Parse a YAML file; every failure is one ConfigError line naming the file."""
     try:
+        size = path.stat().st_size
+        if size > MAX_PLAN_BYTES:
+            raise ConfigError(f"{what} file {path} is {size} bytes; the limit is {MAX_PLAN_BYTES} bytes")
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise ConfigError(f"{what} file {path} does not exist") from None
@@ -79,6 +83,8 @@ def parse_yaml(text: str, path: Path, what: str) -> Located:
     """Parse YAML text; `path` only names it in errors."""
     try:
         node = yaml.compose(text, Loader=yaml.SafeLoader)
+    except RecursionError:
+        raise ConfigError(f"{path}: nested too deep to be a {what} file") from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"{path}:{mark.line + 1}" if mark else str(path)
@@ -89,6 +95,8 @@ def parse_yaml(text: str, path: Path, what: str) -> Located:
         raise ConfigError(f"{path}: the {what} file is empty")
     try:
         data = _convert(node, "", lines)
+    except RecursionError:
+        raise ConfigError(f"{path}: nested too deep to be a {what} file") from None
     except ConfigError as exc:
         raise ConfigError(f"{path}: {exc}") from None
     except yaml.YAMLError as exc:

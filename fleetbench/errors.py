@@ -47,3 +47,8 @@ class RunError(FleetbenchError):
         super().__init__(message)
         self.lines = list(lines or [])
         self.run_id = run_id
+
+
+class ConfinementError(FleetbenchError):
+    """A job asks to read a file or send load outside the agent's allow-lists (--allow-path,
+    --allow-endpoint); the agent answers PERMISSION_DENIED, the controller says it in one line."""

@@ -11,6 +11,8 @@ from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import AfterValidator, BeforeValidator, ConfigDict, Field, Strict, model_validator
 
+from .allow import EndpointRule
+from .errors import ConfigError
 from .schema_base import Doc, json_schema, problem, says, scalar_to_str, shape
 
 ADDRESS_RE = re.compile(r"^(\[[0-9a-fA-F:]+\]|[A-Za-z0-9.-]+):(\d{1,5})$")
@@ -61,6 +63,26 @@ class SshDoc(Doc):
     """default: ~/.ssh/known_hosts (host keys are always checked)"""
 
 
+def _allow_path(value: str) -> str:
+    if not value.startswith(("/", "~")):
+        raise problem("must be an absolute path on the node (or ~/…)")
+    return value
+
+
+def _allow_endpoint(value: str) -> str:
+    try:
+        EndpointRule.parse(value, "")
+    except ConfigError as exc:
+        raise problem(str(exc).strip()) from None  # "'http://x' must be HOST[:PORT] (…)"
+    return value
+
+
+AllowPaths = Annotated[tuple[Annotated[Text, AfterValidator(_allow_path)], ...],
+                       shape(lambda v: isinstance(v, list), "must be a list of folders on the node")]
+AllowEndpoints = Annotated[tuple[Annotated[Text, AfterValidator(_allow_endpoint)], ...],
+                           shape(lambda v: isinstance(v, list), "must be a list of HOST[:PORT]")]
+
+
 class DeployDoc(Doc):
     """Where `ctl deploy` puts the agent on the node (docs/deploy.md); unset keys get defaults by SSH user."""
 
@@ -74,6 +96,15 @@ class DeployDoc(Doc):
                        says(lambda v: f"must be one of {', '.join(SERVICE_MODES)}, not {v!r}")] = "auto"
     listen: Address | None = None
     """the agent's listen address; default 127.0.0.1:PORT (0.0.0.0:PORT with TLS)"""
+    user: Annotated[str, Strict(), Field(pattern=r"^[a-z_][a-z0-9_-]{0,31}$"),
+                    says("must be a user name (lowercase letters, digits, _ or -)")] | None = None
+    """the account the agent runs as when the SSH user is root (created if missing); default fleetbench.
+    `root` keeps it root: not recommended, it never needs root"""
+    allow_paths: AllowPaths | None = None
+    """folders jobs may read datasets, tokenizers and eval data from (--allow-path); default: the data dir"""
+    allow_endpoints: AllowEndpoints | None = None
+    """HOST[:PORT] or networks jobs may send load to (--allow-endpoint); default: loopback, and the node's
+    `endpoint` host when it is not loopback"""
 
 
 class NodeDoc(Doc):

@@ -23,6 +23,7 @@ from urllib.parse import urlsplit
 from pydantic import (
     AfterValidator,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     Strict,
@@ -31,6 +32,7 @@ from pydantic import (
     model_validator,
 )
 
+from . import bounds as B
 from .errors import ConfigError
 from .schema_base import PROBLEM, dotted, problem, says, shape
 
@@ -118,6 +120,9 @@ class Wire(BaseModel):
 
     what: ClassVar[str] = "job spec"
     not_object: ClassVar[str] = "job spec must be a JSON object"
+    bounded: ClassVar[bool] = False
+    """a spec (what a StartJob carries): its text's size and depth are checked before parsing, and NaN or
+    Infinity refused; results (which carry NaN for "not measured") are not"""
 
     @model_validator(mode="wrap")
     @classmethod
@@ -145,10 +150,17 @@ class Wire(BaseModel):
     @classmethod
     def from_wire(cls: type[W], raw: str | bytes | dict[str, Any]) -> W:
         """The model of a JSON text (or its object), or ConfigError naming the field and the rule."""
+        if cls.bounded and isinstance(raw, str | bytes):
+            # size and depth first: a 100,000-deep array must not reach the parser's recursion
+            refused = B.check_json_text(raw, cls.what)
+            if refused:
+                raise ConfigError(refused)
         try:
-            data = json.loads(raw) if isinstance(raw, str | bytes) else raw
+            data = (B.loads(raw) if cls.bounded else json.loads(raw)) if isinstance(raw, str | bytes) else raw
         except json.JSONDecodeError as exc:
             raise ConfigError(f"{cls.what} is not valid JSON: {exc.msg} at position {exc.pos}") from None
+        except ValueError as exc:  # NaN, Infinity
+            raise ConfigError(f"{cls.what} is not valid JSON: {exc}") from None
         try:
             return cls.model_validate(data)
         except ValidationError as exc:
@@ -178,7 +190,71 @@ FIELD_RULE_STARTS = ("must", "is ", "has ", "cannot", "'")
 
 
 def _said(rule: str) -> Callable[[Any], str]:
-    return lambda v: f"{rule}, got {v!r}"
+    return lambda v: f"{rule}, got {_short(v)}"
+
+
+def _short(value: Any) -> str:
+    """A refused value as a sentence quotes it: never the whole of a 10 MB one."""
+    text = repr(value)
+    return text if len(text) <= 80 else f"{text[:60]}… ({len(text)} characters)"
+
+
+def at_most(bound: float) -> AfterValidator:
+    """The field's maximum (fleetbench/bounds.py), said after the field's own rule."""
+
+    def check(value: Any) -> Any:
+        if not value <= bound:  # NaN too
+            raise problem(f"must be at most {B.describe(bound)}, got {_short(value)}")
+        return value
+
+    return AfterValidator(check)
+
+
+def magnitude_at_most(bound: int) -> AfterValidator:
+    def check(value: int) -> int:
+        if abs(value) > bound:
+            raise problem(f"must be between -{bound} and {bound}, got {_short(value)}")
+        return value
+
+    return AfterValidator(check)
+
+
+def chars_at_most(bound: int) -> AfterValidator:
+    """A string's maximum length in characters."""
+
+    def check(value: str) -> str:
+        if len(value) > bound:
+            raise problem(f"must be at most {bound} characters, got {len(value)}")
+        return value
+
+    return AfterValidator(check)
+
+
+def items_at_most(bound: int) -> AfterValidator:
+    def check(value: Any) -> Any:
+        if len(value) > bound:
+            raise problem(f"must have at most {bound} items, got {len(value)}")
+        return value
+
+    return AfterValidator(check)
+
+
+def at_most_items(bound: int, what: str) -> BeforeValidator:
+    """A list's or mapping's maximum length, checked before its items are validated one by one."""
+    return shape(lambda v: not isinstance(v, list | tuple | dict) or len(v) <= bound,
+                 f"must have at most {bound} {what}")
+
+
+def json_at_most(max_bytes: int = B.MAX_MAPPING_JSON) -> AfterValidator:
+    """A free-form value (extra request fields …): bounded as JSON, finite numbers only."""
+
+    def check(value: Any) -> Any:
+        refused = B.json_value_problem(value, max_bytes)
+        if refused:
+            raise problem(refused)
+        return value
+
+    return AfterValidator(check)
 
 
 def _http_url(value: str) -> str:
@@ -202,16 +278,49 @@ def _finite(value: float) -> float:
     return value
 
 
-PositiveInt = Annotated[int, Strict(), Field(gt=0), says(_said("must be a positive integer"))]
-NonNegativeInt = Annotated[int, Strict(), Field(ge=0), says(_said("must be a non-negative integer"))]
-AnyInt = Annotated[int, Strict(), says(_said("must be an integer"))]
+# Every number and string has its maximum (fleetbench/bounds.py), said after the field's own rule.
+_POSITIVE = says(_said("must be a positive integer"))
+_NON_NEGATIVE = says(_said("must be a non-negative integer"))
+_STRING = says("must be a string")
+PositiveInt = Annotated[int, Strict(), Field(gt=0), _POSITIVE, at_most(B.MAX_COUNT)]
+NonNegativeInt = Annotated[int, Strict(), Field(ge=0), _NON_NEGATIVE, at_most(B.MAX_COUNT)]
+Requests = Annotated[int, Strict(), Field(gt=0), _POSITIVE, at_most(B.MAX_NUMBER)]
+Streams = Annotated[int, Strict(), Field(gt=0), _POSITIVE, at_most(B.MAX_PARALLEL)]
+Offset = Annotated[int, Strict(), Field(ge=0), _NON_NEGATIVE, at_most(B.MAX_NUMBER)]
+Workers = Annotated[int, Strict(), Field(ge=0), _NON_NEGATIVE, at_most(B.MAX_WORKERS)]
+Tokens = Annotated[int, Strict(), Field(ge=0), _NON_NEGATIVE, at_most(B.MAX_TOKENS)]
+PositiveTokens = Annotated[int, Strict(), Field(gt=0), _POSITIVE, at_most(B.MAX_TOKENS)]
+Seconds = Annotated[int, Strict(), Field(gt=0), _POSITIVE, at_most(B.MAX_SECONDS)]
+Limit = Annotated[int, Strict(), Field(gt=0), _POSITIVE, at_most(B.MAX_LIMIT)]
+Bytes = Annotated[int, Strict(), Field(ge=0), _NON_NEGATIVE, at_most(B.MAX_BYTES)]
+AnyInt = Annotated[int, Strict(), says(_said("must be an integer")), magnitude_at_most(B.MAX_SEED)]
 Flag = Annotated[bool, Strict(), says("must be true or false")]
-Text = Annotated[str, Strict(), says("must be a string")]
-Name = Annotated[str, Strict(), Field(min_length=1), says("must be a non-empty string")]
-Mapping = Annotated[dict[str, Any], says("must be a mapping")]
-HttpUrl = Annotated[str, Strict(), AfterValidator(_http_url), says(_said("must be an http:// or https:// URL"))]
+Text = Annotated[str, Strict(), _STRING, chars_at_most(B.MAX_NAME)]
+PathText = Annotated[str, Strict(), _STRING, chars_at_most(B.MAX_PATH)]
+Secret = Annotated[str, Strict(), _STRING, chars_at_most(B.MAX_SECRET)]
+Name = Annotated[str, Strict(), Field(min_length=1), says("must be a non-empty string"), chars_at_most(B.MAX_NAME)]
+Mapping = Annotated[dict[str, Any], says("must be a mapping"), json_at_most()]
+AnyJson = Annotated[Any, json_at_most()]
+HttpUrl = Annotated[str, Strict(), AfterValidator(_http_url), says(_said("must be an http:// or https:// URL")),
+                    chars_at_most(B.MAX_URL)]
 Rate = Annotated[float, Strict(), AfterValidator(lambda v: v if v == -1 or v > 0 else _no()),
-                 says(_said("must be a positive number of requests/s or -1 (no limit)"))]
+                 says(_said("must be a positive number of requests/s or -1 (no limit)")), at_most(B.MAX_RATE)]
+
+
+def _headers(value: dict[str, Any]) -> dict[str, Any]:
+    if len(value) > B.MAX_HEADERS:
+        raise problem(f"must have at most {B.MAX_HEADERS} headers, got {len(value)}")
+    for name, header in value.items():
+        if not name or len(name) > B.MAX_NAME:
+            raise problem(f"header names must be 1 to {B.MAX_NAME} characters, got {len(name)}")
+        if not isinstance(header, str):
+            raise problem(f"header {_short(name)} must be a string, got {_short(header)}")
+        if len(header) > B.MAX_SECRET:
+            raise problem(f"header {_short(name)} must be at most {B.MAX_SECRET} characters, got {len(header)}")
+    return value
+
+
+Headers = Annotated[dict[str, Any], says("must be a mapping of header name to value"), AfterValidator(_headers)]
 RangeRatio = Annotated[float, Strict(), Field(gt=0, le=1), says(_said("must be a number in (0, 1]"))]
 
 
@@ -235,30 +344,32 @@ LONG_CONTEXT_MIN_INPUT = 1024
 class PerfSpec(Wire):
     """One `evalscope perf` run against the node's endpoint."""
 
+    bounded: ClassVar[bool] = True
+
     url: HttpUrl
     model: Name
-    number: PositiveInt
-    parallel: PositiveInt
-    tokenizer_path: Text = ""
+    number: Requests
+    parallel: Streams
+    tokenizer_path: PathText = ""
     api: Annotated[Literal["openai"], says(_said(f"must be one of {', '.join(APIS)}"))] = "openai"
-    api_key: Text = ""
+    api_key: Secret = ""
     rate: Rate = -1.0
-    input_tokens: NonNegativeInt = 0
-    output_tokens: NonNegativeInt = 0
+    input_tokens: Tokens = 0
+    output_tokens: Tokens = 0
     dataset: Annotated[Literal["random", "openqa", "line_by_line", "share_gpt"],
                        says(_said(f"must be one of {', '.join(DATASETS)}"))] = "random"
-    dataset_path: Text = ""
-    prefix_length: NonNegativeInt = 0
+    dataset_path: PathText = ""
+    prefix_length: Tokens = 0
     extra_args: Mapping = Field(default_factory=dict)
-    headers: Mapping = Field(default_factory=dict)
+    headers: Headers = Field(default_factory=dict)
     stream: Flag = True
     seed: AnyInt | None = None
-    connect_timeout_s: PositiveInt | None = None
-    read_timeout_s: PositiveInt | None = None
-    workers: NonNegativeInt = 1
+    connect_timeout_s: Seconds | None = None
+    read_timeout_s: Seconds | None = None
+    workers: Workers = 1
     """Load-generator processes on the node; parallel, number and rate are split between them.
     0: chosen on the node from its cores and the load."""
-    dataset_offset: NonNegativeInt = 0
+    dataset_offset: Offset = 0
     range_ratio: RangeRatio = 1.0
     """lengths drawn uniformly from [ratio × length, length] (sglang's --random-range-ratio); 1 = fixed"""
 
@@ -353,11 +464,12 @@ def _absolute(path: str) -> str:
 
 
 WRONG_TYPE = says(lambda v: f"has the wrong type: {v!r}")  # a dataset argument not of evalscope's type
-ArgText = Annotated[str, Strict(), WRONG_TYPE]
+ArgText = Annotated[str, Strict(), WRONG_TYPE, chars_at_most(B.MAX_TEXT)]
+ArgName = Annotated[str, Strict(), WRONG_TYPE, chars_at_most(B.MAX_NAME)]
 ArgFlag = Annotated[bool, Strict(), WRONG_TYPE]
-ArgNumber = Annotated[float, Strict(), WRONG_TYPE]  # an int is a number here, a bool is not
-ArgMapping = Annotated[dict[str, Any], Strict(), WRONG_TYPE]
-ArgList = Annotated[list[Any], Strict(), WRONG_TYPE]
+ArgNumber = Annotated[float, Strict(), WRONG_TYPE, at_most(B.MAX_SECONDS)]  # an int is a number, a bool is not
+ArgMapping = Annotated[dict[str, Any], Strict(), WRONG_TYPE, json_at_most()]
+ArgList = Annotated[list[Any], Strict(), WRONG_TYPE, json_at_most()]
 
 
 class _Omitting(Wire):
@@ -378,23 +490,23 @@ class DatasetArgs(_Omitting):
 
     not_object: ClassVar[str] = "{here} must be a mapping"
 
-    local_path: Annotated[str, Strict(), WRONG_TYPE, AfterValidator(_absolute)] = ""
-    subset_list: Annotated[list[Any], Strict(), WRONG_TYPE, AfterValidator(
-        lambda v: v if v and all(isinstance(s, str) and s for s in v)
-        else _raise("must be a non-empty list of subset names"))] | None = None
-    default_subset: ArgText | None = None
+    local_path: Annotated[str, Strict(), WRONG_TYPE, chars_at_most(B.MAX_PATH), AfterValidator(_absolute)] = ""
+    subset_list: Annotated[list[Any], Strict(), WRONG_TYPE, items_at_most(B.MAX_LIST_ITEMS), AfterValidator(
+        lambda v: v if v and all(isinstance(s, str) and 0 < len(s) <= B.MAX_NAME for s in v)
+        else _raise(f"must be a non-empty list of subset names (each 1 to {B.MAX_NAME} characters)"))] | None = None
+    default_subset: ArgName | None = None
     few_shot_num: Annotated[int, Strict(), WRONG_TYPE, AfterValidator(
-        lambda v: v if v >= 0 else _raise(f"must be ≥ 0, got {v}"))] | None = None
+        lambda v: v if v >= 0 else _raise(f"must be ≥ 0, got {v}")), at_most(B.MAX_COUNT)] | None = None
     few_shot_random: ArgFlag | None = None
-    train_split: ArgText | None = None
-    eval_split: ArgText | None = None
+    train_split: ArgName | None = None
+    eval_split: ArgName | None = None
     prompt_template: ArgText | None = None
     few_shot_prompt_template: ArgText | None = None
     system_prompt: ArgText | None = None
     query_template: ArgText | None = None
     filters: ArgMapping | None = None
     metric_list: ArgList | None = None
-    aggregation: ArgText | None = None
+    aggregation: ArgName | None = None
     shuffle: ArgFlag | None = None
     shuffle_choices: ArgFlag | None = None
     review_timeout: ArgNumber | None = None
@@ -418,26 +530,26 @@ class GenerationConfig(_Omitting):
 
     not_object: ClassVar[str] = "{here} must be a mapping"
 
-    max_tokens: PositiveInt | None = None
+    max_tokens: PositiveTokens | None = None
     temperature: Temperature | None = None
     top_p: TopP | None = None
     top_k: NonNegativeInt | None = None
-    seed: Any = None
-    stop_seqs: Any = None
-    frequency_penalty: Any = None
-    presence_penalty: Any = None
-    repetition_penalty: Any = None
+    seed: AnyJson = None
+    stop_seqs: AnyJson = None
+    frequency_penalty: AnyJson = None
+    presence_penalty: AnyJson = None
+    repetition_penalty: AnyJson = None
     logit_bias: Mapping | None = None
-    do_sample: Any = None
-    logprobs: Any = None
+    do_sample: AnyJson = None
+    logprobs: AnyJson = None
     top_logprobs: NonNegativeInt | None = None
-    reasoning_effort: Any = None
-    reasoning_tokens: NonNegativeInt | None = None
+    reasoning_effort: AnyJson = None
+    reasoning_tokens: Tokens | None = None
     extra_body: Mapping | None = None
     extra_query: Mapping | None = None
-    extra_headers: Mapping | None = None
+    extra_headers: Headers | None = None
     retries: NonNegativeInt | None = None
-    retry_interval: NonNegativeInt | None = None
+    retry_interval: Annotated[int, Strict(), Field(ge=0), _NON_NEGATIVE, at_most(B.MAX_SECONDS)] | None = None
 
     @classmethod
     def precheck(cls, data: dict[str, Any]) -> None:
@@ -454,6 +566,7 @@ DatasetNames = Annotated[
     tuple[Annotated[Any, AfterValidator(_dataset_name)], ...],
     shape(lambda v: isinstance(v, list | tuple) and bool(v),
           "must be a non-empty list of evalscope benchmark names"),
+    at_most_items(B.MAX_DATASETS, "benchmarks"),
     AfterValidator(lambda v: v if len(set(v)) == len(v) else _raise("must not name a benchmark twice")),
 ]
 
@@ -462,20 +575,22 @@ class EvalSpec(Wire):
     """One `evalscope eval` run: datasets from local paths, scored by evalscope itself."""
 
     what: ClassVar[str] = "eval spec"
+    bounded: ClassVar[bool] = True
 
     url: Annotated[HttpUrl, AfterValidator(_openai_base)]
     """the OpenAI base URL, e.g. http://10.0.0.5:8000/v1"""
     model: Name
     datasets: DatasetNames
     dataset_args: Annotated[dict[str, DatasetArgs | None], shape(
-        lambda v: isinstance(v, dict), "must be a mapping of dataset name to its arguments")]
-    api_key: Text = ""
+        lambda v: isinstance(v, dict), "must be a mapping of dataset name to its arguments"),
+        at_most_items(B.MAX_DATASETS, "datasets")]
+    api_key: Secret = ""
     generation_config: GenerationConfig = Field(default_factory=GenerationConfig)
-    eval_batch_size: PositiveInt = 1
-    limit: PositiveInt | None = None
+    eval_batch_size: Streams = 1
+    limit: Limit | None = None
     """samples per subset, as evalscope applies it"""
     repeats: PositiveInt = 1
-    timeout_s: PositiveInt | None = None
+    timeout_s: Seconds | None = None
     """per request"""
     stream: Flag = False
     seed: AnyInt | None = None
@@ -546,13 +661,16 @@ class PreflightSpec(Wire):
     case. Each entry's spec is the one the case's job would get."""
 
     what: ClassVar[str] = "preflight spec"
+    bounded: ClassVar[bool] = True
 
-    perf: Annotated[tuple[PerfEntry, ...], shape(_is_list, "must be a list of {case_id, spec} objects")] = ()
-    evals: Annotated[tuple[EvalEntry, ...], shape(_is_list, "must be a list of {case_id, spec} objects")] = ()
-    min_free_bytes: NonNegativeInt = MIN_FREE_BYTES
-    request_timeout_s: PositiveInt = PREFLIGHT_REQUEST_TIMEOUT_S
+    perf: Annotated[tuple[PerfEntry, ...], shape(_is_list, "must be a list of {case_id, spec} objects"),
+                    at_most_items(B.MAX_PREFLIGHT_ENTRIES, "entries")] = ()
+    evals: Annotated[tuple[EvalEntry, ...], shape(_is_list, "must be a list of {case_id, spec} objects"),
+                     at_most_items(B.MAX_PREFLIGHT_ENTRIES, "entries")] = ()
+    min_free_bytes: Bytes = MIN_FREE_BYTES
+    request_timeout_s: Seconds = PREFLIGHT_REQUEST_TIMEOUT_S
     """per check request, whole reply"""
-    node: Annotated[str, Strict(), says(_said("must be a string"))] = ""
+    node: Annotated[str, Strict(), says(_said("must be a string")), chars_at_most(B.MAX_NAME)] = ""
     """the node's name, so what the checks say names it"""
 
     @property
@@ -577,10 +695,11 @@ class HardwareSpec(Wire):
     all-reduce figures; `stress` runs matmul for `duration_s` and samples clocks, temperature and power."""
 
     what: ClassVar[str] = "hardware spec"
+    bounded: ClassVar[bool] = True
 
     level: Annotated[Literal["quick", "standard", "stress"],
                      says(_said(f"must be one of {', '.join(HARDWARE_LEVELS)}"))]
-    duration_s: PositiveInt = 60
+    duration_s: Seconds = 60
     """stress: seconds of sustained matmul per accelerator"""
     allow_busy: Flag = False
     """standard and stress refuse when another process holds > 10 % of an accelerator's memory, unless true"""
@@ -590,7 +709,7 @@ class HardwareSpec(Wire):
     """n of the n×n×n bf16 matrix product"""
     copy_mib: PositiveInt = 2048
     """MiB moved per device-to-device copy and per host↔device transfer"""
-    node: Annotated[str, Strict(), says(_said("must be a string"))] = ""
+    node: Annotated[str, Strict(), says(_said("must be a string")), chars_at_most(B.MAX_NAME)] = ""
 
     @property
     def total(self) -> int:

@@ -7,11 +7,13 @@ controller runs from it, and `ctl plan schema` prints `plan_json_schema()` for e
 
 from __future__ import annotations
 
+import math
 import re
 from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import AfterValidator, ConfigDict, Discriminator, Field, Strict, Tag, create_model, model_validator
 
+from . import bounds as B
 from .figure_catalog import FIGURES as CATALOGUE
 from .figure_catalog import PERCENTILE_SETS, boundable
 from .schema_base import Doc, did_you_mean, json_schema, one_or_list, problem, says, shape
@@ -29,30 +31,85 @@ def figure_names() -> dict[str, str]:
     return {n: f.describe for n, f in boundable().items()}
 
 
-# --- values: each says what it must be ---
+# --- values: each says what it must be, and its maximum (fleetbench/bounds.py, shared with the job specs) ---
 
-PositiveInt = Annotated[int, Strict(), Field(gt=0), says("must be a positive integer")]
-Number = Annotated[float, Strict(), says("must be a number")]
-Seconds = Annotated[float, Strict(), Field(gt=0, lt=1e7), says("must be a positive number of seconds")]
+
+def at_most(bound: float) -> AfterValidator:
+    """The field's maximum, said after the field's own rule (NaN is refused too)."""
+
+    def check(value: Any) -> Any:
+        if not value <= bound:
+            raise problem(f"must be at most {B.describe(bound)}")
+        return value
+
+    return AfterValidator(check)
+
+
+def chars_at_most(bound: int) -> AfterValidator:
+    def check(value: str) -> str:
+        if len(value) > bound:
+            raise problem(f"must be at most {bound} characters, got {len(value)}")
+        return value
+
+    return AfterValidator(check)
+
+
+def json_at_most(value: Any) -> Any:
+    """A free-form mapping (extra_args, generation_config …): bounded as JSON, finite numbers only."""
+    refused = B.json_value_problem(value)
+    if refused:
+        raise problem(refused)
+    return value
+
+
+def _raise(message: str) -> Any:
+    raise problem(message)
+
+
+def _finite(value: float) -> float:
+    if not math.isfinite(value):
+        raise problem("must be a finite number")
+    return value
+
+
+_POSITIVE = says("must be a positive integer")
+PositiveInt = Annotated[int, Strict(), Field(gt=0), _POSITIVE, at_most(B.MAX_COUNT)]
+Streams = Annotated[int, Strict(), Field(gt=0), _POSITIVE, at_most(B.MAX_PARALLEL)]
+Requests = Annotated[int, Strict(), Field(gt=0), _POSITIVE, at_most(B.MAX_NUMBER)]
+Tokens = Annotated[int, Strict(), Field(gt=0), _POSITIVE, at_most(B.MAX_TOKENS)]
+Limit = Annotated[int, Strict(), Field(gt=0), _POSITIVE, at_most(B.MAX_LIMIT)]
+WholeSeconds = Annotated[int, Strict(), Field(gt=0), _POSITIVE, at_most(B.MAX_SECONDS)]
+Number = Annotated[float, Strict(), says("must be a number"), AfterValidator(_finite)]
+Seconds = Annotated[float, Strict(), Field(gt=0), says("must be a positive number of seconds"), at_most(B.MAX_SECONDS)]
 Flag = Annotated[bool, Strict(), says("must be true or false")]
-Text = Annotated[str, Strict(), Field(pattern=r"\S"), says("must be a non-empty string")]
-Label = Annotated[str, Field(coerce_numbers_to_str=True)]  # free text; YAML numbers taken as text
-Mapping = Annotated[dict[str, Any], says("must be a mapping")]
+Text = Annotated[str, Strict(), Field(pattern=r"\S"), says("must be a non-empty string"), chars_at_most(B.MAX_NAME)]
+Label = Annotated[str, Field(coerce_numbers_to_str=True), chars_at_most(B.MAX_TEXT)]  # free text; YAML numbers too
+Secret = Annotated[str, Field(coerce_numbers_to_str=True), chars_at_most(B.MAX_SECRET)]
+PathText = Annotated[str, Field(coerce_numbers_to_str=True), chars_at_most(B.MAX_PATH)]
+Mapping = Annotated[dict[str, Any], says("must be a mapping"), AfterValidator(json_at_most)]
 Url = Annotated[str, Strict(), Field(pattern=r"^https?://"), says(
     lambda v: "must start with http:// or https://" if isinstance(v, str) and v.strip()
-    else "must be a non-empty string")]
+    else "must be a non-empty string"), chars_at_most(B.MAX_URL)]
 CaseId = Annotated[str, Strict(), Field(pattern=CASE_ID_RE.pattern), says(
     lambda v: "must be letters, digits, '-' or '_' (at most 64)" if isinstance(v, str) and v.strip()
     else "must be a non-empty string")]
 Rate = Annotated[Literal[-1] | Annotated[float, Strict(), Field(gt=0)],
-                 says("must be a positive number of requests/s, or -1 for no limit")]
+                 says("must be a positive number of requests/s, or -1 for no limit"), at_most(B.MAX_RATE)]
 RangeRatio = Annotated[float, Strict(), Field(gt=0, le=1), says("must be a number in (0, 1]")]
 Workers = Annotated[Literal["auto"] | Annotated[int, Strict(), Field(gt=0)],
-                    says(lambda v: f"must be a positive integer or auto, got {v!r}")]
-PositiveInts = Annotated[tuple[PositiveInt, ...], one_or_list(
+                    says(lambda v: f"must be a positive integer or auto, got {v!r}"),
+                    AfterValidator(lambda v: v if v == "auto" or v <= B.MAX_WORKERS
+                                   else _raise(f"must be at most {B.MAX_WORKERS}"))]
+StreamsList = Annotated[tuple[Streams, ...], one_or_list(
     "must be a positive integer or a non-empty list of them",
-    PositiveInt | Annotated[list[PositiveInt], Field(min_length=1)])]
-LengthPair = Annotated[tuple[PositiveInt, PositiveInt], shape(
+    Streams | Annotated[list[Streams], Field(min_length=1)])]
+RequestsList = Annotated[tuple[Requests, ...], one_or_list(
+    "must be a positive integer or a non-empty list of them",
+    Requests | Annotated[list[Requests], Field(min_length=1)])]
+TokensList = Annotated[tuple[Tokens, ...], one_or_list(
+    "must be a positive integer or a non-empty list of them",
+    Tokens | Annotated[list[Tokens], Field(min_length=1)])]
+LengthPair = Annotated[tuple[Tokens, Tokens], shape(
     lambda v: isinstance(v, list) and len(v) == 2, "must be a pair [input_tokens, output_tokens]")]
 Lengths = Annotated[tuple[LengthPair, ...], Field(json_schema_extra={"minItems": 1}), shape(
     lambda v: isinstance(v, list) and bool(v), "must be a non-empty list of [input_tokens, output_tokens] pairs")]
@@ -175,7 +232,7 @@ class _LoadCase(_Case):
     """lengths uniform in [ratio × length, length]; 1 = fixed lengths"""
     min_duration_s: Seconds | None = None
     """validity: the cluster's common window must be at least this long"""
-    min_requests: PositiveInt | None = None
+    min_requests: Requests | None = None
     """validity: each node must complete at least this many requests"""
     max_start_skew_s: Seconds | None = None
     """validity: the nodes' first requests within this (default max(100 ms, 1 % of the window))"""
@@ -189,13 +246,13 @@ class PerfCaseDoc(_LoadCase):
     model_config = ConfigDict(title="perf case")
 
     type: Literal["perf"] = "perf"
-    parallel: PositiveInt
+    parallel: Streams
     """concurrent streams per node"""
-    number: PositiveInt
+    number: Requests
     """requests per node"""
-    input_tokens: PositiveInt
+    input_tokens: Tokens
     """prompt length"""
-    output_tokens: PositiveInt
+    output_tokens: Tokens
     """output length (min = max tokens)"""
 
     @model_validator(mode="after")
@@ -211,8 +268,8 @@ class LongContextCaseDoc(PerfCaseDoc):
     model_config = ConfigDict(title="long_context case")
 
     type: Literal["long_context"]  # type: ignore[assignment]
-    parallel: PositiveInt = 1
-    number: PositiveInt = 1
+    parallel: Streams = 1
+    number: Requests = 1
 
 
 class SweepCaseDoc(_LoadCase):
@@ -221,13 +278,13 @@ class SweepCaseDoc(_LoadCase):
     model_config = ConfigDict(title="sweep case")
 
     type: Literal["sweep"]
-    parallel: PositiveInts
+    parallel: StreamsList
     """concurrencies, paired with number"""
-    number: PositiveInts
+    number: RequestsList
     """requests per point: one value, or one per parallel"""
-    input_tokens: PositiveInts | None = None
+    input_tokens: TokensList | None = None
     """prompt lengths, crossed with output_tokens (or give lengths)"""
-    output_tokens: PositiveInts | None = None
+    output_tokens: TokensList | None = None
     """output lengths"""
     lengths: Lengths | None = None
     """explicit [input_tokens, output_tokens] pairs, instead of input_tokens × output_tokens"""
@@ -246,6 +303,11 @@ class SweepCaseDoc(_LoadCase):
                     raise problem(f"needs {key} (or lengths)")
         if len(self.number) not in (1, len(self.parallel)):
             raise problem("must be one value or a list as long as parallel (they are paired)", "number")
+        shapes = len(self.lengths) if self.lengths is not None else \
+            len(self.input_tokens or ()) * len(self.output_tokens or ())
+        points = shapes * len(self.parallel) * self.loops
+        if points > B.MAX_SWEEP_POINTS:
+            raise problem(f"has {points} points (lengths × parallel × loops); the limit is {B.MAX_SWEEP_POINTS}")
         return self
 
 
@@ -256,8 +318,15 @@ class DatasetArgs(Doc):
     doc_required: ClassVar[dict[str, str]] = {
         "local_path": "is required: the dataset's folder on the nodes (agents never download datasets)"}
 
-    local_path: Annotated[str, Strict(), says("must be the dataset's folder on the nodes (a path)")]
+    local_path: Annotated[str, Strict(), says("must be the dataset's folder on the nodes (a path)"),
+                          chars_at_most(B.MAX_PATH)]
     """the dataset's folder on the nodes"""
+
+
+def _args_json(args: dict[str, Any]) -> dict[str, Any]:
+    """A case's dataset args (any of evalscope's keys) bounded as one JSON value."""
+    json_at_most({k: a.model_dump() if isinstance(a, DatasetArgs) else a for k, a in args.items()})
+    return args
 
 
 class EvalCaseDoc(_Case):
@@ -270,16 +339,17 @@ class EvalCaseDoc(_Case):
     type: Literal["eval"]
     datasets: DatasetNames
     """evalscope dataset names"""
-    dataset_args: Annotated[dict[str, DatasetArgs], shape(lambda v: isinstance(v, dict), "must be a mapping")] | None \
+    dataset_args: Annotated[dict[str, DatasetArgs], shape(lambda v: isinstance(v, dict), "must be a mapping"),
+                            AfterValidator(_args_json)] | None \
         = None
     """dataset name -> evalscope's args for it (local_path required)"""
     generation_config: Mapping | None = None
     """evalscope's generation config, e.g. {temperature: 0.6, max_tokens: 32000}"""
-    eval_batch_size: PositiveInt = 1
-    limit: PositiveInt | None = None
+    eval_batch_size: Streams = 1
+    limit: Limit | None = None
     """samples per dataset"""
     stream: Flag = True
-    timeout_s: PositiveInt | None = None
+    timeout_s: WholeSeconds | None = None
     """per request: reasoning models answer for many minutes"""
     expect: EvalExpect | None = None
 
@@ -386,7 +456,7 @@ class HardwareCaseDoc(_Case):
     level: Annotated[Literal["quick", "standard", "stress"], says("must be quick, standard or stress")]
     """quick: health only, no load (seconds); standard: + matmul, copies, PCIe, all-reduce (1–3 min);
     stress: sustained matmul for duration_s with clocks, temperature and power sampled"""
-    duration_s: PositiveInt = 60
+    duration_s: WholeSeconds = 60
     """stress: seconds of sustained load"""
     allow_busy: Flag = False
     """run standard/stress even when another process holds > 10 % of an accelerator's memory"""
@@ -440,7 +510,7 @@ class EndpointDoc(Doc):
     url: Url
     """e.g. http://127.0.0.1:8000/v1/completions or /v1/chat/completions"""
     api: Annotated[Literal["openai"], says("must be openai")] = "openai"
-    api_key: Label | None = None
+    api_key: Secret | None = None
 
 
 class ClusterDoc(Doc):
@@ -473,9 +543,11 @@ class PlanDoc(Doc):
     model: Text
     """the served model name sent in requests"""
     endpoint: EndpointDoc
-    tokenizer: Label | None = None
+    tokenizer: PathText | None = None
     """the model's tokenizer path on the nodes; required by the random dataset"""
     cases: Annotated[tuple[Case, ...], Field(json_schema_extra={"minItems": 1}),
+                     shape(lambda v: not isinstance(v, list) or len(v) <= B.MAX_CASES,
+                           f"must have at most {B.MAX_CASES} cases"),
                      shape(lambda v: isinstance(v, list) and bool(v), "must be a non-empty list"),
                      AfterValidator(_no_duplicates)]
     """run in order, each on every node at once"""

@@ -7,6 +7,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from support import processes
 from support.processes import Agent, Endpoint
 from support.report_sample import sample_report as _sample_report
 from support.report_sample import sample_store as _sample_store
@@ -18,8 +19,11 @@ from fleetbench.endpoint.tokenizer import ensure_demo_tokenizer
 
 @pytest.fixture(scope="session")
 def demo_tokenizer(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The demo tokenizer's folder, written once per test session (it is read-only for every user)."""
-    return ensure_demo_tokenizer(tmp_path_factory.mktemp("tok") / "demo")
+    """The demo tokenizer's folder, written once per test session (it is read-only for every user); the
+    agents the tests start may read it (support.processes.SHARED_ROOTS)."""
+    path = ensure_demo_tokenizer(tmp_path_factory.mktemp("tok") / "demo")
+    processes.SHARED_ROOTS.append(path.parent)
+    return path
 
 
 @pytest.fixture

@@ -57,7 +57,8 @@ def main() -> int:
                                "--log", str(work / "engine-requests.jsonl")], stdout=logs[0], stderr=subprocess.STDOUT,
                               env=env)
     agent = subprocess.Popen([sys.executable, "-m", "fleetbench.agent", "serve", "--listen", f"127.0.0.1:{ag}",
-                              "--data-dir", str(work / "agent")], stdout=logs[1], stderr=subprocess.STDOUT, env=env)
+                              "--data-dir", str(work / "agent"), "--allow-path", str(work)],
+                             stdout=logs[1], stderr=subprocess.STDOUT, env=env)
     try:
         wait_for_port(ag, 60, agent)
         wait_for_port(ep, 300, engine)

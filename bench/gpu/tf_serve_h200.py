@@ -117,7 +117,7 @@ def main() -> int:
         ports[name] = free_port()
         agents.append(subprocess.Popen(
             [sys.executable, "-m", "fleetbench.agent", "serve", "--listen", f"127.0.0.1:{ports[name]}",
-             "--data-dir", str(WORK / "agents" / name)],
+             "--data-dir", str(WORK / "agents" / name), "--allow-path", str(WORK)],
             stdout=(out / f"agent-{name}.log").open("w"), stderr=subprocess.STDOUT, env=env))
     try:
         t = time.time()

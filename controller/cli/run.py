@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 from pathlib import Path
 
 import typer
@@ -17,7 +18,7 @@ from ..plan import load_plan
 from ..report.markdown import render_markdown, when
 from ..report.model import load_report
 from ..report.output import check_choice, write_report_files
-from ..runner import REPORT_FORMATS, nodes_of_run, preflight_plan, run_plan, stored_plan
+from ..runner import API_KEY_ENV, REPORT_FORMATS, nodes_of_run, preflight_plan, run_plan, stored_plan
 from ..store import Store, default_db_path
 from .common import (
     DB_HELP,
@@ -92,9 +93,10 @@ def resume(
     quiet: bool = typer.Option(False, "--quiet", "-q", help=QUIET_HELP),
     json_events: bool = typer.Option(False, "--json", help=JSON_EVENTS_HELP),
 ) -> None:
-    """Complete a run whose controller stopped: re-attach to running jobs, fetch finished ones, go on."""
+    """Complete a run whose controller stopped: re-attach to running jobs, fetch finished ones, go on.
+    The store keeps no API key: a plan that had one needs it again in FLEETBENCH_API_KEY."""
     store = Store(db or default_db_path())
-    plan = stored_plan(store, run_id)
+    plan = stored_plan(store, run_id, os.environ.get(API_KEY_ENV))
     node_list = nodes_of_run(store, run_id, fleet_path(fleet))
     result = run_plan(plan, node_list, store, out_dir, make_progress(quiet, json_events), resume_id=run_id)
     raise typer.Exit(result.exit_code)

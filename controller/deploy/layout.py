@@ -9,7 +9,9 @@ import posixpath
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
+from fleetbench.allow import LOOPBACK
 from fleetbench.errors import DeployError
 
 from ..fleet import Node
@@ -27,6 +29,7 @@ class Layout:
     data_dir: str
     mode: str  # systemd-system | systemd-user | process
     home: str
+    user: str = ""  # the user a root SSH user runs the agent as (default fleetbench); "": the SSH user itself
 
     @property
     def venv(self) -> str:
@@ -86,7 +89,24 @@ def make_layout(node: Node, uid: int, home: str, mode: str) -> Layout:
     data = remote_path(node.deploy.data_dir, home) if node.deploy.data_dir else default_data
     if d in ("/", home) or data in ("/", home):
         raise DeployError(f"{node.name}: deploy.dir/data_dir must not be / or the home directory itself")
-    return Layout(dir=d, data_dir=data, mode=mode, home=home)
+    if node.deploy.user and uid != 0:
+        raise DeployError(f"{node.name}: deploy.user {node.deploy.user} needs a root SSH user (otherwise the agent "
+                          "runs as the SSH user)")
+    # the agent never needs root: a root SSH user runs it as an unprivileged user (systemd unit and process mode)
+    user = (node.deploy.user or SYSTEM_USER) if uid == 0 else ""
+    return Layout(dir=d, data_dir=data, mode=mode, home=home, user=user)
+
+
+def runs_as_other_user(layout: Layout) -> bool:
+    """A root SSH user deploys an agent that runs as `layout.user`, an account of its own (created if missing)."""
+    return layout.user not in ("", "root") and layout.mode in ("systemd-system", "process")
+
+
+def as_user(layout: Layout, argv: list[str]) -> list[str]:
+    """Process mode under a root SSH user: the supervisor (root) starts the agent as `layout.user`
+    (setpriv execs it: same pid, signals reach it); HOME is the data dir, as the system unit's user has."""
+    return ["env", f"HOME={layout.data_dir}", "setpriv", f"--reuid={layout.user}", f"--regid={layout.user}",
+            "--init-groups", "--", *argv]
 
 
 def choose_mode(wanted: str, has_systemd: bool, uid: int, user_bus: bool) -> str:
@@ -132,12 +152,30 @@ def listen_address(node: Node) -> str:
                       "`tls:` to the fleet file (ctl certs init) or use `connect: ssh` (tunnel mode)")
 
 
-def agent_argv(layout: Layout, listen: str, tls: bool) -> list[str]:
+def agent_argv(layout: Layout, listen: str, tls: bool, node: Node | None = None) -> list[str]:
     argv = [f"{layout.venv}/bin/fleetbench-agent", "serve", "--listen", listen, "--data-dir", layout.data_dir]
     if tls:
         argv += ["--tls-cert", f"{layout.certs}/node.pem", "--tls-key", f"{layout.certs}/node.key",
                  "--tls-ca", f"{layout.certs}/ca.pem"]
-    return argv
+    return argv + (confinement_args(node, layout) if node is not None else [])
+
+
+def confinement_args(node: Node, layout: Layout) -> list[str]:
+    """The agent's allow-lists from the fleet file (deploy.allow_paths, deploy.allow_endpoints), as flags.
+    Without allow_endpoints: loopback, plus the node's `endpoint` host:port when that is not loopback (the
+    fleet file already says the load goes there). Without allow_paths the agent's default, its data dir."""
+    args: list[str] = []
+    for path in node.deploy.allow_paths:
+        args += ["--allow-path", remote_path(path, layout.home)]
+    endpoints = list(node.deploy.allow_endpoints)
+    if not endpoints and node.endpoint:
+        parts = urlsplit(node.endpoint)
+        host, port = parts.hostname or "", parts.port or (443 if parts.scheme == "https" else 80)
+        if host and not _is_loopback_host(host):
+            endpoints = [*LOOPBACK, f"[{host}]:{port}" if ":" in host else f"{host}:{port}"]
+    for entry in endpoints:
+        args += ["--allow-endpoint", entry]
+    return args
 
 
 def install_mode(python: str | None, wheels_dir: Path | None) -> str:

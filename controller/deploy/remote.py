@@ -40,6 +40,7 @@ from .layout import (
     local_certs,
     make_layout,
     parse_probe,
+    runs_as_other_user,
 )
 from .scripts import (
     PROBE,
@@ -194,7 +195,7 @@ async def _deploy(conn: asyncssh.SSHClientConnection, node: Node, opts: Options,
     python = opts.python or node.deploy.python
     _probe, layout = await find_layout(conn, node, opts.service or node.deploy.service)
     res.mode = layout.mode
-    argv = agent_argv(layout, listen, tls=bool(certs))
+    argv = agent_argv(layout, listen, tls=bool(certs), node=node)
     files = service_files(layout, argv)
     deps = install_mode(python, opts.wheels_dir)
     cert_hashes = {name: hashlib.sha256(p.read_bytes()).hexdigest() for name, p in certs.items()}
@@ -249,8 +250,8 @@ async def _deploy(conn: asyncssh.SSHClientConnection, node: Node, opts: Options,
             await sh(conn, node, f"mkdir -p {q(posixpath.dirname(layout.unit_path))}", "creating the unit folder")
         for path, text in files.items():
             await put_text(sftp, path, text, 0o755 if path.endswith(".sh") else 0o644)
-        if layout.mode == "systemd-system":
-            await sh(conn, node, system_user_script(layout), "creating the fleetbench system user")
+        if runs_as_other_user(layout):
+            await sh(conn, node, system_user_script(layout), f"creating the {layout.user} system user")
         await sh(conn, node, start_script(layout, restart=True), "starting the agent")
         res.changes.append(f"started ({layout.mode})")
         await _verify_or_fail(conn, node, layout, opts, res)

@@ -14,7 +14,7 @@ import shlex
 from collections.abc import Mapping
 from pathlib import Path
 
-from .layout import SYSTEM_USER, UNIT_NAME, Layout
+from .layout import SYSTEM_USER, UNIT_NAME, Layout, as_user, runs_as_other_user
 
 TEMPLATES = Path(__file__).parent / "templates"
 STOP_TIMEOUT_S = 30.0
@@ -55,7 +55,7 @@ def values(layout: Layout) -> dict[str, str]:
     q = shlex.quote
     return {"dir": q(layout.dir), "dir_text": layout.dir, "data_dir": q(layout.data_dir), "venv": q(layout.venv),
             "wheels": q(layout.wheels), "certs": q(layout.certs), "unit_path": q(layout.unit_path),
-            "systemctl": layout.systemctl, "unit": UNIT_NAME, "system_user": SYSTEM_USER}
+            "systemctl": layout.systemctl, "unit": UNIT_NAME, "system_user": q(layout.user or SYSTEM_USER)}
 
 
 def _flags(layout: Layout, mode: str | None = None) -> dict[str, bool]:
@@ -89,10 +89,12 @@ def render_unit(layout: Layout, argv: list[str]) -> str:
     exec_start = " \\\n    ".join(
         [_systemd_quote(argv[0]) + " " + argv[1]]
         + [f"{_systemd_quote(a)} {_systemd_quote(b)}" for a, b in zip(argv[2::2], argv[3::2], strict=True)])
-    in_home = any(p == q or p.startswith(q + "/") for p in (layout.dir, layout.data_dir)
+    read = [b for a, b in zip(argv[2::2], argv[3::2], strict=True) if a == "--allow-path"]
+    in_home = any(p == q or p.startswith(q + "/") for p in (layout.dir, layout.data_dir, *read)
                   for q in ("/home", "/root", "/run/user"))
+    user = layout.user or SYSTEM_USER
     node = {"ExecStart": exec_start, "ReadWritePaths": _systemd_quote(layout.data_dir),
-            "ProtectHome": "read-only" if in_home else "yes", "User": SYSTEM_USER, "Group": SYSTEM_USER,
+            "ProtectHome": "read-only" if in_home else "yes", "User": user, "Group": user,
             "WantedBy": "multi-user.target" if system else "default.target"}
     lines: list[str] = []
     continued = False
@@ -112,7 +114,8 @@ def render_unit(layout: Layout, argv: list[str]) -> str:
 
 def service_files(layout: Layout, argv: list[str]) -> dict[str, str]:
     """Every file `ctl deploy` writes besides the wheel and certificates: path -> text."""
-    files = {f"{layout.dir}/run-agent.sh": render_run_script(argv)}
+    run_argv = as_user(layout, argv) if layout.mode == "process" and runs_as_other_user(layout) else argv
+    files = {f"{layout.dir}/run-agent.sh": render_run_script(run_argv)}
     if layout.mode == "process":
         files[f"{layout.dir}/supervise.sh"] = render_supervisor(layout)
     else:

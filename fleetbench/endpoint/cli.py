@@ -83,6 +83,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "serve; min_tokens and ignore_eos are refused)")
     p.add_argument("--allow-field", action="append", default=[], metavar="NAME",
                    help="with --strict, accept this request field too (repeatable)")
+    p.add_argument("--api-key", default="", metavar="KEY",
+                   help="answer HTTP 401 unless the request has `Authorization: Bearer KEY` (like vLLM)")
 
     f = p.add_argument_group("fault injection (fractions of requests, 0..1, deterministic for a seed)")
     f.add_argument("--fault-500", type=float, default=0.0, metavar="FRAC", help="answer HTTP 500")
@@ -138,6 +140,7 @@ def config_from_args(args: argparse.Namespace) -> EndpointConfig:
         faults=faults,
         log_path=args.log,
         strict_model=args.strict_model,
+        api_key=args.api_key,
         answers=load_answers(args.answers) if args.answers is not None else (),
         strict=args.strict,
         allow_fields=tuple(args.allow_field),

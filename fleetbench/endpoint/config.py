@@ -208,6 +208,8 @@ class EndpointConfig:
     # Reject requests with fields outside KNOWN_FIELDS + allow_fields (HTTP 422, like `transformers serve`).
     strict: bool = False
     allow_fields: tuple[str, ...] = ()
+    # Answer 401 unless the request carries `Authorization: Bearer <api_key>` (like vLLM's --api-key).
+    api_key: str = ""
 
     @property
     def known_fields(self) -> frozenset[str]:

@@ -291,6 +291,8 @@ class _Server:
         try:
             raw = await request.read()
             record.body_sha256 = hashlib.sha256(raw).hexdigest()
+            if self.config.api_key and request.headers.get("Authorization") != f"Bearer {self.config.api_key}":
+                raise _BadRequest(401, "Incorrect API key provided.", "AuthenticationError")
             try:
                 body = json.loads(raw)
             except (json.JSONDecodeError, UnicodeDecodeError):

@@ -120,19 +120,22 @@ def fleet(tmp_path_factory):
     nodes = d / "nodes"
     ssh = "{{user: {u}, port: {p}, key: keys/user_key, known_hosts: keys/known_hosts}}"
     fleet_file = d / "fleet.yaml"
+    # the tests' tokenizers are in pytest's temp folder; as root the agent would run as `fleetbench`, which cannot
+    # enter pytest's 0700 temp folder or this checkout's venv: these nodes keep the SSH user
+    confine = f", allow_paths: [{d.parent}]" + (", user: root" if os.geteuid() == 0 else "")
     fleet_file.write_text(f"""tls: {{ca: certs/ca.pem, cert: certs/controller.pem, key: certs/controller.key}}
 nodes:
   n1:
     address: 127.0.0.1:{agent_ports['n1']}
     endpoint: http://127.0.0.1:{ep_port}/v1/completions
     ssh: {ssh.format(u=user, p=ssh_ports['n1'])}
-    deploy: {{dir: {nodes}/n1, python: {sys.executable}}}
+    deploy: {{dir: {nodes}/n1, python: {sys.executable}{confine}}}
   n2:
     address: 127.0.0.1:{agent_ports['n2']}
     endpoint: http://127.0.0.1:{ep_port}/v1/completions
     connect: ssh
     ssh: {ssh.format(u=user, p=ssh_ports['n2'])}
-    deploy: {{dir: {nodes}/n2, data_dir: {nodes}/n2-data, python: {sys.executable}, service: process}}
+    deploy: {{dir: {nodes}/n2, data_dir: {nodes}/n2-data, python: {sys.executable}, service: process{confine}}}
 """)
     wait_for_port(ep_port, 30, endpoint)
     yield {"dir": d, "fleet": fleet_file, "nodes": nodes, "agent_ports": agent_ports, "ssh_ports": ssh_ports}

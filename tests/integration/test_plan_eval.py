@@ -43,7 +43,7 @@ def test_eval_case_scores_per_node_pooled_for_the_cluster_and_judged(tmp_path):
     plan.write_text(PLAN.format(gsm8k=DATA / "gsm8k"))
     db = tmp_path / "fb.sqlite"
     common = ["--output-tokens", "8"]
-    with LocalFleet(tmp_path / "fleet", size=2, ttft_ms=5, tpot_ms=1, extra_endpoint_args=common,
+    with LocalFleet(tmp_path / "fleet", size=2, ttft_ms=5, tpot_ms=1, extra_endpoint_args=common, allow_paths=[DATA],
                     node_endpoint_args={"n1": ["--answers", str(DATA / "answers-3-of-5.jsonl")],
                                         "n2": ["--answers", str(one_right)]}) as fleet:
         fleet_file = fleet.write_fleet_file(tmp_path / "fleet.yaml")

@@ -74,7 +74,7 @@ def fleet(tmp_path_factory: pytest.TempPathFactory):
     work = tmp_path_factory.mktemp("preflight")
     logs = {n: work / f"requests-{n}.jsonl" for n in ("n1", "n2", "n3")}
     extra = {"n1": [], "n2": ["--strict"], "n3": ["--fault-done-only", "1"]}
-    with LocalFleet(work / "fleet", size=3, ttft_ms=20, tpot_ms=2,
+    with LocalFleet(work / "fleet", size=3, ttft_ms=20, tpot_ms=2, allow_paths=[work, GSM8K.parent],
                     node_endpoint_args={n: [*extra[n], "--log", str(logs[n])] for n in logs}) as f:
         f.logs = logs  # type: ignore[attr-defined]
         f.tokenizer = ensure_demo_tokenizer(work / "tok")  # type: ignore[attr-defined]

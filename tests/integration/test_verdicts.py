@@ -170,7 +170,7 @@ def assert_complete_once(db: Path, run_id: str, case_id: str, nodes: list[str], 
 
 
 def start_fleet(work: Path, size: int, **kwargs: Any) -> Iterator[Fleet]:
-    with LocalFleet(work / "fleet", size=size, **kwargs) as local:
+    with LocalFleet(work / "fleet", size=size, allow_paths=[work.parent], **kwargs) as local:  # `tok` is beside
         fleet = Fleet(local, local.write_fleet_file(work / "fleet.yaml"), work / "fleet")
         yield fleet
 

@@ -15,6 +15,10 @@ from fleetbench.v1 import agent_pb2 as pb
 from fleetbench.v1 import agent_pb2_grpc as pb_grpc
 
 CTL = [sys.executable, "-m", "fleetbench.controller"]
+TEST_DATA = Path(__file__).parents[1] / "data"
+# Folders every test agent may read besides its test's own (the agent's --allow-path): the repo's tests/data
+# and what session fixtures made (tests/conftest.py adds the demo tokenizer's folder).
+SHARED_ROOTS: list[Path] = [TEST_DATA]
 DONE = {pb.JOB_STATE_SUCCEEDED, pb.JOB_STATE_FAILED, pb.JOB_STATE_CANCELLED}
 
 
@@ -26,8 +30,10 @@ class Agent:
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> Agent:
+        # the test's tokenizer and datasets (beside the data dir) and the shared roots
+        allow = [arg for root in (self.data.parent, *SHARED_ROOTS) for arg in ("--allow-path", str(root))]
         self.proc = subprocess.Popen([sys.executable, "-m", "fleetbench.agent", "serve", "--listen",
-                                      f"127.0.0.1:{self.port}", "--data-dir", str(self.data)],
+                                      f"127.0.0.1:{self.port}", "--data-dir", str(self.data), *allow],
                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         wait_for_port(self.port, 30, self.proc)
         self.channel = grpc.insecure_channel(f"127.0.0.1:{self.port}")

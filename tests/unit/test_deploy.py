@@ -192,3 +192,59 @@ def test_a_fleetbench_wheel_in_wheels_dir_is_used_unless_source_is_given(tmp_pat
     assert (got.path, got.version, got.sha256) == (wheel, "0.2.0", dp.wheel_content_sha256(wheel))
     with pytest.raises(DeployError, match="is not a directory"):
         dp.prepare_wheel(tmp_path / "missing", None, tmp_path / "out")
+
+
+def test_the_fleet_files_allow_lists_become_the_agents_flags(tmp_path):
+    from fleetbench.controller.fleet import load_fleet
+    from fleetbench.errors import ConfigError
+
+    layout = dp.Layout("/opt/fleetbench", "/var/lib/fleetbench", "systemd-system", "/root")
+    confined = node(deploy=DeploySettings(allow_paths=("~/models", "/data/sets"),
+                                          allow_endpoints=("10.0.0.0/24:8000",)))
+    assert dp.confinement_args(confined, layout) == ["--allow-path", "/root/models", "--allow-path", "/data/sets",
+                                                     "--allow-endpoint", "10.0.0.0/24:8000"]
+    # no allow_endpoints: loopback, plus the node's own endpoint when the fleet file points it elsewhere
+    assert dp.confinement_args(node(endpoint="http://10.0.0.5:8000/v1/completions"), layout) == [
+        "--allow-endpoint", "127.0.0.0/8", "--allow-endpoint", "[::1]", "--allow-endpoint", "localhost",
+        "--allow-endpoint", "10.0.0.5:8000"]
+    assert dp.confinement_args(node(endpoint="http://127.0.0.1:8000/v1"), layout) == []
+    argv = dp.agent_argv(layout, "127.0.0.1:50051", tls=False, node=confined)
+    assert argv[-6:] == ["--allow-path", "/root/models", "--allow-path", "/data/sets", "--allow-endpoint",
+                         "10.0.0.0/24:8000"]
+    unit = dp.render_unit(layout, argv)
+    assert "--allow-path /root/models" in unit and "ProtectHome=read-only" in unit  # it must read /root/models
+
+    fleet = tmp_path / "fleet.yaml"
+    fleet.write_text("nodes:\n  n1:\n    address: 10.0.0.11:50051\n    deploy:\n"
+                     "      allow_paths: [/models, ~/data]\n      allow_endpoints: ['[fd00::5]:8000', engine.local]\n")
+    loaded = load_fleet(fleet)["n1"].deploy
+    assert (loaded.allow_paths, loaded.allow_endpoints) == (("/models", "~/data"), ("[fd00::5]:8000", "engine.local"))
+    fleet.write_text("nodes:\n  n1:\n    address: 10.0.0.11:50051\n    deploy:\n      allow_endpoints: [http://x]\n")
+    with pytest.raises(ConfigError,
+                       match=r"fleet.yaml:5: nodes.n1.deploy.allow_endpoints\[0\] 'http://x' must be HOST\[:PORT\]"):
+        load_fleet(fleet)
+    fleet.write_text("nodes:\n  n1:\n    address: 10.0.0.11:50051\n    deploy:\n      allow_paths: [models]\n")
+    with pytest.raises(ConfigError, match=r"allow_paths\[0\] must be an absolute path on the node"):
+        load_fleet(fleet)
+
+
+def test_a_root_ssh_user_runs_the_agent_unprivileged():
+    root_process = dp.make_layout(node(), 0, "/root", "process")
+    assert root_process.user == "fleetbench" and dp.runs_as_other_user(root_process)
+    argv = dp.agent_argv(root_process, "127.0.0.1:50051", tls=False)
+    script = dp.service_files(root_process, argv)["/opt/fleetbench/run-agent.sh"]
+    assert shlex.split(script.splitlines()[-1]) == [
+        "exec", "env", "HOME=/var/lib/fleetbench", "setpriv", "--reuid=fleetbench", "--regid=fleetbench",
+        "--init-groups", "--", *argv]
+    assert "useradd --system" in dp.system_user_script(root_process)
+    system = dp.make_layout(node(deploy=DeploySettings(user="svc-fb")), 0, "/root", "systemd-system")
+    unit = dp.render_unit(system, dp.agent_argv(system, "127.0.0.1:1", tls=False))
+    assert "User=svc-fb" in unit and "Group=svc-fb" in unit and "svc-fb" in dp.system_user_script(system)
+    # `user: root` keeps the old behaviour (not recommended); a non-root SSH user runs it as itself
+    as_root = dp.make_layout(node(deploy=DeploySettings(user="root")), 0, "/root", "process")
+    assert not dp.runs_as_other_user(as_root)
+    assert "setpriv" not in dp.service_files(as_root, argv)["/opt/fleetbench/run-agent.sh"]
+    ops = dp.make_layout(node(), 1000, "/home/ops", "process")
+    assert ops.user == "" and not dp.runs_as_other_user(ops)
+    with pytest.raises(DeployError, match=r"deploy\.user svc-fb needs a root SSH user"):
+        dp.make_layout(node(deploy=DeploySettings(user="svc-fb")), 1000, "/home/ops", "process")

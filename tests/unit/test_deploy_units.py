@@ -106,11 +106,12 @@ def test_daemonsets_per_vendor(vendor, selector, mounts, resource):
     assert {"--tls-cert=/etc/fleetbench/certs/node-$(NODE_NAME).pem", "--tls-ca=/etc/fleetbench/certs/ca.pem"} <= set(
         args)
     assert {"name": "NODE_NAME", "valueFrom": {"fieldRef": {"fieldPath": "spec.nodeName"}}} in agent["env"]
+    assert "--allow-path=/data/models" in args  # jobs may read the models mount, nothing else
     volumes = {v["name"]: v for v in pod["volumes"]}
     host_paths = {volumes[m["name"]]["hostPath"]["path"]: m["mountPath"] for m in agent["volumeMounts"]
                   if "hostPath" in volumes[m["name"]]}
     assert mounts <= set(host_paths) and all(host_paths[p] == p for p in mounts)
-    assert host_paths["/var/lib/fleetbench"] == "/var/lib/fleetbench"
+    assert host_paths["/var/lib/fleetbench"] == "/var/lib/fleetbench" and host_paths["/data/models"] == "/data/models"
     assert volumes["certs"]["secret"]["secretName"] == "fleetbench-certs"
     # the accelerator resource is named (how to pin the agent to devices) but not requested: the agent
     # must not take devices away from the inference server
