@@ -43,11 +43,43 @@ from . import clock
 from . import evalscope_adapter as adapter
 from .confine import Confinement
 from .jobspec import spec_total
-from .store import CANCELLED, FAILED, INTERRUPTED, QUEUED, READY, RUNNING, SUCCEEDED, AgentStore, EventRow, JobRow
+from .store import (
+    CANCELLED,
+    FAILED,
+    INTERRUPTED,
+    QUEUED,
+    READY,
+    RUNNING,
+    SUCCEEDED,
+    TERMINAL,
+    AgentStore,
+    EventRow,
+    JobRow,
+    StoreFull,
+    is_disk_full,
+)
 
 log = logging.getLogger("fleetbench.agent")
 
 CANCEL_GRACE_S = 5.0
+WATCHDOG_S = 1.0  # how often the watchdog looks at every unfinished job
+EXIT_GRACE_S = 2.0  # a job process gone this long while its output pipe stays open (a grandchild holds it)
+LOG_TAIL_BYTES = 8192
+LOW_SPACE_BYTES = 1 << 20  # a job that failed with less free than this in the data dir failed of a full disk
+
+
+def last_log_line(path: Path) -> str:
+    """The last non-empty line of a job's log: the cause when the process died without telling the agent."""
+    try:
+        with path.open("rb") as f:
+            f.seek(max(0, f.seek(0, os.SEEK_END) - LOG_TAIL_BYTES))
+            tail = f.read().decode("utf-8", "replace")
+    except OSError:
+        return ""
+    lines = [line.strip() for line in tail.splitlines() if line.strip()]
+    return lines[-1][:500] if lines else ""
+
+
 SCRUB_MAX_BYTES = 256 << 20  # files larger than this (record databases) are not searched for secrets
 SCRUB_SKIP = (".db", ".sqlite", ".sqlite-wal", ".sqlite-shm")
 
@@ -129,6 +161,16 @@ def long_context_result(records: list[RequestRecord]) -> LongContextResult:
     )
 
 
+def _read_saturation(path: Path) -> Saturation | None:
+    """A worker's saturation report; None when a failed job (a full disk) left it empty or cut short, so the
+    job's records and its cause are still served."""
+    try:
+        return Saturation.model_validate_json(path.read_text())
+    except (OSError, ValueError):
+        log.warning("unreadable load-generator report %s: left out", path)
+        return None
+
+
 class JobManager:
     def __init__(self, data_dir: Path, max_running: int = 1, confinement: Confinement | None = None,
                  min_free_bytes: int = MIN_FREE_BYTES) -> None:
@@ -143,6 +185,10 @@ class JobManager:
         self._cancelled: set[str] = set()
         self._secrets: dict[str, dict[str, str]] = {}  # job id -> its API key and headers, while it runs
         self._changed = asyncio.Condition()
+        # terminal states a full disk kept out of the store: reported from here, written when space is freed
+        self._final: dict[str, tuple[str, dict[str, Any]]] = {}
+        self._exited: dict[str, float] = {}  # job id -> when its process was first seen gone, pipe still open
+        self._watchdog: asyncio.Task[None] | None = None
 
     # --- lifecycle -------------------------------------------------------------------------
 
@@ -152,17 +198,32 @@ class JobManager:
             if row.pid:
                 with contextlib.suppress(ProcessLookupError, PermissionError):
                     os.killpg(row.pid, signal.SIGKILL)
-            self.store.update(
-                row.job_id, state=INTERRUPTED, finished_at=time.time(),
-                error="interrupted: the agent restarted while the job ran; records measured before are kept",
-                record_count=self._count_records(row.job_id),
-            )
-            self.store.add_event(row.job_id, INTERRUPTED, {"type": "state", "message": "interrupted by agent restart"})
+            fields = {"state": INTERRUPTED, "finished_at": time.time(), "record_count": self._count_records(row.job_id),
+                      "error": "interrupted: the agent restarted while the job ran; records measured before are kept"}
+            try:
+                self.store.update(row.job_id, **fields)
+                self.store.add_event(row.job_id, INTERRUPTED, {"type": "state",
+                                                               "message": "interrupted by agent restart"})
+            except StoreFull:  # the agent still starts: the state is reported from memory until space is freed
+                self._final[row.job_id] = ("interrupted by agent restart", fields)
             log.warning("job %s was running when the agent stopped: marked interrupted", row.job_id)
 
+    def start_watchdog(self) -> None:
+        """Every WATCHDOG_S: end jobs whose process is gone, write states a full disk held back."""
+        self._watchdog = asyncio.create_task(self._watchdog_loop())
+
     async def shutdown(self) -> None:
+        if self._watchdog is not None:
+            self._watchdog.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._watchdog
         for job_id in list(self._procs):
             await self.cancel(job_id, reason="agent shutting down")
+        for task in list(self._tasks.values()):
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(asyncio.shield(task), CANCEL_GRACE_S)
+        with contextlib.suppress(Exception):
+            self._flush_final()
 
     # --- commands --------------------------------------------------------------------------
 
@@ -176,14 +237,18 @@ class JobManager:
         spec = parse_spec(kind, spec_json)  # ConfigError (INVALID_ARGUMENT) for a bad spec or kind
         self.confinement.check_spec(spec)  # ConfinementError (PERMISSION_DENIED): files and hosts not allowed
         total = spec_total(spec)
-        running = [j for j, t in self._tasks.items() if not t.done()]
+        running = [j for j, t in self._tasks.items() if not t.done() and not self._require(j).terminal]
         if len(running) >= self.max_running:
             raise JobError(f"agent is busy with job {running[0]}; one job at a time (start it again when done)")
         self._check_free_space()
-        job_dir = private_dir(self.jobs_dir / job_id)
-        public, secrets = split(json.loads(spec.model_dump_json()))  # API key and headers: memory only
-        write_private(job_dir / "job.json", json.dumps({"kind": kind, "spec": public,
-                                                        "start_at": 0.0 if armed else start_at, "armed": armed}))
+        try:
+            job_dir = private_dir(self.jobs_dir / job_id)
+            public, secrets = split(json.loads(spec.model_dump_json()))  # API key and headers: memory only
+            write_private(job_dir / "job.json", json.dumps({"kind": kind, "spec": public,
+                                                            "start_at": 0.0 if armed else start_at, "armed": armed}))
+        except OSError as exc:  # refused with the reason, never an UNKNOWN traceback
+            where = f"disk full in {self.data_dir}" if is_disk_full(exc) else f"cannot write {self.jobs_dir / job_id}"
+            raise JobError(f"{where}: {exc.strerror or exc}") from None
         row = self.store.insert(job_id, kind, json.dumps(public), start_at)
         self._secrets[job_id] = secrets
         self.store.add_event(job_id, QUEUED, {"type": "state", "message": "queued", "total": total})
@@ -258,7 +323,7 @@ class JobManager:
             summary, percentiles = adapter.read_summary_files(dbs[-1].parent)
         job_dir = self.jobs_dir / job_id
         parts: dict[str, Any] = {}
-        reports = [Saturation.model_validate_json(p.read_text()) for p in sorted(job_dir.glob("saturation*.json"))]
+        reports = [r for r in map(_read_saturation, sorted(job_dir.glob("saturation*.json"))) if r is not None]
         if reports:
             parts["saturation"] = merge_saturation(reports)
         if row.kind == JobKind.LONG_CONTEXT:
@@ -309,6 +374,8 @@ class JobManager:
         row = self.store.get(job_id)
         if row is None:
             raise JobError(f"no job {job_id} on this agent")
+        if job_id in self._final:  # ended while the disk was full: the state the store could not take yet
+            row = replace(row, **self._final[job_id][1])
         return row
 
     @staticmethod
@@ -323,19 +390,105 @@ class JobManager:
 
     async def _event(self, job_id: str, state: int, payload: dict[str, Any]) -> None:
         async with self._changed:
-            self.store.add_event(job_id, state, payload)
+            with contextlib.suppress(StoreFull):  # a progress event lost to a full disk: the final state is kept
+                self.store.add_event(job_id, state, payload)
             self._changed.notify_all()
 
     async def _set_state(self, job_id: str, state: int, message: str, **fields: Any) -> None:
         async with self._changed:
-            self.store.update(job_id, state=state, **fields)
-            self.store.add_event(job_id, state, {"type": "state", "message": message})
-            self._changed.notify_all()
+            try:
+                self.store.update(job_id, state=state, **fields)
+                self.store.add_event(job_id, state, {"type": "state", "message": message})
+            except StoreFull:
+                if state in TERMINAL:  # reported from memory; the watchdog writes it once space is freed
+                    self._final[job_id] = (message, {"state": state, **fields})
+            finally:
+                self._changed.notify_all()
+
+    async def _finish(self, job_id: str, state: int, message: str, **fields: Any) -> None:
+        """A job's terminal state, once: a later report of the same end (watchdog, then the task) changes nothing."""
+        if self._require(job_id).terminal:
+            return
+        await self._set_state(job_id, state, message, **fields)
+
+    def _flush_final(self) -> None:
+        for job_id, (message, fields) in list(self._final.items()):
+            self.store.update(job_id, **fields)  # StoreFull: still full, try again on the next round
+            self.store.add_event(job_id, int(fields["state"]), {"type": "state", "message": message})
+            del self._final[job_id]
+            log.info("job %s: final state written after the disk was freed", job_id)
+
+    def cause(self, job_id: str, rc: int | None, error: str = "") -> str:
+        """Why a job process ended badly, in one line: its own error message, else the last line of its log;
+        a full disk is named as such, with the data dir and its free space."""
+        job_dir = self.jobs_dir / job_id
+        tail = last_log_line(job_dir / "job.log")
+        if not error:
+            if rc is None:
+                how = "is gone"
+            elif rc < 0:
+                how = f"was killed by {signal.Signals(-rc).name}" if -rc in signal.valid_signals() \
+                    else f"was killed by signal {-rc}"
+            else:
+                how = f"exited with code {rc}"
+            error = f"job process {how}" + (f": {tail}" if tail else f" (see {job_dir / 'job.log'})")
+        try:
+            free = shutil.disk_usage(self.data_dir).free
+        except OSError:
+            free = -1
+        # the job process may die of a full disk before it can say so (exit 120: Python could not flush the
+        # log at exit): the data dir's free space tells
+        if is_disk_full(error) or is_disk_full(tail) or self.store.full or 0 <= free < LOW_SPACE_BYTES:
+            return f"disk full in {self.data_dir} ({max(free, 0) / 1e6:.1f} MB free): {error}"[:500]
+        return error[:500]
+
+    async def _watchdog_loop(self) -> None:
+        while True:
+            await asyncio.sleep(WATCHDOG_S)
+            try:
+                await self.sweep()
+            except Exception:  # the watchdog never dies: one bad round is logged, the next one runs
+                log.exception("watchdog round failed")
+
+    async def sweep(self) -> None:
+        """One watchdog round. A job is never left RUNNING without a live process behind it."""
+        if self._final:
+            with contextlib.suppress(StoreFull):
+                async with self._changed:
+                    self._flush_final()
+                    self._changed.notify_all()
+        for row in self.store.unfinished():
+            if row.job_id in self._final:
+                continue
+            task, proc = self._tasks.get(row.job_id), self._procs.get(row.job_id)
+            if task is not None and not task.done():
+                if proc is None or proc.returncode is None:
+                    continue  # running, or starting its process
+                gone = self._exited.setdefault(row.job_id, time.monotonic())
+                if time.monotonic() - gone < EXIT_GRACE_S:
+                    continue
+                # the process is gone but something it started holds its output open: stop the group; the task
+                # then reads the end of the output and ends the job with its real exit status
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.killpg(proc.pid, signal.SIGKILL)
+                continue
+            error = self.cause(row.job_id, proc.returncode if proc is not None else None)
+            log.error("watchdog: job %s has no running process: %s", row.job_id, error)
+            await self._finish(row.job_id, FAILED, error, error=error, finished_at=time.time(),
+                               record_count=await asyncio.to_thread(self._count_records, row.job_id))
 
     async def _run(self, job_id: str, job_dir: Path, total: int) -> None:
+        """The job's whole life; whatever goes wrong in here ends the job FAILED with the reason."""
         try:
             await self._run_process(job_id, job_dir, total)
+        except Exception as exc:
+            log.exception("job %s: the agent lost track of it", job_id)
+            error = self.cause(job_id, None, f"the agent lost track of the job: {type(exc).__name__}: {exc}")
+            with contextlib.suppress(Exception):  # else the watchdog ends it on its next round
+                await self._finish(job_id, FAILED, error, error=error, finished_at=time.time())
         finally:
+            self._procs.pop(job_id, None)
+            self._exited.pop(job_id, None)
             await self._forget_secrets(job_id, job_dir)
 
     async def _forget_secrets(self, job_id: str, job_dir: Path) -> None:
@@ -359,8 +512,8 @@ class JobManager:
                 start_new_session=True, cwd=job_dir, env=env,
             )
         except OSError as exc:
-            await self._set_state(job_id, FAILED, f"could not start the job process: {exc}",
-                                  error=str(exc), finished_at=time.time())
+            await self._finish(job_id, FAILED, f"could not start the job process: {exc}",
+                               error=self.cause(job_id, None, str(exc)), finished_at=time.time())
             return
         self._procs[job_id] = proc
         await self._set_state(job_id, RUNNING, "running", started_at=time.time(), pid=proc.pid)
@@ -385,10 +538,10 @@ class JobManager:
         count = await asyncio.to_thread(self._count_records, job_id)
         now = time.time()
         if job_id in self._cancelled:
-            await self._set_state(job_id, CANCELLED, "cancelled; records measured so far are kept",
-                                  error="cancelled", finished_at=now, record_count=count)
+            await self._finish(job_id, CANCELLED, "cancelled; records measured so far are kept",
+                               error="cancelled", finished_at=now, record_count=count)
         elif rc == 0:
-            await self._set_state(job_id, SUCCEEDED, "finished", finished_at=now, record_count=count)
+            await self._finish(job_id, SUCCEEDED, "finished", finished_at=now, record_count=count)
         else:
-            error = error or f"job process exited with code {rc}; see {job_dir / 'job.log'}"
-            await self._set_state(job_id, FAILED, error, error=error, finished_at=now, record_count=count)
+            error = self.cause(job_id, rc, error)
+            await self._finish(job_id, FAILED, error, error=error, finished_at=now, record_count=count)

@@ -74,6 +74,7 @@ async def serve(listen: str, data_dir: Path, tls: TlsFiles | None = None, insecu
     jobs = JobManager(data_dir, confinement=confinement) if min_free_bytes is None else \
         JobManager(data_dir, confinement=confinement, min_free_bytes=min_free_bytes)
     jobs.recover()
+    jobs.start_watchdog()
     server = grpc.aio.server(
         options=[("grpc.max_send_message_length", MAX_MESSAGE), ("grpc.max_receive_message_length", MAX_REQUEST)]
     )

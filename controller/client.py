@@ -22,6 +22,7 @@ from .fleet import Node, TlsClient
 
 MAX_MESSAGE = 64 * 1024 * 1024
 RPC_TIMEOUT_S = 15.0
+RESULT_TIMEOUT_S = 600.0  # every record of one job; an agent that stops answering mid-stream is an error, not a hang
 T = TypeVar("T")
 
 
@@ -143,8 +144,8 @@ class AgentClient:
         return await self._unary("start job at an instant", self.stub.StartAt(
             pb.StartAtRequest(job_id=job_id, start_at=start_at), timeout=RPC_TIMEOUT_S))
 
-    async def get_job(self, job_id: str) -> pb.JobStatus:
-        return await self._unary("get job", self.stub.GetJob(pb.GetJobRequest(job_id=job_id), timeout=RPC_TIMEOUT_S))
+    async def get_job(self, job_id: str, timeout: float = RPC_TIMEOUT_S) -> pb.JobStatus:
+        return await self._unary("get job", self.stub.GetJob(pb.GetJobRequest(job_id=job_id), timeout=timeout))
 
     async def cancel_job(self, job_id: str) -> pb.JobStatus:
         return await self._unary("cancel job", self.stub.CancelJob(pb.CancelJobRequest(job_id=job_id),
@@ -162,7 +163,8 @@ class AgentClient:
         summary: ResultSummary | None = None
         batches: list[RecordColumns] = []
         try:
-            async for chunk in self.stub.GetJobResult(pb.GetJobResultRequest(job_id=job_id)):
+            async for chunk in self.stub.GetJobResult(pb.GetJobResultRequest(job_id=job_id),
+                                                      timeout=RESULT_TIMEOUT_S):
                 if chunk.HasField("summary"):
                     s = chunk.summary
                     summary = ResultSummary(

@@ -25,7 +25,7 @@ from typing import Any
 
 from fleetbench import __version__
 from fleetbench.columns import RecordColumns
-from fleetbench.errors import ConfigError, FleetbenchError, NodeError, RunError
+from fleetbench.errors import ConfigError, FleetbenchError, NodeError, RunBusyError, RunError
 from fleetbench.failures import summarize
 from fleetbench.figures import Figures, compute_figures
 from fleetbench.hardware import FigureExpect, HwRow, judge_hardware
@@ -57,7 +57,7 @@ from .follow import follow_job
 from .plan import EvalCase, Expectation, HardwareCase, PerfCase, Plan, SweepCase
 from .progress import ProgressSink
 from .specs import eval_spec, hardware_spec, perf_spec
-from .store import Store
+from .store import HEARTBEAT_S, Store
 from .validity import StepFacts, checks, eval_checks, hardware_checks
 from .verdict import EXIT_CODES, Check, Reason, State, figure_text, parse_state, run_state, threshold_text
 
@@ -70,6 +70,15 @@ FAILED_NODE_STATES = {"failed", "cancelled", "interrupted", "error"}
 READY_TIMEOUT_S = float(os.environ.get("FLEETBENCH_READY_TIMEOUT_S", "600"))
 START_MARGIN_S = float(os.environ.get("FLEETBENCH_START_MARGIN_S", "0.25"))
 READY_POLL_S = 0.05
+# No progress (no event from the node's job) for this long ends that node's part of a step as ERROR. Derived from
+# the step (Step.no_progress_s): the longest one request may take at a speed slower than any engine accepted
+# (prefill at SLOWEST_PREFILL_TPS, decode at SLOWEST_TPOT_S a token) plus NO_PROGRESS_FLOOR_S; the environment
+# variable overrides it for every step (tests, the fault bench).
+NO_PROGRESS_ENV = "FLEETBENCH_NO_PROGRESS_S"
+NO_PROGRESS_FLOOR_S = 120.0
+SLOWEST_PREFILL_TPS = 500.0
+SLOWEST_TPOT_S = 0.2
+EVAL_NO_PROGRESS_S = 3600.0  # an eval sample of unknown length (no timeout_s, no max_tokens)
 IMPLICIT_SUCCESS = Expectation("success_rate", "min", 1.0)
 
 
@@ -137,6 +146,26 @@ class Step:
         return self.perf.number if self.perf else 0
 
     @property
+    def no_progress_s(self) -> float:
+        """How long the step's job may go without an event (a request done or failed) before the node is ERROR."""
+        override = os.environ.get(NO_PROGRESS_ENV, "")
+        with contextlib.suppress(ValueError):
+            if override and float(override) > 0:
+                return float(override)
+        if self.perf is not None:
+            return NO_PROGRESS_FLOOR_S + self.perf.input_tokens / SLOWEST_PREFILL_TPS + \
+                self.perf.output_tokens * SLOWEST_TPOT_S
+        if self.hardware is not None:  # one accelerator's checks or the whole stress window between events
+            return NO_PROGRESS_FLOOR_S + 2.0 * self.hardware.duration_s
+        assert self.eval is not None
+        if self.eval.timeout_s:  # evalscope gives up on a sample after timeout_s: an event follows
+            return NO_PROGRESS_FLOOR_S + 2.0 * self.eval.timeout_s
+        max_tokens = self.eval.generation_config.get("max_tokens")
+        if isinstance(max_tokens, int) and max_tokens > 0:
+            return NO_PROGRESS_FLOOR_S + max_tokens * SLOWEST_TPOT_S
+        return EVAL_NO_PROGRESS_S
+
+    @property
     def expect(self) -> tuple[Expectation, ...]:
         """The plan's expectations, and for load steps success_rate >= 1 unless the plan bounds it: a case
         whose requests all failed is never PASS by default."""
@@ -200,6 +229,7 @@ class Orchestrator:
         self.store.create_run(run_id, self.plan.name, self.plan.model,  # the API key is not kept: ***
                               redact_plan_text(self.plan.source, self.plan.endpoint.api_key),
                               [n.name for n in self.nodes], __version__)
+        self.store.claim_run(run_id)
         self.store.set_steps(run_id, [s.row(i) for i, s in enumerate(plan_steps(self.plan))])
         await self.measure_clocks()
         for n in self.nodes:
@@ -210,15 +240,22 @@ class Orchestrator:
                 evalscope_version=pings[n.name].evalscope_version, clock_offset_s=clock.offset_s,
                 rtt_s=clock.rtt_s, inventory_json=await self._inventory_json(n),
             )
+            self.store.heartbeat(run_id)  # inventories can take a while: still driving
         return await self._guarded(run_id, self._preflight_then_cases(run_id))
 
-    async def resume(self, run_id: str) -> RunOutcome:
+    async def resume(self, run_id: str, force: bool = False) -> RunOutcome:
         """Complete a run whose controller died or was interrupted: re-attach to jobs still running
         (StartJob is idempotent on the job id), fetch results that finished meanwhile, run again on a
         node alone the step its agent lost (the others' records are kept), run the steps not started yet.
-        Records are upserted by (run, case, node, point, index): none counted twice."""
+        Records are upserted by (run, case, node, point, index): none counted twice. A run another live
+        controller drives is refused unless `force` (its driver is then no longer alone)."""
+        driver = self.store.live_driver(run_id)
+        if driver and not force:
+            raise RunBusyError(f"run {run_id} is being driven by {driver}; stop that controller, or pass --force "
+                               "if it is gone")
         await self.check_agents()
         self.store.reopen_run(run_id)
+        self.store.claim_run(run_id)
         # a step judged with a node whose job failed or was lost runs again on that node (the others are kept)
         done = self.store.completed_cases(run_id) - self.store.steps_with_failed_nodes(run_id)
         steps = plan_steps(self.plan)
@@ -237,8 +274,16 @@ class Orchestrator:
                                "sent", lines=report.lines())
         return await self._run_cases(run_id, done=set())
 
+    async def _heartbeat(self, run_id: str) -> None:
+        while True:
+            await asyncio.sleep(HEARTBEAT_S)
+            with contextlib.suppress(Exception):  # a missed beat (store busy) is not a reason to stop the run
+                self.store.heartbeat(run_id)
+
     async def _guarded(self, run_id: str, work: Any) -> RunOutcome:
-        """Store how a run ended when it did not end normally: ERROR (could not run) or interrupted."""
+        """Store how a run ended when it did not end normally: ERROR (could not run) or interrupted. While it
+        runs, its heartbeat in the store says this controller drives it."""
+        beat = asyncio.create_task(self._heartbeat(run_id))
         try:
             return await work  # type: ignore[no-any-return]
         except RunError as exc:
@@ -254,6 +299,10 @@ class Orchestrator:
                                   reasons=[Reason(State.INCOMPLETE, "", "", "interrupted before every case finished; "
                                                   f"`ctl resume {run_id}` completes it")])
             raise
+        finally:
+            beat.cancel()
+            with contextlib.suppress(Exception):
+                self.store.release_run(run_id)
 
     async def _run_cases(self, run_id: str, done: set[str]) -> RunOutcome:
         outcome = RunOutcome(run_id)
@@ -291,9 +340,10 @@ class Orchestrator:
         runs them again (new job ids) rather than re-attach to cancelled jobs."""
         rows = [r for r in self.store.case_nodes(run_id) if r["state"] in ("starting", "queued", "running", "ready")]
         await self._cancel_jobs({(r["node"], r["job_id"]) for r in rows if r.get("job_id")})
-        for r in rows:
-            self.store.set_case_node(run_id, r["case_id"], r["node"], state="cancelled",
-                                     error="cancelled: the run was interrupted")
+        with self.store.transaction():
+            for r in rows:
+                self.store.set_case_node(run_id, r["case_id"], r["node"], state="cancelled",
+                                         error="cancelled: the run was interrupted")
 
     async def _cancel_jobs(self, jobs: set[tuple[str, str]]) -> None:
         async def cancel(node: str, job_id: str) -> None:
@@ -314,9 +364,10 @@ class Orchestrator:
             return base
         if fresh or (previous.get("state") or "") in FAILED_NODE_STATES:
             attempt = int(previous.get("attempt") or 0) + 1
-            self.store.delete_records(run_id, step.step_id, node)
-            self.store.set_case_node(run_id, step.step_id, node, attempt=attempt, job_id="", state="starting",
-                                     error="", last_seq=0, clock_offset_s=None)
+            with self.store.transaction():  # the old attempt's records go with its job id, together
+                self.store.delete_records(run_id, step.step_id, node)
+                self.store.set_case_node(run_id, step.step_id, node, attempt=attempt, job_id="", state="starting",
+                                         error="", last_seq=0, clock_offset_s=None)
             return f"{base}.a{attempt}"
         return str(previous["job_id"])
 
@@ -328,10 +379,18 @@ class Orchestrator:
         self.progress.case_started(step.step_id, [n.name for n in self.nodes], step.total)
         try:
             await self._start(run_id, step, job_ids)
-            results = await asyncio.gather(*(self._collect(run_id, step, job_ids[n.name], n) for n in self.nodes),
-                                           return_exceptions=True)
+            results = await asyncio.gather(*(self._collect_or_error(run_id, step, job_ids[n.name], n)
+                                             for n in self.nodes), return_exceptions=True)
         finally:
             self.progress.case_finished(step.step_id)
+        for res in results:
+            if isinstance(res, BaseException) and not isinstance(res, Exception):
+                raise res  # KeyboardInterrupt, cancellation: the run is interrupted
+        with self.store.transaction():  # the step's judgement is stored whole or not at all (then resume redoes it)
+            self._judge_step(run_id, step, outcome, results)
+        self._print_failures(run_id, step)
+
+    def _judge_step(self, run_id: str, step: Step, outcome: RunOutcome, results: list[Any]) -> None:
         done: dict[str, NodeResult] = {}
         errors: dict[str, str] = {}
         for node, res in zip(self.nodes, results, strict=True):
@@ -341,7 +400,6 @@ class Orchestrator:
                 msg = str(res) if isinstance(res, FleetbenchError) else f"{type(res).__name__}: {res}"
                 errors[node.name] = msg
                 self.store.set_case_node(run_id, step.step_id, node.name, state="error", error=msg)
-                self.progress.message(f"[{node.name}] {step.step_id}: error: {msg}")
             else:
                 done[node.name] = res
         outcome.node_errors.update(errors)
@@ -358,7 +416,6 @@ class Orchestrator:
         state, reasons = self._states(run_id, step, verdicts, step_checks, errors, hw_reasons)
         outcome.case_states[step.step_id] = state
         outcome.reasons += reasons
-        self._print_failures(run_id, step)
 
     async def _start(self, run_id: str, step: Step, job_ids: dict[str, str]) -> None:
         """All nodes or none. Load steps: phase 1 arms the job on every node (a node that cannot take it,
@@ -465,6 +522,16 @@ class Orchestrator:
         assert step.perf is not None
         return perf_spec(self.plan, step.perf, node)
 
+    async def _collect_or_error(self, run_id: str, step: Step, job_id: str, node: Node) -> NodeResult:
+        """`_collect`; a node that fails is shown and stored as ERROR at once, while the others still run."""
+        try:
+            return await self._collect(run_id, step, job_id, node)
+        except Exception as exc:
+            msg = str(exc) if isinstance(exc, FleetbenchError) else f"{type(exc).__name__}: {exc}"
+            self.store.set_case_node(run_id, step.step_id, node.name, state="error", error=msg)
+            self.progress.message(f"[{node.name}] {step.step_id}: error: {msg}")
+            raise
+
     async def _collect(self, run_id: str, step: Step, job_id: str, node: Node) -> NodeResult:
         """Follow one node's job to its end, then pull and store its summary and every record."""
         client = self.clients[node.name]
@@ -476,13 +543,14 @@ class Orchestrator:
         summary, node_records = await client.result(job_id)
         # onto the controller's clock, once; a sweep point's records carry their point's label
         records = shift_records(node_records, offset, step.point)
-        self.store.add_requests(run_id, step.step_id, node.name, offset, records)
-        self.store.set_case_node(
-            run_id, step.step_id, node.name, state=JOB_STATE_NAMES.get(state, str(state)), error=summary.error,
-            evalscope_summary_json=_json(summary.evalscope_summary),
-            evalscope_percentiles_json=_json(summary.evalscope_percentiles),
-            result_json=_json(summary.result),
-        )
+        with self.store.transaction():  # a node's records and its final state together
+            self.store.add_requests(run_id, step.step_id, node.name, offset, records)
+            self.store.set_case_node(
+                run_id, step.step_id, node.name, state=JOB_STATE_NAMES.get(state, str(state)), error=summary.error,
+                evalscope_summary_json=_json(summary.evalscope_summary),
+                evalscope_percentiles_json=_json(summary.evalscope_percentiles),
+                result_json=_json(summary.result),
+            )
         try:
             outcome = JobOutcome.from_wire(summary.result)
         except FleetbenchError as exc:
@@ -653,7 +721,14 @@ class Orchestrator:
             self.progress.node_progress(step.step_id, node.name, ev.done, ev.total or step.total, ev.failed,
                                         ev.output_tps, ev.eta_s, ev.message)
 
-        state, last_seq = await follow_job(self.clients[node.name], job_id, on_event, from_seq=last_seq)
+        limit = step.no_progress_s
+
+        def on_quiet(quiet: float) -> None:  # never a silent wait
+            self.progress.message(f"[{node.name}] {step.step_id}: no progress for {quiet:.0f} s (ERROR after "
+                                  f"{limit:.0f} s without any)")
+
+        state, last_seq = await follow_job(self.clients[node.name], job_id, on_event, from_seq=last_seq,
+                                           no_progress_s=limit, on_quiet=on_quiet)
         self.store.set_case_node(run_id, step.step_id, node.name, last_seq=last_seq)
         return state
 

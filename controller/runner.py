@@ -128,16 +128,17 @@ def nodes_of_run(store: Store, run_id: str, fleet: Path) -> list[Node]:
 
 
 def run_plan(plan: Plan, nodes: Sequence[Node], store: Store, out_dir: Path, progress: ProgressSink,
-             resume_id: str | None = None, lang: str = "en") -> RunResult:
+             resume_id: str | None = None, lang: str = "en", force: bool = False) -> RunResult:
     """Run (or, with `resume_id`, resume) a plan, write the reports, tell the conclusion to `progress`.
-    A run that could not be done (ERROR) or was interrupted (INCOMPLETE) writes no report."""
+    A run that could not be done (ERROR) or was interrupted (INCOMPLETE) writes no report. Resuming a run
+    that another live controller drives raises RunBusyError unless `force`."""
     run_id = resume_id or new_run_id()
 
     async def go() -> RunOutcome:
         async with forwarded(list(nodes)) as reachable:  # connect: ssh nodes through an SSH port forward
             orch = Orchestrator(plan, reachable, store, progress)
             try:
-                return await (orch.resume(run_id) if resume_id else orch.run(run_id))
+                return await (orch.resume(run_id, force=force) if resume_id else orch.run(run_id))
             finally:
                 await orch.close()
 

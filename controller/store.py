@@ -8,12 +8,14 @@ clock (node clock minus the node's measured offset, kept in
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
+import socket
 import sqlite3
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import asdict
 from itertools import repeat
 from pathlib import Path
@@ -83,11 +85,51 @@ def figures_json(f: Figures) -> str:
     return json.dumps(_clean(asdict(f)))
 
 
+class _StepConnection(sqlite3.Connection):
+    """sqlite-utils commits after each write (`with conn:`); inside `Store.transaction()` those commits (and
+    rollbacks) wait for the outer block, so one step's writes land together or not at all."""
+
+    depth = 0
+
+    def commit(self) -> None:
+        if not self.depth:
+            super().commit()
+
+    def rollback(self) -> None:
+        if not self.depth:
+            super().rollback()
+
+    def __exit__(self, *exc: Any) -> Any:  # `with conn:` commits in C, not through commit() above
+        if self.depth:
+            return False
+        return super().__exit__(*exc)
+
+
+HEARTBEAT_S = 5.0  # how often a driving controller says it is alive
+HEARTBEAT_STALE_S = 30.0  # a heartbeat older than this: the driver is gone (killed, host down)
+
+
+def pid_alive(pid: int) -> bool:
+    """Whether a process of this host has that pid (a zombie counts as gone)."""
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    with contextlib.suppress(OSError, IndexError):
+        if Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z":
+            return False
+    return True
+
+
 class Store:
     def __init__(self, path: Path) -> None:
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
-            self.db = sqlite_utils.Database(path)
+            self.db = sqlite_utils.Database(sqlite3.connect(str(path), factory=_StepConnection))
             self.db.execute("PRAGMA journal_mode=WAL")
             self.path = path
             self._create()
@@ -194,6 +236,58 @@ class Store:
         self.db.table("steps").upsert_all(rows, pk=("run_id", "step_id"))
 
     # --- writes ----------------------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[None]:
+        """Every write inside is committed at the end, or none (an exception, a killed controller): a step is
+        never stored by half. Nested blocks join the outer one."""
+        conn = self.db.conn
+        assert isinstance(conn, _StepConnection)
+        if conn.depth:
+            conn.depth += 1
+            try:
+                yield
+            finally:
+                conn.depth -= 1
+            return
+        if conn.in_transaction:
+            conn.commit()
+        conn.execute("BEGIN IMMEDIATE")
+        conn.depth = 1
+        try:
+            yield
+        except BaseException:
+            conn.depth = 0
+            conn.rollback()
+            raise
+        conn.depth = 0
+        conn.commit()
+
+    def claim_run(self, run_id: str) -> None:
+        """This process drives the run: host, pid and a first heartbeat (`ctl resume` refuses a live driver)."""
+        self.db.table("runs").update(run_id, {"driver_host": socket.gethostname(), "driver_pid": os.getpid(),
+                                              "heartbeat_at": time.time()}, alter=True)
+
+    def heartbeat(self, run_id: str) -> None:
+        self.db.table("runs").update(run_id, {"heartbeat_at": time.time()}, alter=True)
+
+    def release_run(self, run_id: str) -> None:
+        """The driver has stopped driving (the run ended, was interrupted or could not run)."""
+        self.db.table("runs").update(run_id, {"driver_pid": 0}, alter=True)
+
+    def live_driver(self, run_id: str) -> str:
+        """Who drives the run now, in words, or "" when nobody does: no heartbeat for HEARTBEAT_STALE_S, or
+        a driver on this host whose process is gone (kill -9, a crash), or this very process."""
+        row = self.run(run_id)
+        pid, host, beat = int(row.get("driver_pid") or 0), str(row.get("driver_host") or ""), row.get("heartbeat_at")
+        if not pid or beat is None:
+            return ""
+        age = time.time() - float(beat)
+        if age > HEARTBEAT_STALE_S:
+            return ""
+        if host == socket.gethostname() and (pid == os.getpid() or not pid_alive(pid)):
+            return ""
+        return f"pid {pid} on {host} (heartbeat {age:.0f} s ago)"
 
     def set_steps(self, run_id: str, steps: Iterable[dict[str, Any]]) -> None:
         """The run's steps in run order: `step_id` (the key of its rows in the other tables), `seq`,

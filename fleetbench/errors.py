@@ -49,6 +49,10 @@ class RunError(FleetbenchError):
         self.run_id = run_id
 
 
+class RunBusyError(FleetbenchError):
+    """`ctl resume` of a run another live controller drives (two drivers would start every job twice)."""
+
+
 class ConfinementError(FleetbenchError):
     """A job asks to read a file or send load outside the agent's allow-lists (--allow-path,
     --allow-endpoint); the agent answers PERMISSION_DENIED, the controller says it in one line."""

@@ -92,13 +92,17 @@ def resume(
     out_dir: Path = typer.Option(Path("fleetbench-out"), "--out", help=OUT_HELP),
     quiet: bool = typer.Option(False, "--quiet", "-q", help=QUIET_HELP),
     json_events: bool = typer.Option(False, "--json", help=JSON_EVENTS_HELP),
+    force: bool = typer.Option(False, "--force", help="Resume even though another controller seems to drive the "
+                                                      "run (its heartbeat is fresh): only when it is known gone."),
 ) -> None:
     """Complete a run whose controller stopped: re-attach to running jobs, fetch finished ones, go on.
+    A run whose controller is alive (pid on this host, or a heartbeat under 30 s old) is refused unless --force.
     The store keeps no API key: a plan that had one needs it again in FLEETBENCH_API_KEY."""
     store = Store(db or default_db_path())
     plan = stored_plan(store, run_id, os.environ.get(API_KEY_ENV))
     node_list = nodes_of_run(store, run_id, fleet_path(fleet))
-    result = run_plan(plan, node_list, store, out_dir, make_progress(quiet, json_events), resume_id=run_id)
+    result = run_plan(plan, node_list, store, out_dir, make_progress(quiet, json_events), resume_id=run_id,
+                      force=force)
     raise typer.Exit(result.exit_code)
 
 
