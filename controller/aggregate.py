@@ -78,11 +78,13 @@ def aggregate_case(records_by_node: Mapping[str, Sequence[RequestRecord] | Recor
     )
 
 
-def judge(scope: str, figures: Figures, expectations: Sequence[Expectation]) -> list[Verdict]:
+def judge(scope: str, figures: Figures, expectations: Sequence[Expectation],
+          extra: Mapping[str, float] | None = None) -> list[Verdict]:
+    """Each expectation against `figures`, or against `extra` (figures computed beside them, e.g. goodput)."""
     out = []
     for e in expectations:
         try:
-            measured = figures.value(e.figure)
+            measured = extra[e.figure] if extra and e.figure in extra else figures.value(e.figure)
         except KeyError:
             out.append(Verdict(scope, e, math.nan, False, note=f"figure {e.figure} is not available"))
             continue

@@ -19,8 +19,8 @@ import math
 import os
 import secrets
 import time
-from collections.abc import Sequence
-from dataclasses import dataclass, field
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from fleetbench import __version__
@@ -28,6 +28,7 @@ from fleetbench.columns import RecordColumns
 from fleetbench.errors import ConfigError, FleetbenchError, NodeError, RunBusyError, RunError
 from fleetbench.failures import summarize
 from fleetbench.figures import Figures, compute_figures
+from fleetbench.goodput import Goodput, Slo, compute_goodput
 from fleetbench.hardware import FigureExpect, HwRow, judge_hardware
 from fleetbench.jobs_schema import (
     EvalSpec,
@@ -39,10 +40,12 @@ from fleetbench.jobs_schema import (
     PerfSpec,
     Saturation,
 )
+from fleetbench.records import RequestRecord
 from fleetbench.secrets import redact_plan_text
 
 from .aggregate import (
     CLUSTER,
+    CaseAggregate,
     DatasetScore,
     Verdict,
     aggregate_case,
@@ -51,12 +54,13 @@ from .aggregate import (
     pool_scores,
     shift_records,
 )
+from .capacity import CapacitySearch, capacity_result, probe_row
 from .client import AgentClient, ClockSample
 from .fleet import Node
 from .follow import follow_job
-from .plan import EvalCase, Expectation, HardwareCase, PerfCase, Plan, SweepCase
+from .plan import CapacityCase, EvalCase, Expectation, HardwareCase, PerfCase, Plan, SweepCase
 from .progress import ProgressSink
-from .specs import eval_spec, hardware_spec, perf_spec
+from .specs import eval_spec, hardware_spec, perf_spec, split_share
 from .store import HEARTBEAT_S, Store
 from .validity import StepFacts, checks, eval_checks, hardware_checks
 from .verdict import EXIT_CODES, Check, Reason, State, figure_text, parse_state, run_state, threshold_text
@@ -80,6 +84,9 @@ SLOWEST_PREFILL_TPS = 500.0
 SLOWEST_TPOT_S = 0.2
 EVAL_NO_PROGRESS_S = 3600.0  # an eval sample of unknown length (no timeout_s, no max_tokens)
 IMPLICIT_SUCCESS = Expectation("success_rate", "min", 1.0)
+PROBE_SEQ = 100_000  # capacity probes are made as the search goes: their steps rows sort after the plan's steps
+MAX_INVALID_PROBE_RETRIES = 2  # a capacity probe INVALID this many times in a row stops the search (INVALID)
+WARMUP_SUFFIX = "~warmup"  # a step's warm-up requests are stored as the step "<step>~warmup": in no figure
 
 
 @dataclass
@@ -126,6 +133,8 @@ class Step:
     perf: PerfCase | None = None
     eval: EvalCase | None = None
     point: str = ""
+    capacity: CapacityCase | None = None  # a capacity search: its probes are steps of their own
+    rep: int = 0  # the run of a `repeat: N` case (1..N); 0 otherwise
     hardware: HardwareCase | None = None
     case_id: str = ""  # the plan's case; the step id when empty
 
@@ -139,7 +148,7 @@ class Step:
 
     @property
     def job_suffix(self) -> str:
-        return self.step_id.replace("@", ".")
+        return self.step_id.replace("@", ".").replace("~", ".")  # job ids are [A-Za-z0-9._-]
 
     @property
     def total(self) -> int:
@@ -186,8 +195,14 @@ def plan_steps(plan: Plan) -> list[Step]:
             steps += [Step(pc.id, JobKind.PERF, perf=pc, point=label, case_id=case.id) for label, pc in case.points()]
         elif isinstance(case, EvalCase):
             steps.append(Step(case.id, JobKind.EVAL, eval=case))
+        elif isinstance(case, CapacityCase):
+            steps.append(Step(case.id, JobKind.PERF, capacity=case))
         elif isinstance(case, HardwareCase):
             steps.append(Step(case.id, JobKind.HARDWARE, hardware=case))
+        elif case.repeat > 1:
+            kind = JobKind.LONG_CONTEXT if case.type == "long_context" else JobKind.PERF
+            steps += [Step(f"{case.id}@rep{k}", kind, perf=replace(case, id=f"{case.id}@rep{k}"),
+                           point=f"rep{k}", rep=k, case_id=case.id) for k in range(1, case.repeat + 1)]
         else:
             steps.append(Step(case.id, JobKind.LONG_CONTEXT if case.type == "long_context" else JobKind.PERF,
                               perf=case))
@@ -310,12 +325,98 @@ class Orchestrator:
             if step.step_id in done:
                 self._recall_step(run_id, step, outcome)
                 continue
+            if step.capacity is not None:
+                await self._run_capacity(run_id, step.capacity, outcome, done)
+                continue
             await self._run_case(run_id, step, outcome)
         outcome.state = run_state(list(outcome.case_states.values()))
         if not outcome.case_states:
             outcome.reasons.append(Reason(State.INVALID, "", "", "the plan ran no case: nothing was judged"))
         self.store.finish_run(run_id, outcome.state.value, reasons=outcome.reasons)
         return outcome
+
+    async def _run_capacity(self, run_id: str, case: CapacityCase, outcome: RunOutcome, done: set[str]) -> None:
+        """The capacity search (controller/capacity.py): each probe a synchronized step on all nodes
+        (`<case>@p<parallel>-try<k>`, judged on the SLO like any step), until every scope's answer is found and
+        confirmed. The case is INVALID when a probe is INVALID or ERROR (its figures cannot be trusted) or the
+        search does not settle; FAIL for a scope where no concurrency of the range held; else PASS. Resuming
+        replays the stored probes (the search is deterministic given their outcomes)."""
+        scopes = [CLUSTER, *[n.name for n in self.nodes]]
+        search = CapacitySearch(case.parallel_min, case.parallel_max, scopes, case.confirm, case.step)
+        rows: list[dict[str, Any]] = []
+        stopped: list[Reason] = []
+        budget = search.probe_budget()
+        tries: dict[int, int] = {}  # concurrency -> probe steps run there, invalid ones included
+        invalid_in_a_row = 0
+        while (parallel := search.next_probe()) is not None:
+            if sum(tries.values()) >= budget:
+                stopped.append(Reason(State.INVALID, case.id, "", f"the search did not settle in {budget} probes"))
+                break
+            attempt = tries[parallel] = tries.get(parallel, 0) + 1
+            probe = case.probe(parallel, attempt)
+            step = Step(probe.id, JobKind.PERF, perf=probe, point=probe.id.partition("@")[2], case_id=case.id)
+            # the probe's row in the steps table (its case and point), after every step the plan lists
+            self.store.set_steps(run_id, [step.row(PROBE_SEQ + sum(tries.values()))])
+            probe_outcome = RunOutcome(run_id)
+            if step.step_id in done:
+                self._recall_step(run_id, step, probe_outcome)
+            else:
+                await self._run_case(run_id, step, probe_outcome)
+            state = probe_outcome.case_states.get(step.step_id, State.INVALID)
+            passed = {s: all(v.passed for v in probe_outcome.verdicts if v.scope == s) and
+                      any(v.scope == s for v in probe_outcome.verdicts) for s in scopes}
+            trusted = state not in (State.INVALID, State.ERROR)  # else within the SLO or not, nobody can say
+            stored = {r["scope"]: r for r in self.store.figures(run_id) if r["case_id"] == step.step_id}
+            for scope in scopes:
+                row = stored.get(scope)
+                rows.append(probe_row(scope, parallel, attempt, state.value, passed[scope] and trusted,
+                                      json.loads(row["figures_json"]) if row else {},
+                                      json.loads(row["extra_json"] or "{}") if row else {},
+                                      [v for v in probe_outcome.verdicts if v.scope == scope]))
+            if trusted:
+                self.progress.message(f"{case.id}: parallel {parallel} per node (try {attempt}): " + ", ".join(
+                    f"{s} {'within' if passed[s] else 'outside'} the SLO" for s in scopes))
+            else:
+                # its figures cannot be trusted either way: run it again (a busy client, a slow start), and stop
+                # the search when it stays so
+                invalid_in_a_row += 1
+                if invalid_in_a_row <= MAX_INVALID_PROBE_RETRIES and state is State.INVALID:
+                    self.progress.message(f"{case.id}: the probe at parallel {parallel} (try {attempt}) was invalid; "
+                                          "running it again")
+                    continue
+                stopped.append(Reason(State.INVALID, case.id, "", f"the probe at parallel {parallel} (try {attempt}) "
+                                      f"was {state.value}: the search stopped, its answer cannot be trusted"))
+                stopped += probe_outcome.reasons
+                break
+            invalid_in_a_row = 0
+            search.record(parallel, passed)
+        result = capacity_result(search, rows)
+        reasons = list(stopped)
+        if not stopped:
+            for scope in scopes:
+                if result[scope]["max_parallel"] is None:
+                    reasons.append(Reason(State.FAIL, case.id, scope, f"no concurrency in [{case.parallel_min}, "
+                                          f"{case.parallel_max}] per node held the SLO"))
+        by_scope: dict[str, list[Reason]] = {}
+        for r in reasons:
+            by_scope.setdefault(r.scope, []).append(r)
+        for scope in scopes:
+            self.store.set_case_verdict(run_id, case.id, scope, _scope_state(by_scope.get(scope, [])),
+                                        by_scope.get(scope, []))
+        state = State.INVALID if stopped else (State.FAIL if reasons else State.PASS)
+        self.store.set_case_verdict(run_id, case.id, "case", state, reasons)
+        # the case's own row (marks it done for resume): no figures of its own, the search's result beside it
+        self.store.set_figures(run_id, case.id, CLUSTER, compute_figures([]), extra={
+            "capacity": result, "slo": [{"figure": e.figure, "op": e.op, "threshold": e.threshold} for e in case.slo],
+            "slo_preset": case.slo_preset, "nodes": [n.name for n in self.nodes],
+            "all_nodes": [n.name for n in self.nodes], "probes": sum(tries.values())})
+        outcome.case_states[case.id] = state
+        outcome.reasons += reasons
+        found = result[CLUSTER]
+        self.progress.message(f"{case.id}: {state.upper()}; {sum(tries.values())} probes; cluster capacity "
+                              f"{found['max_parallel'] if found['max_parallel'] is not None else 'none'} per node"
+                              + (f", TPM {found['tpm_total']:,.0f}, goodput TPM {found['goodput_tpm']:,.0f}"
+                                 if found["max_parallel"] is not None else ""))
 
     def _recall_step(self, run_id: str, step: Step, outcome: RunOutcome) -> None:
         """A step judged before the controller stopped: its stored state and reasons."""
@@ -376,6 +477,7 @@ class Orchestrator:
         states = {(self.store.case_node(run_id, step.step_id, n.name) or {}).get("state") for n in self.nodes}
         fresh = bool(states & FAILED_NODE_STATES) and step.step_id not in self.store.completed_cases(run_id)
         job_ids = {n.name: self._job_id(run_id, step, n.name, fresh) for n in self.nodes}
+        warmup = await self._warm_up(run_id, step) if step.perf is not None and step.perf.warmup_requests else []
         self.progress.case_started(step.step_id, [n.name for n in self.nodes], step.total)
         try:
             await self._start(run_id, step, job_ids)
@@ -387,10 +489,12 @@ class Orchestrator:
             if isinstance(res, BaseException) and not isinstance(res, Exception):
                 raise res  # KeyboardInterrupt, cancellation: the run is interrupted
         with self.store.transaction():  # the step's judgement is stored whole or not at all (then resume redoes it)
-            self._judge_step(run_id, step, outcome, results)
+            self._judge_step(run_id, step, outcome, results, warmup)
         self._print_failures(run_id, step)
 
-    def _judge_step(self, run_id: str, step: Step, outcome: RunOutcome, results: list[Any]) -> None:
+    def _judge_step(self, run_id: str, step: Step, outcome: RunOutcome, results: list[Any],
+                    warmup: list[Check] | None = None) -> None:
+        """`warmup`: the checks of the step's warm-up (each node's warm-up job ran), judged with the step's own."""
         done: dict[str, NodeResult] = {}
         errors: dict[str, str] = {}
         for node, res in zip(self.nodes, results, strict=True):
@@ -410,12 +514,44 @@ class Orchestrator:
             verdicts, step_checks, hw_reasons = self._judge_hardware(run_id, step, done, errors)
         else:
             verdicts, step_checks = self._judge_load(run_id, step, done, errors)
+        step_checks += warmup or []
         self.store.add_verdicts(run_id, step.step_id, verdicts)
         self.store.add_checks(run_id, step.step_id, step_checks)
         outcome.verdicts += verdicts
         state, reasons = self._states(run_id, step, verdicts, step_checks, errors, hw_reasons)
         outcome.case_states[step.step_id] = state
         outcome.reasons += reasons
+
+    async def _warm_up(self, run_id: str, step: Step) -> list[Check]:
+        """`warmup_requests` per node, the step's shape, started together on every node and run to the end
+        before the measured step; stored as their own step `<step>~warmup`, so they are in no figure. A node
+        whose warm-up job failed makes the step INVALID (check `warmup`): the engine was not warmed as planned."""
+        assert step.perf is not None
+        n = step.perf.warmup_requests
+        count = len(self.nodes) if step.perf.load == "split" else 1  # split: n per agent once divided
+        case = replace(step.perf, id=step.perf.id + WARMUP_SUFFIX, number=n * count,
+                       parallel=min(step.perf.parallel, n * count), warmup_requests=0,
+                       workers=min(step.perf.workers, n) if step.perf.workers else 0)
+        wstep = Step(step.step_id + WARMUP_SUFFIX, JobKind.PERF, perf=case, point=step.point)
+        job_ids = {node.name: self._job_id(run_id, wstep, node.name, fresh=True) for node in self.nodes}
+        self.progress.case_started(wstep.step_id, [node.name for node in self.nodes], n)
+        try:
+            await self._start(run_id, wstep, job_ids)
+            results = await asyncio.gather(*(self._collect(run_id, wstep, job_ids[node.name], node)
+                                             for node in self.nodes), return_exceptions=True)
+        finally:
+            self.progress.case_finished(wstep.step_id)
+        out = []
+        for node, res in zip(self.nodes, results, strict=True):
+            if isinstance(res, BaseException) and not isinstance(res, Exception):
+                raise res
+            if isinstance(res, BaseException):
+                out.append(Check("warmup", node.name, "job failed", f"{n:,} requests sent", False, _one_line(res)))
+            else:
+                ok = sum(r.success for r in res.records)
+                out.append(Check("warmup", node.name, f"{ok:,} of {len(res.records):,} succeeded",
+                                 f"{n:,} requests sent", True))
+        return out
 
     async def _start(self, run_id: str, step: Step, job_ids: dict[str, str]) -> None:
         """All nodes or none. Load steps: phase 1 arms the job on every node (a node that cannot take it,
@@ -520,7 +656,8 @@ class Orchestrator:
         if step.hardware is not None:
             return hardware_spec(step.hardware, node)
         assert step.perf is not None
-        return perf_spec(self.plan, step.perf, node)
+        index = [n.name for n in self.nodes].index(node.name)
+        return perf_spec(self.plan, split_share(step.perf, index, len(self.nodes)), node)
 
     async def _collect_or_error(self, run_id: str, step: Step, job_id: str, node: Node) -> NodeResult:
         """`_collect`; a node that fails is shown and stored as ERROR at once, while the others still run."""
@@ -578,19 +715,21 @@ class Orchestrator:
         if done:
             agg = aggregate_case({n: r.records for n, r in done.items()}, self.plan.percentiles)
             node_figs, cluster, skew = agg.nodes, agg.cluster, agg.start_skew_s
+            good = scope_goodput({n: r.records for n, r in done.items()}, agg, step.perf.slo)
             for name, figs in agg.nodes.items():
-                self.store.set_figures(run_id, step.step_id, name, figs)
-                verdicts += judge(name, figs, step.expect)
+                self.store.set_figures(run_id, step.step_id, name, figs, extra=_goodput_extra(good, name))
+                verdicts += judge(name, figs, step.expect, _goodput_values(good, name))
             self.store.set_figures(run_id, step.step_id, CLUSTER, agg.cluster, extra={
                 "sum_node_tpm_total": agg.sum_node_tpm_total, "sum_node_tpm_output": agg.sum_node_tpm_output,
                 "start_skew_s": agg.start_skew_s, "stragglers": list(agg.stragglers),
                 "nodes": sorted(done), "error_nodes": sorted(errors), "all_nodes": [n.name for n in self.nodes],
+                "load": step.perf.load, **_goodput_extra(good, CLUSTER),
             })
-            verdicts += judge(CLUSTER, agg.cluster, step.expect)
-            if step.kind == JobKind.PERF and not step.point:
+            verdicts += judge(CLUSTER, agg.cluster, step.expect, _goodput_values(good, CLUSTER))
+            if step.kind == JobKind.PERF and (not step.point or step.rep):
                 # the plan's cluster contract is about the load cases, not a sweep's low-concurrency
                 # points or a single long-context request
-                verdicts += judge(CLUSTER, agg.cluster, self.plan.cluster_expect)
+                verdicts += judge(CLUSTER, agg.cluster, self.plan.cluster_expect, _goodput_values(good, CLUSTER))
         else:  # nothing measured: the step is still judged (and stored as judged, for resume)
             self.store.set_figures(run_id, step.step_id, CLUSTER, compute_figures([], self.plan.percentiles), extra={
                 "nodes": [], "error_nodes": sorted(errors), "all_nodes": [n.name for n in self.nodes]})
@@ -731,6 +870,24 @@ class Orchestrator:
                                            no_progress_s=limit, on_quiet=on_quiet)
         self.store.set_case_node(run_id, step.step_id, node.name, last_seq=last_seq)
         return state
+
+
+def scope_goodput(records_by_node: Mapping[str, Sequence[RequestRecord]], agg: CaseAggregate,
+                  slo: Slo | None) -> dict[str, Goodput]:
+    """Goodput of each node over its own window and of the cluster over the common window; {} without an SLO."""
+    if slo is None:
+        return {}
+    out = {n: compute_goodput(recs, slo, agg.nodes[n].wall_time_s) for n, recs in records_by_node.items()}
+    out[CLUSTER] = Goodput.merge(list(out.values()), agg.cluster.wall_time_s)  # the union: the nodes' counts
+    return out
+
+
+def _goodput_extra(good: dict[str, Goodput], scope: str) -> dict[str, Any]:
+    return {"goodput": good[scope].to_dict()} if scope in good else {}
+
+
+def _goodput_values(good: dict[str, Goodput], scope: str) -> dict[str, float]:
+    return good[scope].values() if scope in good else {}
 
 
 def hardware_reason(step_id: str, row: HwRow) -> Reason:

@@ -13,21 +13,24 @@ from pathlib import Path
 from typing import Any
 
 from fleetbench.figure_catalog import PERCENTILE_SETS
+from fleetbench.goodput import SLO_PRESETS, Slo, preset_slo
 from fleetbench.jobs_schema import point_label
 from fleetbench.plan_schema import (
+    CapacityCaseDoc,
     EvalCaseDoc,
     HardwareCaseDoc,
     PerfCaseDoc,
     PlanDoc,
     ScoreBounds,
+    SloDoc,
     SweepCaseDoc,
     plan_json_schema,
 )
 
 from .yamlfile import Located, load_yaml
 
-__all__ = ["Case", "Endpoint", "EvalCase", "Expectation", "HardwareCase", "PerfCase", "Plan", "SweepCase", "load_plan",
-           "parse_plan", "plan_json_schema"]
+__all__ = ["CapacityCase", "Case", "Endpoint", "EvalCase", "Expectation", "HardwareCase", "PerfCase", "Plan",
+           "SweepCase", "load_plan", "parse_plan", "plan_json_schema"]
 
 
 @dataclass(frozen=True)
@@ -78,6 +81,10 @@ class PerfCase:
     min_duration_s: float | None = None  # the cluster's common window must be at least this long
     min_requests: int | None = None  # each node must complete at least this many requests
     max_start_skew_s: float | None = None  # default max(100 ms, 1 % of the window)
+    slo: Slo | None = None  # per-request SLO: goodput figures are computed when given
+    warmup_requests: int = 0  # per node, before the measured window; their records are in no figure
+    load: str = "each"  # "split": parallel, number and rate are the cluster's totals, divided across the agents
+    repeat: int = 1  # runs of the case, each a step "<case>@rep<k>"; the report gives mean and 95 % CI
     loop: int = 0  # a sweep point's loop (1, 2, ...); 0 for a case of its own
 
 
@@ -106,6 +113,8 @@ class SweepCase:
     min_duration_s: float | None = None  # per point, as for a perf case
     min_requests: int | None = None
     max_start_skew_s: float | None = None
+    slo: Slo | None = None
+    warmup_requests: int = 0  # per point
 
     @property
     def pairs(self) -> tuple[tuple[int, int], ...]:
@@ -124,7 +133,8 @@ class SweepCase:
                         stream=self.stream, purpose=self.purpose, expect=self.expect,
                         range_ratio=self.range_ratio, workers=min(self.workers, par, num),
                         min_duration_s=self.min_duration_s, min_requests=self.min_requests,
-                        max_start_skew_s=self.max_start_skew_s, loop=loop)))
+                        max_start_skew_s=self.max_start_skew_s, slo=self.slo,
+                        warmup_requests=self.warmup_requests, loop=loop)))
         return out
 
 
@@ -144,6 +154,53 @@ class EvalCase:
     stream: bool = True
     timeout_s: int | None = None  # per request; reasoning models answer for many minutes
     number: int = 0  # requests are not known in advance (progress uses the agent's total)
+
+
+@dataclass(frozen=True)
+class CapacityCase:
+    """The highest per-node concurrency in [parallel_min, parallel_max] at which every SLO bound holds, for each
+    node and for the cluster (controller/capacity.py searches, controller/orchestrator.py runs the probes)."""
+
+    id: str
+    input_tokens: int
+    output_tokens: int
+    parallel_min: int
+    parallel_max: int
+    slo: tuple[Expectation, ...]  # every bound must hold at a concurrency for it to count
+    requests_per_stream: int = 4
+    confirm: int = 2
+    step: int = 1
+    rate: float = -1.0
+    dataset: str = "random"
+    extra_args: dict[str, Any] = field(default_factory=dict)
+    stream: bool = True
+    range_ratio: float = 1.0
+    workers: int = 0
+    warmup_requests: int = 0
+    purpose: str = ""
+    slo_preset: str = ""
+    type: str = "capacity"
+    expect: tuple[Expectation, ...] = ()  # capacity cases are judged on their SLO at each probe
+
+    @property
+    def request_slo(self) -> Slo:
+        """The per-request SLO goodput is counted against: the tightest max bound the SLO puts on TTFT, TPOT and
+        latency figures (a p99 TTFT limit of 2 s: each request's TTFT at most 2 s)."""
+        def limit(metric: str) -> float | None:
+            values = [e.threshold for e in self.slo if e.op == "max" and e.figure.startswith(metric + "_")]
+            return min(values) if values else None
+
+        return Slo(ttft_s=limit("ttft"), tpot_s=limit("tpot"), latency_s=limit("latency"))
+
+    def probe(self, parallel: int, attempt: int) -> PerfCase:
+        """The perf run of one probe: `parallel` streams per node, parallel × requests_per_stream requests."""
+        label = f"p{parallel}-try{attempt}"
+        return PerfCase(id=f"{self.id}@{label}", parallel=parallel, number=parallel * self.requests_per_stream,
+                        input_tokens=self.input_tokens, output_tokens=self.output_tokens, rate=self.rate,
+                        dataset=self.dataset, extra_args=self.extra_args, stream=self.stream, purpose=self.purpose,
+                        expect=self.slo, range_ratio=self.range_ratio,
+                        workers=min(self.workers, parallel) if self.workers else 0, slo=self.request_slo,
+                        warmup_requests=self.warmup_requests)
 
 
 @dataclass(frozen=True)
@@ -167,7 +224,7 @@ class HardwareCase:
     number: int = 0  # no requests
 
 
-Case = PerfCase | SweepCase | EvalCase | HardwareCase
+Case = PerfCase | SweepCase | EvalCase | CapacityCase | HardwareCase
 
 
 @dataclass(frozen=True)
@@ -218,10 +275,33 @@ def _load_common(case: PerfCaseDoc | SweepCaseDoc) -> dict[str, Any]:
             "stream": case.stream, "purpose": case.purpose or "", "expect": _expectations(case.expect),
             "range_ratio": float(case.range_ratio), "workers": 0 if case.workers == "auto" else case.workers,
             "min_duration_s": case.min_duration_s, "min_requests": case.min_requests,
-            "max_start_skew_s": case.max_start_skew_s}
+            "max_start_skew_s": case.max_start_skew_s, "slo": _slo(case.slo),
+            "warmup_requests": case.warmup_requests}
+
+
+def _slo(doc: SloDoc | str | None) -> Slo | None:
+    if doc is None:
+        return None
+    if isinstance(doc, str):
+        return preset_slo(doc)
+    return Slo(ttft_s=doc.ttft_s, tpot_s=doc.tpot_s, latency_s=doc.latency_s)
 
 
 def _case(doc: Any) -> Case:
+    if isinstance(doc, CapacityCaseDoc):
+        if isinstance(doc.slo, str):
+            ttft, tpot = SLO_PRESETS[doc.slo]
+            bounds: tuple[Expectation, ...] = (Expectation("ttft_p99_s", "max", ttft),
+                                               Expectation("tpot_p99_s", "max", tpot))
+        else:
+            bounds = _expectations(doc.slo)
+        return CapacityCase(
+            id=doc.id, input_tokens=doc.input_tokens, output_tokens=doc.output_tokens, parallel_min=doc.parallel.min,
+            parallel_max=doc.parallel.max, slo=bounds, requests_per_stream=doc.requests_per_stream,
+            confirm=doc.confirm, step=doc.step, rate=float(doc.rate), dataset=doc.dataset,
+            extra_args=dict(doc.extra_args or {}), stream=doc.stream, range_ratio=float(doc.range_ratio),
+            workers=0 if doc.workers == "auto" else doc.workers, warmup_requests=doc.warmup_requests,
+            purpose=doc.purpose or "", slo_preset=doc.slo if isinstance(doc.slo, str) else "")
     if isinstance(doc, SweepCaseDoc):
         lengths = doc.lengths or ()
         inputs = tuple(p[0] for p in lengths) if lengths else doc.input_tokens
@@ -247,7 +327,8 @@ def _case(doc: Any) -> Case:
                             matmul_size=doc.matmul_size, copy_mib=doc.copy_mib, expect=expect, reference=reference,
                             purpose=doc.purpose or "")
     return PerfCase(parallel=doc.parallel, number=doc.number, input_tokens=doc.input_tokens,
-                    output_tokens=doc.output_tokens, type=doc.type, **_load_common(doc))
+                    output_tokens=doc.output_tokens, type=doc.type, load=doc.load, repeat=doc.repeat,
+                    **_load_common(doc))
 
 
 def parse_plan(doc: Located) -> Plan:

@@ -37,7 +37,7 @@ from fleetbench.jobs_schema import (
 from .client import AgentClient
 from .fleet import Node
 from .follow import follow_job
-from .plan import EvalCase, HardwareCase, Plan, SweepCase
+from .plan import CapacityCase, EvalCase, HardwareCase, Plan, SweepCase
 from .progress import ProgressSink
 from .specs import eval_spec, perf_spec
 
@@ -79,6 +79,9 @@ def preflight_spec(plan: Plan, node: Node, min_free_bytes: int = MIN_FREE_BYTES,
                     seen.append(shape)
                     perf.append(PerfEntry(case_id=f"{case.id}@in{point.input_tokens}-out{point.output_tokens}",
                                           spec=shape))
+        elif isinstance(case, CapacityCase):  # every probe has the same request shape
+            perf.append(PerfEntry(case_id=case.id,
+                                  spec=_one_request(perf_spec(plan, case.probe(case.parallel_min, 1), node))))
         else:
             perf.append(PerfEntry(case_id=case.id, spec=_one_request(perf_spec(plan, case, node))))
     return PreflightSpec(perf=tuple(perf), evals=tuple(evals), min_free_bytes=min_free_bytes,

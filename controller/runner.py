@@ -165,12 +165,29 @@ def conclusion_lines(report: RunReport, outcome: RunOutcome, node_count: int) ->
     lines: list[str] = []
     for case in report.cases:
         state = case.verdict.upper()
-        if case.case_type == "long_context":
+        if case.case_type == "capacity":
+            found = case.capacity.get("cluster", {})
+            if found.get("max_parallel") is None:
+                lines.append(f"case {case.case_id}: capacity: no concurrency in the range held the SLO; {state}")
+            else:
+                lines.append(f"case {case.case_id}: capacity {found['max_parallel']} per node within the SLO, cluster "
+                             f"TPM {fmt_value(found['tpm_total'])}, goodput TPM {fmt_value(found['goodput_tpm'])} "
+                             f"({len(found.get('probes', []))} probes); {state}")
+        elif case.repeats.get("cluster", {}).get("tpm_total") is not None:
+            st = case.repeats["cluster"]["tpm_total"]
+            flagged = sorted({n for sc in case.repeats.values() for n, s in sc.items() if s.flagged})
+            lines.append(f"case {case.case_id}: {st.n} runs; cluster TPM {fmt_value(st.mean)} ± "
+                         f"{fmt_value(st.ci95)} (95 % CI)" + (f", spread over 5 %: {', '.join(flagged)}" if flagged
+                                                              else "") + f"; {state}")
+        elif case.case_type == "long_context":
             ok = sum(1 for f in case.node_figures.values() if f.requests and f.succeeded == f.requests)
             ttfts = [f.ttft_avg_s for f in case.node_figures.values() if f.succeeded]
             slowest = fmt_value(max(ttfts), "s") if ttfts else "n/a"
             lines.append(f"case {case.case_id}: long context: {ok} of {node_count} node(s) answered, "
                          f"slowest TTFT {slowest}; {state}")
+        elif case.cluster is not None and case.cluster.succeeded and case.load == "split":
+            lines.append(f"case {case.case_id}: one endpoint, load from {len(case.node_figures)} agents: TPM "
+                         f"{fmt_value(case.cluster.tpm_total)}; {state}")
         elif case.case_type == "hardware":
             counts = {s: sum(1 for r in case.hardware if r.status == s) for s in ("pass", "fail", "skipped", "error")}
             lines.append(f"case {case.case_id}: hardware: {counts['pass']} passed, {counts['fail']} failed, "

@@ -4,6 +4,9 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
+from fleetbench.errors import ConfigError
 from fleetbench.jobs_schema import EvalSpec, HardwareSpec, LongContextSpec, PerfSpec
 
 from .fleet import Node
@@ -28,10 +31,11 @@ def eval_spec(plan: Plan, case: EvalCase, node: Node) -> EvalSpec:
 
 
 def perf_spec(plan: Plan, case: PerfCase, node: Node) -> PerfSpec:
-    """The perf (or long-context) job's spec for `node`, validated as the agent will validate it."""
+    """The perf (or long-context) job's spec for `node`, validated as the agent will validate it. A `load: split`
+    case sends to the plan's one endpoint whatever the node's override (pass the node's share: split_share)."""
     model = LongContextSpec if case.type == "long_context" else PerfSpec
     return model.from_wire({
-        "url": node.endpoint or plan.endpoint.url,
+        "url": plan.endpoint.url if case.load == "split" else (node.endpoint or plan.endpoint.url),
         "api": plan.endpoint.api,
         "api_key": plan.endpoint.api_key,
         "model": plan.model,
@@ -47,6 +51,27 @@ def perf_spec(plan: Plan, case: PerfCase, node: Node) -> PerfSpec:
         "workers": case.workers,
         "range_ratio": case.range_ratio,
     })
+
+
+def split_share(case: PerfCase, index: int, count: int) -> PerfCase:
+    """Node `index` of `count`'s share of a `load: split` case, whose parallel, number and rate are the cluster's
+    totals: parallel and number divided as evenly as integers allow (the first nodes take the remainder, one each),
+    so the shares add up to exactly the totals; the rate divided equally (Poisson streams add up to the total
+    rate). ConfigError when a total is smaller than the number of agents (a node would get nothing to send)."""
+    if case.load != "split":
+        return case
+    for key in ("parallel", "number"):
+        if getattr(case, key) < count:
+            raise ConfigError(f"case {case.id}: load split divides {key} {getattr(case, key)} across {count} agents; "
+                              f"it must be at least {count}")
+
+    def share(total: int) -> int:
+        return total // count + (1 if index < total % count else 0)
+
+    parallel, number = share(case.parallel), share(case.number)
+    return replace(case, parallel=min(parallel, number), number=number,
+                   rate=case.rate / count if case.rate > 0 else case.rate,
+                   workers=min(case.workers, parallel, number) if case.workers else 0)
 
 
 def hardware_spec(case: HardwareCase, node: Node) -> HardwareSpec:

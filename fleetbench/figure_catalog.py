@@ -20,6 +20,7 @@ import re
 from dataclasses import dataclass, replace
 
 from .figures import DEFINITIONS
+from .goodput import FIGURES as GOODPUT
 
 LANGS = ("en", "zh")
 # The percentile sets a report can show: the older evalscope table (seed 000) and evalscope 1.14's, whose
@@ -166,6 +167,13 @@ _TABLE: tuple[Figure, ...] = (
     Figure("sum_node_tpm_output", "tok/min", "Σ per-node TPM output", "各节点 TPM 之和（输出）", decimals=0,
            boundable=False),
     Figure("start_skew_s", "s", "Start skew", "启动时间差", decimals=3, boundable=False),
+    # goodput against a case's per-request SLO (fleetbench/goodput.py: computed beside the Figures, bound with `slo`)
+    Figure("goodput_ratio", "ratio", "Goodput ratio", "达标率", describe=GOODPUT["goodput_ratio"]),
+    Figure("goodput_requests", "requests", "Requests meeting the SLO", "达标请求数", decimals=0,
+           describe=GOODPUT["goodput_requests"]),
+    Figure("goodput_rps", "req/s", "Goodput", "有效请求吞吐", decimals=4, describe=GOODPUT["goodput_rps"]),
+    Figure("goodput_tps", "tok/s", "Goodput output", "有效输出吞吐", describe=GOODPUT["goodput_tps"]),
+    Figure("goodput_tpm", "tok/min", "Goodput TPM", "有效 TPM", decimals=0, describe=GOODPUT["goodput_tpm"]),
 )
 
 # The per-request samples behind the percentile tables (fleetbench.figures.PERCENTILE_METRICS), in

@@ -16,9 +16,11 @@ from pydantic import AfterValidator, ConfigDict, Discriminator, Field, Strict, T
 from . import bounds as B
 from .figure_catalog import FIGURES as CATALOGUE
 from .figure_catalog import PERCENTILE_SETS, boundable
+from .goodput import FIGURES as GOODPUT_FIGURES
+from .goodput import SLO_PRESETS
 from .schema_base import Doc, did_you_mean, json_schema, one_or_list, problem, says, shape
 
-CASE_TYPES = ("perf", "sweep", "eval", "long_context", "hardware")
+CASE_TYPES = ("perf", "sweep", "eval", "long_context", "capacity", "hardware")
 CASE_ID_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 SCORE_OPS = ("min", "max", "official", "tolerance")
 EXAMPLE_FIGURES = ("requests", "succeeded", "failed", "success_rate", "wall_time_s", "output_throughput_tps")
@@ -27,7 +29,8 @@ FIGURES: dict[str, str] = {n: f.describe for n, f in CATALOGUE.items() if f.boun
 
 
 def figure_names() -> dict[str, str]:
-    """Every figure an expectation may bound -> what it is (the catalogue's one-line description)."""
+    """Every figure an expectation may bound -> what it is (the catalogue's one-line description; goodput's
+    need the case's `slo`)."""
     return {n: f.describe for n, f in boundable().items()}
 
 
@@ -203,6 +206,45 @@ class EvalExpect(Doc):
     `{aime25: {official: 93.1, tolerance: 1.0}, gpqa_diamond: {min: 70}}`"""
 
 
+# --- per-request SLO (goodput) ---
+
+class SloDoc(Doc):
+    """Per-request limits: a request meets the SLO when it succeeded and is within every limit given."""
+
+    model_config = ConfigDict(title="per-request SLO", json_schema_extra={"minProperties": 1})
+
+    ttft_s: Seconds | None = None
+    """time to first token at most this"""
+    tpot_s: Seconds | None = None
+    """time per output token at most this (requests with more than one output token)"""
+    latency_s: Seconds | None = None
+    """end-to-end latency at most this"""
+
+    @model_validator(mode="after")
+    def _some(self) -> SloDoc:
+        if self.ttft_s is None and self.tpot_s is None and self.latency_s is None:
+            raise problem("needs ttft_s, tpot_s and/or latency_s")
+        return self
+
+
+SloPreset = Annotated[str, Strict(), AfterValidator(lambda v: _preset(v)), Field(
+    json_schema_extra={"enum": list(SLO_PRESETS)}), says(
+    lambda v: f"must be a preset ({', '.join(SLO_PRESETS)}) or a mapping {{ttft_s, tpot_s, latency_s}}")]
+
+
+def _preset(name: str) -> str:
+    if name not in SLO_PRESETS:
+        raise ValueError(name)
+    return name
+
+
+def _slo_form(value: Any) -> str:
+    return "<preset>" if isinstance(value, str) else "<limits>"
+
+
+Slo = Annotated[Annotated[SloPreset, Tag("<preset>")] | Annotated[SloDoc, Tag("<limits>")], Discriminator(_slo_form)]
+
+
 # --- cases ---
 
 class _Case(Doc):
@@ -238,6 +280,19 @@ class _LoadCase(_Case):
     """validity: the nodes' first requests within this (default max(100 ms, 1 % of the window))"""
     workers: Workers = "auto"
     """load-generator processes per node; auto = each agent chooses"""
+    slo: Slo | None = None
+    """per-request SLO for goodput: {ttft_s, tpot_s, latency_s} or a preset name (mlperf-llama2-70b, ...)"""
+    warmup_requests: Annotated[int, Strict(), Field(ge=0), says("must be a whole number, 0 or more")] = 0
+    """requests each node sends before the measured window; their records are kept apart, in no figure"""
+
+    @model_validator(mode="after")
+    def _goodput_needs_slo(self) -> _LoadCase:
+        if self.slo is None and self.expect is not None:
+            for name in self.expect.given():
+                if name in GOODPUT_FIGURES:
+                    raise problem("needs the case's slo (the per-request SLO goodput is counted against)",
+                                  "expect", name)
+        return self
 
 
 class PerfCaseDoc(_LoadCase):
@@ -254,6 +309,11 @@ class PerfCaseDoc(_LoadCase):
     """prompt length"""
     output_tokens: Tokens
     """output length (min = max tokens)"""
+    repeat: Annotated[int, Strict(), Field(ge=1, le=100), says("must be a whole number from 1 to 100")] = 1
+    """runs of the case (each judged); the report gives each figure's mean and 95 % confidence interval"""
+    load: Annotated[Literal["each", "split"], says("must be each or split")] = "each"
+    """each: parallel, number and rate per node, each node to its endpoint; split: they are the cluster's totals,
+    divided across the agents, all sending to the plan's one endpoint (a router or load balancer)"""
 
     @model_validator(mode="after")
     def _workers(self) -> PerfCaseDoc:
@@ -308,6 +368,73 @@ class SweepCaseDoc(_LoadCase):
         points = shapes * len(self.parallel) * self.loops
         if points > B.MAX_SWEEP_POINTS:
             raise problem(f"has {points} points (lengths × parallel × loops); the limit is {B.MAX_SWEEP_POINTS}")
+        return self
+
+
+class ParallelRange(Doc):
+    """The per-node concurrencies a capacity search may probe."""
+
+    model_config = ConfigDict(title="parallel range")
+    doc_required: ClassVar[dict[str, str]] = {"min": "is required", "max": "is required"}
+
+    min: PositiveInt
+    """the lowest concurrency per node (probed first)"""
+    max: PositiveInt
+    """the highest concurrency per node"""
+
+    @model_validator(mode="after")
+    def _order(self) -> ParallelRange:
+        if self.max < self.min:
+            raise problem("must be at least min", "max")
+        return self
+
+
+def _slo_bounds_form(value: Any) -> str:
+    return "<preset>" if isinstance(value, str) else "<bounds>"
+
+
+SloBounds = Annotated[Annotated[SloPreset, Tag("<preset>")] | Annotated[Expect, Tag("<bounds>")],  # type: ignore[valid-type]
+                      Discriminator(_slo_bounds_form)]
+
+
+class CapacityCaseDoc(_Case):
+    """The highest per-node concurrency at which every SLO figure holds: a bracket by doubling, then a binary
+    search, every probe a synchronized step on all nodes, the boundary probes repeated (`confirm`)."""
+
+    model_config = ConfigDict(title="capacity case")
+
+    type: Literal["capacity"]
+    input_tokens: PositiveInt
+    """prompt length"""
+    output_tokens: PositiveInt
+    """output length (min = max tokens)"""
+    parallel: ParallelRange
+    """the search range per node: {min: 1, max: 256}"""
+    requests_per_stream: PositiveInt = 4
+    """each probe sends parallel × this per node"""
+    slo: SloBounds
+    """figure -> {min, max} that must all hold (e.g. {ttft_p99_s: {max: 2.0}, tpot_p99_s: {max: 0.05}}), or an
+    MLPerf server preset by name (its p99 TTFT and TPOT limits)"""
+    confirm: Annotated[int, Strict(), Field(ge=1, le=10), says("must be a whole number from 1 to 10")] = 2
+    """runs of the boundary probe: a concurrency is within the SLO only when every run of it is"""
+    step: PositiveInt = 1
+    """search resolution: stop when the highest passing and lowest failing concurrencies are this close"""
+    rate: Rate = -1
+    dataset: Text = "random"
+    extra_args: Mapping | None = None
+    stream: Flag = True
+    range_ratio: RangeRatio = 1.0
+    workers: Workers = "auto"
+    """load-generator processes per node per probe (never more than the probe's parallel)"""
+    warmup_requests: Annotated[int, Strict(), Field(ge=0), says("must be a whole number, 0 or more")] = 0
+    """requests each node sends before every probe; in no figure"""
+
+    @model_validator(mode="after")
+    def _some_bound(self) -> CapacityCaseDoc:
+        if not isinstance(self.slo, str) and not self.slo.given():
+            raise problem("needs at least one figure bound (e.g. {ttft_p99_s: {max: 2.0}}) or a preset name", "slo")
+        if isinstance(self.workers, int) and self.workers > self.parallel.min:
+            raise problem("cannot exceed parallel.min (every probe runs at least that many streams)", "workers")
         return self
 
 
@@ -495,7 +622,7 @@ def _case_type(value: Any) -> str | None:
 Case = Annotated[
     Annotated[PerfCaseDoc, Tag("<perf>")] | Annotated[SweepCaseDoc, Tag("<sweep>")]
     | Annotated[EvalCaseDoc, Tag("<eval>")] | Annotated[LongContextCaseDoc, Tag("<long_context>")]
-    | Annotated[HardwareCaseDoc, Tag("<hardware>")],
+    | Annotated[CapacityCaseDoc, Tag("<capacity>")] | Annotated[HardwareCaseDoc, Tag("<hardware>")],
     Discriminator(_case_type, custom_error_type="fleetbench", custom_error_message=(
     f"must be one of {', '.join(CASE_TYPES)}"), custom_error_context={"at": ("type",)})]
 
@@ -564,6 +691,9 @@ class PlanDoc(Doc):
         points = PERCENTILE_SETS[self.percentiles]
         where: list[tuple[Any, tuple[str | int, ...]]] = [
             (getattr(c, "expect", None), ("cases", i, "expect")) for i, c in enumerate(self.cases)]
+        for i, case in enumerate(self.cases):  # a capacity search's SLO bounds figures the same way
+            if isinstance(case, CapacityCaseDoc) and not isinstance(case.slo, str):
+                where.append((case.slo, ("cases", i, "slo")))
         if self.cluster is not None:
             where.append((self.cluster.expect, ("cluster", "expect")))
         for expect, at in where:
@@ -572,6 +702,16 @@ class PlanDoc(Doc):
                 if m and int(m.group(1)) not in points:
                     raise problem(f"is not in the {self.percentiles} percentile set "
                                   f"({', '.join(map(str, points))}); set `percentiles:` or bound another", *at, name)
+        return self
+
+    @model_validator(mode="after")
+    def _cluster_goodput(self) -> PlanDoc:
+        given: tuple[str, ...] = self.cluster.expect.given() if self.cluster and self.cluster.expect else ()
+        named = [n for n in given if n in GOODPUT_FIGURES]
+        if named:
+            for i, case in enumerate(self.cases):
+                if isinstance(case, PerfCaseDoc) and case.type == "perf" and case.slo is None:
+                    raise problem(f"needs an slo: the cluster expects {named[0]}", "cases", i, "slo")
         return self
 
     @model_validator(mode="after")

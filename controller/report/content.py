@@ -8,11 +8,12 @@ import math
 import re
 import time
 from dataclasses import dataclass, field
+from typing import Any
 
 from fleetbench.figure_catalog import FIGURES, METRICS, figure, format_value, percentile_label
 from fleetbench.figures import Figures
 
-from ..plan import HardwareCase
+from ..plan import CapacityCase, HardwareCase
 from ..verdict import Reason, fmt_value
 from .i18n import TEXT, t
 from .model import CaseReport, EvalScoreRow, RunReport, SweepAverageRow, SweepPointRow, VerdictRow
@@ -43,7 +44,7 @@ ENV_DETAILS = (("env.cpu_model", "cpu_model"), ("env.sockets", "sockets"), ("env
 ENV_SOFTWARE = (("env.os", "os"), ("env.kernel", "kernel"), ("env.driver", "driver"), ("env.toolkit", "toolkit"))
 STATES = ("pass", "fail", "error", "invalid", "incomplete")  # controller.verdict.State's values
 CHECKS = ("start_skew", "node_results", "load_generator", "clock_uncertainty", "min_duration", "min_requests",
-          "nodes", "hardware_judged")  # the validity sub-checks (controller/validity.py)
+          "nodes", "warmup", "hardware_judged")  # the validity sub-checks (controller/validity.py)
 
 
 @dataclass(frozen=True)
@@ -265,8 +266,8 @@ def appendix_tables(report: RunReport, lang: str) -> list[tuple[str, Table]]:
 
 def case_type_text(case: CaseReport, lang: str) -> str:
     key = f"type.{case.case_type}"
-    return t(key, lang) if case.case_type in ("perf", "sweep", "eval", "long_context", "hardware") \
-        else case.case_type
+    return t(key, lang) if case.case_type in ("perf", "sweep", "eval", "long_context", "capacity",
+                                              "hardware") else case.case_type
 
 
 def expectation_lines(report: RunReport, case: CaseReport, lang: str) -> list[str]:
@@ -276,7 +277,8 @@ def expectation_lines(report: RunReport, case: CaseReport, lang: str) -> list[st
         return []
     if isinstance(pc, HardwareCase):
         return hardware_expectations(pc, lang)
-    scoped = [(t("expect.case_scope", lang), e) for e in pc.expect]
+    bounds = pc.slo if isinstance(pc, CapacityCase) else pc.expect  # a capacity search: its SLO at every probe
+    scoped = [(t("expect.case_scope", lang), e) for e in bounds]
     if pc.type == "perf" and report.plan is not None:  # the plan's cluster contract is judged on perf cases
         scoped += [(t("scope.cluster", lang), e) for e in report.plan.cluster_expect]
     out = []
@@ -326,6 +328,133 @@ def summary_table(scopes: dict[str, Figures], lang: str, case: CaseReport | None
             continue
         rows.append([f.label(lang)] + [f.number(scopes[n].value(fig), t("na", lang)) for n in names])
     return Table([t("col.key", lang)] + [scope_name(n, lang, case) for n in names], rows)
+
+
+def goodput_table(case: CaseReport, lang: str) -> Table:
+    """Per scope: the requests that met the per-request SLO and the throughput they carried, beside TPM total."""
+    names = list(case.goodput)
+    figs = dict(case.node_figures)
+    if case.cluster is not None:
+        figs["cluster"] = case.cluster
+    good = case.goodput
+    rows = [
+        [t("gp.met", lang)] + [f"{good[n].good:,} / {good[n].requests:,}" for n in names],
+        [t("gp.ratio", lang)] + [fmt(good[n].ratio * 100, "{:.2f} %", lang) for n in names],
+        [t("gp.rps", lang)] + [fmt(good[n].rps, "{:.4f}", lang) for n in names],
+        [t("gp.tps", lang)] + [fmt(good[n].tps, "{:.2f}", lang) for n in names],
+        [t("gp.tpm", lang)] + [fmt(good[n].tpm, "{:,.0f}", lang) for n in names],
+        [FIGURES["tpm_total"].label(lang)] + [fmt(figs[n].tpm_total if n in figs else None, "{:,.0f}", lang)
+                                              for n in names],
+    ]
+    return Table([t("col.key", lang)] + [scope_name(n, lang, case) for n in names], rows)
+
+
+def goodput_title(case: CaseReport, lang: str) -> str:
+    slo = next(iter(case.goodput.values())).slo
+    return t("gp.title", lang, slo=slo.describe())
+
+
+def capacity_points(case: CaseReport, scope: str = "cluster") -> list[dict[str, float]]:
+    """Per probed concurrency of `scope`, in order: the worst of its runs (lowest TPM and goodput TPM, highest p99
+    TTFT and TPOT) and whether every run held the SLO — what the charts and the probe table show."""
+    by_parallel: dict[int, list[dict[str, Any]]] = {}
+    for p in case.capacity.get(scope, {}).get("probes", []):
+        if p["state"] not in ("invalid", "error"):  # run again: its figures are not the search's
+            by_parallel.setdefault(int(p["parallel"]), []).append(p)
+
+    def worst(rows: list[dict[str, Any]], key: str, pick: Any) -> float:
+        values = [r[key] for r in rows if not math.isnan(r[key])]
+        return float(pick(values)) if values else math.nan
+
+    return [{"parallel": float(par), "runs": float(len(rows)), "within": float(all(r["within_slo"] for r in rows)),
+             "tpm_total": worst(rows, "tpm_total", min), "goodput_tpm": worst(rows, "goodput_tpm", min),
+             "ttft_p99_s": worst(rows, "ttft_p99_s", max), "tpot_p99_s": worst(rows, "tpot_p99_s", max)}
+            for par, rows in sorted(by_parallel.items())]
+
+
+def capacity_slo_text(case: CaseReport, lang: str) -> str:
+    bounds = "; ".join(f"{b['figure']} {'>=' if b['op'] == 'min' else '<='} "
+                       f"{figure(b['figure']).threshold(b['threshold'], t('na', lang))}" for b in case.capacity_slo)
+    return f"{case.capacity_preset}: {bounds}" if case.capacity_preset else bounds
+
+
+def capacity_table(case: CaseReport, lang: str) -> Table:
+    """Per scope: the highest per-node concurrency within the SLO, the TPM and goodput TPM there."""
+    rows = []
+    for scope, r in case.capacity.items():
+        found = r["max_parallel"]
+        value = t("cap.none", lang) if found is None else (
+            t("cap.at_top", lang, n=found) if r["at_top"] else f"{found:,}")
+        rows.append([scope_name(scope, lang, case), value, fmt(r["tpm_total"], "{:,.0f}", lang),
+                     fmt(r["goodput_tpm"], "{:,.0f}", lang)])
+    return Table([t("col.scope", lang), t("cap.max_parallel", lang), FIGURES["tpm_total"].label(lang),
+                  t("gp.tpm", lang)], rows)
+
+
+def capacity_probe_table(case: CaseReport, lang: str) -> Table:
+    """Every probe in run order: concurrency, try, the cluster's figures, and which scopes held the SLO."""
+    cluster = case.capacity.get("cluster", {}).get("probes", [])
+    scopes = [s for s in case.capacity if s != "cluster"]
+    na = t("na", lang)
+    node_rows = {s: {(p["parallel"], p["attempt"]): p for p in case.capacity[s]["probes"]} for s in scopes}
+    rows = []
+    for p in cluster:
+        key = (p["parallel"], p["attempt"])
+        held = [s for s in scopes if node_rows[s].get(key, {}).get("within_slo")]
+        rows.append([f"{p['parallel']:,}", f"{p['attempt']}", verdict_text(p["state"], lang),
+                     t("cap.yes", lang) if p["within_slo"] else t("cap.no", lang),
+                     ", ".join(held) or t("none", lang), fmt(p["tpm_total"], "{:,.0f}", lang),
+                     fmt(p["goodput_tpm"], "{:,.0f}", lang), figure("ttft_p99_s").format(p["ttft_p99_s"], na),
+                     figure("tpot_p99_s").format(p["tpot_p99_s"], na)])
+    return Table([t("cap.parallel", lang), t("cap.try", lang), t("col.verdict", lang),
+                  t("cap.cluster_within", lang), t("cap.nodes_within", lang), FIGURES["tpm_total"].label(lang),
+                  t("gp.tpm", lang), t("cap.ttft_p99", lang), t("cap.tpot_p99", lang)], rows)
+
+
+# a `repeat: N` case's figures (controller/report/model.REPEAT_FIGURES): i18n key and format
+REPEAT_ROWS: tuple[str, ...] = ("tpm_total", "tpm_output", "output_throughput_tps", "request_throughput_rps",
+                                 "ttft_avg_s", "tpot_avg_s", "latency_avg_s", "ttft_p99_s", "tpot_p99_s",
+                                 "success_rate", "goodput_tpm", "goodput_ratio")
+
+
+def repeat_table(case: CaseReport, lang: str) -> Table:
+    """Per figure and scope: mean ± the 95 % CI's half-width over the runs, and the spread; a spread over 5 % is
+    flagged."""
+    scopes = list(case.repeats)
+    rows = []
+    na = t("na", lang)
+    for name in REPEAT_ROWS:
+        if not any(name in case.repeats[sc] for sc in scopes):
+            continue
+        fig = figure(name)
+        cells = [fig.label(lang)]
+        for sc in scopes:
+            st = case.repeats[sc].get(name)
+            if st is None or st.n == 0:
+                cells.append(na)
+                continue
+            text = f"{fig.number(st.mean, na)} ± {fig.number(st.ci95, na)}"
+            if not math.isnan(st.spread):
+                text += " " + t("rep.spread", lang, spread=f"{st.spread * 100:.1f}")
+            if st.flagged:
+                text += " " + t("rep.flag", lang)
+            cells.append(text)
+        rows.append(cells)
+    return Table([t("col.key", lang)] + [scope_name(sc, lang, case) for sc in scopes], rows)
+
+
+def repeat_title(case: CaseReport, lang: str) -> str:
+    flagged = sorted({name for sc in case.repeats.values() for name, st in sc.items() if st.flagged})
+    return t("rep.title", lang, n=case.repeat_runs) + (" " + t("rep.flagged", lang, names=", ".join(flagged))
+                                                        if flagged else "")
+
+
+def tpm_label_line(case: CaseReport, lang: str) -> str:
+    """Which TPM each column shows: a node's own, the cluster union over the common window, Σ of the nodes, or, with
+    `load: split`, one shared endpoint loaded from N agents."""
+    if case.load == "split":
+        return t("tpm.split", lang, n=len(case.node_figures))
+    return t("tpm.each", lang)
 
 
 def cluster_percentiles_title(case: CaseReport, lang: str) -> str:
@@ -508,6 +637,9 @@ def sweep_table(case: CaseReport, scope: str, lang: str) -> Table:
         [FIGURES[f].label(lang) for f in SWEEP_FIGURES]
     na = t("na", lang)
     mine = [r for r in case.sweep if r.scope == scope]
+    with_goodput = any(r.goodput is not None for r in mine)  # the sweep has an SLO: goodput per point, loop rows
+    if with_goodput:
+        header += [t("gp.ratio", lang), t("gp.tpm", lang)]
     order: list[tuple[int, int, int]] = []
     for r in mine:
         if (r.input_tokens, r.output_tokens, r.parallel) not in order:
@@ -519,13 +651,17 @@ def sweep_table(case: CaseReport, scope: str, lang: str) -> Table:
         loops = sorted((r for r in mine if (r.input_tokens, r.output_tokens, r.parallel) == key), key=lambda r: r.loop)
         for r in loops:
             rows.append([str(key[0]), str(key[1]), concurrency_text(r.parallel, r.concurrency, lang), str(r.loop)] +
-                        [FIGURES[f].number(v, na) for v, f in zip(_point_values(r), SWEEP_FIGURES, strict=True)])
+                        [FIGURES[f].number(v, na) for v, f in zip(_point_values(r), SWEEP_FIGURES, strict=True)] +
+                        ([FIGURES["goodput_ratio"].format(r.goodput.ratio, na) if r.goodput else na,
+                          FIGURES["goodput_tpm"].number(r.goodput.tpm if r.goodput else None, na)]
+                         if with_goodput else []))
         a = avgs.get(key)
         if a is not None and a.loops > 1:
             strong.add(len(rows))
             rows.append([str(key[0]), str(key[1]), concurrency_text(a.parallel, a.concurrency, lang),
                          t("sw.avg", lang, loops=a.loops)] +
-                        [FIGURES[f].number(v, na) for v, f in zip(_point_values(a), SWEEP_FIGURES, strict=True)])
+                        [FIGURES[f].number(v, na) for v, f in zip(_point_values(a), SWEEP_FIGURES, strict=True)] +
+                        (["", ""] if with_goodput else []))
     return Table(header, rows, strong)
 
 
@@ -590,6 +726,21 @@ def conclusion_lines(report: RunReport, lang: str) -> list[str]:
     out = []
     for case in report.cases:
         c = case.cluster
+        if case.case_type == "capacity":
+            r = case.capacity.get("cluster", {})
+            n_probes = len(r.get("probes", []))
+            if r.get("max_parallel") is None:
+                out.append(t("concl.capacity_none", lang, case=case.case_id, probes=n_probes))
+            else:
+                out.append(t("concl.capacity", lang, case=case.case_id, n=r["max_parallel"], probes=n_probes,
+                             tpm=fmt(r["tpm_total"], "{:,.0f}", lang), goodput=fmt(r["goodput_tpm"], "{:,.0f}", lang),
+                             slo=capacity_slo_text(case, lang)))
+            continue
+        if case.repeats and "cluster" in case.repeats and "tpm_total" in case.repeats["cluster"]:
+            st = case.repeats["cluster"]["tpm_total"]
+            out.append(t("concl.repeat", lang, case=case.case_id, n=st.n, mean=fmt(st.mean, "{:,.0f}", lang),
+                         ci=fmt(st.ci95, "{:,.0f}", lang), spread=fmt(st.spread * 100, "{:.1f}", lang)))
+            continue
         if case.case_type == "long_context":
             out.append(t("concl.long_context", lang, case=case.case_id, result=long_context_line(case, lang)))
         elif case.hardware:
@@ -620,7 +771,9 @@ def conclusion_lines(report: RunReport, lang: str) -> list[str]:
                                  verdict=verdict_text("pass" if s.passed else "fail", lang)))
         elif c is not None:
             window = fmt(c.wall_time_s, "{:.3f}", lang)
-            out.append(t("concl.tpm", lang, case=case.case_id, cluster=scope_name("cluster", lang, case),
+            key = "concl.tpm_split" if case.load == "split" else "concl.tpm"
+            out.append(t(key, lang, n=len(case.node_figures), case=case.case_id,
+                         cluster=scope_name("cluster", lang, case),
                          input=f"{c.input_tokens:,}", output=f"{c.output_tokens:,}", window=window,
                          tpm_total=fmt(c.tpm_total, "{:,.0f}", lang), tpm_output=fmt(c.tpm_output, "{:,.0f}", lang),
                          sum_total=fmt(case.sum_node_tpm_total, "{:,.0f}", lang),

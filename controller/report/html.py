@@ -12,7 +12,7 @@ import html
 import math
 import re
 
-from fleetbench.figure_catalog import METRICS
+from fleetbench.figure_catalog import METRICS, figure
 from fleetbench.figures import DEFINITIONS, Figures
 
 from . import content as c
@@ -236,9 +236,11 @@ REF_COLOR = "#c5221f"
 
 
 def line_chart(title: str, series: list[tuple[str, str, list[tuple[float, float]]]], xlabel: str, ylabel: str,
-               categorical: bool = False, references: list[tuple[str, float]] | None = None) -> str:
+               categorical: bool = False, references: list[tuple[str, float]] | None = None,
+               marker: tuple[str, float] | None = None) -> str:
     """Lines with markers. `categorical`: the distinct x values evenly spaced (concurrency 1, 2, 4, … 128).
-    `references`: dashed threshold lines (the plan's SLO), the y axis reaching above them."""
+    `references`: dashed threshold lines (the plan's SLO), the y axis reaching above them; `marker`: a vertical
+    line at one x (a capacity search's answer), labelled."""
     refs = [(n, v) for n, v in (references or []) if not math.isnan(v) and v > 0]
     pts = [(x, y) for _, _, s in series for x, y in s if not math.isnan(y)]
     if not pts:
@@ -265,6 +267,11 @@ def line_chart(title: str, series: list[tuple[str, str, list[tuple[float, float]
         d = " ".join(f"{'M' if i == 0 else 'L'}{px:.1f},{py:.1f}" for i, (px, py) in enumerate(good))
         out.append(f'<path d="{d}" fill="none" stroke="{color}" stroke-width="2"><title>{esc(name)}</title></path>')
         out += [f'<circle cx="{px:.1f}" cy="{py:.1f}" r="3" fill="{color}"/>' for px, py in good]
+    if marker is not None and marker[1] in pos:
+        x = pos[marker[1]]
+        out.append(f'<line x1="{x:.1f}" y1="{mt}" x2="{x:.1f}" y2="{mt + ph}" stroke="#137333" stroke-width="1.5" '
+                   f'stroke-dasharray="2 3"/>')
+        out.append(f'<text x="{x + 4:.1f}" y="{mt + 12}" font-size="11" fill="#137333">{esc(marker[0])}</text>')
     return "\n".join(out + ["</svg>"])
 
 
@@ -293,6 +300,37 @@ def bar_chart(title: str, bars: list[tuple[str, float, str]], ylabel: str, value
     if reference is not None:
         out += _reference_lines([reference], ymax, mt)
     return "\n".join(out + ["</svg>"])
+
+
+def capacity_charts(case: CaseReport, lang: str) -> list[str]:
+    """The cluster's TPM and goodput TPM, p99 TTFT and p99 TPOT against concurrency per node (the worst run at each
+    concurrency), the SLO's limits as dashed lines and the found concurrency marked."""
+    points = c.capacity_points(case)
+    if not points:
+        return []
+    found = case.capacity.get("cluster", {}).get("max_parallel")
+    marker = (t("cap.found", lang, n=found), float(found)) if found is not None else None
+
+    def series(key: str) -> list[tuple[float, float]]:
+        return [(p["parallel"], p[key]) for p in points]
+
+    def limits(metric: str) -> list[tuple[str, float]]:
+        return [(t("series.slo", lang, figure=b["figure"], limit=figure(b["figure"]).threshold(b["threshold"])),
+                 b["threshold"])
+                for b in case.capacity_slo if b["op"] == "max" and b["figure"].startswith(metric + "_")]
+
+    axis = t("axis.concurrency", lang)
+    charts = [line_chart(t("chart.cap_tpm", lang, case=case.case_id),
+                         [(figure("tpm_total").label(lang), PALETTE[0], series("tpm_total")),
+                          (t("gp.tpm", lang), PALETTE[2], series("goodput_tpm"))], axis, t("axis.tpm", lang),
+                         categorical=True, marker=marker),
+              line_chart(t("chart.cap_ttft", lang, case=case.case_id),
+                         [(t("cap.ttft_p99", lang), PALETTE[1], series("ttft_p99_s"))], axis, t("axis.seconds", lang),
+                         categorical=True, references=limits("ttft"), marker=marker),
+              line_chart(t("chart.cap_tpot", lang, case=case.case_id),
+                         [(t("cap.tpot_p99", lang), PALETTE[3], series("tpot_p99_s"))], axis, t("axis.seconds", lang),
+                         categorical=True, references=limits("tpot"), marker=marker)]
+    return [ch for ch in charts if ch]
 
 
 def _scope_colors(names: list[str]) -> dict[str, str]:
@@ -337,6 +375,8 @@ def slo_lines(case: CaseReport, base: str, lang: str) -> list[tuple[str, float]]
 
 def case_charts(case: CaseReport, lang: str) -> list[str]:
     charts: list[str] = []
+    if case.case_type == "capacity":
+        return capacity_charts(case, lang)
     if case.hardware:
         return hardware_charts(case, lang)
     if case.case_type == "long_context":  # one request per node: its TTFT, no throughput or percentiles
@@ -434,14 +474,23 @@ def case_section(n: int, case: CaseReport, report: RunReport, lang: str) -> list
         out += [f"<p><strong>{esc(t('case.hardware', lang, level=c.hw_level(report, case)))}</strong></p>",
                 "<ul>" + "".join(f"<li>{inline(line)}</li>" for line in c.hw_summary_lines(case, lang)) + "</ul>",
                 html_table(c.hw_checks_table(case, lang))]
-    if case.case_type == "long_context":
+    if case.repeats:
+        out += [f"<p><strong>{esc(c.repeat_title(case, lang))}</strong></p>", html_table(c.repeat_table(case, lang))]
+    if case.case_type == "capacity":
+        if case.capacity:
+            out += [f"<p><strong>{esc(t('cap.title', lang, slo=c.capacity_slo_text(case, lang)))}</strong></p>",
+                    html_table(c.capacity_table(case, lang)), f"<p>{esc(t('cap.probes', lang))}</p>",
+                    html_table(c.capacity_probe_table(case, lang))]
+    elif case.case_type == "long_context":
         out += [f"<p><strong>{esc(t('case.long_context', lang))}</strong></p>",
                 html_table(c.long_context_table(case, lang)), f"<p>{inline(c.long_context_line(case, lang))}</p>"]
     elif case.cluster is not None:
         scopes = {**case.node_figures, "cluster": case.cluster}
         out += [f"<p>{inline(t('case.summary', lang))}</p>", html_table(c.summary_table(scopes, lang, case)),
-                f"<p>{inline(c.skew_line(case, lang))}</p>",
-                f"<p>{inline(c.cluster_percentiles_title(case, lang))}</p>", _percentiles(case.cluster, lang)]
+                f"<p>{inline(c.tpm_label_line(case, lang))}</p>", f"<p>{inline(c.skew_line(case, lang))}</p>"]
+        if case.goodput:
+            out += [f"<p>{inline(c.goodput_title(case, lang))}</p>", html_table(c.goodput_table(case, lang))]
+        out += [f"<p>{inline(c.cluster_percentiles_title(case, lang))}</p>", _percentiles(case.cluster, lang)]
         short = c.short_percentile_table(case, lang)
         if short.rows:
             out += [f"<p>{inline(t('case.short_percentiles', lang))}</p>", html_table(short)]

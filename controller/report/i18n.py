@@ -202,6 +202,7 @@ TEXT: dict[str, dict[str, str]] = {
     "check.min_duration": {"en": "minimum duration", "zh": "最短测试时长"},
     "check.min_requests": {"en": "minimum requests", "zh": "最少请求数"},
     "check.nodes": {"en": "nodes with results", "zh": "有结果的节点数"},
+    "check.warmup": {"en": "warm-up before the window", "zh": "测量窗口前的预热"},
     "check.hardware_judged": {"en": "hardware checks judged (not all SKIPPED)",
                               "zh": "已判定的硬件检查（并非全部跳过）"},
     "check.failed": {"en": "FAIL (INVALID)", "zh": "未通过（无效）"},
@@ -237,6 +238,68 @@ TEXT: dict[str, dict[str, str]] = {
         "zh": "得分为百分数；得分 ≥ 官方分数 − 允许偏差 即为通过。",
     },
     "scope.cluster": {"en": "cluster", "zh": "集群"},
+    "type.capacity": {"en": "capacity search", "zh": "容量搜索"},
+    "cap.title": {"en": "Capacity under the SLO ({slo}): the highest concurrency per node at which every SLO figure "
+                        "held in every run",
+                  "zh": "SLO（{slo}）下的容量：每次运行均满足全部 SLO 指标的最高单节点并发"},
+    "cap.probes": {"en": "Probes, in run order (each a synchronized step on every node; figures of the cluster)",
+                   "zh": "探测点（按运行顺序；每个探测点为所有节点同步启动的一步；集群指标）"},
+    "cap.max_parallel": {"en": "Max concurrency per node", "zh": "单节点最高并发"},
+    "cap.none": {"en": "none in range", "zh": "范围内无"},
+    "cap.at_top": {"en": "{n} (the range's max: may be higher)", "zh": "{n}（搜索上限，实际可能更高）"},
+    "cap.parallel": {"en": "Concurrency per node", "zh": "单节点并发"},
+    "cap.try": {"en": "Run", "zh": "次数"},
+    "cap.cluster_within": {"en": "Cluster within SLO", "zh": "集群满足 SLO"},
+    "cap.nodes_within": {"en": "Nodes within SLO", "zh": "满足 SLO 的节点"},
+    "cap.ttft_p99": {"en": "p99 TTFT", "zh": "p99 TTFT"},
+    "cap.tpot_p99": {"en": "p99 TPOT", "zh": "p99 TPOT"},
+    "cap.yes": {"en": "yes", "zh": "是"},
+    "cap.no": {"en": "no", "zh": "否"},
+    "cap.found": {"en": "found: {n}", "zh": "结果：{n}"},
+    "chart.cap_tpm": {"en": "{case}: TPM against concurrency per node (cluster)",
+                      "zh": "{case}：TPM 随单节点并发变化（集群）"},
+    "chart.cap_ttft": {"en": "{case}: p99 TTFT against concurrency per node (cluster)",
+                       "zh": "{case}：p99 TTFT 随单节点并发变化（集群）"},
+    "chart.cap_tpot": {"en": "{case}: p99 TPOT against concurrency per node (cluster)",
+                       "zh": "{case}：p99 TPOT 随单节点并发变化（集群）"},
+    "concl.capacity": {"en": "`{case}`: capacity **{n}** concurrent requests per node within the SLO ({slo}), "
+                               "cluster TPM (total) **{tpm}** tok/min, goodput TPM **{goodput}** tok/min there "
+                               "({probes} probes).",
+                       "zh": "`{case}`：在 SLO（{slo}）下容量为单节点 **{n}** 并发，"
+                             "此时集群 TPM（总计）**{tpm}** tok/min，"
+                             "有效 TPM **{goodput}** tok/min（共 {probes} 次探测）。"},
+    "concl.capacity_none": {"en": "`{case}`: no concurrency in the search range held the SLO ({probes} probes).",
+                            "zh": "`{case}`：搜索范围内没有满足 SLO 的并发（共 {probes} 次探测）。"},
+    "rep.title": {"en": "Repeats: mean ± 95 % confidence interval over {n} runs (Student's t), spread = (max − min) "
+                        "/ mean",
+                  "zh": "重复运行：{n} 次运行的均值 ± 95% 置信区间（Student t），"
+                        "离散度 = (最大 − 最小) / 均值"},
+    "rep.flagged": {"en": "Spread over 5 %: {names}.", "zh": "离散度超过 5%：{names}。"},
+    "rep.spread": {"en": "(spread {spread} %)", "zh": "（离散度 {spread}%）"},
+    "rep.flag": {"en": "⚠ > 5 %", "zh": "⚠ > 5%"},
+    "concl.repeat": {"en": "`{case}`: {n} runs; cluster TPM (total) **{mean}** ± {ci} tok/min (95 % CI), spread "
+                             "{spread} %.",
+                     "zh": "`{case}`：共 {n} 次运行；集群 TPM（总计）**{mean}** ± {ci} tok/min"
+                           "（95% 置信区间），离散度 {spread}%。"},
+    "gp.title": {"en": "Goodput (per-request SLO: {slo}; failed requests count as misses)",
+                 "zh": "有效吞吐（单请求 SLO：{slo}；失败请求计为未达标）"},
+    "gp.met": {"en": "Requests meeting the SLO", "zh": "达标请求数"},
+    "gp.ratio": {"en": "Goodput ratio", "zh": "达标率"},
+    "gp.rps": {"en": "Goodput (req/s)", "zh": "有效请求吞吐 (req/s)"},
+    "gp.tps": {"en": "Goodput output (tok/s)", "zh": "有效输出吞吐 (tok/s)"},
+    "gp.tpm": {"en": "Goodput TPM (tok/min)", "zh": "有效 TPM (tok/min)"},
+    "tpm.each": {"en": "TPM shown: each node's column is that node alone over its own window; the cluster column is "
+                         "the union of all nodes' requests over the common window; Σ per-node TPM adds the nodes' own "
+                         "figures.",
+                 "zh": "TPM 口径：各节点列为该节点在自身时间窗口内的值；"
+                       "集群列为所有节点请求之并集在共同时间窗口内的值；"
+                       "各节点 TPM 之和为各节点自身数值相加。"},
+    "tpm.split": {"en": "TPM shown: one endpoint, load from {n} agents (load: split): the cluster column is the shared "
+                          "endpoint's TPM (the union of every agent's requests over the common window); each agent's "
+                          "column is its share of the load, not a server's capacity.",
+                  "zh": "TPM 口径：同一端点，负载来自 {n} 个代理（load: split）："
+                        "集群列为该共享端点的 TPM（所有代理请求之并集在共同"
+                        "时间窗口内的值）；各代理列为其分担的负载，并非某台服务器的能力。"},
     "scope.cluster_partial": {"en": "cluster ({n} of {total} nodes)", "zh": "集群（{total} 个节点中的 {n} 个）"},
     "scope.cluster_partial_points": {"en": "cluster (partial at {points})", "zh": "集群（部分节点：{points}）"},
     "scope.partial_point": {"en": "{point}: {n} of {total} nodes", "zh": "{point}：{total} 个节点中的 {n} 个"},
@@ -323,6 +386,17 @@ TEXT: dict[str, dict[str, str]] = {
               "({input} + {output}) / {window} s × 60 = **{tpm_total}** tok/min；输出 TPM = {output} / {window} s "
               "× 60 = **{tpm_output}** tok/min；各节点 TPM 之和（总计）= {sum_total}，（输出）= {sum_output}。",
     },
+    "concl.tpm_split": {
+        "en": "`{case}`: one endpoint, load from {n} agents: the endpoint's TPM (total) = Σ(input+output tokens) of "
+              "every agent's requests / common window × 60 = ({input} + {output}) / {window} s × 60 = **{tpm_total}** "
+              "tok/min; output TPM = {output} / {window} s × 60 = **{tpm_output}** tok/min (Σ of the agents' own "
+              "TPM: {sum_total}).",
+        "zh": "`{case}`：同一端点，负载来自 {n} 个代理：端点 TPM（总计）= "
+              "所有代理请求的 Σ(输入+输出 token) / 共同时间窗口 × 60 = "
+              "({input} + {output}) / {window} s × 60 = **{tpm_total}** tok/min；"
+              "输出 TPM = {output} / {window} s × 60 = "
+              "**{tpm_output}** tok/min（各代理自身 TPM 之和：{sum_total}）。",
+    },
     "concl.stragglers": {"en": "`{case}`: stragglers (output throughput > 10% below the fleet median): {nodes}.",
                          "zh": "`{case}`：落后节点（输出吞吐低于各节点中位数 10% 以上）：{nodes}。"},
     "concl.sweep": {
@@ -396,6 +470,22 @@ TEXT: dict[str, dict[str, str]] = {
     "xl.validity": {"en": "Validity", "zh": "有效性"},
     "xl.failures": {"en": "Failures", "zh": "失败请求"},
     "xl.long_context": {"en": "Long context", "zh": "超长上下文"},
+    "xl.goodput": {"en": "Goodput", "zh": "有效吞吐"},
+    "xl.capacity": {"en": "Capacity", "zh": "容量"},
+    "xl.repeats": {"en": "Repeats", "zh": "重复运行"},
+    "xl.figure": {"en": "Figure", "zh": "指标"},
+    "xl.runs": {"en": "Runs", "zh": "运行次数"},
+    "xl.mean": {"en": "Mean", "zh": "均值"},
+    "xl.ci95": {"en": "95 % CI ±", "zh": "95% 置信区间 ±"},
+    "xl.sd": {"en": "Standard deviation", "zh": "标准差"},
+    "xl.min": {"en": "Min", "zh": "最小"},
+    "xl.max": {"en": "Max", "zh": "最大"},
+    "xl.spread": {"en": "Spread (max − min) / mean", "zh": "离散度 (最大 − 最小) / 均值"},
+    "xl.flagged": {"en": "Spread > 5 % (1/0)", "zh": "离散度 > 5% (1/0)"},
+    "xl.at_top": {"en": "At the range's max (1/0)", "zh": "达到搜索上限 (1/0)"},
+    "xl.within": {"en": "Within SLO (1/0)", "zh": "满足 SLO (1/0)"},
+    "xl.slo": {"en": "Per-request SLO", "zh": "单请求 SLO"},
+    "xl.tpm_basis": {"en": "Which TPM", "zh": "TPM 口径"},
     "xl.hardware": {"en": "Hardware checks", "zh": "硬件检查"},
     "xl.case": {"en": "Case", "zh": "用例"},
     "xl.passed": {"en": "Passed (1/0)", "zh": "通过 (1/0)"},

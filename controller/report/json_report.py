@@ -60,6 +60,15 @@ def report_document(report: RunReport) -> dict[str, Any]:
                 "reasons": [r.to_dict() for r in c.reasons],
                 "nodes": {n: _figures(f) for n, f in c.node_figures.items()},
                 "cluster": _figures(c.cluster),
+                "load": c.load,
+                "tpm_basis": "one_endpoint" if c.load == "split" else "cluster_union",
+                "goodput": {scope: _num(g.to_dict()) for scope, g in c.goodput.items()},
+                "capacity": {scope: _num(r) for scope, r in c.capacity.items()} if c.case_type == "capacity"
+                else None,
+                "capacity_slo": c.capacity_slo,
+                "repeats": {scope: {name: _num({**asdict(st), "spread": st.spread, "flagged": st.flagged})
+                                    for name, st in stats.items()} for scope, stats in c.repeats.items()},
+                "repeat_runs": c.repeat_runs,
                 "sum_node_tpm_total": _num(c.sum_node_tpm_total),
                 "sum_node_tpm_output": _num(c.sum_node_tpm_output),
                 "start_skew_s": _num(c.start_skew_s),
@@ -83,7 +92,8 @@ def report_document(report: RunReport) -> dict[str, Any]:
                     {"scope": r.scope, "point": r.point, "input_tokens": r.input_tokens,
                      "output_tokens": r.output_tokens, "parallel": r.parallel, "number": r.number, "loop": r.loop,
                      "avg_tps": _num(r.avg_tps), "per_request_tps": _num(r.per_request_tps),
-                     "figures": _figures(r.figures)}
+                     "figures": _figures(r.figures),
+                     "goodput": _num(r.goodput.to_dict()) if r.goodput else None}
                     for r in c.sweep
                 ],
                 "sweep_averages": [_num(asdict(a)) for a in c.sweep_averages],

@@ -61,13 +61,23 @@ def case_section(n: int, case: CaseReport, report: RunReport, lang: str) -> list
         out += [f"**{t('case.hardware', lang, level=c.hw_level(report, case))}**", ""]
         out += [f"- {line}" for line in c.hw_summary_lines(case, lang)] + [""]
         out += md(c.hw_checks_table(case, lang))
-    if case.case_type == "long_context":
+    if case.repeats:
+        out += [f"**{c.repeat_title(case, lang)}**", ""] + md(c.repeat_table(case, lang))
+    if case.case_type == "capacity":
+        if case.capacity:
+            out += [f"**{t('cap.title', lang, slo=c.capacity_slo_text(case, lang))}**", ""]
+            out += md(c.capacity_table(case, lang))
+            out += [f"{t('cap.probes', lang)}:", ""] + md(c.capacity_probe_table(case, lang))
+    elif case.case_type == "long_context":
         out += [f"**{t('case.long_context', lang)}**", ""] + md(c.long_context_table(case, lang))
         out += [c.long_context_line(case, lang), ""]
     elif case.cluster is not None:
         scopes = dict(case.node_figures)
         scopes["cluster"] = case.cluster
         out += [t("case.summary", lang), ""] + md(c.summary_table(scopes, lang, case))
+        out += [c.tpm_label_line(case, lang), ""]
+        if case.goodput:
+            out += [c.goodput_title(case, lang), ""] + md(c.goodput_table(case, lang))
         out += [c.skew_line(case, lang), ""]
         out += [c.cluster_percentiles_title(case, lang), ""] + _percentiles(case.cluster, lang)
         short = c.short_percentile_table(case, lang)
@@ -80,7 +90,8 @@ def case_section(n: int, case: CaseReport, report: RunReport, lang: str) -> list
             out += md(c.sweep_table(case, scope, lang))
     if case.scores:
         out += [f"**{t('case.scores', lang)}** — {t('case.scores_note', lang)}", ""] + md(c.scores_table(case, lang))
-    if case.cluster is None and not case.sweep and not case.scores and not case.long_context and not case.hardware:
+    if (case.cluster is None and not case.sweep and not case.scores and not case.long_context and not case.capacity
+            and not case.repeats and not case.hardware):
         out += [t("case.no_result", lang), ""]
     if case.failures:
         out += [f"**{t('case.failures', lang)}**", ""] + md(c.failures_table(case, lang))

@@ -17,13 +17,15 @@ from typing import Any
 from fleetbench.failures import summarize
 from fleetbench.figure_catalog import figure as figure_catalog
 from fleetbench.figures import Figures
+from fleetbench.goodput import Goodput
 from fleetbench.hardware import HwRow
 from fleetbench.inventory import Inventory, NotAvailable, format_bytes, format_dimm
+from fleetbench.repeats import RepeatStat, repeat_stat
 
 from ..aggregate import CLUSTER
 from ..drift import DriftFinding
 from ..fleetview import assess, drift_summary, parse_inventory
-from ..plan import EvalCase, HardwareCase, PerfCase, Plan, SweepCase, parse_plan
+from ..plan import CapacityCase, EvalCase, HardwareCase, PerfCase, Plan, SweepCase, parse_plan
 from ..store import Store
 from ..verdict import Reason, State, figure_text, parse_state, run_state, threshold_text, worst
 from ..yamlfile import Located, parse_yaml
@@ -75,6 +77,7 @@ class SweepPointRow:
     figures: Figures
     # concurrent streams behind these figures: `parallel` on a node, parallel × nodes for the cluster
     streams: int = 0
+    goodput: Goodput | None = None  # against the sweep's per-request SLO, when it has one
 
     @property
     def concurrency(self) -> int:
@@ -250,6 +253,18 @@ class CaseReport:
     step_points: dict[str, str] = field(default_factory=dict)  # each step id of the case -> its sweep point
     # long-context cases: one row per node of the run
     long_context: list[LongContextRow] = field(default_factory=list)
+    # scope (a node or "cluster") -> goodput against the case's per-request SLO; empty without an SLO
+    goodput: dict[str, Goodput] = field(default_factory=dict)
+    # "each": every node loads its endpoint; "split": the totals divided across the agents, one shared endpoint
+    load: str = "each"
+    # capacity cases: scope -> {max_parallel, at_top, tpm_total, goodput_tpm, probes: [row per probe run]}
+    # (controller/capacity.py), the SLO bounds [{figure, op, threshold}] and the preset's name if one was used
+    capacity: dict[str, dict[str, Any]] = field(default_factory=dict)
+    capacity_slo: list[dict[str, Any]] = field(default_factory=list)
+    capacity_preset: str = ""
+    # `repeat: N` perf cases: scope -> figure -> its mean and 95 % CI over the runs (fleetbench/repeats.py)
+    repeats: dict[str, dict[str, RepeatStat]] = field(default_factory=dict)
+    repeat_runs: int = 0
     # hardware cases: every check judged, per node and accelerator (fleetbench.hardware.HwRow)
     hardware: list[HwRow] = field(default_factory=list)
     # hardware cases: node -> the job's result as the agent sent it (devices, backend, stress samples, DCGM)
@@ -386,8 +401,49 @@ def equivalent_command(plan: Plan, case_id: str, url: str) -> str:
         if case.loops > 1:
             lines.append(f"# run the above {case.loops} times (loops)")
         return "\n".join(lines)
+    if isinstance(case, CapacityCase):  # one probe; the search picks `parallel`
+        return "# one probe at concurrency P per node (the search chooses P):\n" + _perf_command(
+            plan, url, case.rate, "P", f"P×{case.requests_per_stream}", case.dataset, case.input_tokens,
+            case.output_tokens, case.extra_args, case.range_ratio)
     return _perf_command(plan, url, case.rate, str(case.parallel), str(case.number), case.dataset,
                          case.input_tokens, case.output_tokens, case.extra_args, case.range_ratio)
+
+
+# the figures a `repeat: N` case summarizes over its runs (goodput ones when the case has an SLO)
+REPEAT_FIGURES = ("tpm_total", "tpm_output", "output_throughput_tps", "request_throughput_rps", "ttft_avg_s",
+                  "tpot_avg_s", "latency_avg_s", "ttft_p99_s", "tpot_p99_s", "success_rate", "goodput_tpm",
+                  "goodput_ratio")
+
+
+def repeat_stats(runs: list[dict[str, Figures]], goodput: list[dict[str, Goodput]]) -> dict[str, dict[str, RepeatStat]]:
+    """Scope -> figure -> mean and 95 % CI over the runs (each run: scope -> its figures and goodput)."""
+    scopes = sorted({s for run in runs for s in run}, key=lambda s: (s == CLUSTER, s))
+    out: dict[str, dict[str, RepeatStat]] = {}
+    for scope in scopes:
+        stats = {}
+        for name in REPEAT_FIGURES:
+            if name.startswith("goodput_"):
+                values = [g[scope].values()[name] for g in goodput if scope in g]
+            else:
+                values = [run[scope].value(name) for run in runs if scope in run]
+            if values:
+                stats[name] = repeat_stat(values)
+        out[scope] = stats
+    return out
+
+
+def _capacity(stored: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """The stored search result with NaN back for the JSON's nulls (figures a probe could not measure)."""
+    def num(v: Any) -> Any:
+        return math.nan if v is None else v
+
+    out = {}
+    for scope, r in stored.items():
+        probes = [{k: num(v) if k not in ("slo_figures",) else {f: num(x) for f, x in v.items()}
+                   for k, v in p.items()} for p in r.get("probes", [])]
+        out[scope] = {**r, "tpm_total": num(r.get("tpm_total")), "goodput_tpm": num(r.get("goodput_tpm")),
+                      "probes": probes}
+    return dict(sorted(out.items(), key=lambda kv: (kv[0] != CLUSTER, kv[0])))
 
 
 def node_command(plan: Plan, case_id: str, endpoints: dict[str, str]) -> str:
@@ -410,6 +466,11 @@ def _verdict_rows(rows: list[dict[str, Any]], scope_suffix: str = "") -> list[Ve
             for v in rows]
 
 
+def _goodput_of(row: dict[str, Any]) -> Goodput | None:
+    g = json.loads(row.get("extra_json") or "{}").get("goodput")
+    return Goodput.from_dict(g) if g else None
+
+
 def _sweep_rows(case: SweepCase, figures: list[dict[str, Any]]) -> list[SweepPointRow]:
     """Every stored point of the sweep, in run order, node scopes first then the cluster."""
     by_step: dict[str, list[dict[str, Any]]] = {}
@@ -422,7 +483,8 @@ def _sweep_rows(case: SweepCase, figures: list[dict[str, Any]]) -> list[SweepPoi
         nodes = sum(1 for r in rows if r["scope"] != CLUSTER)
         out += [SweepPointRow(r["scope"], label, pc.input_tokens, pc.output_tokens, pc.parallel, pc.number, loop,
                               _figures(r["figures_json"]),
-                              pc.parallel * (nodes if r["scope"] == CLUSTER else 1)) for r in rows]
+                              pc.parallel * (nodes if r["scope"] == CLUSTER else 1),
+                              _goodput_of(r)) for r in rows]
     return out
 
 
@@ -599,8 +661,23 @@ def load_report(store: Store, run_id: str) -> RunReport:
         case = next((c for c in plan.cases if c.id == cid), None) if plan else None
         node_figs = {r["scope"]: _figures(r["figures_json"]) for r in figures
                      if r["case_id"] == cid and r["scope"] != CLUSTER}
+        runs: list[dict[str, Figures]] = []
+        run_goodput: list[dict[str, Goodput]] = []
+        if isinstance(case, PerfCase) and case.repeat > 1:
+            for k in range(1, case.repeat + 1):
+                mine_k = [r for r in figures if r["case_id"] == f"{cid}@rep{k}"]
+                if mine_k:
+                    runs.append({r["scope"]: _figures(r["figures_json"]) for r in mine_k})
+                    run_goodput.append({r["scope"]: Goodput.from_dict(g) for r in mine_k
+                                        for g in [json.loads(r["extra_json"] or "{}").get("goodput")] if g})
+        goodput = {r["scope"]: Goodput.from_dict(g) for r in figures if r["case_id"] == cid
+                   for g in [json.loads(r["extra_json"] or "{}").get("goodput")] if g}
+        goodput = dict(sorted(goodput.items(), key=lambda kv: (kv[0] == CLUSTER, kv[0])))
         cl = [r for r in figures if r["case_id"] == cid and r["scope"] == CLUSTER]
         extra = json.loads(cl[0]["extra_json"]) if cl else {}
+        if not cl and runs:  # a repeated case: its runs' cluster rows say how it was loaded
+            first = [r for r in figures if r["case_id"] == f"{cid}@rep1" and r["scope"] == CLUSTER]
+            extra = {"load": json.loads(first[0]["extra_json"] or "{}").get("load")} if first else {}
         mine = of_case(case_nodes, cid)
         states: dict[str, tuple[str, str]] = {}
         for r in mine:  # a sweep node's state is its worst point's
@@ -640,6 +717,10 @@ def load_report(store: Store, run_id: str) -> RunReport:
 
         # stored states and reasons (case_verdicts); a store without them: computed as before
         rows = of_case(case_verdicts, cid)
+        is_capacity = isinstance(case, CapacityCase)
+        if is_capacity:  # a probe outside the SLO is the search working, not the case failing: its own rows only
+            rows = [r for r in rows if r["case_id"] == cid]
+            verdict_rows = []
         reasons: list[Reason] = []
         for r in sorted(rows, key=lambda r: r["scope"] != "case"):
             for d in r["reasons"]:
@@ -680,7 +761,14 @@ def load_report(store: Store, run_id: str) -> RunReport:
             purpose=case.purpose if case else "",
             command=node_command(plan, cid, endpoints) if plan else "",
             node_figures=dict(sorted(node_figs.items())),
-            cluster=_figures(cl[0]["figures_json"]) if cl else None,
+            cluster=_figures(cl[0]["figures_json"]) if cl and not is_capacity else None,
+            goodput=goodput,
+            capacity=_capacity(extra.get("capacity") or {}) if is_capacity else {},
+            capacity_slo=list(extra.get("slo") or []) if is_capacity else [],
+            capacity_preset=str(extra.get("slo_preset") or "") if is_capacity else "",
+            repeats=repeat_stats(runs, run_goodput) if runs else {},
+            repeat_runs=len(runs),
+            load=str(extra.get("load") or "each"),
             sum_node_tpm_total=math.nan if extra.get("sum_node_tpm_total") is None else extra["sum_node_tpm_total"],
             sum_node_tpm_output=math.nan if extra.get("sum_node_tpm_output") is None else extra["sum_node_tpm_output"],
             start_skew_s=math.nan if extra.get("start_skew_s") is None else extra["start_skew_s"],

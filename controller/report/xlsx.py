@@ -110,14 +110,16 @@ def _summary(wb: Workbook, report: RunReport, lang: str) -> None:
     s.header([t("col.case", lang), t("case.type", lang), t("col.verdict", lang)]
              + [_label(f, lang) for f in ("tpm_total", "tpm_output", "sum_node_tpm_total", "sum_node_tpm_output",
                                           "start_skew_s")]
-             + [t("fig.stragglers", lang), t("col.cluster_nodes", lang), t("case.purpose", lang)])
+             + [t("fig.stragglers", lang), t("col.cluster_nodes", lang), t("case.purpose", lang),
+                t("xl.tpm_basis", lang)])
     for case in report.cases:
         cl = case.cluster if case.case_type != "long_context" else None  # no TPM for one request per node
         part = case.partial()
         s.row([case.case_id, c.case_type_text(case, lang), c.verdict_text(case.verdict, lang),
                cl.tpm_total if cl else None, cl.tpm_output if cl else None, case.sum_node_tpm_total if cl else None,
                case.sum_node_tpm_output if cl else None, case.start_skew_s, ", ".join(case.stragglers),
-               c.scope_name("cluster", lang, case) if part else "", case.purpose])
+               c.scope_name("cluster", lang, case) if part else "", case.purpose,
+               _plain(c.tpm_label_line(case, lang)) if cl else ""])
     s.row([])
     s.row([_plain(c.overall_line(report, lang))], bold=True)
     for line in [*c.conclusion_lines(report, lang), *c.failure_reasons(report, lang)]:
@@ -231,6 +233,54 @@ def _long_context(wb: Workbook, report: RunReport, lang: str) -> None:
                    r.input_tokens, r.output_tokens, r.error])
 
 
+def _goodput(wb: Workbook, report: RunReport, lang: str) -> None:
+    """One row per (case, scope) with goodput: the SLO, the requests meeting it, and what they carried."""
+    s = _Sheet(wb, t("xl.goodput", lang))
+    s.header([t("col.case", lang), t("col.scope", lang), t("xl.slo", lang), _label("requests", lang),
+              t("gp.met", lang), t("gp.ratio", lang), t("gp.rps", lang), t("gp.tps", lang), t("gp.tpm", lang),
+              _label("tpm_total", lang)])
+    for case in report.cases:
+        figs = {**case.node_figures, **({"cluster": case.cluster} if case.cluster else {})}
+        for scope, g in case.goodput.items():
+            s.row([case.case_id, c.scope_name(scope, lang, case), g.slo.describe(), g.requests, g.good, g.ratio,
+                   g.rps, g.tps, g.tpm, figs[scope].tpm_total if scope in figs else None])
+
+
+def _capacity(wb: Workbook, report: RunReport, lang: str) -> None:
+    """Per capacity case and scope: the answer, TPM and goodput TPM there; then every probe run on every scope."""
+    cases = [case for case in report.cases if case.capacity]
+    s = _Sheet(wb, t("xl.capacity", lang))
+    s.header([t("col.case", lang), t("col.scope", lang), t("cap.max_parallel", lang), t("xl.at_top", lang),
+              _label("tpm_total", lang), t("gp.tpm", lang), t("xl.slo", lang)])
+    for case in cases:
+        for scope, r in case.capacity.items():
+            s.row([case.case_id, c.scope_name(scope, lang, case), r["max_parallel"], int(bool(r["at_top"])),
+                   r["tpm_total"], r["goodput_tpm"], c.capacity_slo_text(case, lang)])
+    s.row([])
+    s.header([t("col.case", lang), t("col.scope", lang), t("cap.parallel", lang), t("cap.try", lang),
+              t("col.verdict", lang), t("xl.within", lang), _label("requests", lang), _label("tpm_total", lang),
+              t("gp.tpm", lang), t("gp.ratio", lang), t("cap.ttft_p99", lang), t("cap.tpot_p99", lang)])
+    for case in cases:
+        for scope, r in case.capacity.items():
+            for p in r["probes"]:
+                s.row([case.case_id, c.scope_name(scope, lang, case), p["parallel"], p["attempt"],
+                       c.verdict_text(p["state"], lang), int(bool(p["within_slo"])), p["requests"], p["tpm_total"],
+                       p["goodput_tpm"], p["goodput_ratio"], p["ttft_p99_s"], p["tpot_p99_s"]])
+
+
+def _repeats(wb: Workbook, report: RunReport, lang: str) -> None:
+    """Per repeated case, scope and figure: the runs' mean, 95 % CI half-width, sd, min, max, spread, flag."""
+    s = _Sheet(wb, t("xl.repeats", lang))
+    s.header([t("col.case", lang), t("col.scope", lang), t("xl.figure", lang), t("xl.runs", lang), t("xl.mean", lang),
+              t("xl.ci95", lang), t("xl.sd", lang), t("xl.min", lang), t("xl.max", lang), t("xl.spread", lang),
+              t("xl.flagged", lang)])
+    for case in report.cases:
+        for scope, stats in case.repeats.items():
+            for name, st in stats.items():
+                s.row([case.case_id, c.scope_name(scope, lang, case), name, st.n, st.mean, st.ci95, st.sd, st.low,
+                       st.high, st.spread, int(st.flagged)])
+
+
 def _hardware(wb: Workbook, report: RunReport, lang: str) -> None:
     """Every hardware check of every node and accelerator, with the numbers as numbers."""
     cases = [case for case in report.cases if case.hardware]
@@ -325,6 +375,13 @@ def write_xlsx(report: RunReport, path: Path, lang: str = "en", raw: RawRequests
         _validity(wb, report, lang)
         _failures(wb, report, lang)
         _long_context(wb, report, lang)
+        # issue 18's sheets, only for a run that has them
+        if any(case.goodput for case in report.cases):
+            _goodput(wb, report, lang)
+        if any(case.capacity for case in report.cases):
+            _capacity(wb, report, lang)
+        if any(case.repeats for case in report.cases):
+            _repeats(wb, report, lang)
         _hardware(wb, report, lang)
         _scores(wb, report, lang)
         _environment(wb, report, lang)

@@ -73,6 +73,9 @@ def build_parser() -> argparse.ArgumentParser:
         choices=sorted(PRESETS),
         help="simulate a batching engine with these numbers instead of fixed TTFT/TPOT",
     )
+    p.add_argument("--max-concurrency", type=int, default=0, metavar="N",
+                   help="fixed timing: at most N requests generate at once, the others queue (FIFO) and their TTFT "
+                        "includes the wait (default: no limit)")
     p.add_argument("--log", type=Path, metavar="PATH", help="append one JSON line per request to PATH")
     p.add_argument("--strict-model", action="store_true", help="answer 404 to requests naming another model")
     p.add_argument("--answers", type=Path, metavar="FILE",
@@ -144,6 +147,7 @@ def config_from_args(args: argparse.Namespace) -> EndpointConfig:
         answers=load_answers(args.answers) if args.answers is not None else (),
         strict=args.strict,
         allow_fields=tuple(args.allow_field),
+        max_concurrency=args.max_concurrency,
     )
     config.validate()
     return config
@@ -163,6 +167,8 @@ def main(argv: list[str] | None = None) -> None:
 
         def ready(endpoint: object) -> None:
             mode = f"preset {args.preset}" if args.preset else f"ttft {args.ttft_ms:g} ms, tpot {args.tpot_ms:g} ms"
+            if config.max_concurrency:
+                mode += f", at most {config.max_concurrency} at once (the rest queue)"
             if config.strict:
                 mode += ", strict request fields"
             print(f"fleetbench-endpoint listening on {endpoint.url} (model {config.model}, {mode})", flush=True)  # type: ignore[attr-defined]

@@ -208,6 +208,9 @@ class EndpointConfig:
     # Reject requests with fields outside KNOWN_FIELDS + allow_fields (HTTP 422, like `transformers serve`).
     strict: bool = False
     allow_fields: tuple[str, ...] = ()
+    # Fixed mode: at most this many requests generate at once; the others wait in a FIFO queue and their
+    # TTFT counts the wait (a server's concurrency limit: the knee a capacity search finds). 0 = no limit.
+    max_concurrency: int = 0
     # Answer 401 unless the request carries `Authorization: Bearer <api_key>` (like vLLM's --api-key).
     api_key: str = ""
 
@@ -221,6 +224,10 @@ class EndpointConfig:
             raise ConfigError(f"port {self.port} is not between 0 and 65535")
         if self.ttft_s < 0 or self.tpot_s < 0:
             raise ConfigError("ttft and tpot must not be negative")
+        if self.max_concurrency < 0:
+            raise ConfigError("max_concurrency must be 0 (no limit) or more")
+        if self.max_concurrency and self.engine is not None:
+            raise ConfigError("max_concurrency is for the fixed-timing mode; an engine preset has its own max batch")
         if self.default_output_tokens < 1:
             raise ConfigError("default_output_tokens must be ≥ 1")
         if not self.model:

@@ -197,6 +197,7 @@ class _Server:
         self._replies: dict[int, list[str]] = {}  # request index -> canned reply tokens
         self._log: IO[str] | None = None
         self.engine: Any = None
+        self._slots: asyncio.Semaphore | None = None  # fixed mode's concurrency limit (created on the loop)
         if config.engine is not None:
             from fleetbench.endpoint.engine import Engine
 
@@ -347,9 +348,13 @@ class _Server:
                 record.error = "injected empty body"
                 return web.Response(status=200, body=b"",
                                     content_type="text/event-stream" if record.stream else "application/json")
-            if record.stream:
-                return await self._stream(request, record, chat, t0, body)
-            return await self._complete(request, record, chat, t0)
+            if self.config.max_concurrency and self.engine is None:
+                if self._slots is None:
+                    self._slots = asyncio.Semaphore(self.config.max_concurrency)
+                async with self._slots:  # FIFO: asyncio wakes waiters in order; the wait is part of the TTFT
+                    t0 = loop.time()
+                    return await self._respond(request, record, chat, t0, body)
+            return await self._respond(request, record, chat, t0, body)
         except (ConnectionResetError, ConnectionError):
             record.status = "client_disconnected"
             raise
@@ -359,6 +364,12 @@ class _Server:
             raise
         finally:
             self._finish(record)
+
+    async def _respond(self, request: web.Request, record: RequestRecord, chat: bool, t0: float,
+                       body: dict[str, Any]) -> web.StreamResponse:
+        if record.stream:
+            return await self._stream(request, record, chat, t0, body)
+        return await self._complete(request, record, chat, t0)
 
     async def _token_times(self, record: RequestRecord, t0: float) -> AsyncGenerator[int, None]:
         """Yield token indices 0..planned-1, each when that token is due."""

@@ -1,0 +1,72 @@
+"""How a capacity case reads (controller/capacity.py's result through content.py, html.py, json_report.py): the
+answer per scope with TPM and goodput TPM there, the probe table, the charts with the SLO line and the found
+point; an invalid probe (run again) is listed but not counted."""
+
+from __future__ import annotations
+
+import math
+import re
+
+from fleetbench.controller.capacity import CapacitySearch, capacity_result, probe_row
+from fleetbench.controller.report import content as c
+from fleetbench.controller.report import html as h
+from fleetbench.controller.report.model import CaseReport
+
+KNEE = 4
+
+
+def row(scope: str, parallel: int, attempt: int, state: str, within: bool) -> dict:
+    figures = {"requests": parallel * 2, "success_rate": 1.0, "tpm_total": 1000.0 * min(parallel, KNEE) + attempt,
+               "tpm_output": 500.0, "percentiles": {"ttft_s": {"99": 0.16 if within else 0.4},
+                                                    "tpot_s": {"99": 0.01}}}
+    extra = {"goodput": {"goodput_tpm": 900.0 * min(parallel, KNEE) + attempt, "goodput_ratio": 0.9}}
+    return probe_row(scope, parallel, attempt, state, within, figures, extra, [])
+
+
+def capacity_case() -> CaseReport:
+    search = CapacitySearch(1, 16, ["cluster", "n1"])
+    rows, tries = [], {}
+    while (p := search.next_probe()) is not None:
+        attempt = tries[p] = tries.get(p, 0) + 1
+        if p == 8 and attempt == 1:  # invalid (a saturated client): listed, run again, not counted
+            rows += [row(s, p, attempt, "invalid", False) for s in ("cluster", "n1")]
+            continue
+        ok = {"cluster": p <= KNEE, "n1": p <= KNEE}
+        rows += [row(s, p, attempt, "pass" if ok[s] else "fail", ok[s]) for s in ok]
+        search.record(p, ok)
+    return CaseReport(case_id="cap", purpose="", command="", node_figures={}, cluster=None,
+                      sum_node_tpm_total=math.nan, sum_node_tpm_output=math.nan, start_skew_s=math.nan, stragglers=[],
+                      node_states={}, evalscope_summaries={}, verdicts=[], case_type="capacity",
+                      capacity=capacity_result(search, rows),
+                      capacity_slo=[{"figure": "ttft_p99_s", "op": "max", "threshold": 0.3}])
+
+
+def test_result_per_scope_is_the_lowest_run_at_the_answer():
+    case = capacity_case()
+    cl = case.capacity["cluster"]
+    assert cl["max_parallel"] == KNEE and not cl["at_top"]
+    assert (cl["tpm_total"], cl["goodput_tpm"]) == (4001.0, 3601.0)  # attempts 1 and 2 at 4: the lower
+    assert [(p["parallel"], p["attempt"], p["state"]) for p in cl["probes"]][3:5] == [(8, 1, "invalid"),
+                                                                                      (8, 2, "fail")]
+
+
+def test_tables_and_conclusion():
+    case = capacity_case()
+    assert c.capacity_table(case, "en").rows == [["cluster", "4", "4,001", "3,601"], ["n1", "4", "4,001", "3,601"]]
+    probes = c.capacity_probe_table(case, "en").rows
+    assert probes[0][:5] == ["1", "1", "PASS", "yes", "n1"] and probes[0][7] == "160.00 ms"
+    assert [r[0] for r in probes] == ["1", "2", "4", "8", "8", "6", "5", "4"]
+    points = c.capacity_points(case)
+    assert [(p["parallel"], p["within"]) for p in points] == [(1, 1), (2, 1), (4, 1), (5, 0), (6, 0), (8, 0)]
+    assert points[2]["tpm_total"] == 4001.0  # the worst of the two runs at 4
+    assert c.capacity_slo_text(case, "en") == "ttft_p99_s <= 300 ms"
+
+
+def test_charts_draw_the_slo_line_and_the_found_point():
+    charts = h.capacity_charts(capacity_case(), "en")
+    titles = [re.findall(r"<title>([^<]*)</title>", ch)[0] for ch in charts]
+    assert titles == ["cap: TPM against concurrency per node (cluster)",
+                      "cap: p99 TTFT against concurrency per node (cluster)",
+                      "cap: p99 TPOT against concurrency per node (cluster)"]
+    assert "SLO ttft_p99_s ≤ 300 ms" in charts[1] and "SLO" not in charts[0]
+    assert all("found: 4" in ch for ch in charts)
