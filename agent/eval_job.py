@@ -16,11 +16,12 @@ import os
 import threading
 import time
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from fleetbench.jobs_schema import EvalSpec
+from pydantic import TypeAdapter
+
+from fleetbench.jobs_schema import EvalSpec, ScoreRow, SubsetScoreRow
 
 from .endpoint_check import check_endpoint
 
@@ -35,33 +36,6 @@ class EventSink(Protocol):
 
 
 # --- reading evalscope's outputs (pure) ------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class SubsetScore:
-    subset: str
-    score: float  # percent when the row's unit is "%"
-    samples: int
-
-
-@dataclass(frozen=True)
-class DatasetScore:
-    """evalscope's score of one dataset for one metric, over all its subsets (the sample-weighted mean,
-    i.e. the fraction of samples right), in percent; `subset` is the subset's name when there is one,
-    "OVERALL" when the row pools several (as evalscope's own table names that row)."""
-
-    dataset: str
-    subset: str
-    metric: str
-    score: float
-    samples: int
-    unit: str = "%"
-    subsets: tuple[SubsetScore, ...] = field(default_factory=tuple)
-
-    def to_dict(self) -> dict[str, Any]:
-        out = asdict(self)
-        out["subsets"] = [asdict(s) for s in self.subsets]
-        return out
 
 
 def _metric_name(metric: dict[str, Any]) -> str:
@@ -100,7 +74,7 @@ def _num(value: Any) -> float:
     return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else math.nan
 
 
-def report_scores(report: dict[str, Any]) -> list[DatasetScore]:
+def report_scores(report: dict[str, Any]) -> list[ScoreRow]:
     """The rows of one evalscope report (reports/<model>/<dataset>.json): primary metric first,
     diagnostic metrics left out when the report has quality ones."""
     dataset = str(report.get("dataset_name") or report.get("name", "").rpartition("@")[2])
@@ -112,13 +86,15 @@ def report_scores(report: dict[str, Any]) -> list[DatasetScore]:
     rows = []
     for m in metrics:
         factor, unit = _scale(m)
-        subsets = [SubsetScore(str(s.get("name", "")), round(_num(s.get("score")) * factor, 6), int(s.get("num") or 0))
+        subsets = [SubsetScoreRow(subset=str(s.get("name", "")), score=round(_num(s.get("score")) * factor, 6),
+                                  samples=int(s.get("num") or 0))
                    for c in m.get("categories") or [] for s in c.get("subsets") or []
                    if isinstance(s, dict) and not s.get("is_aggregate")]
         names = sorted({s.subset for s in subsets})
         samples = int(m.get("num") or sum(s.samples for s in subsets))
-        rows.append(DatasetScore(dataset, names[0] if len(names) == 1 else "OVERALL", _metric_name(m),
-                                 round(_num(m.get("score")) * factor, 6), samples, unit, tuple(subsets)))
+        rows.append(ScoreRow(dataset=dataset, subset=names[0] if len(names) == 1 else "OVERALL",
+                             metric=_metric_name(m), score=round(_num(m.get("score")) * factor, 6), samples=samples,
+                             unit=unit, subsets=tuple(subsets)))
     return rows
 
 
@@ -127,9 +103,10 @@ def _report_files(work_dir: Path) -> list[Path]:
     return sorted(reports.glob("*/*.json")) if reports.is_dir() else []
 
 
-def read_eval_scores(work_dir: Path) -> list[DatasetScore]:
-    """Every dataset's scores from the reports evalscope wrote under `work_dir` (its work_dir)."""
-    rows: list[DatasetScore] = []
+def read_eval_scores(work_dir: Path) -> list[ScoreRow]:
+    """Every dataset's scores from the reports evalscope wrote under `work_dir` (its work_dir), as the job
+    result carries them (jobs_schema.ScoreRow: one declaration for the agent and the controller)."""
+    rows: list[ScoreRow] = []
     for path in _report_files(work_dir):
         try:
             report = json.loads(path.read_text(encoding="utf-8"))
@@ -317,8 +294,11 @@ def run_eval_job(job_dir: Path, spec: EvalSpec, channel: EventSink) -> int:
     return 0
 
 
-def write_results(job_dir: Path, work_dir: Path, scores: list[DatasetScore]) -> None:
-    (job_dir / SCORES_FILE).write_text(json.dumps([s.to_dict() for s in scores], indent=1))
+SCORE_ROWS = TypeAdapter(list[ScoreRow])
+
+
+def write_results(job_dir: Path, work_dir: Path, scores: list[ScoreRow]) -> None:
+    (job_dir / SCORES_FILE).write_bytes(SCORE_ROWS.dump_json(scores, indent=1))
     tmp = job_dir / (SAMPLES_FILE + ".tmp")
     with tmp.open("w", encoding="utf-8") as f:
         for sample in read_eval_samples(work_dir):

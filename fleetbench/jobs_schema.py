@@ -781,7 +781,10 @@ class SubsetScoreRow(Wire):
 
 
 class ScoreRow(Wire):
-    """evalscope's score of one dataset for one metric (percent when `unit` is "%"), with its subsets'."""
+    """evalscope's score of one dataset for one metric, over all its subsets (the sample-weighted mean, i.e. the
+    fraction of samples right; percent when `unit` is "%"), with its subsets'. `subset` is the subset's name when
+    there is one, "OVERALL" when the row pools several (as evalscope's own table names that row). The agent's
+    eval job builds these rows (agent/eval_job.py) and the controller reads them: declared once, here."""
 
     what: ClassVar[str] = "score"
 

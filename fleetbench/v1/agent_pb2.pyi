@@ -2,8 +2,7 @@ from google.protobuf.internal import containers as _containers
 from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
-from collections.abc import Iterable as _Iterable, Mapping as _Mapping
-from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
+from typing import ClassVar as _ClassVar, Iterable as _Iterable, Mapping as _Mapping, Optional as _Optional, Union as _Union
 
 DESCRIPTOR: _descriptor.FileDescriptor
 
@@ -117,7 +116,7 @@ class StartJobRequest(_message.Message):
     spec_json: str
     start_at: float
     armed: bool
-    def __init__(self, job_id: _Optional[str] = ..., kind: _Optional[_Union[JobKind, str]] = ..., spec_json: _Optional[str] = ..., start_at: _Optional[float] = ..., armed: _Optional[bool] = ...) -> None: ...
+    def __init__(self, job_id: _Optional[str] = ..., kind: _Optional[_Union[JobKind, str]] = ..., spec_json: _Optional[str] = ..., start_at: _Optional[float] = ..., armed: bool = ...) -> None: ...
 
 class StartAtRequest(_message.Message):
     __slots__ = ("job_id", "start_at")
@@ -253,7 +252,7 @@ class RequestRecord(_message.Message):
     itl_s: _containers.RepeatedScalarFieldContainer[float]
     error: str
     point: str
-    def __init__(self, index: _Optional[int] = ..., start_time: _Optional[float] = ..., end_time: _Optional[float] = ..., success: _Optional[bool] = ..., ttft_s: _Optional[float] = ..., latency_s: _Optional[float] = ..., input_tokens: _Optional[int] = ..., output_tokens: _Optional[int] = ..., tpot_s: _Optional[float] = ..., itl_s: _Optional[_Iterable[float]] = ..., error: _Optional[str] = ..., point: _Optional[str] = ...) -> None: ...
+    def __init__(self, index: _Optional[int] = ..., start_time: _Optional[float] = ..., end_time: _Optional[float] = ..., success: bool = ..., ttft_s: _Optional[float] = ..., latency_s: _Optional[float] = ..., input_tokens: _Optional[int] = ..., output_tokens: _Optional[int] = ..., tpot_s: _Optional[float] = ..., itl_s: _Optional[_Iterable[float]] = ..., error: _Optional[str] = ..., point: _Optional[str] = ...) -> None: ...
 
 class RecordBatch(_message.Message):
     __slots__ = ("records",)

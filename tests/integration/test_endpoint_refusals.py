@@ -21,7 +21,6 @@ import pytest
 from fleetbench.agent.evalscope_adapter import find_result_dbs, iter_records
 from fleetbench.endpoint.config import EndpointConfig, FaultConfig
 from fleetbench.endpoint.testing import EndpointThread
-from fleetbench.endpoint.tokenizer import ensure_demo_tokenizer
 from fleetbench.records import RequestRecord
 
 pytestmark = pytest.mark.integration
@@ -31,8 +30,8 @@ UNEXPECTED = "Unexpected fields in the request: {'ignore_eos', 'min_tokens'}"
 
 
 @pytest.fixture(scope="module")
-def tok(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return ensure_demo_tokenizer(tmp_path_factory.mktemp("tok"))
+def tok(demo_tokenizer: Path) -> Path:
+    return demo_tokenizer
 
 
 @dataclass

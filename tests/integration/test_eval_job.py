@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from test_job_lifecycle import Agent, alive, children_of, wait_state  # same folder: on sys.path
+from support.processes import Agent, alive, children_of, wait_state
 
 from fleetbench.controller.localfleet import free_port, wait_for_port
 from fleetbench.v1 import agent_pb2 as pb
@@ -39,16 +39,11 @@ sys.exit(run_eval_job(Path(sys.argv[1]), EvalSpec.from_wire(sys.argv[2]), channe
 
 
 @pytest.fixture
-def endpoint(tmp_path: Path):
+def endpoint(tmp_path: Path, start_endpoint):
     """The simulator with canned answers, logging every request it gets."""
-    port, log = free_port(), tmp_path / "requests.jsonl"
-    proc = subprocess.Popen([sys.executable, "-m", "fleetbench.endpoint", "--port", str(port), "--ttft-ms", "5",
-                             "--tpot-ms", "1", "--output-tokens", "8", "--answers", str(ANSWERS), "--log", str(log)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    wait_for_port(port, 30, proc)
-    yield f"http://127.0.0.1:{port}/v1", log
-    proc.terminate()
-    proc.wait(timeout=10)
+    log = tmp_path / "requests.jsonl"
+    ep = start_endpoint("--output-tokens", "8", "--answers", str(ANSWERS), "--log", str(log), ttft_ms=5, tpot_ms=1)
+    return ep.base, log
 
 
 def requests_seen(log: Path) -> list[dict[str, Any]]:

@@ -13,7 +13,7 @@ import sys
 import time
 
 import pytest
-from test_job_lifecycle import Agent, children_of, wait_state  # same folder: pytest puts it on sys.path
+from support.processes import Agent, children_of, wait_state
 
 from fleetbench.controller.localfleet import LocalFleet
 from fleetbench.jobs_schema import JobOutcome

@@ -4,89 +4,55 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 
 import grpc
 import pytest
-from test_job_lifecycle import Agent, wait_state  # same folder: pytest puts it on sys.path
+from support.processes import DONE, fetch, wait_state
 
-from fleetbench.controller.localfleet import free_port, wait_for_port
-from fleetbench.endpoint.tokenizer import ensure_demo_tokenizer
 from fleetbench.jobs_schema import JobOutcome
 from fleetbench.v1 import agent_pb2 as pb
 
 pytestmark = pytest.mark.integration
-DONE = {pb.JOB_STATE_SUCCEEDED, pb.JOB_STATE_FAILED, pb.JOB_STATE_CANCELLED}
 
 
-def start_endpoint(*extra: str) -> tuple[subprocess.Popen[bytes], str]:
-    port = free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "fleetbench.endpoint", "--port", str(port), "--ttft-ms", "20",
-                             "--tpot-ms", "2", *extra], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    wait_for_port(port, 30, proc)
-    return proc, f"http://127.0.0.1:{port}/v1/completions"
+def test_long_context_reports_success_and_ttft_then_a_plain_failure(start_agent, start_endpoint, demo_tokenizer):
+    url, bad_url = start_endpoint().completions, start_endpoint("--fault-500", "1.0").completions
+    agent = start_agent()
+    spec = {"url": url, "model": "demo", "tokenizer_path": str(demo_tokenizer), "number": 1, "parallel": 1,
+            "input_tokens": 8192, "output_tokens": 4}
+    agent.stub.StartJob(pb.StartJobRequest(job_id="lc", kind=pb.JOB_KIND_LONG_CONTEXT,
+                                           spec_json=json.dumps(spec)))
+    assert wait_state(agent.stub, "lc", DONE, 180).state == pb.JOB_STATE_SUCCEEDED
+    summary, records = fetch(agent, "lc")
+    lc = json.loads(summary.result_json)["long_context"]
+    assert lc["passed"] is True and lc["succeeded"] == 1 and lc["errors"] == []
+    assert lc["ttft_s"] == [records[0].ttft_s] and records[0].ttft_s > 0
+    assert lc["input_tokens"] == [records[0].input_tokens] and records[0].input_tokens >= 8000
+    outcome = JobOutcome.from_wire(summary.result_json)  # as the controller reads it
+    assert outcome.long_context is not None and outcome.long_context.passed
+    assert outcome.saturation is not None and not outcome.saturation.saturated
+    assert JobOutcome.from_wire(outcome.to_wire()) == outcome
+
+    agent.stub.StartJob(pb.StartJobRequest(job_id="lc-bad", kind=pb.JOB_KIND_LONG_CONTEXT,
+                                           spec_json=json.dumps({**spec, "url": bad_url})))
+    assert wait_state(agent.stub, "lc-bad", DONE, 180).state == pb.JOB_STATE_SUCCEEDED  # the job ran
+    lc = json.loads(fetch(agent, "lc-bad")[0].result_json)["long_context"]
+    assert lc["passed"] is False and lc["succeeded"] == 0 and "500" in lc["errors"][0]
+    with pytest.raises(grpc.RpcError) as err:  # too short for a long-context check: refused, the bound named
+        agent.stub.StartJob(pb.StartJobRequest(job_id="lc-short", kind=pb.JOB_KIND_LONG_CONTEXT,
+                                               spec_json=json.dumps({**spec, "input_tokens": 100})))
+    assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "input_tokens must be at least 1024 for a long-context check, got 100" in err.value.details()
 
 
-def fetch(agent: Agent, job_id: str) -> tuple[pb.JobSummary, list[pb.RequestRecord]]:
-    summary, records = None, []
-    for chunk in agent.stub.GetJobResult(pb.GetJobResultRequest(job_id=job_id, chunk_size=7)):
-        if chunk.HasField("summary"):
-            summary = chunk.summary
-        else:
-            records.extend(chunk.records.records)
-    assert summary is not None
-    return summary, records
-
-
-def test_long_context_reports_success_and_ttft_then_a_plain_failure(tmp_path):
-    tok = ensure_demo_tokenizer(tmp_path / "tok")
-    ep, url = start_endpoint()
-    bad, bad_url = start_endpoint("--fault-500", "1.0")
-    agent = Agent(tmp_path / "agent").start()
-    try:
-        spec = {"url": url, "model": "demo", "tokenizer_path": str(tok), "number": 1, "parallel": 1,
-                "input_tokens": 8192, "output_tokens": 4}
-        agent.stub.StartJob(pb.StartJobRequest(job_id="lc", kind=pb.JOB_KIND_LONG_CONTEXT,
-                                               spec_json=json.dumps(spec)))
-        assert wait_state(agent.stub, "lc", DONE, 180).state == pb.JOB_STATE_SUCCEEDED
-        summary, records = fetch(agent, "lc")
-        lc = json.loads(summary.result_json)["long_context"]
-        assert lc["passed"] is True and lc["succeeded"] == 1 and lc["errors"] == []
-        assert lc["ttft_s"] == [records[0].ttft_s] and records[0].ttft_s > 0
-        assert lc["input_tokens"] == [records[0].input_tokens] and records[0].input_tokens >= 8000
-        outcome = JobOutcome.from_wire(summary.result_json)  # as the controller reads it
-        assert outcome.long_context is not None and outcome.long_context.passed
-        assert outcome.saturation is not None and not outcome.saturation.saturated
-        assert JobOutcome.from_wire(outcome.to_wire()) == outcome
-
-        agent.stub.StartJob(pb.StartJobRequest(job_id="lc-bad", kind=pb.JOB_KIND_LONG_CONTEXT,
-                                               spec_json=json.dumps({**spec, "url": bad_url})))
-        assert wait_state(agent.stub, "lc-bad", DONE, 180).state == pb.JOB_STATE_SUCCEEDED  # the job ran
-        lc = json.loads(fetch(agent, "lc-bad")[0].result_json)["long_context"]
-        assert lc["passed"] is False and lc["succeeded"] == 0 and "500" in lc["errors"][0]
-        with pytest.raises(grpc.RpcError) as err:  # too short for a long-context check: refused, the bound named
-            agent.stub.StartJob(pb.StartJobRequest(job_id="lc-short", kind=pb.JOB_KIND_LONG_CONTEXT,
-                                                   spec_json=json.dumps({**spec, "input_tokens": 100})))
-        assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
-        assert "input_tokens must be at least 1024 for a long-context check, got 100" in err.value.details()
-    finally:
-        agent.stop()
-        ep.terminate()
-        bad.terminate()
-
-
-def test_the_sweep_kind_is_refused_naming_what_to_send(tmp_path):
+def test_the_sweep_kind_is_refused_naming_what_to_send(start_agent):
     """The controller runs a sweep point by point as perf jobs (one expansion, controller/plan.py); the agent
     keeps no second one and refuses kind 2 (JOB_KIND_SWEEP stays reserved in the proto)."""
-    agent = Agent(tmp_path / "agent").start()
-    try:
-        spec = {"url": "http://127.0.0.1:1/v1/completions", "model": "m", "tokenizer_path": "/x",
-                "input_tokens": [16], "output_tokens": [8], "parallel": [1, 2], "number": [2, 4]}
-        with pytest.raises(grpc.RpcError) as err:
-            agent.stub.StartJob(pb.StartJobRequest(job_id="sw", kind=pb.JOB_KIND_SWEEP, spec_json=json.dumps(spec)))
-        assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
-        assert "job kind 2 (sweep) is not supported by this agent" in err.value.details()
-        assert "perf jobs (kind 1)" in err.value.details()
-    finally:
-        agent.stop()
+    agent = start_agent()
+    spec = {"url": "http://127.0.0.1:1/v1/completions", "model": "m", "tokenizer_path": "/x",
+            "input_tokens": [16], "output_tokens": [8], "parallel": [1, 2], "number": [2, 4]}
+    with pytest.raises(grpc.RpcError) as err:
+        agent.stub.StartJob(pb.StartJobRequest(job_id="sw", kind=pb.JOB_KIND_SWEEP, spec_json=json.dumps(spec)))
+    assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "job kind 2 (sweep) is not supported by this agent" in err.value.details()
+    assert "perf jobs (kind 1)" in err.value.details()

@@ -5,99 +5,27 @@ from __future__ import annotations
 
 import json
 import os
-import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import grpc
 import pytest
+from support.processes import Agent, alive, children_of, wait_state
 
-from fleetbench.controller.localfleet import free_port, wait_for_port
-from fleetbench.endpoint.tokenizer import ensure_demo_tokenizer
 from fleetbench.v1 import agent_pb2 as pb
-from fleetbench.v1 import agent_pb2_grpc as pb_grpc
 
 pytestmark = pytest.mark.integration
-TEST_DATA = Path(__file__).parents[1] / "data"
-
-
-class Agent:
-    def __init__(self, data: Path) -> None:
-        self.data, self.port = data, free_port()
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> Agent:
-        self.proc = subprocess.Popen([sys.executable, "-m", "fleetbench.agent", "serve", "--listen",
-                                      f"127.0.0.1:{self.port}", "--data-dir", str(self.data),
-                                      # the test's tokenizer and datasets, and the repo's test data (tests/data)
-                                      "--allow-path", str(self.data.parent), "--allow-path", str(TEST_DATA)],
-                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        wait_for_port(self.port, 30, self.proc)
-        self.channel = grpc.insecure_channel(f"127.0.0.1:{self.port}")
-        self.stub = pb_grpc.AgentStub(self.channel)
-        return self
-
-    def kill(self) -> None:
-        assert self.proc is not None
-        self.channel.close()
-        self.proc.send_signal(signal.SIGKILL)
-        self.proc.wait(timeout=10)
-
-    def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.channel.close()
-            self.proc.terminate()
-            self.proc.wait(timeout=20)
 
 
 @pytest.fixture
-def endpoint(tmp_path):
-    port = free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "fleetbench.endpoint", "--port", str(port), "--ttft-ms", "50",
-                             "--tpot-ms", "20"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    wait_for_port(port, 30, proc)
-    yield f"http://127.0.0.1:{port}/v1/completions", ensure_demo_tokenizer(tmp_path / "tok")
-    proc.terminate()
-    proc.wait(timeout=10)
+def endpoint(start_endpoint, demo_tokenizer):
+    return start_endpoint(ttft_ms=50, tpot_ms=20).completions, demo_tokenizer
 
 
 def spec(url: str, tok: Path, number: int, parallel: int = 2, output: int = 50) -> str:
     return json.dumps({"url": url, "model": "demo", "tokenizer_path": str(tok), "number": number,
                        "parallel": parallel, "input_tokens": 16, "output_tokens": output,
                        "extra_args": {"ignore_eos": True}})
-
-
-def wait_state(stub, job_id: str, states: set[int], timeout: float) -> pb.JobStatus:
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        st = stub.GetJob(pb.GetJobRequest(job_id=job_id))
-        if st.state in states:
-            return st
-        time.sleep(0.3)
-    raise AssertionError(f"job {job_id} did not reach {states}")
-
-
-def children_of(pid: int) -> list[int]:
-    out = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                stat = (entry / "stat").read_text()
-            except OSError:
-                continue
-            if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
-                out.append(int(entry.name))
-    return out
-
-
-def alive(pid: int) -> bool:
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except OSError:
-        return False
-    return state != "Z"
 
 
 def test_idempotent_start_one_at_a_time_and_resumable_watch(tmp_path, endpoint):

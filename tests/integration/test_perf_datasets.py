@@ -4,14 +4,10 @@ line_by_line and a local ShareGPT file; the simulator's own log proves which pro
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 
 import pytest
-from test_job_kinds import fetch  # same folder: pytest puts it on sys.path
-from test_job_lifecycle import Agent, wait_state
+from support.processes import Agent, fetch, wait_state
 
-from fleetbench.controller.localfleet import free_port, wait_for_port
 from fleetbench.v1 import agent_pb2 as pb
 
 pytestmark = pytest.mark.integration
@@ -20,15 +16,9 @@ QUESTIONS = ["What is the capital of France?", "Explain KV cache in one line.", 
 
 
 @pytest.fixture
-def chat_endpoint(tmp_path):
-    port, log = free_port(), tmp_path / "server.jsonl"
-    proc = subprocess.Popen([sys.executable, "-m", "fleetbench.endpoint", "--port", str(port), "--ttft-ms", "10",
-                             "--tpot-ms", "1", "--log", str(log)], stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
-    wait_for_port(port, 30, proc)
-    yield f"http://127.0.0.1:{port}/v1/chat/completions", log
-    proc.terminate()
-    proc.wait(timeout=10)
+def chat_endpoint(tmp_path, start_endpoint):
+    log = tmp_path / "server.jsonl"
+    return f"{start_endpoint('--log', str(log), ttft_ms=10, tpot_ms=1).base}/chat/completions", log
 
 
 def write_datasets(tmp_path):

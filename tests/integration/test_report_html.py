@@ -3,8 +3,8 @@ it loads offline with no request but its own file, logs no console error or exce
 has drawn marks with a non-zero laid-out size, and a full-page screenshot is saved for a person to look at
 (/tmp/fleetbench-report.png, and the Chinese one at /tmp/fleetbench-report.zh.png).
 
-The report is the fixed run of tests/unit/report_sample.py: a perf case, a two-loop sweep, an eval case,
-a long-context case and a perf case whose every request failed, on two nodes."""
+The report is the fixed run of tests/support/report_sample.py (the `sample_report` fixture): a perf case, a
+two-loop sweep, an eval case, a long-context case and a perf case whose every request failed, on two nodes."""
 
 from __future__ import annotations
 
@@ -14,15 +14,11 @@ import json
 import re
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 import pytest
-
-sys.path.insert(0, str(Path(__file__).parents[1] / "unit"))
-from report_sample import sample_report
 
 from fleetbench.controller.report.html import render_html
 
@@ -122,8 +118,8 @@ async def load_in_chromium(page: Path, shot: Path) -> tuple[dict[str, Any], list
 
 @pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed (Debian: apt-get install chromium)")
 @pytest.mark.parametrize("lang", ["en", "zh"])
-def test_html_report_opens_offline_without_errors_and_draws_its_charts(lang, tmp_path):
-    report = sample_report()
+def test_html_report_opens_offline_without_errors_and_draws_its_charts(lang, tmp_path, sample_report):
+    report = sample_report
     page = tmp_path / f"report.{lang}.html"
     page.write_text(render_html(report, lang), encoding="utf-8")
     probe, problems, requested = asyncio.run(load_in_chromium(page, SHOTS[lang]))
@@ -152,10 +148,10 @@ def test_html_report_opens_offline_without_errors_and_draws_its_charts(lang, tmp
 
 
 @pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed (Debian: apt-get install chromium)")
-def test_html_report_prints_to_pdf(tmp_path):
+def test_html_report_prints_to_pdf(tmp_path, sample_report):
     """Printed (as a user saves it to PDF): Chromium lays it out on A4 pages without failing."""
     page = tmp_path / "report.html"
-    page.write_text(render_html(sample_report(), "en"), encoding="utf-8")
+    page.write_text(render_html(sample_report, "en"), encoding="utf-8")
     pdf = tmp_path / "report.pdf"
     proc = subprocess.run([CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--no-pdf-header-footer",
                            f"--user-data-dir={tmp_path / 'profile'}", f"--print-to-pdf={pdf}", page.as_uri()],

@@ -5,15 +5,11 @@ from __future__ import annotations
 
 import json
 import sqlite3
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
-from test_job_lifecycle import Agent, wait_state  # same folder: pytest puts it on sys.path
+from support.processes import Agent, wait_state
 
-from fleetbench.controller.localfleet import free_port, wait_for_port
-from fleetbench.endpoint.tokenizer import ensure_demo_tokenizer
 from fleetbench.v1 import agent_pb2 as pb
 
 pytestmark = pytest.mark.integration
@@ -38,21 +34,18 @@ def inflate(db: Path, target: int) -> None:
     con.close()
 
 
-def test_hundred_thousand_records_stream_in_bounded_memory(tmp_path):
-    port = free_port()
-    ep = subprocess.Popen([sys.executable, "-m", "fleetbench.endpoint", "--port", str(port), "--ttft-ms", "5",
-                           "--tpot-ms", "1"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    wait_for_port(port, 30, ep)
+def test_hundred_thousand_records_stream_in_bounded_memory(tmp_path, start_endpoint, demo_tokenizer):
+    ep = start_endpoint(ttft_ms=5, tpot_ms=1)
     agent = Agent(tmp_path / "agent").start()
     try:
-        spec = {"url": f"http://127.0.0.1:{port}/v1/completions", "model": "demo", "number": 8, "parallel": 4,
-                "tokenizer_path": str(ensure_demo_tokenizer(tmp_path / "tok")), "input_tokens": 16,
+        spec = {"url": ep.completions, "model": "demo", "number": 8, "parallel": 4,
+                "tokenizer_path": str(demo_tokenizer), "input_tokens": 16,
                 "output_tokens": 8, "extra_args": {"ignore_eos": True}}
         agent.stub.StartJob(pb.StartJobRequest(job_id="big", kind=pb.JOB_KIND_PERF, spec_json=json.dumps(spec)))
         assert wait_state(agent.stub, "big", {pb.JOB_STATE_SUCCEEDED}, 120)
     finally:
         agent.stop()
-        ep.terminate()
+        ep.stop()
     (db,) = (tmp_path / "agent" / "jobs" / "big").rglob("benchmark_data.db")
     inflate(db, TARGET)
     with sqlite3.connect(tmp_path / "agent" / "agent.sqlite") as con:

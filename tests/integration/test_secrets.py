@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from test_job_lifecycle import Agent, wait_state  # same folder: pytest puts it on sys.path
+from support.processes import Agent, wait_state
 
 from fleetbench.controller.localfleet import LocalFleet, free_port, wait_for_port
 from fleetbench.endpoint.tokenizer import ensure_demo_tokenizer

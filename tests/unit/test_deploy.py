@@ -104,7 +104,7 @@ def test_install_script_by_dependency_source():
     layout = dp.Layout("/x", "/x/data", "process", "/root")
     wheels = dp.install_script(layout, "python3", "wheels", "fleetbench-0.1.0-py3-none-any.whl", system_site=False)
     assert "python3 -m venv /x/venv" in wheels
-    assert "--no-index --find-links /x/wheels /x/wheels/fleetbench-0.1.0-py3-none-any.whl" in wheels
+    assert "--no-index --find-links /x/wheels '/x/wheels/fleetbench-0.1.0-py3-none-any.whl[agent]'" in wheels
     given = dp.install_script(layout, "/usr/bin/python3.11", "python", "f.whl", system_site=True)
     assert "/usr/bin/python3.11 -m venv --system-site-packages /x/venv" in given
     assert "_fleetbench_base.pth" in given and "--find-links" not in given
@@ -236,10 +236,10 @@ def test_a_root_ssh_user_runs_the_agent_unprivileged():
     assert shlex.split(script.splitlines()[-1]) == [
         "exec", "env", "HOME=/var/lib/fleetbench", "setpriv", "--reuid=fleetbench", "--regid=fleetbench",
         "--init-groups", "--", *argv]
-    assert "useradd --system" in dp._system_user_script(root_process)
+    assert "useradd --system" in dp.system_user_script(root_process)
     system = dp.make_layout(node(deploy=DeploySettings(user="svc-fb")), 0, "/root", "systemd-system")
     unit = dp.render_unit(system, dp.agent_argv(system, "127.0.0.1:1", tls=False))
-    assert "User=svc-fb" in unit and "Group=svc-fb" in unit and "svc-fb" in dp._system_user_script(system)
+    assert "User=svc-fb" in unit and "Group=svc-fb" in unit and "svc-fb" in dp.system_user_script(system)
     # `user: root` keeps the old behaviour (not recommended); a non-root SSH user runs it as itself
     as_root = dp.make_layout(node(deploy=DeploySettings(user="root")), 0, "/root", "process")
     assert not dp.runs_as_other_user(as_root)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 import shutil
 import subprocess
+import time
 import tomllib
 from pathlib import Path
 
@@ -147,3 +148,77 @@ def test_containerfile_copies_what_the_wheel_needs_and_runs_the_agent():
     assert re.search(r"^USER 10001$", text, re.M)
     ignore = (DEPLOY / "Containerfile.dockerignore").read_text().split()
     assert {f"!{c}/" if (ROOT / c).is_dir() else f"!{c}" for c in copied} <= set(ignore)
+
+
+def test_the_unit_exists_once():
+    """deploy/fleetbench-agent.service is a link to the template `ctl deploy` renders, not a second copy."""
+    shipped = DEPLOY / "fleetbench-agent.service"
+    assert shipped.is_symlink() and shipped.resolve() == (dp.TEMPLATES / "fleetbench-agent.service").resolve()
+    meta = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    assert meta["tool"]["setuptools"]["package-data"]["fleetbench.controller.deploy"] == ["templates/*"]
+
+
+def _every_script(layout: dp.Layout) -> dict[str, str]:
+    argv = dp.agent_argv(layout, "127.0.0.1:50051", tls=layout.mode == "systemd-system")
+    out = {name: text for name, text in dp.service_files(layout, argv).items() if name.endswith(".sh")}
+    out["probe"] = dp.PROBE
+    out["system-user"] = dp.system_user_script(layout)
+    for mode in ("process", "systemd-system", "systemd-user"):
+        out[f"running-{mode}"] = dp.running_script(layout, mode)
+        out[f"stop-{mode}"] = dp.stop_script(layout, mode)
+    for restart in (True, False):
+        out[f"start-{restart}"] = dp.start_script(layout, restart)
+    for deps in ("wheels", "index", "python"):
+        out[f"install-{deps}"] = dp.install_script(layout, "/usr/bin/python3", deps, "f-0.1-py3-none-any.whl",
+                                                   system_site=deps == "python")
+    for purge in (True, False):
+        out[f"remove-{purge}"] = dp.remove_script(layout, purge)
+    return out
+
+
+@pytest.mark.parametrize("mode", ["systemd-system", "systemd-user", "process"])
+def test_every_rendered_script_is_valid_sh_with_no_placeholder_left(mode):
+    layout = dp.Layout("/opt/fb dir", "/var/lib/it's data", mode, "/home/u")
+    scripts = _every_script(layout)
+    for name, text in scripts.items():
+        assert "{{" not in text and "}}" not in text, name
+        proc = subprocess.run(["sh", "-n", "-c", text], capture_output=True, text=True, timeout=30)
+        assert proc.returncode == 0, f"{name}: {proc.stderr}"
+    # the quoted paths reach the scripts as one word each
+    assert "mkdir -p '/var/lib/it'\"'\"'s data'" in scripts["install-index"]
+    assert ("'/opt/fb dir/venv'/bin/python -m pip install -q --disable-pip-version-check "
+            "'/opt/fb dir/wheels/f-0.1-py3-none-any.whl[agent]'") in scripts["install-index"]
+    assert "--find-links" not in scripts["install-python"] and "[agent]" not in scripts["install-python"]
+    assert ("rm -f /etc/systemd/system" in scripts["remove-True"]) == (mode == "systemd-system")
+    assert ("rm -rf '/var/lib/it'\"'\"'s data'" in scripts["remove-True"]) and "rm -rf '/var/lib" not in (
+        scripts["remove-False"].replace('rm -rf "$f"', ""))
+    assert ("enable-linger" in scripts["start-True"]) == (mode == "systemd-user")
+    assert scripts["start-True"].rstrip().endswith("&" if mode == "process" else "restart fleetbench-agent.service")
+
+
+def test_the_supervisor_restarts_the_agent_and_stops_on_term(tmp_path):
+    """The rendered supervise.sh for real: it restarts an agent that exits and stops itself and the agent on TERM."""
+    layout = dp.Layout(str(tmp_path), str(tmp_path / "data"), "process", str(tmp_path))
+    (tmp_path / "run-agent.sh").write_text("#!/bin/sh\necho started >>\"$0.count\"\nexec sleep 0.3\n")
+    (tmp_path / "supervise.sh").write_text(dp.render_supervisor(layout))
+    sup = subprocess.Popen(["sh", str(tmp_path / "supervise.sh")], start_new_session=True)
+    try:
+        deadline = time.monotonic() + 20
+        count = tmp_path / "run-agent.sh.count"
+        while time.monotonic() < deadline and not (count.exists() and count.read_text().count("started") >= 2):
+            time.sleep(0.2)
+        assert count.read_text().count("started") >= 2, "the agent was not restarted"
+        assert int((tmp_path / "supervisor.pid").read_text()) == sup.pid
+        sup.terminate()
+        assert sup.wait(timeout=20) == 0
+        assert not (tmp_path / "supervisor.pid").exists() and not (tmp_path / "agent.pid").exists()
+        assert "exited with status 0; restart in 5 s" in (tmp_path / "agent.log").read_text()
+    finally:
+        if sup.poll() is None:
+            sup.kill()
+
+
+def test_a_template_value_missing_is_an_error_not_a_blank():
+    with pytest.raises(KeyError):
+        dp.scripts.render("install.sh", {"dir": "/x"}, {"system_site": False, "deps_wheels": False,
+                                                         "deps_index": False})

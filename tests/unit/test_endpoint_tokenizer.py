@@ -15,8 +15,8 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
 
 @pytest.fixture(scope="module")
-def tok_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return ensure_demo_tokenizer(tmp_path_factory.mktemp("tok") / "demo")
+def tok_dir(demo_tokenizer: Path) -> Path:
+    return demo_tokenizer
 
 
 @pytest.fixture(scope="module")

@@ -5,19 +5,20 @@ evalscope 1.x (the table seed 000 printed, rebuilt as the file evalscope wrote).
 from __future__ import annotations
 
 import json
+import math
 import shutil
 from pathlib import Path
 
 from fleetbench.agent.eval_job import (
-    DatasetScore,
+    SCORES_FILE,
     PredictionTail,
-    SubsetScore,
     read_eval_samples,
     read_eval_scores,
     report_scores,
     task_config,
+    write_results,
 )
-from fleetbench.jobs_schema import EvalSpec
+from fleetbench.jobs_schema import EvalSpec, ScoreRow, SubsetScoreRow
 
 DATA = Path(__file__).parents[1] / "data" / "eval"
 V114 = DATA / "evalscope-1.14.1"
@@ -26,7 +27,8 @@ V1 = DATA / "evalscope-1.x-v1"
 
 def test_scores_from_a_real_evalscope_1_14_report():
     assert read_eval_scores(V114) == [
-        DatasetScore("gsm8k", "main", "accuracy", 60.0, 5, "%", (SubsetScore("main", 60.0, 5),))
+        ScoreRow(dataset="gsm8k", subset="main", metric="accuracy", score=60.0, samples=5, unit="%",
+                 subsets=(SubsetScoreRow(subset="main", score=60.0, samples=5),))
     ]
 
 
@@ -46,7 +48,8 @@ def test_schema_v1_report_of_older_evalscope_pools_subsets_in_percent():
     (row,) = read_eval_scores(V1)
     assert (row.dataset, row.subset, row.metric, row.score, row.samples, row.unit) == \
         ("aime25", "OVERALL", "mean_acc", 93.34, 30, "%")
-    assert row.subsets == (SubsetScore("AIME2025-I", 86.67, 15), SubsetScore("AIME2025-II", 100.0, 15))
+    assert row.subsets == (SubsetScoreRow(subset="AIME2025-I", score=86.67, samples=15),
+                           SubsetScoreRow(subset="AIME2025-II", score=100.0, samples=15))
 
 
 def test_primary_metric_first_diagnostics_dropped_non_ratio_kept_raw():
@@ -77,7 +80,7 @@ def test_aggregate_subsets_are_not_counted_and_unreadable_reports_are_skipped(tm
         {"name": "OVERALL", "score": 0.6, "num": 5, "is_aggregate": True})
     (work / "reports" / "demo" / "gsm8k.json").write_text(json.dumps(report))
     (row,) = read_eval_scores(work)
-    assert row.subsets == (SubsetScore("main", 60.0, 5),) and row.samples == 5
+    assert row.subsets == (SubsetScoreRow(subset="main", score=60.0, samples=5),) and row.samples == 5
     assert read_eval_scores(tmp_path / "missing") == []
 
 
@@ -133,3 +136,13 @@ def test_task_config_is_evalscope_service_eval_of_the_spec(tmp_path: Path):
     bare = task_config(EvalSpec.from_wire({"url": "http://h:1/v1", "model": "m", "datasets": ["gsm8k"],
                                            "dataset_args": {"gsm8k": {"local_path": "/d"}}}), tmp_path)
     assert bare["generation_config"] == {"temperature": 0.0} and bare["api_key"] == "EMPTY"
+
+
+def test_scores_file_reads_back_as_the_wire_rows_the_controller_gets(tmp_path: Path):
+    """scores.json is jobs_schema.ScoreRow's JSON (one declaration): read back as agent/jobs.py reads it, a NaN
+    score (a report without one) included."""
+    rows = [*read_eval_scores(V114), ScoreRow(dataset="x", subset="OVERALL", metric="m", score=math.nan, samples=0)]
+    write_results(tmp_path, V114, rows)
+    back = [ScoreRow.model_validate(s) for s in json.loads((tmp_path / SCORES_FILE).read_text())]
+    assert back[0] == rows[0] and math.isnan(back[1].score) and back[1].subset == "OVERALL"
+    assert len((tmp_path / "samples.jsonl").read_text().splitlines()) == 5

@@ -64,11 +64,9 @@ def test_plan_validation_reads_the_catalogue():
     assert names["tpm_total"] == FIGURES["tpm_total"].describe
 
 
-def test_the_json_report_carries_the_catalogue():
-    from report_sample import sample_report
-
+def test_the_json_report_carries_the_catalogue(sample_report):
     from fleetbench.controller.report.json_report import report_document
-    doc = report_document(sample_report())
+    doc = report_document(sample_report)
     assert doc["figures"]["tpot_avg_s"] == {"unit": "s", "shown_unit": "ms", "definition": "tpot",
                                             "label": {"en": "Average time per output token",
                                                       "zh": "平均每 token 延迟 Avg TPOT"}}

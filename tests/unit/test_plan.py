@@ -1,6 +1,5 @@
 """Plan and fleet files: the issue's plan works as written; every error names file, line and field."""
 
-from pathlib import Path
 
 import pytest
 
@@ -31,14 +30,8 @@ cluster:
 """
 
 
-def write(tmp_path: Path, text: str, name: str = "plan.yaml") -> Path:
-    p = tmp_path / name
-    p.write_text(text)
-    return p
-
-
-def test_issue_plan_parses_as_written(tmp_path):
-    plan = load_plan(write(tmp_path, ISSUE_PLAN))
+def test_issue_plan_parses_as_written(plan_file):
+    plan = load_plan(plan_file(ISSUE_PLAN))
     assert plan.model == "DeepSeek-V3.2" and plan.endpoint.api_key == "EMPTY"
     (case,) = plan.cases
     assert (case.rate, case.parallel, case.number, case.input_tokens, case.output_tokens) == (5, 84, 512, 6000, 1000)
@@ -60,25 +53,25 @@ def test_issue_plan_parses_as_written(tmp_path):
         ("url: http://", "url: ftp://", "plan.yaml:3: endpoint.url must start with http:// or https://"),
     ],
 )
-def test_plan_errors_name_line_and_field(tmp_path, old, new, message):
+def test_plan_errors_name_line_and_field(plan_file, old, new, message):
     text = ISSUE_PLAN.replace(old, new)
     assert text != ISSUE_PLAN
     with pytest.raises(ConfigError) as err:
-        load_plan(write(tmp_path, text))
+        load_plan(plan_file(text))
     assert message in str(err.value)
     assert "\n" not in str(err.value)
 
 
-def test_missing_and_malformed_plan(tmp_path):
+def test_missing_and_malformed_plan(tmp_path, plan_file):
     with pytest.raises(ConfigError, match="does not exist"):
         load_plan(tmp_path / "nope.yaml")
     with pytest.raises(ConfigError, match=r"plan.yaml:2: not valid YAML"):
-        load_plan(write(tmp_path, "name: x\n  bad: [unclosed\n"))
+        load_plan(plan_file("name: x\n  bad: [unclosed\n"))
 
 
-def test_fleet_names_addresses_and_endpoint_override(tmp_path):
-    fleet = write(tmp_path, "nodes:\n  n1: {address: '10.0.0.1:50051', endpoint: 'http://127.0.0.1:9000/v1'}\n"
-                            "  n2: 10.0.0.2:50051\n", "fleet.yaml")
+def test_fleet_names_addresses_and_endpoint_override(tmp_path, plan_file):
+    fleet = plan_file("nodes:\n  n1: {address: '10.0.0.1:50051', endpoint: 'http://127.0.0.1:9000/v1'}\n"
+                      "  n2: 10.0.0.2:50051\n", "fleet.yaml")
     nodes = load_fleet(fleet)
     assert nodes["n1"].endpoint == "http://127.0.0.1:9000/v1" and nodes["n2"].address == "10.0.0.2:50051"
     resolved = resolve_nodes("n2,n1,127.0.0.1:7000", fleet)
@@ -89,6 +82,6 @@ def test_fleet_names_addresses_and_endpoint_override(tmp_path):
         resolve_nodes("n1", tmp_path / "missing.yaml")
     with pytest.raises(ConfigError, match="more than once"):
         resolve_nodes("n1,n1", fleet)
-    bad = write(tmp_path, "nodes:\n  n1: {address: 'not an address'}\n", "bad.yaml")
+    bad = plan_file("nodes:\n  n1: {address: 'not an address'}\n", "bad.yaml")
     with pytest.raises(ConfigError, match=r"bad.yaml:2: nodes.n1.address 'not an address' is not a host:port address"):
         load_fleet(bad)

@@ -129,12 +129,6 @@ def test_fleet_schema_takes_every_key_and_rejects_an_unknown_one(tmp_path):
     assert not valid(data)
 
 
-def write(tmp_path: Path, text: str, name: str = "plan.yaml") -> Path:
-    path = tmp_path / name
-    path.write_text(text)
-    return path
-
-
 PLAN = """\
 name: p
 model: m
@@ -162,38 +156,38 @@ cases:
     ("    parallel: 4", "    parallel: 4\n    nonsense: 1",
      "plan.yaml:8: cases[0].nonsense is not a known key (allowed:"),
 ])
-def test_an_unknown_key_names_a_close_spelling(tmp_path, old, new, message):
+def test_an_unknown_key_names_a_close_spelling(plan_file, old, new, message):
     text = PLAN.replace(old, new)
     assert text != PLAN
     with pytest.raises(ConfigError) as err:
-        load_plan(write(tmp_path, text))
+        load_plan(plan_file(text))
     assert message in str(err.value)
     assert "did you mean" not in message or str(err.value).count("did you mean") == 1
 
 
-def test_of_several_problems_the_first_in_the_file_is_reported(tmp_path):
+def test_of_several_problems_the_first_in_the_file_is_reported(plan_file):
     text = PLAN.replace("name: p", "name: ''").replace("output_tokens: 16", "output_tokens: 0")
     with pytest.raises(ConfigError, match=r"plan.yaml:1: name must be a non-empty string"):
-        load_plan(write(tmp_path, text))
+        load_plan(plan_file(text))
     text = PLAN.replace("number: 8", "number: x").replace("{max: 2.0}", "{max: fast}")
     with pytest.raises(ConfigError, match=r"plan.yaml:8: cases\[0\].number must be a positive integer"):
-        load_plan(write(tmp_path, text))
+        load_plan(plan_file(text))
 
 
-def test_a_problem_inside_one_case_type_names_the_case_not_the_type(tmp_path):
+def test_a_problem_inside_one_case_type_names_the_case_not_the_type(plan_file):
     sweep = PLAN.replace("    parallel: 4", "    type: sweep\n    parallel: [4, 0]")
     with pytest.raises(ConfigError, match=r"plan.yaml:8: cases\[0\].parallel\[1\] must be a positive integer"):
-        load_plan(write(tmp_path, sweep))
+        load_plan(plan_file(sweep))
     score = PLAN.replace("cases:\n", "cases:\n  - {id: e, type: eval, datasets: [a, b], dataset_args: "
                                       "{a: {local_path: /a}, b: {local_path: /b}}, expect: {score: {b: {min: x}}}}\n")
     with pytest.raises(ConfigError, match=r"plan.yaml:6: cases\[0\].expect.score.b.min must be a number"):
-        load_plan(write(tmp_path, score))
+        load_plan(plan_file(score))
 
 
-def test_fleet_errors_name_a_close_spelling(tmp_path):
-    path = write(tmp_path, "nodes:\n  n1:\n    address: 'h:1'\n    conect: ssh\n", "fleet.yaml")
+def test_fleet_errors_name_a_close_spelling(plan_file):
+    path = plan_file("nodes:\n  n1:\n    address: 'h:1'\n    conect: ssh\n", "fleet.yaml")
     with pytest.raises(ConfigError, match=r"fleet.yaml:4: nodes.n1.conect is not a known key; did you mean connect\?"):
         load_fleet(path)
-    path = write(tmp_path, "nodes:\n  n1: {address: 'h:1'}\ntls: {ca: a, cert: b}\n", "fleet.yaml")
+    path = plan_file("nodes:\n  n1: {address: 'h:1'}\ntls: {ca: a, cert: b}\n", "fleet.yaml")
     with pytest.raises(ConfigError, match=r"fleet.yaml:3: tls needs exactly ca, cert and key"):
         load_fleet(path)

@@ -1,5 +1,5 @@
-"""The Markdown report of a fixed run (tests/unit/report_sample.py), compared with the files under
-tests/golden/. After an intended change, regenerate them and review the diff:
+"""The Markdown report of a fixed run (tests/support/report_sample.py, the `sample_report` fixture), compared
+with the files under tests/golden/. After an intended change, regenerate them and review the diff:
 
     FLEETBENCH_REGEN_GOLDEN=1 .venv/bin/pytest -q tests/unit/test_report_markdown.py
 """
@@ -11,7 +11,6 @@ import time
 from pathlib import Path
 
 import pytest
-from report_sample import sample_report
 
 from fleetbench.controller.report.markdown import render_markdown
 
@@ -29,16 +28,16 @@ def shanghai_time(monkeypatch):
 
 
 @pytest.mark.parametrize("lang", ["en", "zh"])
-def test_markdown_matches_golden(lang, shanghai_time):
-    text = render_markdown(sample_report(), lang)
+def test_markdown_matches_golden(lang, shanghai_time, sample_report):
+    text = render_markdown(sample_report, lang)
     path = GOLDEN / f"report-sample.{lang}.md"
     if os.environ.get("FLEETBENCH_REGEN_GOLDEN"):
         path.write_text(text, encoding="utf-8")
     assert text == path.read_text(encoding="utf-8"), f"differs from {path}; see this file's docstring"
 
 
-def test_markdown_shows_sweep_eval_and_conclusion_values(shanghai_time):
-    report = sample_report()
+def test_markdown_shows_sweep_eval_and_conclusion_values(shanghai_time, sample_report):
+    report = sample_report
     md = render_markdown(report, "en")
     sweep = report.cases[1]
     avg = next(a for a in sweep.sweep_averages if a.scope == "cluster" and a.parallel == 2)

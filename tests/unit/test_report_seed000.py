@@ -1,12 +1,12 @@
 """The report read section by section against seed 000's hand-written report (issue 16, items 10-17): each
-test reads the rendered Markdown or HTML of the sample run (tests/unit/report_sample.py)."""
+test reads the rendered Markdown or HTML of the sample run (tests/support/report_sample.py)."""
 
 from __future__ import annotations
 
 import re
 
 import pytest
-from report_sample import sample_report
+from support.report_sample import sample_report
 
 from fleetbench.controller.report import content as c
 from fleetbench.controller.report.markdown import render_markdown
@@ -288,7 +288,7 @@ cases:
 
 
 def test_the_plan_chooses_evalscope_1_14_percentiles(tmp_path):
-    from report_sample import records
+    from support.report_sample import records
 
     from fleetbench.controller.aggregate import aggregate_case
     from fleetbench.controller.plan import load_plan

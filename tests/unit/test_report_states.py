@@ -2,7 +2,7 @@
 case, node and cluster as the store keeps them; every reason with its measured value and threshold formatted for
 people; the validity checks; failed requests by error class; partial clusters ("n of N nodes"); long-context cases
 without throughput tables; eval scores that count each question once. All on the sample store
-(tests/unit/report_sample.py), loaded as `ctl report` loads it."""
+(tests/support/report_sample.py), loaded as `ctl report` loads it."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import re
 
 import pytest
 from openpyxl import load_workbook
-from report_sample import HTTP_422, RUN_ID, sample_store
+from support.report_sample import HTTP_422, RUN_ID
 
 from fleetbench.controller.report.html import render_html
 from fleetbench.controller.report.i18n import t
@@ -25,10 +25,8 @@ NAN = re.compile(r"\bnan\b", re.IGNORECASE)
 
 
 @pytest.fixture
-def store(tmp_path):
-    s = sample_store(tmp_path / "fleetbench.sqlite")
-    yield s
-    s.db.conn.close()
+def store(sample_store):
+    return sample_store
 
 
 @pytest.fixture

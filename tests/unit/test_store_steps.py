@@ -7,7 +7,7 @@ import time
 from pathlib import Path
 
 import pytest
-from report_sample import PLAN, RUN_ID, sample_store
+from support.report_sample import PLAN, RUN_ID, sample_store
 
 from fleetbench.controller.orchestrator import plan_steps
 from fleetbench.controller.plan import parse_plan
