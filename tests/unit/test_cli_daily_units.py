@@ -10,7 +10,7 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
-from report_sample import RUN_ID, sample_report, sample_store
+from support.report_sample import RUN_ID, sample_report, sample_store
 
 from fleetbench.controller.cli import spaced_nodes
 from fleetbench.controller.compare import classify, compare_reports
