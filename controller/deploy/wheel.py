@@ -75,13 +75,25 @@ def build_wheel(source: Path, out: Path) -> Wheel:
                                "--disable-pip-version-check", "-w", str(out), str(src)],
                               capture_output=True, text=True, timeout=600)
     if proc.returncode != 0:
-        last = (proc.stderr or proc.stdout).strip().splitlines()
-        raise DeployError(f"building the fleetbench wheel from {source} failed: {last[-1] if last else ''}; "
-                          "put a built fleetbench-*.whl into --wheels DIR instead")
+        cause = build_failure(proc.stderr or proc.stdout)
+        raise DeployError(f"building the fleetbench wheel from {source} failed: {cause}; put a built "
+                          "fleetbench-*.whl into --wheels DIR instead")
     built = find_wheel(out)
     if built is None:
         raise DeployError(f"pip wheel made no fleetbench wheel in {out}")
     return Wheel(built, wheel_version(built), wheel_content_sha256(built))
+
+
+def build_failure(output: str) -> str:
+    """The line of pip's output that says why a build failed: its first `... error:` line from the backend
+    (pip's own last line is only "hint: See above for details"), with a hint when it is the old-setuptools
+    case (the SPDX `license` string needs setuptools >= 77)."""
+    lines = [ln.strip() for ln in output.splitlines() if ln.strip()]
+    cause = next((ln for ln in lines if "error:" in ln and not ln.startswith(("error: subprocess", "×"))), None)
+    cause = cause or next((ln for ln in reversed(lines) if not ln.startswith(("hint:", "note:"))), "")
+    if "project.license" in output:
+        cause += " (this environment's setuptools is older than 77: pip install -U 'setuptools>=77')"
+    return cause
 
 
 def prepare_wheel(wheels_dir: Path | None, source: Path | None, out: Path) -> Wheel:

@@ -248,3 +248,25 @@ def test_a_root_ssh_user_runs_the_agent_unprivileged():
     assert ops.user == "" and not dp.runs_as_other_user(ops)
     with pytest.raises(DeployError, match=r"deploy\.user svc-fb needs a root SSH user"):
         dp.make_layout(node(deploy=DeploySettings(user="svc-fb")), 1000, "/home/ops", "process")
+
+
+def test_a_failed_wheel_build_names_its_cause_not_pips_last_hint():
+    """Found by a fresh clone: Python 3.11's venv brings setuptools 65.5, which cannot read our SPDX `license`;
+    `ctl deploy` then said only "failed: hint: See above for details"."""
+    from fleetbench.controller.deploy.wheel import build_failure
+
+    pip_output = """  error: subprocess-exited-with-error
+
+  × Preparing metadata (pyproject.toml) did not run successfully.
+  │ exit code: 1
+  ╰─> [92 lines of output]
+      configuration error: `project.license` must be valid exactly by one definition (2 matches found):
+      ValueError: invalid pyproject.toml config: `project.license`.
+      [end of output]
+error: metadata-generation-failed
+hint: See above for details.
+"""
+    cause = build_failure(pip_output)
+    assert cause.startswith("configuration error: `project.license` must be valid") and "setuptools>=77" in cause
+    assert build_failure("ERROR: Could not build wheels for fleetbench\nhint: See above for details.\n") == \
+        "ERROR: Could not build wheels for fleetbench"
