@@ -62,12 +62,16 @@ class RunResult:
 def run_async(coro: Coroutine[Any, Any, T]) -> T:
     """Run a coroutine; SIGTERM (CI timeouts, systemd, `kill`) and SIGHUP (a closed terminal) stop it as Ctrl-C
     does (KeyboardInterrupt), so a run cancels its jobs on every agent and is stored as interrupted instead of
-    leaving the load running."""
+    leaving the load running. SIGINT too when the process started with it ignored (found when CI ran the suite
+    from a background job: `kill -INT` was ignored and the run went on to PASS)."""
 
     async def main() -> T:
         task = asyncio.current_task()
         assert task is not None
-        for sig in (signal.SIGTERM, signal.SIGHUP):
+        sigs = [signal.SIGTERM, signal.SIGHUP]
+        if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:  # started in the background by a script (`cmd &`):
+            sigs.append(signal.SIGINT)  # asyncio leaves an ignored SIGINT ignored; `kill -INT` must still cancel
+        for sig in sigs:
             with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
                 asyncio.get_running_loop().add_signal_handler(sig, task.cancel)
         return await coro

@@ -154,15 +154,19 @@ def test_node_lost_mid_run_gets_error_and_others_complete(tmp_path):
     assert n3["state"] == "error"
 
 
-@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
-def test_ctrl_c_cancels_jobs_on_every_agent(tmp_path, sig):
+@pytest.mark.parametrize("sig, ignore_int", [(signal.SIGINT, False), (signal.SIGTERM, False), (signal.SIGINT, True)],
+                         ids=["ctrl-c", "sigterm", "sigint-started-ignored"])
+def test_ctrl_c_cancels_jobs_on_every_agent(tmp_path, sig, ignore_int):
     plan = make_plan(tmp_path, parallel=2, number=40, output=200)
     db = tmp_path / "s.sqlite"
     with LocalFleet(tmp_path / "fleet", size=2, ttft_ms=100, tpot_ms=20) as fleet:
         fleet_file = fleet.write_fleet_file(tmp_path / "fleet.yaml")
         ctl = subprocess.Popen([*CTL, "run", "--plan", str(plan), "--nodes", "n1,n2", "--fleet", str(fleet_file),
                                 "--db", str(db), "--out", str(tmp_path / "out"), "--json"],
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                               # as a script's `ctl run &` starts it: SIGINT ignored, `kill -INT` must still cancel
+                               preexec_fn=(lambda: signal.signal(signal.SIGINT, signal.SIG_IGN)) if ignore_int
+                               else None)
         wait_for(lambda: len(db_rows(db, "SELECT 1 FROM case_nodes WHERE state = 'running'")) == 2, 120,
                  "the case to start on both nodes")
         ctl.send_signal(sig)
