@@ -34,7 +34,7 @@ from pydantic import (
 
 from . import bounds as B
 from .errors import ConfigError
-from .schema_base import PROBLEM, dotted, problem, says, shape
+from .schema_base import PROBLEM, chars_at_most, dotted, problem, says, shape
 
 API_VERSION = "fleetbench.v1"
 
@@ -214,17 +214,6 @@ def magnitude_at_most(bound: int) -> AfterValidator:
     def check(value: int) -> int:
         if abs(value) > bound:
             raise problem(f"must be between -{bound} and {bound}, got {_short(value)}")
-        return value
-
-    return AfterValidator(check)
-
-
-def chars_at_most(bound: int) -> AfterValidator:
-    """A string's maximum length in characters."""
-
-    def check(value: str) -> str:
-        if len(value) > bound:
-            raise problem(f"must be at most {bound} characters, got {len(value)}")
         return value
 
     return AfterValidator(check)

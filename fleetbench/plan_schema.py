@@ -18,7 +18,7 @@ from .figure_catalog import FIGURES as CATALOGUE
 from .figure_catalog import PERCENTILE_SETS, boundable
 from .goodput import FIGURES as GOODPUT_FIGURES
 from .goodput import SLO_PRESETS
-from .schema_base import Doc, did_you_mean, json_schema, one_or_list, problem, says, shape
+from .schema_base import Doc, chars_at_most, did_you_mean, json_schema, one_or_list, problem, says, shape
 
 CASE_TYPES = ("perf", "sweep", "eval", "long_context", "capacity", "hardware")
 CASE_ID_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
@@ -43,15 +43,6 @@ def at_most(bound: float) -> AfterValidator:
     def check(value: Any) -> Any:
         if not value <= bound:
             raise problem(f"must be at most {B.describe(bound)}")
-        return value
-
-    return AfterValidator(check)
-
-
-def chars_at_most(bound: int) -> AfterValidator:
-    def check(value: str) -> str:
-        if len(value) > bound:
-            raise problem(f"must be at most {bound} characters, got {len(value)}")
         return value
 
     return AfterValidator(check)

@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterable
 from typing import Any, ClassVar
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     BeforeValidator,
     ConfigDict,
@@ -211,3 +212,14 @@ def _untitled(node: Any) -> Any:
 def json_schema(model: type[BaseModel]) -> dict[str, Any]:
     """The JSON Schema (draft 2020-12) of a file format, as editors read it."""
     return {"$schema": "https://json-schema.org/draft/2020-12/schema", **_untitled(model.model_json_schema())}
+
+
+def chars_at_most(bound: int) -> AfterValidator:
+    """A string's maximum length in characters (the plan's and the job specs' text fields)."""
+
+    def check(value: str) -> str:
+        if len(value) > bound:
+            raise problem(f"must be at most {bound} characters, got {len(value)}")
+        return value
+
+    return AfterValidator(check)
