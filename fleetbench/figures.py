@@ -48,20 +48,91 @@ DEFINITIONS: dict[str, str] = {
 }
 
 
-def _nearest_rank(values: Sequence[float] | FloatArray, points: Sequence[float], owned: bool = False) -> list[float]:
+def _nearest_rank(values: Sequence[float] | FloatArray, points: Sequence[float]) -> list[float]:
     """Nearest-rank percentiles of one sample, NaNs left out, by one library call:
     `numpy.percentile(..., method="inverted_cdf")` picks the sample at rank ceil(p/100 x n), as evalscope
-    does. NaN when nothing is left. `owned`: the array is ours to reorder in place (no copy)."""
+    does. NaN when nothing is left."""
     data = np.asarray(values, dtype=np.float64)
-    nans = np.isnan(data)
-    if nans.any():
-        data, owned = data[~nans], True
+    data = data[~np.isnan(data)]
     if not len(data):
         return [math.nan] * len(points)
-    if owned:
-        data.sort()  # numpy's vectorized sort and a pick from sorted data beat its multi-point introselect 2:1
-    found: list[float] = np.percentile(data, points, method="inverted_cdf", overwrite_input=owned).tolist()
+    found: list[float] = np.percentile(data, points, method="inverted_cdf").tolist()
     return found
+
+
+def rank_positions(n: int, points: Sequence[float]) -> npt.NDArray[np.intp]:
+    """Where `numpy.percentile(..., method="inverted_cdf")` picks each percentile in a sorted sample of n:
+    numpy's own arithmetic (q = p / 100, index n q - 1 rounded up, at least 0), so a pick from an
+    already sorted sample, or from sorted parts (`select_sorted`), is the sample that numpy's call
+    would return without numpy re-selecting it (tests/unit/test_figures_columns.py checks every n to 3000)."""
+    virtual = n * np.true_divide(np.asanyarray(points), 100) - 1
+    below = np.floor(virtual)
+    pos = np.where(virtual - below == 0, below, below + 1).astype(np.intp)
+    pos[pos < 0] = 0
+    return pos
+
+
+_MAGNITUDE = np.int64(0x7FFF_FFFF_FFFF_FFFF)
+
+
+def _order_keys(x: FloatArray) -> npt.NDArray[np.int64]:
+    """Integers in the order of the floats (negative floats' magnitude bits flipped); its own inverse."""
+    bits = np.ascontiguousarray(x, dtype=np.float64).view(np.int64)
+    out: npt.NDArray[np.int64] = bits ^ ((bits >> 63) & _MAGNITUDE)
+    return out
+
+
+def _key_floats(keys: npt.NDArray[np.int64]) -> FloatArray:
+    out: FloatArray = _order_keys(keys.view(np.float64)).view(np.float64)
+    return out
+
+
+def select_sorted(parts: Sequence[FloatArray], points: Sequence[float]) -> list[float]:
+    """Nearest-rank percentiles of the union of sorted, NaN-free parts, without merging them: the value at
+    union position k is the smallest v with sum(count of part values <= v) > k, found by bisection over
+    the floats in order (at most 64 rounds, each one `searchsorted` per part for every percentile).
+    The same values as `numpy.percentile(concatenate(parts), points, method="inverted_cdf")`."""
+    parts = [p for p in parts if len(p)]
+    n = sum(len(p) for p in parts)
+    if not n:
+        return [math.nan] * len(points)
+    pos = rank_positions(n, points)
+    if len(parts) == 1:
+        found: list[float] = parts[0][pos].tolist()
+        return found
+    need = pos + 1
+    low = min(float(p[0]) for p in parts)
+    hi = np.repeat(_order_keys(np.array([max(float(p[-1]) for p in parts)])), len(pos))
+    lo = np.repeat(_order_keys(np.array([low])) - 1, len(pos))  # below every value: count 0 < need
+    while True:
+        gap = hi.view(np.uint64) - lo.view(np.uint64)  # hi >= lo: the unsigned difference is exact
+        open_ = gap > 1
+        if not open_.any():
+            break
+        gap[~open_] = 2  # a settled percentile probes between its bounds too (never at lo: maybe a NaN)
+        mid = (lo.view(np.uint64) + (gap >> np.uint64(1))).view(np.int64)  # strictly between: never NaN
+        values = _key_floats(mid)
+        count = np.zeros(len(pos), dtype=np.int64)
+        for p in parts:
+            count += np.searchsorted(p, values, side="right")
+        enough = (count >= need) & open_
+        hi = np.where(enough, mid, hi)
+        lo = np.where(enough | ~open_, lo, mid)
+    picked = _key_floats(hi)
+    out: list[float] = picked.tolist()
+    for i, v in enumerate(out):
+        if v == 0:  # -0.0 and 0.0 count alike: take a zero the sample holds, with its sign
+            out[i] = next(float(p[j]) for p in parts
+                          if (j := int(np.searchsorted(p, 0.0))) < len(p) and p[j] == 0)
+    return out
+
+
+def sorted_sample(values: FloatArray) -> FloatArray:
+    """`values` sorted in place (they must be ours), NaNs (sorted last) cut off."""
+    values.sort()
+    if len(values) and np.isnan(values[-1]):
+        values = values[:int(np.searchsorted(values, np.nan, side="left"))]
+    return values
 
 
 def percentiles_of(values: Sequence[float] | FloatArray, points: Sequence[int]) -> dict[int, float]:
@@ -87,12 +158,27 @@ _SCALE = 2**1074  # every float64 times this is an integer
 ExactSum = int | float  # an int scaled by 2^1074, or the plain float sum when a value is not finite
 
 
+_CHUNK = 1 << 15  # values a round of extraction works on at a time: in the CPU's cache, 3x faster than whole
+
+
 def exact_sum(values: FloatArray) -> ExactSum:
     """The exact sum of `values`, scaled by 2^1074 (an int); NaN/inf propagate as a plain float sum."""
     r = np.asarray(values, dtype=np.float64)
     total = 0
+    for i in range(0, len(r), _CHUNK):
+        part = _exact_chunk(r[i:i + _CHUNK])
+        if isinstance(part, float):  # a NaN or an infinity: the plain sum says what it makes
+            return float(np.sum(r))
+        total += part
+    return total
+
+
+def _exact_chunk(r: FloatArray) -> ExactSum:
+    """exact_sum of one chunk; a float when a value is not finite (its plain sum)."""
+    total = 0
     q: FloatArray | None = None
     rest: FloatArray | None = None  # the remainders, ours to overwrite (never the caller's array)
+    values = r
     while len(r):
         mu = max(float(r.max()), -float(r.min()))
         if not math.isfinite(mu):
@@ -104,7 +190,8 @@ def exact_sum(values: FloatArray) -> ExactSum:
         sigma = math.ldexp(1.0, math.frexp(mu)[1] + max(1, (len(r) + 1).bit_length()))
         q = np.add(r, sigma, out=q)
         q -= sigma
-        total += int(Fraction(float(np.sum(q))) * _SCALE)  # exact: multiples of ulp(sigma), below sigma
+        num, den = float(np.sum(q)).as_integer_ratio()  # exact: multiples of ulp(sigma), below sigma
+        total += num << (1075 - den.bit_length())  # num / den x 2^1074, den a power of two
         rest = np.subtract(r, q, out=rest)
         r = rest
     return total
@@ -222,7 +309,7 @@ class _Pass:
     output_tokens: int
     sums: dict[str, ExactSum]  # ttft_s, tpot_s, latency_s, itl_s over their samples
     counts: dict[str, int]
-    samples: dict[str, FloatArray]
+    sorted: dict[str, list[FloatArray]]  # each percentile sample, sorted without NaNs, in one part a node
 
     @classmethod
     def of(cls, c: RecordColumns) -> _Pass:
@@ -237,12 +324,12 @@ class _Pass:
             end=float(c.end_time[timed].max()) if anytime else math.nan,
             input_tokens=int(c.input_tokens[ok].sum()), output_tokens=int(c.output_tokens[ok].sum()),
             sums={m: exact_sum(samples[m]) for m in averaged}, counts={m: len(samples[m]) for m in averaged},
-            samples=samples,
+            sorted={m: [sorted_sample(v)] for m, v in samples.items()},  # fresh arrays: ours to sort
         )
 
     @classmethod
     def union(cls, parts: Sequence[_Pass]) -> _Pass:
-        """The pass of every part's records together; samples concatenated (percentiles need them all)."""
+        """The pass of every part's records together; the sorted samples stay the parts' (`select_sorted`)."""
         starts = [p.start for p in parts if not math.isnan(p.start)]
         ends = [p.end for p in parts if not math.isnan(p.end)]
         averaged = ("ttft_s", "tpot_s", "latency_s", "itl_s")
@@ -252,16 +339,13 @@ class _Pass:
             input_tokens=sum(p.input_tokens for p in parts), output_tokens=sum(p.output_tokens for p in parts),
             sums={m: add_sums([p.sums[m] for p in parts]) for m in averaged},
             counts={m: sum(p.counts[m] for p in parts) for m in averaged},
-            samples={m: np.concatenate([p.samples[m] for p in parts]) if parts else np.empty(0)
-                     for m in PERCENTILE_METRICS},
+            sorted={m: [s for p in parts for s in p.sorted[m]] for m in PERCENTILE_METRICS},
         )
 
     def percentiles(self, points: Sequence[int], metric: str) -> dict[int, float]:
-        """One metric's percentiles; its sample is reordered in place (it is ours)."""
-        return dict(zip(points, _nearest_rank(self.samples[metric], points, owned=True), strict=True))
+        return dict(zip(points, select_sorted(self.sorted[metric], points), strict=True))
 
-    def figures(self, points: Sequence[int], tables: dict[str, dict[int, float]] | None = None) -> Figures:
-        """The figures; `tables`, the percentiles when already selected (else selected here)."""
+    def figures(self, points: Sequence[int]) -> Figures:
         wall = self.end - self.start
 
         def per_s(x: float) -> float:
@@ -293,7 +377,7 @@ class _Pass:
             latency_avg_s=avg("latency_s"),
             input_tokens_avg=self.input_tokens / ok if ok else math.nan,
             output_tokens_avg=self.output_tokens / ok if ok else math.nan,
-            percentiles=tables if tables is not None else {m: self.percentiles(points, m) for m in self.samples},
+            percentiles={m: self.percentiles(points, m) for m in PERCENTILE_METRICS},
         )
 
 
@@ -310,14 +394,14 @@ def compute_figures(records: Sequence[RequestRecord] | RecordColumns,
 def node_and_cluster_figures(parts: Sequence[Sequence[RequestRecord] | RecordColumns],
                              percentiles: Sequence[int] = PERCENTILES) -> tuple[list[Figures], Figures]:
     """Each part's figures and those of their union, every record looked at once: the cluster's sums are
-    its nodes' exact sums, its percentiles one `numpy.percentile` call per metric over the nodes' samples.
-    Node passes and percentile selections run on a thread per CPU (numpy releases the GIL in them)."""
+    its nodes' exact sums, its percentiles picked from the nodes' sorted samples (`select_sorted`), so
+    the union is never gathered nor sorted. Node passes run on a thread per CPU (numpy's sort releases
+    the GIL), the largest first."""
+    cols = [as_columns(p) for p in parts]
+    order = sorted(range(len(cols)), key=lambda i: -len(cols[i].itl_values) - len(cols[i]))
     with ThreadPoolExecutor(max_workers=min(32, os.cpu_count() or 1)) as pool:
-        passes = list(pool.map(lambda p: _Pass.of(as_columns(p)), parts))
-        scopes = passes if len(passes) == 1 else [*passes, _Pass.union(passes)]  # one node: the cluster is it
-        jobs = sorted(((s, m) for s in range(len(scopes)) for m in PERCENTILE_METRICS),
-                      key=lambda sm: -len(scopes[sm[0]].samples[sm[1]]))  # the largest samples first
-        found = dict(zip(jobs, pool.map(lambda sm: scopes[sm[0]].percentiles(percentiles, sm[1]), jobs),
-                         strict=True))
-    figures = [p.figures(percentiles, {m: found[(s, m)] for m in PERCENTILE_METRICS}) for s, p in enumerate(scopes)]
+        done = dict(zip(order, pool.map(lambda i: _Pass.of(cols[i]), order), strict=True))
+    passes = [done[i] for i in range(len(cols))]
+    scopes = passes if len(passes) == 1 else [*passes, _Pass.union(passes)]  # one node: the cluster is it
+    figures = [p.figures(percentiles) for p in scopes]
     return figures[:len(passes)], figures[-1]

@@ -20,7 +20,17 @@ import pytest
 from fleetbench.columns import RecordColumns
 from fleetbench.controller.aggregate import aggregate_case, shift_records
 from fleetbench.figure_catalog import PERCENTILE_SETS
-from fleetbench.figures import PERCENTILES, Figures, compute_figures, exact_float, exact_sum, mean, percentile
+from fleetbench.figures import (
+    PERCENTILES,
+    Figures,
+    compute_figures,
+    exact_float,
+    exact_sum,
+    mean,
+    percentile,
+    rank_positions,
+    select_sorted,
+)
 from fleetbench.records import RequestRecord
 
 
@@ -197,3 +207,33 @@ def test_a_streamed_batch_decodes_to_the_same_records():
                               point=r.point) for r in recs]
     assert repr(list(RecordColumns.concat([columns_from_pb(batch[:13]), columns_from_pb(batch[13:]),
                                            columns_from_pb([])]))) == repr(recs)
+
+
+def test_rank_positions_are_where_numpy_picks_for_every_n():
+    points = [0, 1, 10, 25, 33.3, 50, 66, 75, 90, 95, 98, 99, 99.9, 100]
+    for n in range(1, 3001):
+        want = np.percentile(np.arange(n, dtype=np.float64), points, method="inverted_cdf")
+        assert rank_positions(n, points).tolist() == want.astype(np.int64).tolist(), n
+    for n in np.random.default_rng(2).integers(3001, 3_000_000, 40).tolist():
+        want = np.percentile(np.arange(n, dtype=np.float64), PERCENTILES, method="inverted_cdf")
+        assert rank_positions(n, PERCENTILES).tolist() == want.astype(np.int64).tolist(), n
+
+
+@pytest.mark.parametrize("seed", range(30))
+def test_select_sorted_equals_numpy_on_the_union(seed):
+    """The union's percentiles from the sorted parts, to the bit: ties, signed zeros, infinities, empty
+    parts, huge and subnormal values."""
+    rng = np.random.default_rng(seed)
+    pool = np.concatenate([rng.normal(0, 1, 50), [0.0, -0.0, np.inf, -np.inf, 5e-324, -5e-324, 1e308, 0.25, 0.25],
+                           rng.uniform(0.015, 0.025, 50)])
+    parts = [np.sort(rng.choice(pool, int(rng.choice([0, 1, 2, 17, 400])))) for _ in range(int(rng.integers(1, 6)))]
+    points = [0, 10, 25, 50, 66, 75, 80, 90, 95, 98, 99, 99.9, 100]
+    union = np.concatenate(parts)
+    got = select_sorted(parts, points)
+    if not len(union):
+        assert all(math.isnan(v) for v in got)
+        return
+    want = np.percentile(union, points, method="inverted_cdf").tolist()
+    assert [same(a, b) or (a == b == 0) for a, b in zip(got, want, strict=True)] == [True] * len(points)
+    for v in got:  # a zero picked is one the sample holds, with its sign
+        assert v != 0 or any(((p == 0) & (np.signbit(p) == (math.copysign(1, v) < 0))).any() for p in parts)
