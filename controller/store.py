@@ -17,16 +17,15 @@ import sqlite3
 import time
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import asdict
-from itertools import repeat
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import orjson
 import platformdirs
 import sqlite_utils
 
-from fleetbench.columns import RecordColumns, as_columns
+from fleetbench.columns import FloatArray, RecordColumns, as_columns
 from fleetbench.errors import StoreError
 from fleetbench.figures import Figures
 from fleetbench.hardware import HwRow
@@ -36,8 +35,16 @@ from .aggregate import DatasetScore, Verdict
 from .plan import Expectation
 from .verdict import Check, Reason, State
 
-SCHEMA_VERSION = 2  # 2: the `steps` table (a step's case, sweep point and parameters as columns)
+SCHEMA_VERSION = 3  # 2: the `steps` table; 3: request rows in `request_rows` + `request_sets`, gaps as blobs
 STEP_TABLES = ("case_nodes", "figures", "verdicts", "scores", "case_verdicts", "validity", "requests")
+ROW_COLUMNS = ("idx", "point", "start_time", "end_time", "success", "ttft_s", "latency_s", "tpot_s", "input_tokens",
+               "output_tokens", "itl", "error")  # request_rows' columns after `row`, in order
+# Schema 2's `requests` table, kept as a view with the same columns (but `itl`, the gaps as float64 blobs, for
+# `itl_json`): every SQL query of the docs, tests and reports reads it as before.
+REQUESTS_VIEW = (
+    "CREATE VIEW requests AS SELECT s.run_id, s.case_id, s.node, r.idx, r.point, r.start_time, r.end_time, "
+    "s.clock_offset_s, r.success, r.ttft_s, r.latency_s, r.tpot_s, r.input_tokens, r.output_tokens, r.itl, r.error "
+    "FROM request_sets s JOIN request_rows r ON r.row BETWEEN s.first_row AND s.last_row")
 
 
 def default_db_path() -> Path:
@@ -62,23 +69,16 @@ def _finite(value: float | None) -> float | None:
     return None if value is None or not math.isfinite(value) else value
 
 
-def gap_texts(cols: RecordColumns) -> list[str]:
-    """Each record's gaps as a JSON list, every float in its shortest round-trip form: one orjson call
-    for all the gaps (Python's float repr costs ~1 us a value, more than the insert itself), cut at
-    its commas. JSON keeps the gaps readable in plain SQL (json_each)."""
-    n = len(cols)
-    if not len(cols.itl_values):
-        return ["[]"] * n
-    raw = orjson.dumps(cols.itl_values, option=orjson.OPT_SERIALIZE_NUMPY)  # b"[v0,v1,...]"
-    commas = np.flatnonzero(np.frombuffer(raw, dtype=np.uint8) == ord(","))
-    starts = np.concatenate(([1], commas + 1))  # value k is text[starts[k]:ends[k]]
-    ends = np.concatenate((commas, [len(raw) - 1]))
-    first, last = cols.itl_offsets[:-1], cols.itl_offsets[1:] - 1
-    some = last >= first
-    cut_from = np.where(some, starts[np.minimum(first, len(starts) - 1)], 0).tolist()
-    cut_to = np.where(some, ends[np.maximum(last, 0)], 0).tolist()
-    text = raw.decode("ascii")
-    return [f"[{text[a:b]}]" for a, b in zip(cut_from, cut_to, strict=True)]
+def gap_blobs(cols: RecordColumns) -> list[bytes]:
+    """Each record's gaps as little-endian float64 bytes (exact, NaN kept): one copy of all the gaps, cut."""
+    raw = cols.itl_values.astype("<f8", copy=False).tobytes()
+    cuts = (cols.itl_offsets * 8).tolist()
+    return [raw[a:b] for a, b in pairwise(cuts)]
+
+
+def gaps_of(blob: bytes | None) -> FloatArray:
+    """The gaps of one stored row (`gap_blobs`' inverse)."""
+    return np.frombuffer(blob or b"", dtype="<f8").astype(np.float64)
 
 
 def figures_json(f: Figures) -> str:
@@ -131,6 +131,7 @@ class Store:
             path.parent.mkdir(parents=True, exist_ok=True)
             self.db = sqlite_utils.Database(sqlite3.connect(str(path), factory=_StepConnection))
             self.db.execute("PRAGMA journal_mode=WAL")
+            self.db.execute("PRAGMA synchronous=NORMAL")  # WAL: a commit waits for no fsync, and stays atomic
             self.path = path
             self._create()
         except Exception as exc:  # sqlite3 and OS errors alike: one line for the user, and the way out
@@ -151,7 +152,6 @@ class Store:
         )
         if before and int(before[0]) < 2:
             self._steps_from_version_1()
-        self.db.table("meta").upsert({"key": "schema_version", "value": str(SCHEMA_VERSION)}, pk="key")
         t("runs").create(
             {"run_id": str, "plan_name": str, "model": str, "plan_yaml": str, "nodes": str, "started_at": float,
              "finished_at": float, "state": str, "verdict": str, "fleetbench_version": str, "error": str,
@@ -178,12 +178,7 @@ class Store:
              "measured": float, "passed": int, "note": str},
             pk=("run_id", "case_id", "scope", "figure", "op"), if_not_exists=True,
         )
-        t("requests").create(
-            {"run_id": str, "case_id": str, "node": str, "idx": int, "point": str, "start_time": float,
-             "end_time": float, "clock_offset_s": float, "success": int, "ttft_s": float, "latency_s": float,
-             "tpot_s": float, "input_tokens": int, "output_tokens": int, "itl_json": str, "error": str},
-            pk=("run_id", "case_id", "node", "point", "idx"), if_not_exists=True,
-        )
+        self._create_requests()
         t("scores").create(
             {"run_id": str, "case_id": str, "scope": str, "dataset": str, "metric": str, "score": float,
              "samples": int},
@@ -209,17 +204,76 @@ class Store:
              "error": str},
             pk=("snapshot_id", "node"), if_not_exists=True,
         )
+        self.db.table("meta").upsert({"key": "schema_version", "value": str(SCHEMA_VERSION)}, pk="key")
+
+    def _create_requests(self) -> None:
+        """Request rows carry no key columns (a row of 16 values a request cost 3.3 s a 300k when its 5-column
+        text key was indexed and its gaps JSON): a node's rows of a step are one range of `request_rows.row`,
+        named with its run, step, node and clock offset in `request_sets`; the `requests` view joins them."""
+        self.db.execute(
+            "CREATE TABLE IF NOT EXISTS request_sets (set_id INTEGER PRIMARY KEY, run_id TEXT, case_id TEXT, "
+            "node TEXT, clock_offset_s FLOAT, first_row INTEGER, last_row INTEGER)")
+        self.db.execute("CREATE INDEX IF NOT EXISTS request_sets_step ON request_sets (run_id, case_id, node)")
+        self.db.execute(
+            "CREATE TABLE IF NOT EXISTS request_rows (row INTEGER PRIMARY KEY, idx INTEGER, point TEXT, "
+            "start_time FLOAT, end_time FLOAT, success INTEGER, ttft_s FLOAT, latency_s FLOAT, tpot_s FLOAT, "
+            "input_tokens INTEGER, output_tokens INTEGER, itl BLOB, error TEXT)")
+        kind = self.db.execute("SELECT type FROM sqlite_master WHERE name = 'requests'").fetchone()
+        if kind and kind[0] == "table":
+            self._requests_from_version_2()
+        elif not kind:
+            self.db.execute(REQUESTS_VIEW)
+        self.db.conn.commit()
+
+    def _requests_from_version_2(self) -> None:
+        """A store of schema 1 or 2 kept a `requests` table with the gaps as JSON: its rows move to
+        `request_rows` (gaps as blobs, every value to the bit), node and step at a time, in one transaction."""
+        with self.transaction():
+            groups = self.db.execute(
+                "SELECT run_id, case_id, node, clock_offset_s FROM requests GROUP BY 1, 2, 3, 4 "
+                "ORDER BY min(rowid)").fetchall()
+            for run_id, case_id, node, offset in groups:
+                rows = self.db.execute(
+                    "SELECT idx, point, start_time, end_time, success, ttft_s, latency_s, tpot_s, input_tokens, "
+                    "output_tokens, itl_json, error FROM requests WHERE run_id IS ? AND case_id IS ? AND node IS ? "
+                    "AND clock_offset_s IS ? ORDER BY point, idx", [run_id, case_id, node, offset]).fetchall()
+                self._insert_rows(run_id, case_id, node, offset, len(rows), [
+                    (*r[:10], np.array([math.nan if g is None else g for g in json.loads(r[10] or "[]")],
+                                       dtype="<f8").tobytes(), r[11]) for r in rows])
+            self.db.execute("DROP TABLE requests")
+            self.db.execute(REQUESTS_VIEW)
+
+    def _insert_rows(self, run_id: str, case_id: str, node: str, offset_s: float, n: int,
+                     rows: Iterable[Sequence[Any]]) -> None:
+        """`n` rows of ROW_COLUMNS as one new range of `request_rows` and its `request_sets` entry; inside a
+        transaction, so nobody else writes between the range's first row and its last. New rows are numbered
+        from the highest row + 1 and every set ends on a row that exists (`_drop_rows_of` trims it), so a new
+        range never reaches into another set's (AUTOINCREMENT would guarantee it too, for 15 % more time)."""
+        if not n:
+            return
+        self.db.conn.executemany(
+            f"INSERT INTO request_rows ({', '.join(ROW_COLUMNS)}) VALUES ({', '.join('?' * len(ROW_COLUMNS))})",
+            rows)
+        (last,) = self.db.execute("SELECT max(row) FROM request_rows").fetchone()
+        first = last - n + 1
+        if self.db.execute("SELECT count(*) FROM request_rows WHERE row >= ?", [first]).fetchone()[0] != n:
+            raise StoreError(f"the request rows of {run_id} {case_id} {node} are not one range")
+        self.db.execute("INSERT INTO request_sets (run_id, case_id, node, clock_offset_s, first_row, last_row) "
+                        "VALUES (?, ?, ?, ?, ?, ?)", [run_id, case_id, node, offset_s, first, last])
 
     def _steps_from_version_1(self) -> None:
         """Stores of schema 1 kept a step only as its key, "<case>@<point>": its `steps` rows, once, from the
         keys in its tables (a point label "in128-out512-p4-n16-loop1" gives the parameters)."""
         from fleetbench.jobs_schema import parse_point_label
 
-        existing = {t for t in STEP_TABLES if self.db[t].exists()}
+        kinds = dict(self.db.execute("SELECT name, type FROM sqlite_master").fetchall())
+        existing = {t: "rowid" for t in STEP_TABLES if kinds.get(t) == "table"}
+        if kinds.get("requests") == "view":  # schema 3's requests: their steps are in request_sets
+            existing["request_sets"] = "set_id"
         if not existing:
             return
-        union = " UNION ".join(f"SELECT run_id, case_id, min(rowid) AS first FROM {t} GROUP BY run_id, case_id"
-                               for t in sorted(existing))
+        union = " UNION ".join(f"SELECT run_id, case_id, min({col}) AS first FROM {t} GROUP BY run_id, case_id"
+                               for t, col in sorted(existing.items()))
         keys = self.db.execute(
             f"SELECT run_id, case_id, min(first) FROM ({union}) GROUP BY run_id, case_id "
             "HAVING run_id NOT IN (SELECT run_id FROM steps) ORDER BY run_id, min(first), case_id").fetchall()
@@ -338,27 +392,47 @@ class Store:
     def add_requests(self, run_id: str, case_id: str, node: str, offset_s: float,
                      records: Sequence[RequestRecord] | RecordColumns) -> None:
         """Records on the controller clock (a list, or columns as they come from the agent); idempotent
-        (re-adding the same request replaces it). One transaction, one `executemany` of rows built
-        column by column; the gaps as JSON text (`gap_texts`)."""
+        (re-adding a request, the same point and index, replaces it). One transaction, one `executemany` of
+        rows built column by column, the gaps as float64 blobs (`gap_blobs`)."""
         cols = as_columns(records)
         if not len(cols):
             return
-        rows = zip(repeat(run_id), repeat(case_id), repeat(node), repeat(offset_s), cols.idx.tolist(), cols.point,
-                   cols.start_time.tolist(), cols.end_time.tolist(),
-                   cols.success.astype(np.int64).tolist(), cols.ttft_s.tolist(), cols.latency_s.tolist(),
-                   cols.tpot_s.tolist(), cols.input_tokens.tolist(), cols.output_tokens.tolist(), gap_texts(cols),
-                   cols.error, strict=False)
-        with self.db.conn:
-            self.db.conn.executemany(
-                "INSERT OR REPLACE INTO requests (run_id, case_id, node, clock_offset_s, idx, point, start_time, "
-                "end_time, success, ttft_s, latency_s, tpot_s, input_tokens, output_tokens, itl_json, error) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                rows)
+        with self.transaction():
+            self._drop_rows_of(run_id, case_id, node, cols)
+            rows = zip(cols.idx.tolist(), cols.point, cols.start_time.tolist(), cols.end_time.tolist(),
+                       cols.success.astype(np.int64).tolist(), cols.ttft_s.tolist(), cols.latency_s.tolist(),
+                       cols.tpot_s.tolist(), cols.input_tokens.tolist(), cols.output_tokens.tolist(), gap_blobs(cols),
+                       cols.error, strict=True)
+            self._insert_rows(run_id, case_id, node, offset_s, len(cols), rows)
+
+    def _sets(self, run_id: str, case_id: str, node: str) -> list[tuple[int, int, int]]:
+        return self.db.execute("SELECT set_id, first_row, last_row FROM request_sets WHERE run_id = ? AND "
+                               "case_id = ? AND node = ?", [run_id, case_id, node]).fetchall()
+
+    def _drop_rows_of(self, run_id: str, case_id: str, node: str, cols: RecordColumns) -> None:
+        """Stored rows of that node and step with a point and index among `cols`' (only when some exist)."""
+        sets = self._sets(run_id, case_id, node)
+        if not sets:
+            return
+        new = set(zip(cols.point, cols.idx.tolist(), strict=True))
+        stale = [(row,) for _, a, b in sets for row, point, idx in self.db.execute(
+            "SELECT row, point, idx FROM request_rows WHERE row BETWEEN ? AND ?", [a, b]) if (point, idx) in new]
+        self.db.conn.executemany("DELETE FROM request_rows WHERE row = ?", stale)
+        for set_id, a, b in sets:  # each set trimmed to its rows left (and gone when none is)
+            low, high = self.db.execute("SELECT min(row), max(row) FROM request_rows WHERE row BETWEEN ? AND ?",
+                                        [a, b]).fetchone()
+            if low is None:
+                self.db.execute("DELETE FROM request_sets WHERE set_id = ?", [set_id])
+            else:
+                self.db.execute("UPDATE request_sets SET first_row = ?, last_row = ? WHERE set_id = ?",
+                                [low, high, set_id])
 
     def delete_records(self, run_id: str, case_id: str, node: str) -> None:
         """A node's records of one step, before `ctl resume` runs that step again on it."""
-        self.db.execute("DELETE FROM requests WHERE run_id = ? AND case_id = ? AND node = ?", [run_id, case_id, node])
-        self.db.conn.commit()
+        with self.transaction():
+            for set_id, a, b in self._sets(run_id, case_id, node):
+                self.db.execute("DELETE FROM request_rows WHERE row BETWEEN ? AND ?", [a, b])
+                self.db.execute("DELETE FROM request_sets WHERE set_id = ?", [set_id])
 
     def set_figures(self, run_id: str, case_id: str, scope: str, figures: Figures,
                     extra: dict[str, Any] | None = None) -> None:
@@ -497,18 +571,33 @@ class Store:
         ]
 
     def records(self, run_id: str, case_id: str, node: str | None = None) -> list[RequestRecord]:
+        """Stored records of a step (one node's, or every node's), by node, point and index."""
         where, args = "run_id = ? AND case_id = ?", [run_id, case_id]
         if node is not None:
             where += " AND node = ?"
             args.append(node)
-        return [
-            RequestRecord(index=r["idx"], start_time=r["start_time"], end_time=r["end_time"],
-                          success=bool(r["success"]), ttft_s=r["ttft_s"], latency_s=r["latency_s"],
-                          input_tokens=r["input_tokens"], output_tokens=r["output_tokens"], tpot_s=r["tpot_s"],
-                          itl_s=tuple(math.nan if g is None else float(g) for g in json.loads(r["itl_json"] or "[]")),
-                          error=r["error"] or "", point=r["point"])
-            for r in self.db.table("requests").rows_where(where, args, order_by="node, point, idx")
-        ]
+        rows = self.db.execute(f"SELECT {', '.join(ROW_COLUMNS)} FROM requests WHERE {where} "
+                               "ORDER BY node, point, idx", args)
+        return [RequestRecord(index=i, start_time=start, end_time=end, success=bool(ok), ttft_s=ttft, latency_s=lat,
+                              input_tokens=inp, output_tokens=out, tpot_s=tpot, itl_s=tuple(gaps_of(itl).tolist()),
+                              error=error or "", point=point)
+                for i, point, start, end, ok, ttft, lat, tpot, inp, out, itl, error in rows]
+
+    def columns(self, run_id: str, case_id: str, node: str) -> RecordColumns:
+        """One node's stored records of a step as columns, in the order they were stored: what the
+        figures are recomputed from (the same values, to the bit, as the columns that were stored)."""
+        rows = [r for _, a, b in self._sets(run_id, case_id, node) for r in self.db.execute(
+            f"SELECT {', '.join(ROW_COLUMNS)} FROM request_rows WHERE row BETWEEN ? AND ? ORDER BY row", [a, b])]
+        if not rows:
+            return RecordColumns.empty()
+        idx, point, start, end, ok, ttft, lat, tpot, inp, out, itl, error = zip(*rows, strict=True)
+        counts = np.fromiter((len(b or b"") // 8 for b in itl), dtype=np.int64, count=len(itl))
+        offsets = np.zeros(len(itl) + 1, dtype=np.int64)
+        np.cumsum(counts, out=offsets[1:])
+        return RecordColumns(idx=idx, start_time=start, end_time=end, success=ok, ttft_s=ttft, latency_s=lat,
+                             input_tokens=inp, output_tokens=out, tpot_s=tpot, itl_offsets=offsets,
+                             itl_values=gaps_of(b"".join(b or b"" for b in itl)), error=[e or "" for e in error],
+                             point=point)
 
     def inventory_snapshots(self, node: str | None = None) -> list[dict[str, Any]]:
         """Stored inventory snapshots, newest first: snapshot_id, taken_at, nodes (list), failed (list)."""
