@@ -45,9 +45,15 @@ class NodeInfo:
     rtt_s: float
 
 
+def at_point(point: str) -> str:
+    """What follows a scope for a sweep's point (" @ in128-out128-p4-n40-loop1"), "" for any other case: the
+    one place the tables and lines name a point after its scope."""
+    return f" @ {point}" if point else ""
+
+
 @dataclass(frozen=True)
 class VerdictRow:
-    scope: str
+    scope: str  # a node name or "cluster"
     figure: str
     op: str
     threshold: float
@@ -55,6 +61,12 @@ class VerdictRow:
     passed: bool
     note: str
     tolerance: float = 0.0  # op "official": passes when measured >= threshold - tolerance
+    point: str = ""  # the sweep point the expectation was judged at; "" for other cases
+
+    @property
+    def where(self) -> str:
+        """The scope as shown untranslated (XLSX, JSON): "cluster @ in128-out128-p4-n40-loop1" for a point."""
+        return self.scope + at_point(self.point)
 
     @property
     def label(self) -> str:
@@ -349,13 +361,14 @@ def _figures(raw: str) -> Figures:
 
 
 def _perf_command(plan: Plan, url: str, rate: float, parallel: str, number: str, dataset: str, input_tokens: int,
-                  output_tokens: int, extra_args: dict[str, Any], range_ratio: float = 1.0) -> str:
+                  output_tokens: int, extra_args: dict[str, Any], range_ratio: float = 1.0,
+                  fixed_output: bool = True) -> str:
     low_in, low_out = max(1, int(input_tokens * range_ratio)), max(1, int(output_tokens * range_ratio))
     parts = [
         "evalscope perf", f"--rate {rate:g}" if rate > 0 else "", f"--parallel {parallel}",
         f"--number {number}", f"--model {plan.model}", f"--tokenizer-path {plan.tokenizer}" if plan.tokenizer
         else "", f"--url {url}", f"--api {plan.endpoint.api}", f"--dataset {dataset}",
-        f"--max-tokens {output_tokens}", f"--min-tokens {low_out}", "--prefix-length 0",
+        f"--max-tokens {output_tokens}", f"--min-tokens {low_out}" if fixed_output else "", "--prefix-length 0",
         f"--min-prompt-length {low_in}", f"--max-prompt-length {input_tokens}",
         f"--extra-args '{json.dumps(extra_args)}'" if extra_args else "",
     ]
@@ -395,7 +408,8 @@ def equivalent_command(plan: Plan, case_id: str, url: str) -> str:
     if isinstance(case, SweepCase):
         lines = [
             _perf_command(plan, url, case.rate, " ".join(map(str, case.parallel)), " ".join(map(str, case.number)),
-                          case.dataset, i, o, case.extra_args, case.range_ratio)
+                          case.dataset, i, o, case.extra_args, case.range_ratio,
+                          case.fixed_output)
             for i, o in case.pairs
         ]
         if case.loops > 1:
@@ -404,9 +418,11 @@ def equivalent_command(plan: Plan, case_id: str, url: str) -> str:
     if isinstance(case, CapacityCase):  # one probe; the search picks `parallel`
         return "# one probe at concurrency P per node (the search chooses P):\n" + _perf_command(
             plan, url, case.rate, "P", f"P×{case.requests_per_stream}", case.dataset, case.input_tokens,
-            case.output_tokens, case.extra_args, case.range_ratio)
+            case.output_tokens, case.extra_args, case.range_ratio,
+                          case.fixed_output)
     return _perf_command(plan, url, case.rate, str(case.parallel), str(case.number), case.dataset,
-                         case.input_tokens, case.output_tokens, case.extra_args, case.range_ratio)
+                         case.input_tokens, case.output_tokens, case.extra_args, case.range_ratio,
+                          case.fixed_output)
 
 
 # the figures a `repeat: N` case summarizes over its runs (goodput ones when the case has an SLO)
@@ -459,10 +475,10 @@ def node_command(plan: Plan, case_id: str, endpoints: dict[str, str]) -> str:
     return "\n".join([*lines, equivalent_command(plan, case_id, f"${var}")])
 
 
-def _verdict_rows(rows: list[dict[str, Any]], scope_suffix: str = "") -> list[VerdictRow]:
-    return [VerdictRow(v["scope"] + scope_suffix, v["figure"], v["op"], v["threshold"],
+def _verdict_rows(rows: list[dict[str, Any]], point: str = "") -> list[VerdictRow]:
+    return [VerdictRow(v["scope"], v["figure"], v["op"], v["threshold"],
                        math.nan if v["measured"] is None else v["measured"], bool(v["passed"]), v["note"] or "",
-                       v.get("tolerance") or 0.0)
+                       v.get("tolerance") or 0.0, point)
             for v in rows]
 
 
@@ -697,7 +713,7 @@ def load_report(store: Store, run_id: str) -> RunReport:
         verdict_rows = []
         for v in ordered:
             point = point_of(v["case_id"])
-            verdict_rows += _verdict_rows([v], f" @ {point}" if point else "")
+            verdict_rows += _verdict_rows([v], point)
 
         # partial clusters: a step whose cluster figures leave out nodes whose job failed
         partial: dict[str, tuple[int, int]] = {}
