@@ -23,6 +23,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from fleetbench.bounds import MAX_DEADLINE_S
 from fleetbench.errors import ConfigError, JobError
 from fleetbench.jobs_schema import (
     MIN_FREE_BYTES,
@@ -188,6 +189,11 @@ class JobManager:
         # terminal states a full disk kept out of the store: reported from here, written when space is freed
         self._final: dict[str, tuple[str, dict[str, Any]]] = {}
         self._exited: dict[str, float] = {}  # job id -> when its process was first seen gone, pipe still open
+        # job id -> (time.monotonic() when StartJob accepted it, its deadline_s): the monotonic clock runs on
+        # while the agent is stopped (SIGSTOP), so a job past its deadline is cancelled as soon as it continues
+        self._deadlines: dict[str, tuple[float, float]] = {}
+        self._reasons: dict[str, str] = {}  # job id -> why the agent itself ended it (cancel reason, watchdog cause)
+        self._background: set[asyncio.Task[Any]] = set()  # the watchdog's cancels under way
         self._watchdog: asyncio.Task[None] | None = None
 
     # --- lifecycle -------------------------------------------------------------------------
@@ -227,13 +233,18 @@ class JobManager:
 
     # --- commands --------------------------------------------------------------------------
 
-    async def start(self, job_id: str, kind: int, spec_json: str, start_at: float, armed: bool = False) -> JobRow:
+    async def start(self, job_id: str, kind: int, spec_json: str, start_at: float, armed: bool = False,
+                    deadline_s: float = 0.0) -> JobRow:
         """Start a job. `armed`: prepare everything, report READY, and send nothing until `start_at()`
-        gives the instant (the controller's two-phase start: every node ready first, then one instant)."""
+        gives the instant (the controller's two-phase start: every node ready first, then one instant).
+        `deadline_s` (> 0): the watchdog cancels the job that long after now, whoever can reach this agent."""
         check_job_id(job_id)
         existing = self.store.get(job_id)
         if existing is not None:
-            return existing  # idempotent: never a second run
+            return existing  # idempotent: never a second run (and the first deadline stands)
+        if not (math.isfinite(deadline_s) and 0 <= deadline_s <= MAX_DEADLINE_S):
+            raise ConfigError(f"deadline_s must be between 0 (none) and {MAX_DEADLINE_S:.0f} seconds, "
+                              f"not {deadline_s}")
         spec = parse_spec(kind, spec_json)  # ConfigError (INVALID_ARGUMENT) for a bad spec or kind
         self.confinement.check_spec(spec)  # ConfinementError (PERMISSION_DENIED): files and hosts not allowed
         total = spec_total(spec)
@@ -251,6 +262,8 @@ class JobManager:
             raise JobError(f"{where}: {exc.strerror or exc}") from None
         row = self.store.insert(job_id, kind, json.dumps(public), start_at)
         self._secrets[job_id] = secrets
+        if deadline_s > 0:
+            self._deadlines[job_id] = (time.monotonic(), deadline_s)
         self.store.add_event(job_id, QUEUED, {"type": "state", "message": "queued", "total": total})
         self._tasks[job_id] = asyncio.create_task(self._run(job_id, job_dir, total))
         return row
@@ -277,6 +290,7 @@ class JobManager:
         if row.terminal:
             return row
         self._cancelled.add(job_id)
+        self._reasons.setdefault(job_id, reason)
         proc = self._procs.get(job_id)
         if proc is not None and proc.returncode is None:
             with contextlib.suppress(ProcessLookupError):
@@ -450,8 +464,24 @@ class JobManager:
             except Exception:  # the watchdog never dies: one bad round is logged, the next one runs
                 log.exception("watchdog round failed")
 
+    def _past_deadline(self) -> None:
+        """Cancel (in the background: the round goes on) every job past its deadline_s. Measured on this agent's
+        monotonic clock, which a SIGSTOP of the agent does not pause: the first round after SIGCONT ends it."""
+        now = time.monotonic()
+        for job_id, (started, limit) in list(self._deadlines.items()):
+            if now - started <= limit or job_id in self._cancelled:
+                continue
+            reason = (f"deadline of {limit:.0f} s passed (the job ran {now - started:.0f} s): cancelled by the "
+                      "agent")
+            log.error("watchdog: job %s: %s", job_id, reason)
+            task = asyncio.create_task(self.cancel(job_id, reason=reason))
+            self._background.add(task)
+            task.add_done_callback(self._background.discard)
+
     async def sweep(self) -> None:
-        """One watchdog round. A job is never left RUNNING without a live process behind it."""
+        """One watchdog round. A job is never left RUNNING without a live process behind it, nor running past its
+        deadline."""
+        self._past_deadline()
         if self._final:
             with contextlib.suppress(StoreFull):
                 async with self._changed:
@@ -489,6 +519,7 @@ class JobManager:
         finally:
             self._procs.pop(job_id, None)
             self._exited.pop(job_id, None)
+            self._deadlines.pop(job_id, None)
             await self._forget_secrets(job_id, job_dir)
 
     async def _forget_secrets(self, job_id: str, job_dir: Path) -> None:
@@ -516,6 +547,9 @@ class JobManager:
                                error=self.cause(job_id, None, str(exc)), finished_at=time.time())
             return
         self._procs[job_id] = proc
+        if job_id in self._cancelled:  # cancelled while its process was starting: it sends nothing
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
         await self._set_state(job_id, RUNNING, "running", started_at=time.time(), pid=proc.pid)
         assert proc.stdout is not None
         async for line in proc.stdout:
@@ -538,8 +572,10 @@ class JobManager:
         count = await asyncio.to_thread(self._count_records, job_id)
         now = time.time()
         if job_id in self._cancelled:
-            await self._finish(job_id, CANCELLED, "cancelled; records measured so far are kept",
-                               error="cancelled", finished_at=now, record_count=count)
+            reason = self._reasons.get(job_id, "cancelled by the controller")
+            await self._finish(job_id, CANCELLED, f"{reason}; records measured so far are kept",
+                               error="cancelled" if reason == "cancelled by the controller" else reason,
+                               finished_at=now, record_count=count)
         elif rc == 0:
             await self._finish(job_id, SUCCEEDED, "finished", finished_at=now, record_count=count)
         else:

@@ -4,13 +4,16 @@ bench/faults.py runs the same faults N times and prints what each cost; docs/rel
 from __future__ import annotations
 
 import json
+import math
 import os
+import re
 import signal
 import socket
 import subprocess
 import sys
 import threading
 import time
+import urllib.request
 from pathlib import Path
 
 import grpc
@@ -143,8 +146,7 @@ def load_bench():  # type: ignore[no-untyped-def]
 BENCH = load_bench()
 
 
-@pytest.mark.parametrize("fault", ["agent-kill", "endpoint-stop", "disk-full", "agent-stop", "controller-kill",
-                                   "controller-term"])
+@pytest.mark.parametrize("fault", ["agent-kill", "endpoint-stop", "disk-full", "controller-kill", "controller-term"])
 def test_every_fault_ends_and_is_never_a_wrong_pass(tmp_path, fault):
     if fault == "disk-full" and os.geteuid() != 0:
         pytest.skip("mounting a small tmpfs needs root")
@@ -166,9 +168,72 @@ def test_every_fault_ends_and_is_never_a_wrong_pass(tmp_path, fault):
         assert r.reason.startswith("success_rate") and "connection" in r.reason, r
     elif fault == "disk-full":
         assert r.step_state == "invalid" and "disk full in" in r.reason and r.detect_s < 30, r
-    elif fault == "agent-stop":  # the no-progress deadline (20 s) plus the last look (5 s)
-        assert r.step_state == "invalid" and "no progress for" in r.reason and r.detect_s < 30, r
-        assert "[n2] load: no progress for 5 s (ERROR after 20 s without any)" in r.console  # never silent
+
+
+def test_a_stopped_agents_job_is_cancelled_once_it_continues(tmp_path):
+    """SIGSTOP n2's agent mid-case: the controller gives up on n2 (no progress for 10 s, then 5 s for a last
+    look) and keeps asking its agent to cancel the job; SIGCONT at 20 s, while n1 still runs (120 requests, ~32 s):
+    the job is cancelled within seconds and n2's endpoint gets no more requests. The step is INVALID."""
+    r = BENCH.run_round("agent-stop", tmp_path, number=120, no_progress_s=10.0, stop_s=20.0)
+    assert r.completed and r.stored > 0 and r.ctl_rc != 0, r
+    assert (r.verdict, r.step_state) == ("invalid", "invalid"), r
+    assert "no progress for" in r.reason and r.detect_s < 20, r
+    assert re.search(r"\[n2\] load: no progress for \d s \(ERROR after 10 s without any\)", r.console)  # not silent
+    assert r.n2_job.startswith("cancelled:"), r.n2_job  # the agent stored the controller's cancel
+    assert "given up on: its agent answered the cancel" in r.console, r.console[-2000:]
+    # the load stopped within seconds of SIGCONT: n2's endpoint got its last request right after
+    assert 0.0 <= r.load_after_s < 5.0, r
+
+
+def test_the_agent_cancels_a_job_past_its_deadline_even_after_being_stopped(tmp_path, endpoint):
+    """StartJobRequest.deadline_s on the agent's monotonic clock: an agent stopped (SIGSTOP) past the deadline of
+    its job ends the job within seconds of SIGCONT, no controller needed; the endpoint's counter stops rising.
+    A deadline out of bounds is refused."""
+    url, tok = endpoint
+    stats = url.split("/v1/")[0] + "/fleetbench/stats"
+    port = free_port()
+    log = tmp_path / "agent.log"
+    agent = subprocess.Popen([sys.executable, "-m", "fleetbench.agent", "serve", "--listen", f"127.0.0.1:{port}",
+                              "--data-dir", str(tmp_path / "data"), "--allow-path", str(tmp_path)],
+                             stdout=log.open("wb"), stderr=subprocess.STDOUT)
+    try:
+        wait_for_port(port, 30, agent)
+        channel = grpc.insecure_channel(f"127.0.0.1:{port}")
+        stub = pb_grpc.AgentStub(channel)
+        for bad in (-1.0, math.inf, 1e12):
+            with pytest.raises(grpc.RpcError) as refused:
+                stub.StartJob(pb.StartJobRequest(job_id="bad", kind=pb.JOB_KIND_PERF, spec_json=spec(url, tok, 4),
+                                                 deadline_s=bad))
+            assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+            assert (refused.value.details() or "").startswith("deadline_s must be between 0 (none) and"), bad
+        limit = 30.0
+        started = time.monotonic()
+        stub.StartJob(pb.StartJobRequest(job_id="long", kind=pb.JOB_KIND_PERF, spec_json=spec(url, tok, 5000),
+                                         deadline_s=limit))
+        wait_records(tmp_path / "data" / "jobs" / "long", 20_000, limit - 5)
+        assert stub.GetJob(pb.GetJobRequest(job_id="long")).state == pb.JOB_STATE_RUNNING
+        agent.send_signal(signal.SIGSTOP)
+        time.sleep(limit + 2 - (time.monotonic() - started))  # the deadline passes while the agent is stopped
+        agent.send_signal(signal.SIGCONT)
+        t0 = time.monotonic()
+        st = wait_state(stub, "long", 15)
+        ended_s = time.monotonic() - t0
+        assert st.state == pb.JOB_STATE_CANCELLED, st
+        assert st.error.startswith(f"deadline of {limit:.0f} s passed (the job ran ") and \
+            st.error.endswith("s): cancelled by the agent"), st.error
+        assert ended_s < 8, ended_s
+        assert 0 < st.record_count < 5000
+        time.sleep(0.5)
+        before = json.loads(urllib.request.urlopen(stats, timeout=5).read())["received"]
+        time.sleep(2.0)
+        assert json.loads(urllib.request.urlopen(stats, timeout=5).read())["received"] == before  # load stopped
+        channel.close()
+    finally:
+        agent.send_signal(signal.SIGCONT)
+        agent.send_signal(signal.SIGTERM)
+        rc = agent.wait(timeout=30)
+    text = log.read_text()
+    assert rc == 0 and "Traceback" not in text, text[-3000:]
 
 
 def test_resume_of_a_live_run_is_refused_unless_forced(tmp_path):

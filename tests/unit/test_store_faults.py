@@ -121,3 +121,21 @@ def test_no_progress_deadline_comes_from_the_plan(monkeypatch):
     assert step.no_progress_s == 7.0
     monkeypatch.setenv(orchestrator.NO_PROGRESS_ENV, "nonsense")
     assert step.no_progress_s > 120
+
+
+def test_job_deadline_comes_from_the_plan(monkeypatch):
+    """StartJobRequest.deadline_s: preparation, then every wave of `parallel` requests given the whole no-progress
+    deadline, plus a rate's pacing; an eval without `limit` has none."""
+    monkeypatch.delenv(orchestrator.NO_PROGRESS_ENV, raising=False)
+    ready = orchestrator.READY_TIMEOUT_S
+    step = Step("c", JobKind.PERF, perf=perf(number=10))  # 3 waves of 4
+    assert step.deadline_s == ready + 3 * (orchestrator.NO_PROGRESS_FLOOR_S + 1000 / 500 + 500 * 0.2)
+    paced = Step("c", JobKind.PERF, perf=perf(number=10, rate=0.5))
+    assert paced.deadline_s == step.deadline_s + 20
+    ev = Step("e", JobKind.EVAL, eval=EvalCase("e", ("a", "b"), timeout_s=600, limit=5, eval_batch_size=4))
+    assert ev.deadline_s == ready + 3 * (orchestrator.NO_PROGRESS_FLOOR_S + 1200)
+    assert Step("e", JobKind.EVAL, eval=EvalCase("e", ("aime25",))).deadline_s == 0.0
+    hw = Step("h", JobKind.HARDWARE, hardware=HardwareCase("h", "stress", duration_s=300))
+    assert hw.deadline_s == ready + 16 * (orchestrator.NO_PROGRESS_FLOOR_S + 600)
+    monkeypatch.setenv(orchestrator.NO_PROGRESS_ENV, "7")
+    assert step.deadline_s == ready + 3 * 7.0
