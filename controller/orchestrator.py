@@ -26,7 +26,7 @@ from typing import Any
 from fleetbench import __version__
 from fleetbench.bounds import MAX_DEADLINE_S
 from fleetbench.columns import RecordColumns
-from fleetbench.errors import ConfigError, FleetbenchError, NodeError, RunBusyError, RunError
+from fleetbench.errors import ConfigError, FleetbenchError, NodeError, RunError
 from fleetbench.failures import summarize
 from fleetbench.figures import Figures, compute_figures
 from fleetbench.goodput import Goodput, Slo, compute_goodput
@@ -292,13 +292,13 @@ class Orchestrator:
         node alone the step its agent lost (the others' records are kept), run the steps not started yet.
         Records are upserted by (run, case, node, point, index): none counted twice. A run another live
         controller drives is refused unless `force` (its driver is then no longer alone)."""
-        driver = self.store.live_driver(run_id)
-        if driver and not force:
-            raise RunBusyError(f"run {run_id} is being driven by {driver}; stop that controller, or pass --force "
-                               "if it is gone")
-        await self.check_agents()
+        self.store.claim_run(run_id, force=force)  # atomic: of two resumes started together, one drives
+        try:
+            await self.check_agents()
+        except BaseException:
+            self.store.release_run(run_id)
+            raise
         self.store.reopen_run(run_id)
-        self.store.claim_run(run_id)
         # a step judged with a node whose job failed or was lost runs again on that node (the others are kept)
         done = self.store.completed_cases(run_id) - self.store.steps_with_failed_nodes(run_id)
         steps = plan_steps(self.plan)

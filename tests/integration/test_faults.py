@@ -266,3 +266,58 @@ def test_resume_of_a_live_run_is_refused_unless_forced(tmp_path):
     assert resumed.returncode == 0, resumed.stderr[-2000:]
     (run,) = BENCH.rows(db, "SELECT state, verdict, driver_pid FROM runs")
     assert (run["state"], run["verdict"], run["driver_pid"]) == ("finished", "pass", 0)
+
+
+BARRIER = """\
+import os, sys, time
+from fleetbench.controller.cli import main  # imported before the barrier: both start from the same point
+from fleetbench.controller import orchestrator, runner, store  # noqa: F401
+while not os.path.exists(sys.argv[1]):
+    time.sleep(0.001)
+sys.argv = ["ctl", *sys.argv[2:]]
+main()
+"""
+
+
+def test_two_resumes_started_together_one_drives_the_other_exits_2_naming_it(tmp_path):
+    """A run whose driver was killed -9; two `ctl resume RUN` started at the same moment (each imports ctl, waits
+    on one file, then runs it in the same process: its pid is the driver's), while the agent is slow to answer
+    (stopped for 2 s: both would pass a check made before asking the agents). The run is claimed in one write
+    transaction, so exactly one drives it (exit 0, PASS) and the other exits 2 with one line naming the winner."""
+    from fleetbench.controller.localfleet import LocalFleet
+
+    ctl_cmd = [sys.executable, "-m", "fleetbench.controller"]
+    plan = tmp_path / "plan.yaml"
+    # 80 requests (~20 s): the winner still drives the run when the loser, however slow to start, claims it
+    plan.write_text(BENCH.PLAN.format(tokenizer=ensure_demo_tokenizer(tmp_path / "tok"), number=80))
+    db, go = tmp_path / "s.sqlite", tmp_path / "go"
+    with LocalFleet(tmp_path / "fleet", size=1, ttft_ms=50, tpot_ms=10) as fleet:
+        fleet_file = fleet.write_fleet_file(tmp_path / "fleet.yaml")
+        ctl = subprocess.Popen([*ctl_cmd, "run", "--plan", str(plan), "--nodes", "n1", "--fleet", str(fleet_file),
+                                "--db", str(db), "--out", str(tmp_path / "out"), "-q"],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        BENCH.wait_for(lambda: BENCH.node_state(db, "n1") == "running", 180, "the case to run")
+        run_id = BENCH.rows(db, "SELECT run_id FROM runs")[0]["run_id"]
+        ctl.kill()
+        ctl.wait(timeout=30)
+        resumes = [subprocess.Popen([sys.executable, "-c", BARRIER, str(go), "resume", run_id, "--db", str(db),
+                                     "--fleet", str(fleet_file), "--out", str(tmp_path / "out"), "-q"],
+                                    stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(2)]
+        time.sleep(8.0)  # both imported and waiting at the barrier
+        agent = fleet.agent_procs["n1"]
+        agent.send_signal(signal.SIGSTOP)
+        go.touch()
+        time.sleep(2.0)
+        agent.send_signal(signal.SIGCONT)
+        done = [(p.pid, *p.communicate(timeout=300), p.returncode) for p in resumes]
+    by_rc = {rc: (pid, err) for pid, _out, err, rc in done}
+    assert sorted(by_rc) == [0, 2], done  # one drove the run to its end, the other was refused
+    winner, (_, refused) = by_rc[0][0], by_rc[2]
+    line = refused.strip()
+    assert line.startswith(f"error: run {run_id} is being driven by pid {winner} on {socket.gethostname()} "
+                           "(heartbeat "), line
+    assert line.endswith("pass --force if it is gone") and len(line.splitlines()) == 1, line
+    (run,) = BENCH.rows(db, "SELECT state, verdict, driver_pid FROM runs")
+    assert (run["state"], run["verdict"], run["driver_pid"]) == ("finished", "pass", 0)
+    n = BENCH.rows(db, "SELECT count(*) AS n, count(DISTINCT idx) AS d FROM requests WHERE case_id = 'load'")[0]
+    assert n["n"] == n["d"] == 80  # every record once

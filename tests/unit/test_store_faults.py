@@ -5,6 +5,7 @@ no-progress deadline derived from the plan."""
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 import subprocess
 import sys
@@ -17,6 +18,7 @@ from fleetbench.controller import orchestrator
 from fleetbench.controller.orchestrator import Step
 from fleetbench.controller.plan import EvalCase, HardwareCase, PerfCase
 from fleetbench.controller.store import HEARTBEAT_STALE_S, Store
+from fleetbench.errors import RunBusyError
 from fleetbench.jobs_schema import JobKind
 from fleetbench.records import RequestRecord
 
@@ -88,6 +90,12 @@ def test_live_driver_is_this_host_pid_alive_with_a_fresh_heartbeat(tmp_path):
         assert store.live_driver("r1") == ""  # no heartbeat for too long: gone whatever the pid says
         store.heartbeat("r1")
         assert store.live_driver("r1")
+        with pytest.raises(RunBusyError, match=f"^run r1 is being driven by pid {other.pid} on "):
+            store.claim_run("r1", force=False)  # checked and written in one transaction: refused, nothing written
+        assert store.run("r1")["driver_pid"] == other.pid
+        store.claim_run("r1")  # --force
+        assert store.run("r1")["driver_pid"] == os.getpid()
+        store.db.table("runs").update("r1", {"driver_pid": other.pid})
     finally:
         other.kill()
         other.wait()
@@ -96,6 +104,8 @@ def test_live_driver_is_this_host_pid_alive_with_a_fresh_heartbeat(tmp_path):
     assert "on elsewhere" in store.live_driver("r1")  # another host: only the heartbeat can tell
     store.release_run("r1")
     assert store.live_driver("r1") == ""
+    store.claim_run("r1", force=False)  # nobody drives it: claimed
+    assert store.run("r1")["driver_pid"] == os.getpid()
     assert json.loads(store.run("r1")["nodes"]) == ["n1"]
 
 
