@@ -42,6 +42,7 @@ from fleetbench.secrets import SECRETS_ENV, scrub, split
 
 from . import clock
 from . import evalscope_adapter as adapter
+from .budgets import default_max_job_rss, job_rss, over_budget
 from .confine import Confinement
 from .jobspec import spec_total
 from .store import (
@@ -174,11 +175,13 @@ def _read_saturation(path: Path) -> Saturation | None:
 
 class JobManager:
     def __init__(self, data_dir: Path, max_running: int = 1, confinement: Confinement | None = None,
-                 min_free_bytes: int = MIN_FREE_BYTES) -> None:
+                 min_free_bytes: int = MIN_FREE_BYTES, max_job_rss_bytes: int | None = None) -> None:
         self.data_dir = private_dir(data_dir)  # 0700: job specs, logs and the store are the operator's only
         self.jobs_dir = private_dir(data_dir / "jobs")
         self.confinement = confinement or Confinement.of(data_dir)
         self.min_free_bytes = min_free_bytes
+        # a running job's process tree may hold this much resident memory (0: no budget); agent/budgets.py
+        self.max_job_rss_bytes = default_max_job_rss() if max_job_rss_bytes is None else max_job_rss_bytes
         self.store = AgentStore(data_dir / "agent.sqlite")
         self.max_running = max_running
         self._procs: dict[str, asyncio.subprocess.Process] = {}
@@ -194,6 +197,7 @@ class JobManager:
         self._deadlines: dict[str, tuple[float, float]] = {}
         self._reasons: dict[str, str] = {}  # job id -> why the agent itself ended it (cancel reason, watchdog cause)
         self._background: set[asyncio.Task[Any]] = set()  # the watchdog's cancels under way
+        self._over: dict[str, str] = {}  # job id -> the budget it broke: the watchdog killed it, it ends FAILED
         self._watchdog: asyncio.Task[None] | None = None
 
     # --- lifecycle -------------------------------------------------------------------------
@@ -478,10 +482,31 @@ class JobManager:
             self._background.add(task)
             task.add_done_callback(self._background.discard)
 
+    async def _watch_budgets(self) -> None:
+        """End (SIGKILL to its group, FAILED with the cause) a running job whose process tree holds more memory
+        than --max-job-rss-bytes, or while the data dir has less free space than --min-free-bytes: the engine
+        beside it keeps its memory and its disk."""
+        alive = {j: p for j, p in self._procs.items() if p.returncode is None and j not in self._over}
+        if not alive:
+            return
+        try:
+            free = shutil.disk_usage(self.data_dir).free
+        except OSError:
+            free = self.min_free_bytes  # unreadable: not a reason to stop a job
+        for job_id, proc in alive.items():
+            rss = await asyncio.to_thread(job_rss, proc.pid) if self.max_job_rss_bytes else 0
+            why = over_budget(rss, self.max_job_rss_bytes, free, self.min_free_bytes, self.data_dir)
+            if why:
+                log.error("watchdog: job %s: %s: stopped", job_id, why)
+                self._over[job_id] = why
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.killpg(proc.pid, signal.SIGKILL)
+
     async def sweep(self) -> None:
-        """One watchdog round. A job is never left RUNNING without a live process behind it, nor running past its
-        deadline."""
+        """One watchdog round. A job is never left RUNNING without a live process behind it, past its deadline,
+        or beyond its memory and disk budgets."""
         self._past_deadline()
+        await self._watch_budgets()
         if self._final:
             with contextlib.suppress(StoreFull):
                 async with self._changed:
@@ -520,6 +545,7 @@ class JobManager:
             self._procs.pop(job_id, None)
             self._exited.pop(job_id, None)
             self._deadlines.pop(job_id, None)
+            self._over.pop(job_id, None)
             await self._forget_secrets(job_id, job_dir)
 
     async def _forget_secrets(self, job_id: str, job_dir: Path) -> None:
@@ -571,7 +597,10 @@ class JobManager:
         await self._forget_secrets(job_id, job_dir)  # before the end is told: results are read scrubbed
         count = await asyncio.to_thread(self._count_records, job_id)
         now = time.time()
-        if job_id in self._cancelled:
+        if job_id in self._over:  # the watchdog stopped it: a budget broken (a full disk is named as such)
+            error = self.cause(job_id, rc, self._over.pop(job_id))
+            await self._finish(job_id, FAILED, error, error=error, finished_at=now, record_count=count)
+        elif job_id in self._cancelled:
             reason = self._reasons.get(job_id, "cancelled by the controller")
             await self._finish(job_id, CANCELLED, f"{reason}; records measured so far are kept",
                                error="cancelled" if reason == "cancelled by the controller" else reason,

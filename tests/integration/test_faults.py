@@ -321,3 +321,79 @@ def test_two_resumes_started_together_one_drives_the_other_exits_2_naming_it(tmp
     assert (run["state"], run["verdict"], run["driver_pid"]) == ("finished", "pass", 0)
     n = BENCH.rows(db, "SELECT count(*) AS n, count(DISTINCT idx) AS d FROM requests WHERE case_id = 'load'")[0]
     assert n["n"] == n["d"] == 80  # every record once
+
+
+def start_agent(tmp_path: Path, data_dir: Path, *args: str) -> tuple[subprocess.Popen[bytes], int, Path]:
+    port = free_port()
+    log = tmp_path / "agent.log"
+    agent = subprocess.Popen([sys.executable, "-m", "fleetbench.agent", "serve", "--listen", f"127.0.0.1:{port}",
+                              "--data-dir", str(data_dir), "--allow-path", str(tmp_path), *args],
+                             stdout=log.open("wb"), stderr=subprocess.STDOUT)
+    wait_for_port(port, 30, agent)
+    return agent, port, log
+
+
+def stop_agent(agent: subprocess.Popen[bytes], log: Path) -> None:
+    agent.send_signal(signal.SIGTERM)
+    rc = agent.wait(timeout=30)
+    text = log.read_text()
+    assert rc == 0 and "Traceback" not in text, text[-3000:]
+
+
+def test_a_job_over_its_memory_budget_fails_with_the_cause(tmp_path, endpoint):
+    """--max-job-rss-bytes 40 MiB: the job's process tree (Python, evalscope) passes it while it prepares; the
+    watchdog kills the group and the job is FAILED naming both sizes; the endpoint gets no more load."""
+    url, tok = endpoint
+    agent, port, log = start_agent(tmp_path, tmp_path / "data", "--max-job-rss-bytes", str(40 << 20))
+    try:
+        with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+            stub = pb_grpc.AgentStub(channel)
+            stub.StartJob(pb.StartJobRequest(job_id="fat", kind=pb.JOB_KIND_PERF, spec_json=spec(url, tok, 5000)))
+            st = wait_state(stub, "fat", 60)
+        assert st.state == pb.JOB_STATE_FAILED, st
+        assert re.fullmatch(r"job memory \d+ MiB above 40 MiB \(--max-job-rss-bytes\)", st.error), st.error
+        assert int(st.error.split()[2]) > 40
+    finally:
+        stop_agent(agent, log)
+
+
+def test_a_job_below_the_free_space_floor_fails_with_the_cause(tmp_path):
+    """A 64 MiB tmpfs data dir, --min-free-bytes 32 MiB: the job starts (~60 MiB free), then a 40 MiB file
+    leaves less than the floor; the watchdog stops the job within seconds, FAILED naming free space and floor."""
+    if os.geteuid() != 0:
+        pytest.skip("mounting a small tmpfs needs root")
+    data = tmp_path / "data"
+    data.mkdir()
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64m,mode=0700", "tmpfs", str(data)],
+                          capture_output=True)
+    if done.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {done.stderr.decode().strip()}")
+    port = free_port()
+    endpoint = subprocess.Popen([sys.executable, "-m", "fleetbench.endpoint", "--port", str(port), "--ttft-ms",
+                                 "20", "--tpot-ms", "5"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    agent = None
+    try:
+        wait_for_port(port, 30, endpoint)
+        url, tok = f"http://127.0.0.1:{port}/v1/completions", ensure_demo_tokenizer(tmp_path / "tok")
+        agent, aport, log = start_agent(tmp_path, data, "--min-free-bytes", str(32 << 20))
+        with grpc.insecure_channel(f"127.0.0.1:{aport}") as channel:
+            stub = pb_grpc.AgentStub(channel)
+            stub.StartJob(pb.StartJobRequest(job_id="big", kind=pb.JOB_KIND_PERF, spec_json=spec(url, tok, 5000)))
+            wait_records(data / "jobs" / "big", 20_000, 120)
+            subprocess.run(["dd", "if=/dev/zero", f"of={data / 'fill'}", "bs=1M", "count=40"], capture_output=True,
+                           check=True)
+            t0 = time.time()
+            st = wait_state(stub, "big", 15)
+            assert time.time() - t0 < 5
+        assert st.state == pb.JOB_STATE_FAILED, st
+        assert re.fullmatch(rf"data dir free space \d+ MiB below 32 MiB \(--min-free-bytes\) in {data}", st.error), \
+            st.error
+        assert 0 < st.record_count < 5000
+        stop_agent(agent, log)
+        agent = None
+    finally:
+        if agent is not None:
+            agent.kill()
+        endpoint.terminate()
+        endpoint.wait(timeout=10)
+        subprocess.run(["umount", "-l", str(data)], check=False)
