@@ -1,13 +1,14 @@
 """A running job's disk and memory budgets, as the agent's watchdog samples them (agent/jobs.py `sweep`).
 
-The job runs beside a production engine: its process tree's resident memory is held under a budget
+The job runs beside a production engine: its process tree's memory (the proportional set size of each of
+its processes, so the pages its load-generator workers share count once) is held under a budget
 (`--max-job-rss-bytes`) and the data dir's free space above a floor (`--min-free-bytes`, also checked before
 it starts). Reading /proc is the I/O; the parsing and the judging are pure functions."""
 
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 GIB = 1 << 30
@@ -24,23 +25,35 @@ def default_max_job_rss() -> int:
     return min(MAX_JOB_RSS_CAP, ram // 2) if ram > 0 else MAX_JOB_RSS_CAP
 
 
-def parse_stat(text: str) -> tuple[int, int]:
-    """(session id, resident pages) from a /proc/PID/stat line; the command name in parentheses may hold
+def parse_stat(text: str) -> tuple[int, int, int]:
+    """(pid, session id, resident pages) from a /proc/PID/stat line; the command name in parentheses may hold
     spaces and parentheses, so fields are counted after its last ')'."""
     fields = text.rsplit(")", 1)[1].split()
-    return int(fields[3]), int(fields[21])  # fields 6 (session) and 24 (rss) of proc(5)
+    return int(text.split(None, 1)[0]), int(fields[3]), int(fields[21])  # fields 1, 6 (session), 24 (rss)
 
 
-def session_rss(stats: Iterable[str], session: int, page_size: int) -> int:
-    """Resident bytes of every process of `session` (a job runs in a session of its own: its pid)."""
+def parse_pss(text: str) -> int | None:
+    """Bytes of the `Pss:` line of /proc/PID/smaps_rollup (kB), None without one."""
+    for line in text.splitlines():
+        if line.startswith("Pss:"):
+            return int(line.split()[1]) * 1024
+    return None
+
+
+def session_memory(stats: Iterable[str], session: int, page_size: int,
+                   pss: Callable[[int], int | None] = lambda pid: None) -> int:
+    """Memory of every process of `session` (a job runs in a session of its own: its pid): each process's
+    proportional set size where `pss(pid)` knows it (pages its workers share are counted once in all), else its
+    resident size."""
     total = 0
     for text in stats:
         try:
-            sid, pages = parse_stat(text)
+            pid, sid, pages = parse_stat(text)
         except (IndexError, ValueError):
             continue
         if sid == session:
-            total += pages * page_size
+            share = pss(pid)
+            total += share if share is not None else pages * page_size
     return total
 
 
@@ -56,9 +69,16 @@ def read_stats(proc: Path = Path("/proc")) -> list[str]:
     return out
 
 
-def job_rss(session: int) -> int:
-    """Resident bytes of the job whose process group and session is `session` (its process's pid)."""
-    return session_rss(read_stats(), session, os.sysconf("SC_PAGE_SIZE"))
+def read_pss(pid: int) -> int | None:
+    try:
+        return parse_pss(Path(f"/proc/{pid}/smaps_rollup").read_text())
+    except (OSError, ValueError):
+        return None  # an older kernel, a process gone: its resident size stands in
+
+
+def job_memory(session: int) -> int:
+    """Memory held by the job whose process group and session is `session` (its process's pid)."""
+    return session_memory(read_stats(), session, os.sysconf("SC_PAGE_SIZE"), read_pss)
 
 
 def size_text(n: float) -> str:

@@ -42,7 +42,7 @@ def serve_cmd(
                                                             "this in the data dir, and stop (FAILED) a running "
                                                             "job when free space falls below it."),
     max_job_rss_bytes: int | None = typer.Option(
-        None, min=0, help="Stop (FAILED) a job whose process tree holds more resident memory than this "
+        None, min=0, help="Stop (FAILED) a job whose process tree holds more memory (PSS) than this "
                           "(default: the smaller of 8 GiB and half the host's RAM; 0: no budget)."),
     log_level: str = typer.Option("INFO", help="Log level."),
 ) -> None:

@@ -42,7 +42,7 @@ from fleetbench.secrets import SECRETS_ENV, scrub, split
 
 from . import clock
 from . import evalscope_adapter as adapter
-from .budgets import default_max_job_rss, job_rss, over_budget
+from .budgets import default_max_job_rss, job_memory, over_budget
 from .confine import Confinement
 from .jobspec import spec_total
 from .store import (
@@ -180,7 +180,7 @@ class JobManager:
         self.jobs_dir = private_dir(data_dir / "jobs")
         self.confinement = confinement or Confinement.of(data_dir)
         self.min_free_bytes = min_free_bytes
-        # a running job's process tree may hold this much resident memory (0: no budget); agent/budgets.py
+        # a running job's process tree may hold this much memory, PSS (0: no budget); agent/budgets.py
         self.max_job_rss_bytes = default_max_job_rss() if max_job_rss_bytes is None else max_job_rss_bytes
         self.store = AgentStore(data_dir / "agent.sqlite")
         self.max_running = max_running
@@ -229,7 +229,7 @@ class JobManager:
                 await self._watchdog
         for job_id in list(self._procs):
             await self.cancel(job_id, reason="agent shutting down")
-        for task in list(self._tasks.values()):
+        for task in [*self._tasks.values(), *self._background]:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(asyncio.shield(task), CANCEL_GRACE_S)
         with contextlib.suppress(Exception):
@@ -494,7 +494,7 @@ class JobManager:
         except OSError:
             free = self.min_free_bytes  # unreadable: not a reason to stop a job
         for job_id, proc in alive.items():
-            rss = await asyncio.to_thread(job_rss, proc.pid) if self.max_job_rss_bytes else 0
+            rss = await asyncio.to_thread(job_memory, proc.pid) if self.max_job_rss_bytes else 0
             why = over_budget(rss, self.max_job_rss_bytes, free, self.min_free_bytes, self.data_dir)
             if why:
                 log.error("watchdog: job %s: %s: stopped", job_id, why)
