@@ -345,9 +345,9 @@ class Orchestrator:
         finally:
             beat.cancel()
             with contextlib.suppress(Exception):
-                await asyncio.shield(self._last_cancels())
-            with contextlib.suppress(Exception):
                 self.store.release_run(run_id)
+            with contextlib.suppress(Exception):  # jobs given up on: one last cancel each
+                await asyncio.shield(self._last_cancels())
 
     def _abandon(self, node: str, job_id: str) -> None:
         """The controller gave up on `node`'s job (no progress, or its agent stopped answering), but the job may

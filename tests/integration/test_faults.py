@@ -398,3 +398,34 @@ def test_a_job_below_the_free_space_floor_fails_with_the_cause(tmp_path):
         endpoint.terminate()
         endpoint.wait(timeout=10)
         subprocess.run(["umount", "-l", str(data)], check=False)
+
+
+def test_a_run_that_ends_with_its_agent_stopped_says_the_job_may_still_run(tmp_path):
+    """One node, its agent stopped mid-case: the controller gives up (no progress for 5 s, then 5 s for a last
+    look), the run ends INVALID at once, and its one last cancel finds the agent still stopped: the console says
+    the job may still run and that its agent ends it at its deadline (never a silent leftover load)."""
+    from fleetbench.controller.localfleet import LocalFleet
+
+    plan = tmp_path / "plan.yaml"
+    plan.write_text(BENCH.PLAN.format(tokenizer=ensure_demo_tokenizer(tmp_path / "tok"), number=120))
+    db = tmp_path / "s.sqlite"
+    with LocalFleet(tmp_path / "fleet", size=1, ttft_ms=50, tpot_ms=10) as fleet:
+        fleet_file = fleet.write_fleet_file(tmp_path / "fleet.yaml")
+        url = fleet.nodes[0].endpoint
+        ctl = subprocess.Popen([sys.executable, "-m", "fleetbench.controller", "run", "--plan", str(plan), "--nodes",
+                                "n1", "--fleet", str(fleet_file), "--db", str(db), "--out", str(tmp_path / "out")],
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                               env=dict(os.environ, FLEETBENCH_NO_PROGRESS_S="5"))
+        BENCH.wait_for(lambda: BENCH.node_state(db, "n1") == "running", 180, "the case to run")
+        base = BENCH.answered(url)
+        BENCH.wait_for(lambda: BENCH.answered(url) - base >= 4, 60, "the case's first requests")
+        agent = fleet.agent_procs["n1"]
+        agent.send_signal(signal.SIGSTOP)
+        try:
+            out, _ = ctl.communicate(timeout=120)
+        finally:
+            agent.send_signal(signal.SIGCONT)
+    assert ctl.returncode == 3, out[-3000:]  # INVALID
+    job = f"{BENCH.rows(db, 'SELECT run_id FROM runs')[0]['run_id']}.load"
+    assert re.search(rf"\[n1\] job {re.escape(job)} may still be running: its agent does not answer the cancel "
+                     r"\(.*\); the agent ends it at its deadline", out), out[-3000:]
