@@ -14,7 +14,9 @@ Per fault it prints: runs completed (the run reached a stored end by itself: fin
 SIGTERM), records lost (requests the endpoints answered in full during the case, from their own logs,
 minus the successful records in the store), the verdicts (run and step; a faulted step is never PASS, except
 after a controller kill where `ctl resume` recovers every record), and the time to detect (fault to the
-faulted node's final state, or the run's, in the store). docs/reliability.md has the figures.
+faulted node's final state, or the run's, in the store); for agent-stop, how long after SIGCONT n2's
+endpoint still received requests (its job given up on must stop) and n2's job as its agent stored it.
+docs/reliability.md has the figures.
 tests/integration/test_faults.py runs each fault once through `run_round`.
 
 Run: sudo .venv/bin/python bench/faults.py [--rounds 3] [--faults agent-kill,disk-full] [--no-progress-s 20]
