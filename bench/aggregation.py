@@ -9,7 +9,8 @@ Targets (issue 14, item 9, "Records at fleet scale"), per configuration:
 union percentiles included) plus judging one expectation; "storing" is `Store.add_requests` of every
 node's records (one transaction per node). The figures/verdicts write and the Markdown report are
 timed beside them (issue 8's report target, <= 2 s with the merge, still printed).
-Records are synthesized as columns (numpy) before any timing.
+Records are synthesized as columns (numpy) before any timing. Wall and CPU times are printed with the
+load average, and where each stage's CPU goes (docs/performance.md, item 9).
 
 Run: .venv/bin/python bench/aggregation.py [--nodes 3|32] [--per-node 100000] [--itl 20] [--repeat 3]
 """
