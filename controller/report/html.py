@@ -303,31 +303,32 @@ def bar_chart(title: str, bars: list[tuple[str, float, str]], ylabel: str, value
 
 
 def capacity_charts(case: CaseReport, lang: str) -> list[str]:
-    """The cluster's TPM and goodput TPM, p99 TTFT and p99 TPOT against concurrency per node (the worst run at each
-    concurrency), the SLO's limits as dashed lines and the found concurrency marked."""
+    """The cluster's TPM and goodput TPM, p99 TTFT and p99 TPOT against the searched value (concurrency or rate; the
+    worst run at each), the SLO's limits as dashed lines and the found value marked."""
     points = c.capacity_points(case)
     if not points:
         return []
-    found = case.capacity.get("cluster", {}).get("max_parallel")
-    marker = (t("cap.found", lang, n=found), float(found)) if found is not None else None
+    found = c.capacity_found(case.capacity.get("cluster", {}), case)
+    marker = (t("cap.found", lang, n=c.capacity_number(case, found)), float(found)) if found is not None else None
+    what = c.capacity_what(case, lang)
 
     def series(key: str) -> list[tuple[float, float]]:
-        return [(p["parallel"], p[key]) for p in points]
+        return [(p["value"], p[key]) for p in points]
 
     def limits(metric: str) -> list[tuple[str, float]]:
         return [(t("series.slo", lang, figure=b["figure"], limit=figure(b["figure"]).threshold(b["threshold"])),
                  b["threshold"])
                 for b in case.capacity_slo if b["op"] == "max" and b["figure"].startswith(metric + "_")]
 
-    axis = t("axis.concurrency", lang)
-    charts = [line_chart(t("chart.cap_tpm", lang, case=case.case_id),
+    axis = what
+    charts = [line_chart(t("chart.cap_tpm", lang, case=case.case_id, what=what),
                          [(figure("tpm_total").label(lang), PALETTE[0], series("tpm_total")),
                           (t("gp.tpm", lang), PALETTE[2], series("goodput_tpm"))], axis, t("axis.tpm", lang),
                          categorical=True, marker=marker),
-              line_chart(t("chart.cap_ttft", lang, case=case.case_id),
+              line_chart(t("chart.cap_ttft", lang, case=case.case_id, what=what),
                          [(t("cap.ttft_p99", lang), PALETTE[1], series("ttft_p99_s"))], axis, t("axis.seconds", lang),
                          categorical=True, references=limits("ttft"), marker=marker),
-              line_chart(t("chart.cap_tpot", lang, case=case.case_id),
+              line_chart(t("chart.cap_tpot", lang, case=case.case_id, what=what),
                          [(t("cap.tpot_p99", lang), PALETTE[3], series("tpot_p99_s"))], axis, t("axis.seconds", lang),
                          categorical=True, references=limits("tpot"), marker=marker)]
     return [ch for ch in charts if ch]
@@ -478,7 +479,8 @@ def case_section(n: int, case: CaseReport, report: RunReport, lang: str) -> list
         out += [f"<p><strong>{esc(c.repeat_title(case, lang))}</strong></p>", html_table(c.repeat_table(case, lang))]
     if case.case_type == "capacity":
         if case.capacity:
-            out += [f"<p><strong>{esc(t('cap.title', lang, slo=c.capacity_slo_text(case, lang)))}</strong></p>",
+            title = t("cap.title", lang, slo=c.capacity_slo_text(case, lang), what=c.capacity_what(case, lang))
+            out += [f"<p><strong>{esc(title)}</strong></p>",
                     html_table(c.capacity_table(case, lang)), f"<p>{esc(t('cap.probes', lang))}</p>",
                     html_table(c.capacity_probe_table(case, lang))]
     elif case.case_type == "long_context":
