@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -159,6 +160,13 @@ class EvalCase:
     number: int = 0  # requests are not known in advance (progress uses the agent's total)
 
 
+def rate_text(value: float) -> str:
+    """A rate as a step or job id may hold it ([A-Za-z0-9._-]): positional, as short as it is exact (12.5, 1000000,
+    0.0000001; never 1e+06)."""
+    text = format(Decimal(repr(float(value))), "f")
+    return text.rstrip("0").rstrip(".") if "." in text else text
+
+
 @dataclass(frozen=True)
 class CapacityCase:
     """The highest per-node concurrency in [parallel_min, parallel_max] (axis "parallel"), or request rate in
@@ -218,7 +226,7 @@ class CapacityCase:
         streams capped at parallel_cap or, by default, the requests (open-loop arrivals, never held back). Per
         node, or the cluster's totals under `load: split` (the orchestrator divides them)."""
         if self.axis == "rate":
-            label = f"r{value:g}-try{attempt}"
+            label = f"r{rate_text(value)}-try{attempt}"
             number = max(1, math.ceil(value * self.probe_duration_s - 1e-9))
             parallel, rate = (self.parallel_cap or number), float(value)
         else:

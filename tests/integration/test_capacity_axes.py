@@ -122,14 +122,17 @@ def test_a_rate_search_brackets_the_knee_to_five_percent_below_capacity(by_rate)
     # never a rate the endpoint cannot serve; far enough up that the search found the knee, not noise
     assert 0.4 * CAPACITY_RPS <= found <= CAPACITY_RPS, found
     counted = [p for p in cap["cluster"]["probes"] if p["state"] not in ("invalid", "error")]
+    seq = [(p["value"], p["within_slo"], round(p["ttft_p99_s"], 3)) for p in counted]  # shown when one fails
     failed = min(p["value"] for p in counted if not p["within_slo"])
-    assert found < failed <= found * 1.05  # the bracket closed to the search's resolution
+    assert found < failed <= found * 1.05, seq  # the bracket closed to the search's resolution
     # what decided it, as measured: p99 TTFT within 0.5 s at every run of the answer, beyond it where it failed
-    assert all(p["within_slo"] and p["ttft_p99_s"] <= 0.5 for p in counted if p["value"] == found)
-    assert [p["value"] for p in counted].count(found) == 2  # confirmed
-    assert all(p["ttft_p99_s"] > 0.5 or p["success_rate"] < 1.0 for p in counted if p["value"] == failed)
+    assert all(p["within_slo"] and p["ttft_p99_s"] <= 0.5 for p in counted if p["value"] == found), seq
+    assert [p["value"] for p in counted].count(found) == 2, seq  # confirmed
+    # (a rate that passed once and failed its next run counts as failed: only the failing runs broke the SLO)
+    outside = [p for p in counted if p["value"] == failed and not p["within_slo"]]
+    assert outside and all(p["ttft_p99_s"] > 0.5 or p["success_rate"] < 1.0 for p in outside), seq
     # bracket 2, 4, 8, 16 (32), bisection to 5 % (at most 5), the confirmation; noise may reopen a bracket once
-    assert len(counted) <= 18, [p["value"] for p in counted]
+    assert len(counted) <= 18, seq
     assert f"capacity {found:g} req/s per node within the SLO" in proc.stderr
 
 

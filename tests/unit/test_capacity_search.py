@@ -210,6 +210,9 @@ def test_rate_case_probes():
     capped = replace(case, parallel_cap=32).probe(3.3, 2)
     assert (capped.id, capped.number, capped.parallel) == ("cap@r3.3-try2", 33, 32)
     assert (case.lo, case.hi) == (1.0, 64.0)
+    # the step and job ids take [A-Za-z0-9._-]: no exponent, whatever the rate
+    assert [case.probe(r, 1).id for r in (1e6, 1e-7, 2.0, 0.5)] == ["cap@r1000000-try1", "cap@r0.0000001-try1",
+                                                                     "cap@r2-try1", "cap@r0.5-try1"]
 
 
 def test_split_case_probes_are_cluster_totals_divided_as_split_does():
