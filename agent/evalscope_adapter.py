@@ -114,7 +114,8 @@ def perf_arguments(spec: PerfSpec, outputs_dir: Path, name: str) -> dict[str, An
         args["max_prompt_length"] = spec.input_tokens
     args["prefix_length"] = spec.prefix_length
     if spec.output_tokens:
-        args["min_tokens"] = spec.min_output_tokens
+        if spec.fixed_output:  # evalscope sends min_tokens only when it is set; some engines refuse the field
+            args["min_tokens"] = spec.min_output_tokens
         args["max_tokens"] = spec.output_tokens
     if spec.extra_args:
         args["extra_args"] = dict(spec.extra_args)

@@ -90,8 +90,8 @@ def http_hint(status: int, body: str, url: str, model: str, sent: list[str], nod
     if status == 422 or (status == 400 and rejects_fields):
         fields = f" ({', '.join(named)})" if named else ""
         return (f"the engine rejects fields the case sends{fields}: remove them from the case's extra_args, or let "
-                "the engine accept them; min_tokens/ignore_eos come from output_tokens/`ignore_eos` "
-                "(evalscope sends min_tokens whenever output_tokens is set)")
+                "the engine accept them; min_tokens comes from output_tokens (set `fixed_output: false` on the "
+                "case to send only max_tokens), ignore_eos from extra_args")
     if status in (401, 403):
         return "the engine refuses the API key: check endpoint.api_key in the plan"
     if status == 404:

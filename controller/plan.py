@@ -81,6 +81,7 @@ class PerfCase:
     type: str = "perf"  # or "long_context": one very long prompt, reported as succeeded or not with its TTFT
     workers: int = 0  # load-generator processes per node; 0 = auto, chosen by each agent
     range_ratio: float = 1.0  # lengths uniform in [ratio × length, length]; 1 = fixed lengths
+    fixed_output: bool = True  # False: only max_tokens is sent, the engine decides each output length
     # validity (the measurement is INVALID, not PASS, when these do not hold)
     min_duration_s: float | None = None  # the cluster's common window must be at least this long
     min_requests: int | None = None  # each node must complete at least this many requests
@@ -111,6 +112,7 @@ class SweepCase:
     expect: tuple[Expectation, ...] = ()  # judged at every point
     type: str = "sweep"
     range_ratio: float = 1.0
+    fixed_output: bool = True
     # (input, output) pairs run; input_tokens × output_tokens unless the plan gave `lengths` pairs
     lengths: tuple[tuple[int, int], ...] = ()
     workers: int = 0  # per point: 0 = auto (each agent chooses), else at most this many (never > parallel)
@@ -135,7 +137,8 @@ class SweepCase:
                         id=f"{self.id}@{label}", parallel=par, number=num, input_tokens=inp,
                         output_tokens=outp, rate=self.rate, dataset=self.dataset, extra_args=self.extra_args,
                         stream=self.stream, purpose=self.purpose, expect=self.expect,
-                        range_ratio=self.range_ratio, workers=min(self.workers, par, num),
+                        range_ratio=self.range_ratio, fixed_output=self.fixed_output,
+                        workers=min(self.workers, par, num),
                         min_duration_s=self.min_duration_s, min_requests=self.min_requests,
                         max_start_skew_s=self.max_start_skew_s, slo=self.slo,
                         warmup_requests=self.warmup_requests, loop=loop)))
@@ -195,6 +198,7 @@ class CapacityCase:
     extra_args: dict[str, Any] = field(default_factory=dict)
     stream: bool = True
     range_ratio: float = 1.0
+    fixed_output: bool = True
     workers: int = 0
     warmup_requests: int = 0
     purpose: str = ""
@@ -235,7 +239,7 @@ class CapacityCase:
         return PerfCase(id=f"{self.id}@{label}", parallel=parallel, number=number, load=self.load,
                         input_tokens=self.input_tokens, output_tokens=self.output_tokens, rate=rate,
                         dataset=self.dataset, extra_args=self.extra_args, stream=self.stream, purpose=self.purpose,
-                        expect=self.slo, range_ratio=self.range_ratio,
+                        expect=self.slo, range_ratio=self.range_ratio, fixed_output=self.fixed_output,
                         workers=min(self.workers, parallel, number) if self.workers else 0, slo=self.request_slo,
                         warmup_requests=self.warmup_requests)
 
@@ -310,7 +314,8 @@ def _score_expectations(case: EvalCaseDoc) -> tuple[Expectation, ...]:
 def _load_common(case: PerfCaseDoc | SweepCaseDoc) -> dict[str, Any]:
     return {"id": case.id, "rate": float(case.rate), "dataset": case.dataset, "extra_args": dict(case.extra_args or {}),
             "stream": case.stream, "purpose": case.purpose or "", "expect": _expectations(case.expect),
-            "range_ratio": float(case.range_ratio), "workers": 0 if case.workers == "auto" else case.workers,
+            "range_ratio": float(case.range_ratio), "fixed_output": case.fixed_output,
+            "workers": 0 if case.workers == "auto" else case.workers,
             "min_duration_s": case.min_duration_s, "min_requests": case.min_requests,
             "max_start_skew_s": case.max_start_skew_s, "slo": _slo(case.slo),
             "warmup_requests": case.warmup_requests}
@@ -344,6 +349,7 @@ def _case(doc: Any) -> Case:
             confirm=doc.confirm, step=doc.step, rate=-1.0 if isinstance(rate, RateRange) else float(rate),
             dataset=doc.dataset,
             extra_args=dict(doc.extra_args or {}), stream=doc.stream, range_ratio=float(doc.range_ratio),
+            fixed_output=doc.fixed_output,
             workers=0 if doc.workers == "auto" else doc.workers, warmup_requests=doc.warmup_requests,
             purpose=doc.purpose or "", slo_preset=doc.slo if isinstance(doc.slo, str) else "")
     if isinstance(doc, SweepCaseDoc):

@@ -50,6 +50,7 @@ def perf_spec(plan: Plan, case: PerfCase, node: Node) -> PerfSpec:
         "stream": case.stream,
         "workers": case.workers,
         "range_ratio": case.range_ratio,
+        "fixed_output": case.fixed_output,
     })
 
 

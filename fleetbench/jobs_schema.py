@@ -26,6 +26,7 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
+    SerializerFunctionWrapHandler,
     Strict,
     ValidationError,
     model_serializer,
@@ -361,6 +362,16 @@ class PerfSpec(Wire):
     dataset_offset: Offset = 0
     range_ratio: RangeRatio = 1.0
     """lengths drawn uniformly from [ratio × length, length] (sglang's --random-range-ratio); 1 = fixed"""
+    fixed_output: Flag = True
+    """false: min_tokens is not sent (only max_tokens), for engines that refuse it"""
+    # added after the first release: left out of the JSON while true, so an agent of an older release (which
+    # refuses unknown fields) still takes every spec that does not use it
+    @model_serializer(mode="wrap")
+    def _omit_new_defaults(self, handler: SerializerFunctionWrapHandler) -> Any:
+        data = handler(self)
+        if isinstance(data, dict) and self.fixed_output:
+            data.pop("fixed_output", None)
+        return data
 
     @model_validator(mode="after")
     def _consistent(self) -> PerfSpec:

@@ -263,6 +263,9 @@ class _LoadCase(_Case):
     """figure -> {min, max}: judged per node and for the cluster"""
     range_ratio: RangeRatio = 1.0
     """lengths uniform in [ratio × length, length]; 1 = fixed lengths"""
+    fixed_output: Flag = True
+    """true: every request asks for exactly output_tokens (evalscope sends min_tokens = max_tokens); false: only
+    max_tokens is sent and the engine decides each length, for engines that refuse min_tokens (transformers serve)"""
     min_duration_s: Seconds | None = None
     """validity: the cluster's common window must be at least this long"""
     min_requests: Requests | None = None
@@ -458,6 +461,9 @@ class CapacityCaseDoc(_Case):
     extra_args: Mapping | None = None
     stream: Flag = True
     range_ratio: RangeRatio = 1.0
+    fixed_output: Flag = True
+    """true: every request asks for exactly output_tokens (evalscope sends min_tokens = max_tokens); false: only
+    max_tokens is sent and the engine decides each length, for engines that refuse min_tokens (transformers serve)"""
     workers: Workers = "auto"
     """load-generator processes per node per probe (never more than the probe's parallel)"""
     warmup_requests: Annotated[int, Strict(), Field(ge=0), says("must be a whole number, 0 or more")] = 0

@@ -41,11 +41,14 @@ out = Console()
 
 def _flag_type(self: TyperOption, ctx: Any) -> str | None:
     """Typer ≥ 0.19 prints `<bool>` after every on/off flag in --help, as if it took a value; a flag shows none."""
-    return None if self.is_flag else _display_type_rich(self, ctx)
+    return None if self.is_flag or _display_type_rich is None else _display_type_rich(self, ctx)
 
 
-_display_type_rich = TyperOption.display_type_rich
-TyperOption.display_type_rich = _flag_type  # type: ignore[method-assign,assignment]
+# Only where that Typer has the method: older releases (0.12–0.18, within our floor) print no `<bool>`, and an
+# unguarded patch made `ctl` fail to import there (found on a GPU server image with an older typer).
+_display_type_rich = getattr(TyperOption, "display_type_rich", None)
+if _display_type_rich is not None:
+    TyperOption.display_type_rich = _flag_type  # type: ignore[method-assign,assignment]
 
 
 def wide_console() -> Console:

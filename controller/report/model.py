@@ -351,13 +351,14 @@ def _figures(raw: str) -> Figures:
 
 
 def _perf_command(plan: Plan, url: str, rate: float, parallel: str, number: str, dataset: str, input_tokens: int,
-                  output_tokens: int, extra_args: dict[str, Any], range_ratio: float = 1.0) -> str:
+                  output_tokens: int, extra_args: dict[str, Any], range_ratio: float = 1.0,
+                  fixed_output: bool = True) -> str:
     low_in, low_out = max(1, int(input_tokens * range_ratio)), max(1, int(output_tokens * range_ratio))
     parts = [
         "evalscope perf", f"--rate {rate:g}" if rate > 0 else "", f"--parallel {parallel}",
         f"--number {number}", f"--model {plan.model}", f"--tokenizer-path {plan.tokenizer}" if plan.tokenizer
         else "", f"--url {url}", f"--api {plan.endpoint.api}", f"--dataset {dataset}",
-        f"--max-tokens {output_tokens}", f"--min-tokens {low_out}", "--prefix-length 0",
+        f"--max-tokens {output_tokens}", f"--min-tokens {low_out}" if fixed_output else "", "--prefix-length 0",
         f"--min-prompt-length {low_in}", f"--max-prompt-length {input_tokens}",
         f"--extra-args '{json.dumps(extra_args)}'" if extra_args else "",
     ]
@@ -397,7 +398,8 @@ def equivalent_command(plan: Plan, case_id: str, url: str) -> str:
     if isinstance(case, SweepCase):
         lines = [
             _perf_command(plan, url, case.rate, " ".join(map(str, case.parallel)), " ".join(map(str, case.number)),
-                          case.dataset, i, o, case.extra_args, case.range_ratio)
+                          case.dataset, i, o, case.extra_args, case.range_ratio,
+                          case.fixed_output)
             for i, o in case.pairs
         ]
         if case.loops > 1:
@@ -406,9 +408,11 @@ def equivalent_command(plan: Plan, case_id: str, url: str) -> str:
     if isinstance(case, CapacityCase):  # one probe; the search picks `parallel`
         return "# one probe at concurrency P per node (the search chooses P):\n" + _perf_command(
             plan, url, case.rate, "P", f"P×{case.requests_per_stream}", case.dataset, case.input_tokens,
-            case.output_tokens, case.extra_args, case.range_ratio)
+            case.output_tokens, case.extra_args, case.range_ratio,
+                          case.fixed_output)
     return _perf_command(plan, url, case.rate, str(case.parallel), str(case.number), case.dataset,
-                         case.input_tokens, case.output_tokens, case.extra_args, case.range_ratio)
+                         case.input_tokens, case.output_tokens, case.extra_args, case.range_ratio,
+                          case.fixed_output)
 
 
 # the figures a `repeat: N` case summarizes over its runs (goodput ones when the case has an SLO)

@@ -132,7 +132,7 @@ def test_good_strict_and_contentless_endpoints(fleet):
         assert "Unexpected fields in the request" in p.body and "min_tokens" in p.body
         assert p.hint.startswith("the engine rejects fields the case sends (ignore_eos, min_tokens)") or \
             p.hint.startswith("the engine rejects fields the case sends (min_tokens")
-        assert "min_tokens/ignore_eos come from output_tokens/`ignore_eos`" in p.hint
+        assert "set `fixed_output: false` on the case to send only max_tokens" in p.hint
         assert p.line().startswith(f"n2: case {p.case_id}: endpoint answered HTTP 422: ")
     assert len(requests_seen(fleet.logs["n2"])) <= PERF_SHAPES + 1
 
@@ -145,6 +145,29 @@ def test_good_strict_and_contentless_endpoints(fleet):
     assert report.failed_nodes() == ["n2", "n3"] and not report.ok
     assert "case preflight: started on n1, n2, n3" in progress
     assert elapsed < 120
+
+
+STRICT_PLAN = """\
+name: strict engine
+model: demo
+endpoint: {{url: http://127.0.0.1:9/v1/completions}}
+tokenizer: {tokenizer}
+cases:
+  - {{id: up-to, parallel: 2, number: 4, input_tokens: 64, output_tokens: 8, fixed_output: false}}
+  - {{id: exact, parallel: 2, number: 4, input_tokens: 64, output_tokens: 8}}
+"""
+
+
+def test_fixed_output_false_is_what_a_strict_engine_takes(fleet):
+    """An engine that refuses min_tokens (transformers serve): a case with `fixed_output: false` sends only
+    max_tokens and passes preflight there; the same case without it is refused, as before."""
+    path = fleet.work / "strict.yaml"
+    path.write_text(STRICT_PLAN.format(tokenizer=fleet.tokenizer))
+    n2 = [n for n in fleet.nodes if n.name == "n2"]
+    report, _ = preflight(load_plan(path), n2, "pf-strict")
+    problems = [p for p in report.problems if p.node == "n2"]
+    assert [(p.case_id, p.status) for p in problems] == [("exact", 422)]
+    assert "min_tokens" in problems[0].body
 
 
 def test_nothing_listening_and_missing_tokenizer(fleet):

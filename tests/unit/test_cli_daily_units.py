@@ -260,3 +260,18 @@ def test_demo_workdir_is_not_the_current_folder():
     from fleetbench.controller.demo import default_workdir
 
     assert default_workdir().is_absolute() and Path.cwd() not in (default_workdir(), default_workdir().parent)
+
+
+def test_ctl_imports_with_a_typer_older_than_0_19():
+    """Typer < 0.19 has no display_type_rich (our `<bool>` fix patches it); our floor is 0.12 and a GPU server's
+    image had such a typer: `ctl` failed to import there with an AttributeError."""
+    import subprocess
+    import sys
+
+    code = ("import typer.core as c\n"
+            "for k in c.TyperOption.__mro__:\n"
+            "    if 'display_type_rich' in vars(k): delattr(k, 'display_type_rich')\n"
+            "import fleetbench.controller.cli\n"
+            "assert not hasattr(c.TyperOption, 'display_type_rich')\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr[-2000:]

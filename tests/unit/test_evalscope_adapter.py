@@ -36,3 +36,15 @@ def test_both_generations_give_the_same_figures_in_si_units():
 
 def test_unknown_and_non_numeric_keys_are_ignored():
     assert normalize_summary({"Avg TTFT (ms)": "n/a", "Something new": 3}) == {}
+
+
+def test_min_tokens_is_sent_only_for_a_fixed_output_length(tmp_path):
+    from fleetbench.agent.evalscope_adapter import perf_arguments
+    from fleetbench.jobs_schema import PerfSpec
+
+    base = {"url": "http://127.0.0.1:1/v1/completions", "model": "m", "tokenizer_path": "/t", "number": 4,
+            "parallel": 2, "input_tokens": 64, "output_tokens": 100, "range_ratio": 0.5}
+    fixed = perf_arguments(PerfSpec.from_wire(base), tmp_path, "a")
+    up_to = perf_arguments(PerfSpec.from_wire({**base, "fixed_output": False}), tmp_path, "b")
+    assert (fixed["min_tokens"], fixed["max_tokens"]) == (50, 100)
+    assert "min_tokens" not in up_to and up_to["max_tokens"] == 100

@@ -85,3 +85,41 @@ def test_fleet_names_addresses_and_endpoint_override(tmp_path, plan_file):
     bad = plan_file("nodes:\n  n1: {address: 'not an address'}\n", "bad.yaml")
     with pytest.raises(ConfigError, match=r"bad.yaml:2: nodes.n1.address 'not an address' is not a host:port address"):
         load_fleet(bad)
+
+
+FIXED_OUTPUT_PLAN = """\
+name: strict engine
+model: m
+endpoint: {url: http://127.0.0.1:8000/v1/completions}
+tokenizer: /t
+cases:
+  - {id: one, parallel: 2, number: 4, input_tokens: 64, output_tokens: 8, fixed_output: false}
+  - {id: sw, type: sweep, parallel: [1, 2], number: 4, input_tokens: [64], output_tokens: [8], fixed_output: false}
+  - id: cap
+    type: capacity
+    input_tokens: 64
+    output_tokens: 8
+    parallel: {min: 1, max: 8}
+    slo: {ttft_p99_s: {max: 1.0}}
+    fixed_output: false
+  - {id: exact, parallel: 2, number: 4, input_tokens: 64, output_tokens: 8}
+"""
+
+
+def test_fixed_output_false_reaches_every_job_spec_and_the_report_command(plan_file):
+    """`fixed_output: false` (engines that refuse min_tokens) is carried by perf cases, every sweep point and
+    every capacity probe into the job spec, and the report's equivalent command has no --min-tokens."""
+    from fleetbench.controller.fleet import Node
+    from fleetbench.controller.report.model import equivalent_command
+    from fleetbench.controller.specs import perf_spec
+
+    plan = load_plan(plan_file(FIXED_OUTPUT_PLAN))
+    one, sweep, cap, exact = plan.cases
+    node = Node(name="n1", address="127.0.0.1:1")
+    runs = [one, *(p for _, p in sweep.points()), cap.probe(4, 1)]
+    assert [perf_spec(plan, c, node).fixed_output for c in runs] == [False] * 4
+    assert perf_spec(plan, exact, node).fixed_output is True
+    url = plan.endpoint.url
+    assert "--min-tokens" not in equivalent_command(plan, "one", url)
+    assert "--min-tokens" not in equivalent_command(plan, "cap", url)
+    assert "--min-tokens 8" in equivalent_command(plan, "exact", url)

@@ -149,7 +149,7 @@ cases:
     ("ttft_avg_s:", "ttft_avg:",
      "plan.yaml:12: cases[0].expect.ttft_avg is not a known figure; did you mean ttft_avg_s?"),
     ("    parallel: 4", "    paralel: 4", "plan.yaml:7: cases[0].paralel is not a known key; did you mean parallel? "
-                                          "(allowed: dataset, expect, extra_args, id, input_tokens"),
+                                          "(allowed: dataset, expect, extra_args, fixed_output, id, input_tokens"),
     ("{max: 2.0}", "{maxi: 2.0}",
      "plan.yaml:12: cases[0].expect.ttft_avg_s.maxi is not a known key; did you mean max?"),
     ("tokenizer: /t", "tokeniser: /t", "plan.yaml:4: tokeniser is not a known key; did you mean tokenizer?"),

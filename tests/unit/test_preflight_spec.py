@@ -186,7 +186,7 @@ def test_hints_say_what_to_do():
     assert sent == ["ignore_eos", "min_tokens"]
     hint = http_hint(422, "Unexpected fields: min_tokens", "http://h/v1/completions", "m", sent)
     assert hint.startswith("the engine rejects fields the case sends (min_tokens)")
-    assert "min_tokens/ignore_eos come from output_tokens/`ignore_eos`" in hint
+    assert "set `fixed_output: false` on the case to send only max_tokens" in hint
     assert "(ignore_eos, min_tokens)" in http_hint(422, "validation error", "u", "m", sent)
     assert "does not serve model 'm'" in http_hint(404, "The model `m` does not exist.", "u", "m", [])
     assert "api_key" in http_hint(401, "", "u", "m", [])

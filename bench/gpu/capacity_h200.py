@@ -1,0 +1,205 @@
+"""On a lent GPU machine: the load models of issue 18 against a REAL continuous-batching engine, `transformers serve`
+(a random-weight Llama saved on the machine), driven by real agents and `ctl run`, as an operator would.
+
+    python3 bench/gpu/capacity_h200.py OUTDIR [--agents 3] [--max 64]
+
+1. a sweep (parallel 1, 4, 16, 64 per node) with `fixed_output: false` (the engine refuses evalscope's
+   min_tokens: docs/plan.md) and `load: each` from every agent to the one engine — the engine's curve;
+2. a `capacity` case whose p99 TPOT bound is set from that curve (between the 4- and 16-stream figures, so the
+   knee lies inside the range: the point is to see the search find it on a real engine, not to judge the engine);
+3. a `load: split` perf case: the cluster's total divided across the agents, one endpoint.
+
+Prints the sweep's figures, every capacity probe (per-node concurrency, p99 TPOT, within the SLO or not), the
+answer, and the split case's requests per agent; the JSON reports and engine log land in OUTDIR.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from fleetbench.controller.localfleet import free_port, wait_for_port
+from fleetbench.endpoint.tokenizer import ensure_demo_tokenizer
+
+WORK = Path("/tmp/fb-cap")
+MODEL = WORK / "tiny-llama"
+HEAD = """\
+name: {name}
+model: {model}
+endpoint: {{url: http://127.0.0.1:{ep}/v1/completions, api: openai}}
+tokenizer: {model}
+cases:
+"""
+SWEEP = """\
+  - id: curve
+    type: sweep
+    parallel: [1, 4, 16, 64]
+    number: [8, 32, 128, 256]
+    input_tokens: [256]
+    output_tokens: [64]
+    fixed_output: false
+"""
+CAPACITY = """\
+  - id: capacity
+    type: capacity
+    input_tokens: 256
+    output_tokens: 64
+    fixed_output: false
+    parallel: {{min: 1, max: {max}}}
+    requests_per_stream: 4
+    warmup_requests: 4
+    slo: {{tpot_p99_s: {{max: {tpot:.4f}}}, success_rate: {{min: 1.0}}}}
+"""
+SPLIT = """\
+  - {{id: split, parallel: {par}, number: {num}, input_tokens: 256, output_tokens: 64, fixed_output: false,
+      load: split}}
+"""
+
+out = Path(sys.argv[1]).resolve()
+log = (out / "capacity.log").open("w")
+
+
+def say(*parts: object) -> None:
+    line = " ".join(str(p) for p in parts)
+    print(line, flush=True)
+    log.write(line + "\n")
+    log.flush()
+
+
+def make_model() -> None:
+    import torch
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    ensure_demo_tokenizer(MODEL)
+    vocab = len(json.loads((MODEL / "tokenizer.json").read_text())["model"]["vocab"])
+    cfg = LlamaConfig(hidden_size=768, intermediate_size=2048, num_hidden_layers=12, num_attention_heads=12,
+                      num_key_value_heads=12, vocab_size=vocab, max_position_embeddings=4096,
+                      pad_token_id=0, bos_token_id=1, eos_token_id=2)
+    torch.manual_seed(0)
+    LlamaForCausalLM(cfg).to(torch.bfloat16).save_pretrained(MODEL)
+
+
+def ctl(*args: str, timeout: int = 400) -> int:
+    t = time.time()
+    try:
+        p = subprocess.run([sys.executable, "-m", "fleetbench.controller", *args], capture_output=True, text=True,
+                           timeout=timeout)
+        rc, text = p.returncode, p.stdout + p.stderr
+    except subprocess.TimeoutExpired as e:
+        rc, text = -1, f"{(e.stdout or b'')!r}\n(timed out after {timeout} s)"
+    say(f"$ ctl {' '.join(args)}")
+    say(text.rstrip()[-4000:])
+    say(f"-> exit {rc} after {time.time() - t:.1f} s")
+    return rc
+
+
+def ms(v: object) -> str:
+    return "-" if not isinstance(v, int | float) or math.isnan(v) else f"{v * 1000:.1f}"
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("outdir")
+    ap.add_argument("--agents", type=int, default=3)
+    ap.add_argument("--max", type=int, default=64)
+    a = ap.parse_args()
+    WORK.mkdir(parents=True, exist_ok=True)
+    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    ep = free_port()
+    if os.environ.get("FB_TF_FAKE"):  # a dry run without a GPU: the simulator, strict like the engine
+        ensure_demo_tokenizer(MODEL)
+        cmd = [sys.executable, "-m", "fleetbench.endpoint", "--port", str(ep), "--model", str(MODEL), "--strict",
+               "--ttft-ms", "30", "--tpot-ms", "5", "--max-concurrency", "24"]
+    else:
+        make_model()
+        cmd = ["transformers", "serve", str(MODEL), "--continuous-batching", "--host", "127.0.0.1", "--port",
+               str(ep), "--device", "cuda:0", "--dtype", "bfloat16", "--log-level", "warning"]
+    say("$", " ".join(cmd))
+    engine = subprocess.Popen(cmd, stdout=(out / "engine.log").open("w"), stderr=subprocess.STDOUT, env=env)
+    names = [f"n{i + 1}" for i in range(a.agents)]
+    agents, ports = [], {}
+    for name in names:
+        ports[name] = free_port()
+        agents.append(subprocess.Popen(
+            [sys.executable, "-m", "fleetbench.agent", "serve", "--listen", f"127.0.0.1:{ports[name]}",
+             "--data-dir", str(WORK / "agents" / name), "--allow-path", str(WORK)],
+            stdout=((out if name == "n1" else WORK) / f"agent-{name}.log").open("w"), stderr=subprocess.STDOUT,
+            env=env))
+    try:
+        t = time.time()
+        wait_for_port(ep, 300, engine)
+        say(f"engine listening after {time.time() - t:.1f} s; {a.agents} agents")
+        for port in ports.values():
+            wait_for_port(port, 60)
+        fleet = WORK / "fleet.yaml"
+        fleet.write_text("nodes:\n" + "".join(
+            f'  {n}: {{address: "127.0.0.1:{p}", endpoint: "http://127.0.0.1:{ep}/v1/completions"}}\n'
+            for n, p in ports.items()))
+        db, nodes = WORK / "fb.sqlite", ",".join(names)
+
+        def run(name: str, body: str) -> dict | None:
+            plan = WORK / f"{name}.yaml"
+            plan.write_text(HEAD.format(name=name, model=MODEL, ep=ep) + body)
+            say(f"\n## {name}\n{body.rstrip()}")
+            ctl("run", "--plan", str(plan), "--nodes", nodes, "--fleet", str(fleet), "--db", str(db),
+                "--out", str(WORK / "reports" / name), "-q")
+            found = sorted((WORK / "reports" / name).glob("*.json"))
+            if not found:
+                return None
+            shutil.copy(found[-1], out / f"{name}.json")  # what comes back from the machine: a few files
+            if name == "capacity":
+                shutil.copy(found[-1].with_suffix(".md"), out / f"{name}.md")
+            return json.loads(found[-1].read_text())
+
+        curve = run("curve", SWEEP)
+        if curve is None:
+            return 1
+        tpot = {}
+        for row in curve["cases"][0]["sweep"]:
+            if row["scope"] != "cluster":
+                continue
+            f = row["figures"]
+            tpot[row["parallel"]] = f["percentiles"]["tpot_s"]["99"]
+            say(f"parallel {row['parallel']} per node: cluster TPM {f['tpm_total']:,.0f}  "
+                f"TTFT p99 {ms(f['percentiles']['ttft_s']['99'])} ms  TPOT p99 {ms(tpot[row['parallel']])} ms  "
+                f"success {f['success_rate']:.3f}  output tokens avg {f['output_tokens_avg']:.1f}")
+        bound = math.sqrt(tpot[4] * tpot[16]) if tpot.get(4) and tpot.get(16) else 0.05
+        say(f"capacity SLO: p99 TPOT ≤ {bound * 1000:.1f} ms (geometric mean of the 4- and 16-stream figures)")
+        t = time.time()
+        cap = run("capacity", CAPACITY.format(max=a.max, tpot=bound))
+        say(f"capacity case wall time {time.time() - t:.1f} s")
+        if cap is not None:
+            for case in cap["cases"]:
+                for scope, r in (case.get("capacity") or {}).items():
+                    say(f"{scope}: max_parallel {r.get('max_parallel')}  TPM {r.get('tpm_total')}  "
+                        f"goodput TPM {r.get('goodput_tpm')}  probes {len(r.get('probes', []))}")
+                    for p in r.get("probes", []):
+                        say(f"   {json.dumps(p)[:300]}")
+        split = run("split", SPLIT.format(par=8 * a.agents + 1, num=32 * a.agents + 2))
+        if split is not None:
+            case = split["cases"][0]
+            say(f"split: load {case['load']!r}, TPM basis {case['tpm_basis']!r}, verdict {case['verdict']}")
+            cluster = case.get("cluster") or {}
+            say("split cluster:", {k: cluster.get(k) for k in ("requests", "succeeded", "tpm_total")})
+            for name, node in (case.get("nodes") or {}).items():
+                say(f"split {name}: requests {node.get('requests')} succeeded {node.get('succeeded')}")
+        return 0
+    finally:
+        for p in (*agents, engine):
+            p.terminate()
+        for p in (*agents, engine):
+            try:
+                p.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                p.kill()
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
