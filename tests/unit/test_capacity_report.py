@@ -109,6 +109,9 @@ def test_a_rate_search_reads_in_requests_per_second():
     charts = h.capacity_charts(case, "en")
     assert "cap: p99 TTFT against request rate per node (req/s) (cluster)" in charts[1]
     assert f"found: {found}" in charts[1]
+    ticks = re.findall(r'text-anchor="middle" font-size="11">([0-9.]+)</text>', charts[1])
+    # each rate as probed: 12 and 12.5 are two ticks, not "12" twice
+    assert ticks == ["0.5", "1", "2", "4", "8", "12", "12.5", "13", "14", "16"]
     assert c.capacity_amount(case, cl["max_rate"], "en") == f"**{found}** requests/s per node"
 
 
