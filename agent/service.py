@@ -99,7 +99,7 @@ class AgentService(pb_grpc.AgentServicer):
                        driver_version=g.driver_version, cuda_version=g.cuda_version)
                 for g in inv.gpus
             ],
-            detail_json=json.dumps(inv.to_dict()), collected_at=time.time(),
+            detail_json=inv.model_dump_json(), collected_at=time.time(),
         )
 
     async def StartJob(self, request: pb.StartJobRequest, context: grpc.aio.ServicerContext) -> pb.JobStatus:

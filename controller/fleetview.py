@@ -58,8 +58,8 @@ def parse_inventory(detail_json: str) -> Inventory:
     except json.JSONDecodeError as exc:
         raise ValueError(f"the agent's inventory is not JSON: {exc}") from None
     try:
-        return Inventory.from_dict(doc)
-    except (ValueError, TypeError, KeyError) as exc:
+        return Inventory.from_document(doc)
+    except ValueError as exc:
         raise ValueError(f"the agent's inventory cannot be read: {exc}") from None
 
 

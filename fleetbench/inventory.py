@@ -1,27 +1,42 @@
-"""The inventory's data types, shared by the agent (which collects them, fleetbench.agent.inventory) and the
-controller (which reads them back from the JSON document: drift check, fleet view, report).
+"""The inventory, declared once as pydantic models: the agent's collectors (fleetbench.agent.inventory) build
+them, the controller reads them back (drift check, fleet view, report), and their JSON is the document
+described in docs/inventory.md that travels in `InventoryReply.detail_json` and is stored.
 
-`Inventory.to_dict()` is the JSON document described in docs/inventory.md; `Inventory.from_dict()` reads it
-back. A field that could not be collected is a `NotAvailable` ("not available: <reason>").
+`inv.model_dump_json()` writes the document (`"schema": "fleetbench.inventory/1"` first);
+`Inventory.from_document()` reads one back with a one-line error. Every record refuses an unknown key
+(a typo or a newer agent's field is an error, not silently dropped). A field that could not be collected
+is a `NotAvailable`, in JSON the string "not available: <reason>".
 """
 
 from __future__ import annotations
 
-import dataclasses
-import types
-import typing
 from collections import Counter
-from dataclasses import dataclass, field
-from typing import Any, Union
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Annotated, Any, TypeVar, Union
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    GetCoreSchemaHandler,
+    ValidationError,
+    model_serializer,
+    model_validator,
+)
+from pydantic_core import PydanticCustomError, PydanticSerializationUnexpectedValue, core_schema
+
+from .schema_base import dotted, problems
 
 SCHEMA = "fleetbench.inventory/1"
 
 NA_PREFIX = "not available: "
+NA_ERROR = "not_available"  # the error type of a value that is neither the field's type nor "not available: …"
 
 
 @dataclass(frozen=True, slots=True)
 class NotAvailable:
-    """A field that could not be collected, and why."""
+    """A field that could not be collected, and why; in JSON the string "not available: <reason>"."""
 
     reason: str
 
@@ -38,19 +53,44 @@ class NotAvailable:
             return NotAvailable(value[len(NA_PREFIX):])
         return None
 
+    @classmethod
+    def __get_pydantic_core_schema__(cls, source: Any, handler: GetCoreSchemaHandler) -> core_schema.CoreSchema:
+        def validate(value: Any) -> NotAvailable:
+            na = value if isinstance(value, NotAvailable) else NotAvailable.parse(value)
+            if na is None:
+                raise PydanticCustomError(NA_ERROR, "is not \"not available: <reason>\"")
+            return na
+
+        def serialise(value: Any) -> str:
+            if isinstance(value, NotAvailable):
+                return str(value)
+            raise PydanticSerializationUnexpectedValue("not a NotAvailable")  # a union's other member's turn
+
+        return core_schema.no_info_plain_validator_function(
+            validate, serialization=core_schema.plain_serializer_function_ser_schema(serialise))
+
 
 NOT_COLLECTED = NotAvailable("not collected")
+
+T = TypeVar("T")
+# A value or the reason it is missing. "not available: …" is tried first: for a text field it is a string too.
+OrNA = Annotated[Union[NotAvailable, T], Field(union_mode="left_to_right")]  # noqa: UP007 (a generic alias)
 
 
 def is_na(value: object) -> bool:
     return isinstance(value, NotAvailable)
 
 
+class Record(BaseModel):
+    """One record of the inventory: immutable, and an unknown key in a document is an error."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
 # ---------------------------------------------------------------- per-source records
 
 
-@dataclass(frozen=True, slots=True)
-class CpuInfo:
+class CpuInfo(Record):
     model: str
     vendor: str
     architecture: str
@@ -67,8 +107,7 @@ class CpuInfo:
         return self.sockets * self.cores_per_socket
 
 
-@dataclass(frozen=True, slots=True)
-class Dimm:
+class Dimm(Record):
     locator: str
     size_bytes: int
     type: str
@@ -78,12 +117,11 @@ class Dimm:
     part_number: str
 
 
-@dataclass(frozen=True, slots=True)
-class MemoryInfo:
+class MemoryInfo(Record):
     total_bytes: int | None
     available_bytes: int | None
     swap_total_bytes: int | None
-    dimms: tuple[Dimm, ...] | NotAvailable
+    dimms: OrNA[tuple[Dimm, ...]]
     dimm_slots: int | None = None
 
     @property
@@ -93,15 +131,13 @@ class MemoryInfo:
         return sum(d.size_bytes for d in self.dimms)
 
 
-@dataclass(frozen=True, slots=True)
-class NvLink:
+class NvLink(Record):
     link: int
     active: bool
     speed_gbps: float | None = None  # GB/s per link as nvidia-smi prints it
 
 
-@dataclass(frozen=True, slots=True)
-class NvidiaGpu:
+class NvidiaGpu(Record):
     index: int
     name: str
     uuid: str = ""
@@ -136,8 +172,7 @@ class NvidiaGpu:
         return self.mig_mode.lower() == "enabled"
 
 
-@dataclass(frozen=True, slots=True)
-class Topology:
+class Topology(Record):
     devices: tuple[str, ...]
     matrix: tuple[tuple[str, ...], ...]  # matrix[i][j]: link from devices[i] to devices[j] ("X", "NV18", "SYS", …)
     cpu_affinity: tuple[str, ...] = ()
@@ -150,18 +185,16 @@ class Topology:
             return ""
 
 
-@dataclass(frozen=True, slots=True)
-class NvidiaInfo:
+class NvidiaInfo(Record):
     source: str
     driver_version: str
     cuda_version: str
     gpus: tuple[NvidiaGpu, ...]
-    topology: Topology | NotAvailable = NOT_COLLECTED
+    topology: OrNA[Topology] = NOT_COLLECTED
     nvlink_source: str = ""
 
 
-@dataclass(frozen=True, slots=True)
-class Npu:
+class Npu(Record):
     npu_id: int
     chip_id: int
     name: str
@@ -176,15 +209,13 @@ class Npu:
     hbm_total_mb: int | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class AscendInfo:
+class AscendInfo(Record):
     npu_smi_version: str  # the "Version:" of npu-smi's banner: the driver version
     npus: tuple[Npu, ...]
-    cann_version: str | NotAvailable = NOT_COLLECTED
+    cann_version: OrNA[str] = NOT_COLLECTED
 
 
-@dataclass(frozen=True, slots=True)
-class Dcu:
+class Dcu(Record):
     index: int
     name: str = ""
     temperature_c: float | None = None
@@ -198,16 +229,14 @@ class Dcu:
     vram_available_mib: int | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class HygonInfo:
+class HygonInfo(Record):
     generation: str  # "hydcu" (DCU label) or "hycu" (HCU label)
     dcus: tuple[Dcu, ...]
     driver_version: str = ""
-    dtk_version: str | NotAvailable = NOT_COLLECTED
+    dtk_version: OrNA[str] = NOT_COLLECTED
 
 
-@dataclass(frozen=True, slots=True)
-class AmdGpu:
+class AmdGpu(Record):
     index: int
     name: str
     bus_id: str = ""
@@ -216,15 +245,13 @@ class AmdGpu:
     gfx_version: str = ""
 
 
-@dataclass(frozen=True, slots=True)
-class AmdInfo:
+class AmdInfo(Record):
     source: str
     gpus: tuple[AmdGpu, ...]
     driver_version: str = ""
 
 
-@dataclass(frozen=True, slots=True)
-class Disk:
+class Disk(Record):
     name: str
     size_bytes: int | None
     model: str = ""
@@ -242,8 +269,7 @@ class Disk:
         return ""
 
 
-@dataclass(frozen=True, slots=True)
-class Nic:
+class Nic(Record):
     name: str
     driver: str = ""
     speed_mbps: int | None = None
@@ -251,8 +277,7 @@ class Nic:
     mac: str = ""
 
 
-@dataclass(frozen=True, slots=True)
-class IbPort:
+class IbPort(Record):
     device: str
     port: int
     rate_gbps: float | None
@@ -261,27 +286,23 @@ class IbPort:
     link_layer: str = ""  # "InfiniBand" or "Ethernet" (RoCE)
 
 
-@dataclass(frozen=True, slots=True)
-class NetInfo:
+class NetInfo(Record):
     nics: tuple[Nic, ...]
-    ib_ports: tuple[IbPort, ...] | NotAvailable
+    ib_ports: OrNA[tuple[IbPort, ...]]
 
 
-@dataclass(frozen=True, slots=True)
-class OsRelease:
+class OsRelease(Record):
     pretty_name: str
     id: str = ""
     version_id: str = ""
 
 
-@dataclass(frozen=True, slots=True)
-class RuntimeVersion:
+class RuntimeVersion(Record):
     name: str
     version: str
 
 
-@dataclass(frozen=True, slots=True)
-class EngineInfo:
+class EngineInfo(Record):
     name: str  # "vllm", "sglang" or "unknown"
     version: str
     models: tuple[str, ...] = ()
@@ -291,9 +312,8 @@ class EngineInfo:
 # ---------------------------------------------------------------- the inventory
 
 
-@dataclass(frozen=True, slots=True)
-class Accelerator:
-    """One accelerator of any vendor, in the shape the gRPC reply carries.
+class Accelerator(Record):
+    """One accelerator of any vendor, in the shape the gRPC reply carries (derived, never stored).
 
     `cuda_version` holds the accelerator's toolkit version: CUDA for NVIDIA,
     CANN for Ascend, DTK for Hygon (empty when unknown).
@@ -312,26 +332,27 @@ def _na_str(v: object) -> str:
     return "" if isinstance(v, NotAvailable) else str(v)
 
 
-@dataclass(frozen=True, slots=True)
-class Inventory:
+class Inventory(Record):
+    """One server's inventory. Its JSON starts with `"schema": "fleetbench.inventory/1"`; a document of
+    another schema is refused rather than read field by field."""
+
     hostname: str
     collected_at: float
-    cpu: CpuInfo | NotAvailable
-    memory: MemoryInfo | NotAvailable
-    nvidia: NvidiaInfo | NotAvailable
-    ascend: AscendInfo | NotAvailable
-    hygon: HygonInfo | NotAvailable
-    amd: AmdInfo | NotAvailable
-    disks: tuple[Disk, ...] | NotAvailable
-    network: NetInfo | NotAvailable
-    os_release: OsRelease | NotAvailable
-    kernel_release: str | NotAvailable
-    container_runtimes: tuple[RuntimeVersion, ...] | NotAvailable
+    cpu: OrNA[CpuInfo]
+    memory: OrNA[MemoryInfo]
+    nvidia: OrNA[NvidiaInfo]
+    ascend: OrNA[AscendInfo]
+    hygon: OrNA[HygonInfo]
+    amd: OrNA[AmdInfo]
+    disks: OrNA[tuple[Disk, ...]]
+    network: OrNA[NetInfo]
+    os_release: OrNA[OsRelease]
+    kernel_release: OrNA[str]
+    container_runtimes: OrNA[tuple[RuntimeVersion, ...]]
     python_version: str
-    evalscope_version: str | NotAvailable
-    engine: EngineInfo | NotAvailable
-    timings_s: dict[str, float] = field(default_factory=dict)
-    schema: str = SCHEMA
+    evalscope_version: OrNA[str]
+    engine: OrNA[EngineInfo]
+    timings_s: dict[str, float] = Field(default_factory=dict)
 
     # ------------------------------------------------------------ convenience views
 
@@ -364,20 +385,26 @@ class Inventory:
     def accelerators(self) -> list[Accelerator]:
         out: list[Accelerator] = []
         if not isinstance(self.nvidia, NotAvailable):
-            out += [Accelerator("nvidia", g.index, g.name, g.uuid, g.memory_total_mib, g.driver_version,
-                                g.cuda_version) for g in self.nvidia.gpus]
+            out += [Accelerator(vendor="nvidia", index=g.index, name=g.name, uuid=g.uuid,
+                                memory_total_mib=g.memory_total_mib, driver_version=g.driver_version,
+                                cuda_version=g.cuda_version) for g in self.nvidia.gpus]
         if not isinstance(self.ascend, NotAvailable):
             cann = _na_str(self.ascend.cann_version)
-            out += [Accelerator("ascend", n.npu_id if n.chip_id == 0 else n.npu_id * 100 + n.chip_id,
-                                f"Ascend {n.name}" if not n.name.lower().startswith("ascend") else n.name, "",
-                                n.hbm_total_mb or 0, self.ascend.npu_smi_version, cann) for n in self.ascend.npus]
+            out += [Accelerator(vendor="ascend", index=n.npu_id if n.chip_id == 0 else n.npu_id * 100 + n.chip_id,
+                                name=f"Ascend {n.name}" if not n.name.lower().startswith("ascend") else n.name,
+                                uuid="", memory_total_mib=n.hbm_total_mb or 0,
+                                driver_version=self.ascend.npu_smi_version, cuda_version=cann)
+                    for n in self.ascend.npus]
         if not isinstance(self.hygon, NotAvailable):
             dtk = _na_str(self.hygon.dtk_version)
-            out += [Accelerator("hygon", d.index, f"Hygon {d.name}" if d.name else "Hygon DCU", "",
-                                d.vram_total_mib or 0, self.hygon.driver_version, dtk) for d in self.hygon.dcus]
+            out += [Accelerator(vendor="hygon", index=d.index, name=f"Hygon {d.name}" if d.name else "Hygon DCU",
+                                uuid="", memory_total_mib=d.vram_total_mib or 0,
+                                driver_version=self.hygon.driver_version, cuda_version=dtk) for d in self.hygon.dcus]
         if not isinstance(self.amd, NotAvailable):
-            out += [Accelerator("amd", g.index, g.name, "", g.vram_total_mib or 0, g.driver_version or
-                                self.amd.driver_version, "") for g in self.amd.gpus]
+            out += [Accelerator(vendor="amd", index=g.index, name=g.name, uuid="",
+                                memory_total_mib=g.vram_total_mib or 0,
+                                driver_version=g.driver_version or self.amd.driver_version, cuda_version="")
+                    for g in self.amd.gpus]
         return out
 
     @property
@@ -431,8 +458,8 @@ class Inventory:
 
     def unavailable(self) -> dict[str, str]:
         """Top-level fields that could not be collected, with their reasons."""
-        return {f.name: str(getattr(self, f.name)) for f in dataclasses.fields(self)
-                if isinstance(getattr(self, f.name), NotAvailable)}
+        return {name: str(getattr(self, name)) for name in type(self).model_fields
+                if isinstance(getattr(self, name), NotAvailable)}
 
     def summary_row(self) -> dict[str, str]:
         """Short strings for one row of a fleet table."""
@@ -471,21 +498,33 @@ class Inventory:
 
     # ------------------------------------------------------------ JSON
 
-    def to_dict(self) -> dict[str, Any]:
-        d = _encode(self)
-        assert isinstance(d, dict)
-        return {"schema": self.schema, **{k: v for k, v in d.items() if k != "schema"}}
+    @model_serializer(mode="wrap")
+    def _with_schema(self, handler: Callable[[Inventory], dict[str, Any]]) -> dict[str, Any]:
+        return {"schema": SCHEMA, **handler(self)}
+
+    @model_validator(mode="before")
+    @classmethod
+    def _known_schema(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "schema" in data:
+            if data["schema"] != SCHEMA:
+                raise PydanticCustomError(
+                    "fleetbench", "unsupported inventory schema {schema} (expected {expected})",
+                    {"schema": repr(data["schema"]), "expected": repr(SCHEMA)})
+            data = {k: v for k, v in data.items() if k != "schema"}
+        return data
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> Inventory:
-        if not isinstance(data, dict):
+    def from_document(cls, doc: object) -> Inventory:
+        """A stored or received document (parsed JSON); ValueError with one line when it is not an
+        inventory of this schema or a field does not fit."""
+        if not isinstance(doc, dict):
             raise ValueError("an inventory must be a JSON object")
-        schema = data.get("schema")
-        if schema != SCHEMA:
-            raise ValueError(f"unsupported inventory schema {schema!r} (expected {SCHEMA!r})")
-        inv = _decode(cls, data)
-        assert isinstance(inv, Inventory)
-        return inv
+        if doc.get("schema") != SCHEMA:
+            raise ValueError(f"unsupported inventory schema {doc.get('schema')!r} (expected {SCHEMA!r})")
+        try:
+            return cls.model_validate(doc)
+        except ValidationError as exc:
+            raise ValueError(_one_line(exc, doc)) from None
 
 
 def format_bytes(n: int) -> str:
@@ -502,79 +541,13 @@ def format_dimm(n: int) -> str:
     return f"{n >> 20} MB"
 
 
-# ---------------------------------------------------------------- generic (de)serialisation
-
-
-def _encode(v: Any) -> Any:
-    if isinstance(v, NotAvailable):
-        return str(v)
-    if dataclasses.is_dataclass(v) and not isinstance(v, type):
-        return {f.name: _encode(getattr(v, f.name)) for f in dataclasses.fields(v)}
-    if isinstance(v, tuple | list):
-        return [_encode(x) for x in v]
-    if isinstance(v, dict):
-        return {str(k): _encode(x) for k, x in v.items()}
-    return v
-
-
-_HINTS: dict[type, dict[str, Any]] = {}
-
-
-def _decode(tp: Any, v: Any) -> Any:
-    origin = typing.get_origin(tp)
-    if origin in (Union, types.UnionType):
-        args = typing.get_args(tp)
-        na = NotAvailable.parse(v)
-        if na is not None and NotAvailable in args:
-            return na
-        if v is None and type(None) in args:
-            return None
-        last: Exception | None = None
-        for a in args:
-            if a in (NotAvailable, type(None)):
-                continue
-            try:
-                return _decode(a, v)
-            except (TypeError, ValueError, KeyError) as exc:
-                last = exc
-        raise ValueError(f"cannot decode {v!r} as {tp}: {last}")
-    if origin is tuple:
-        args = typing.get_args(tp)
-        if not isinstance(v, list | tuple):
-            raise TypeError(f"expected a list, got {type(v).__name__}")
-        return tuple(_decode(args[0], x) for x in v)
-    if origin is dict:
-        kt, vt = typing.get_args(tp)
-        if not isinstance(v, dict):
-            raise TypeError("expected an object")
-        return {_decode(kt, k) if kt is not int else int(k): _decode(vt, x) for k, x in v.items()}
-    if tp is NotAvailable:
-        na = NotAvailable.parse(v)
-        if na is None:
-            raise ValueError(f"expected 'not available: …', got {v!r}")
-        return na
-    if isinstance(tp, type) and dataclasses.is_dataclass(tp):
-        if not isinstance(v, dict):
-            raise TypeError(f"expected an object for {tp.__name__}")
-        hints = _HINTS.get(tp)
-        if hints is None:
-            hints = _HINTS[tp] = typing.get_type_hints(tp)
-        kwargs = {f.name: _decode(hints[f.name], v[f.name]) for f in dataclasses.fields(tp) if f.name in v}
-        return tp(**kwargs)
-    if tp is float:
-        if isinstance(v, bool) or not isinstance(v, int | float):
-            raise TypeError("expected a number")
-        return float(v)
-    if tp is int:
-        if isinstance(v, bool) or not isinstance(v, int):
-            raise TypeError("expected an integer")
-        return v
-    if tp is bool:
-        if not isinstance(v, bool):
-            raise TypeError("expected true/false")
-        return v
-    if tp is str:
-        if not isinstance(v, str):
-            raise TypeError("expected a string")
-        return v
-    return v
+def _one_line(exc: ValidationError, doc: Any) -> str:
+    """A document's first problem as `path sentence`, and how many more: an unknown key first (a typo
+    explains the "needs" that follows it), and a union's "not available" branch only when the field's own
+    type has nothing to say."""
+    found = list(zip(problems(exc, doc), exc.errors(include_url=False), strict=True))
+    own = [f for f in found if f[1]["type"] != NA_ERROR] or found
+    own.sort(key=lambda f: f[1]["type"] != "extra_forbidden")
+    (loc, msg), _err = own[0]
+    more = f" (and {len(own) - 1} more)" if len(own) > 1 else ""
+    return f"{dotted(loc) + ' ' if loc else ''}{msg}{more}"

@@ -1,17 +1,22 @@
 """Fixtures shared by the unit and integration tests: the demo tokenizer, simulated endpoints, agents,
-plan files and the sample report. The helpers behind them are in tests/support/ (imported as `support`)."""
+local fleets, plan files and the sample report. The helpers behind them are in tests/support/ (imported as
+`support`)."""
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from support import processes
+from support.fleets import Fleet
 from support.processes import Agent, Endpoint
 from support.report_sample import sample_report as _sample_report
 from support.report_sample import sample_store as _sample_store
 
+from fleetbench.controller.localfleet import LocalFleet
 from fleetbench.controller.report.model import RunReport
 from fleetbench.controller.store import Store
 from fleetbench.endpoint.tokenizer import ensure_demo_tokenizer
@@ -52,6 +57,29 @@ def start_agent(tmp_path: Path) -> Iterator[Callable[..., Agent]]:
     yield start
     for agent in started:
         agent.stop()
+
+
+@pytest.fixture(scope="module")
+def local_fleet(tmp_path_factory: pytest.TempPathFactory, demo_tokenizer: Path) -> Iterator[Callable[..., Fleet]]:
+    """local_fleet(size=3, ttft_ms=20, tpot_ms=2, log_requests=False, **LocalFleet options): a fleet on loopback
+    (real agents, simulated endpoints) with its fleet file, started once for the module that asks and stopped
+    after its last test. Its agents may read the fleet's folder and the shared roots (tests/data, the demo
+    tokenizer); `log_requests` has each endpoint log the requests it gets (Fleet.requests_seen)."""
+    with contextlib.ExitStack() as running:
+
+        def start(size: int = 3, *, ttft_ms: float = 20, tpot_ms: float = 2, log_requests: bool = False,
+                  **options: Any) -> Fleet:
+            work = tmp_path_factory.mktemp("fleet")
+            names = [f"n{i}" for i in range(1, size + 1)]
+            logs = {n: work / f"requests-{n}.jsonl" for n in names} if log_requests else {}
+            own: dict[str, list[str]] = options.pop("node_endpoint_args", {})
+            endpoint_args = {n: [*own.get(n, []), *(["--log", str(logs[n])] if logs else [])] for n in names}
+            local = running.enter_context(LocalFleet(
+                work / "fleet", size=size, ttft_ms=ttft_ms, tpot_ms=tpot_ms, node_endpoint_args=endpoint_args,
+                allow_paths=[work, *processes.SHARED_ROOTS], **options))
+            return Fleet(local, local.write_fleet_file(work / "fleet.yaml"), work, logs)
+
+        yield start
 
 
 @pytest.fixture

@@ -4,7 +4,8 @@
 `deadline_s` even when a tool hangs: a collector that has not finished by then,
 a missing tool, a permission error or output that cannot be parsed becomes a
 `NotAvailable` ("not available: <reason>") on that field, never an exception.
-`Inventory.to_dict()` is the JSON document described in docs/inventory.md.
+The result is the shared pydantic model `fleetbench.inventory.Inventory`; its JSON
+(`model_dump_json()`) is the document described in docs/inventory.md.
 """
 
 from __future__ import annotations
@@ -14,6 +15,8 @@ import threading
 import time
 from collections.abc import Callable
 from typing import Any
+
+from pydantic import ValidationError
 
 from fleetbench.inventory import (
     SCHEMA,
@@ -109,10 +112,24 @@ def collect(endpoint_url: str | None = None, deadline_s: float = 10.0) -> Invent
     for name, _t in threads:
         if name not in snapshot:
             snapshot[name] = NotAvailable(f"{name} did not answer within the {deadline_s:g} s deadline")
-    return Inventory(
-        hostname=socket.gethostname(),
-        collected_at=time.time(),
-        python_version=system_mod.python_version(),
-        timings_s=times,
-        **snapshot,
-    )
+    return _assemble(snapshot, times)
+
+
+def _assemble(sections: dict[str, Any], timings: dict[str, float]) -> Inventory:
+    """The Inventory of what the collectors returned; a section the model refuses (a collector bug) becomes
+    a NotAvailable naming the problem, like any other failure, instead of losing the whole inventory."""
+
+    def build() -> Inventory:
+        return Inventory(hostname=socket.gethostname(), collected_at=time.time(),
+                         python_version=system_mod.python_version(), timings_s=timings, **sections)
+
+    try:
+        return build()
+    except ValidationError as exc:
+        sections = dict(sections)
+        for err in exc.errors(include_url=False):
+            name = str(err["loc"][0]) if err["loc"] else ""
+            if name in sections and not isinstance(sections[name], NotAvailable):
+                sections[name] = NotAvailable(f"{name} collector returned a value that does not fit the "
+                                              f"inventory: {err['msg']}")
+        return build()

@@ -1,8 +1,8 @@
 """Shared pieces of the inventory collectors.
 
-Every collector is split in two: a PURE parser (captured text in, typed frozen
-dataclass out, never raises on bad input) and a thin runner that executes the
-tool with an argument list (never a shell string) and a timeout. Anything that
+Every collector is split in two: a PURE parser (captured text in, a frozen pydantic
+model of fleetbench/inventory.py out, never raises on bad input) and a thin runner that executes
+the tool with an argument list (never a shell string) and a timeout. Anything that
 cannot be read becomes a `NotAvailable` carrying the reason, which serialises
 to the string ``"not available: <reason>"``.
 """

@@ -64,12 +64,13 @@ def parse_engine(version_body: str | None, models_body: str | None, server_info_
     if named and named.lower() not in ("vllm", "sglang"):
         # an endpoint that says what it is (fleetbench's simulator: "fleetbench-sim") is not vLLM
         # just because it answers /version, as vLLM does
-        return EngineInfo(named, version or "unknown", tuple(models), endpoint)
+        return EngineInfo(name=named, version=version or "unknown", models=tuple(models), endpoint=endpoint)
     if "sglang" in owners or (sg_version and not version):
-        return EngineInfo("sglang", sg_version or version or "unknown", tuple(models), endpoint)
+        return EngineInfo(name="sglang", version=sg_version or version or "unknown", models=tuple(models),
+                          endpoint=endpoint)
     if "vllm" in owners or version:
-        return EngineInfo("vllm", version or "unknown", tuple(models), endpoint)
-    return EngineInfo("unknown", "unknown", tuple(models), endpoint)
+        return EngineInfo(name="vllm", version=version or "unknown", models=tuple(models), endpoint=endpoint)
+    return EngineInfo(name="unknown", version="unknown", models=tuple(models), endpoint=endpoint)
 
 
 def _get(url: str, timeout: float) -> str | None:
@@ -98,5 +99,5 @@ def probe(endpoint_url: str | None, timeout: float = TIMEOUT_S) -> EngineInfo | 
     models = _get(base + "/v1/models", left()) if left() > 0.05 else None
     info = _get(base + "/get_server_info", left()) if version is None and left() > 0.05 else None
     if models is None and version is None and info is None:
-        return EngineInfo("unknown", "unknown", (), endpoint_url)
+        return EngineInfo(name="unknown", version="unknown", models=(), endpoint=endpoint_url)
     return parse_engine(version, models, info, endpoint_url)

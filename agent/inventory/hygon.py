@@ -90,9 +90,8 @@ def merge(table: HyTable, kv: dict[int, dict[str, str]], driver: str = "") -> Hy
         total_b = to_int(d.get("vram Total Memory (B)") or d.get("VRAM Total Memory (B)"))
         avail = to_int(d.get("Available memory size (MiB)"))
         dcus.append(
-            Dcu(**{**{f: getattr(row, f) for f in row.__dataclass_fields__},
-                   "name": name, "vram_total_mib": total_b // (1 << 20) if total_b else None,
-                   "vram_available_mib": avail})
+            row.model_copy(update={"name": name, "vram_total_mib": total_b // (1 << 20) if total_b else None,
+                                   "vram_available_mib": avail})
         )
     return HygonInfo(generation=table.generation, dcus=tuple(dcus), driver_version=driver)
 

@@ -160,5 +160,7 @@ def collect(deadline: float | None = None) -> MemoryInfo | NotAvailable:
     if isinstance(totals, NotAvailable):
         if isinstance(dimms, NotAvailable):
             return totals
-        return MemoryInfo(None, None, None, dimms, slots)
-    return MemoryInfo(totals.total_bytes, totals.available_bytes, totals.swap_total_bytes, dimms, slots)
+        return MemoryInfo(total_bytes=None, available_bytes=None, swap_total_bytes=None, dimms=dimms,
+                          dimm_slots=slots)
+    return MemoryInfo(total_bytes=totals.total_bytes, available_bytes=totals.available_bytes,
+                      swap_total_bytes=totals.swap_total_bytes, dimms=dimms, dimm_slots=slots)

@@ -7,7 +7,6 @@ import contextlib
 import csv
 import re
 import xml.etree.ElementTree as ET
-from dataclasses import replace
 from typing import Any
 
 from fleetbench.inventory import NvidiaGpu, NvidiaInfo, NvLink, Topology
@@ -267,8 +266,8 @@ def parse_topo(text: str) -> Topology | NotAvailable:
 
 
 def with_nvlinks(info: NvidiaInfo, links: dict[int, tuple[NvLink, ...]], source: str) -> NvidiaInfo:
-    gpus = tuple(replace(g, nvlinks=links.get(g.index, g.nvlinks)) for g in info.gpus)
-    return replace(info, gpus=gpus, nvlink_source=source)
+    gpus = tuple(g.model_copy(update={"nvlinks": links.get(g.index, g.nvlinks)}) for g in info.gpus)
+    return info.model_copy(update={"gpus": gpus, "nvlink_source": source})
 
 
 # ---------------------------------------------------------------- runners
@@ -383,4 +382,4 @@ def collect(deadline: float | None = None, use_nvml: bool = True) -> NvidiaInfo 
             info = with_nvlinks(info, links, "nvidia-smi nvlink -s")
     topo_out = run_tool(["nvidia-smi", "topo", "-m"], timeout=remaining(deadline, 5.0))
     topo = topo_out.error if topo_out.error is not None else parse_topo(topo_out.stdout)
-    return replace(info, topology=topo)
+    return info.model_copy(update={"topology": topo})

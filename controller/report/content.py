@@ -16,7 +16,15 @@ from fleetbench.figures import Figures
 from ..plan import CapacityCase, HardwareCase
 from ..verdict import Reason, fmt_value
 from .i18n import TEXT, t
-from .model import CaseReport, EvalScoreRow, RunReport, SweepAverageRow, SweepPointRow, VerdictRow
+from .model import (
+    CaseReport,
+    EvalScoreRow,
+    RunReport,
+    SweepAverageRow,
+    SweepPointRow,
+    VerdictRow,
+    at_point,
+)
 
 # The summary's rows: evalscope's "Benchmarking summary" (seed 000), in its order, plus TPM; labels, units and
 # formats come from the figure catalogue (fleetbench/figure_catalog.py).
@@ -83,15 +91,14 @@ def verdict_text(label: str, lang: str) -> str:
     return t(f"verdict.{label}", lang) if label in STATES else label
 
 
-def scope_name(scope: str, lang: str, case: CaseReport | None = None) -> str:
-    """A scope as shown: "cluster" in the report's language; a sweep verdict's "cluster @ point" likewise. With
-    `case`, a cluster whose figures leave out a failed node reads "cluster (n of N nodes)"."""
-    base, sep, point = scope.partition(" @ ")
-    if base != "cluster":
-        return scope
+def scope_name(scope: str, lang: str, case: CaseReport | None = None, point: str = "") -> str:
+    """A scope as shown: "cluster" in the report's language, then the sweep `point` if any ("cluster @ point").
+    With `case`, a cluster whose figures leave out a failed node reads "cluster (n of N nodes)"."""
+    if scope != "cluster":
+        return scope + at_point(point)
     part = case.partial(point) if case is not None else None
     name = t("scope.cluster_partial", lang, n=part[0], total=part[1]) if part else t("scope.cluster", lang)
-    return name + sep + point
+    return name + at_point(point)
 
 
 def official_text(official: float, tolerance: float, lang: str) -> str:
@@ -293,7 +300,7 @@ def expectation_lines(report: RunReport, case: CaseReport, lang: str) -> list[st
 
 
 def verdict_table(case: CaseReport, lang: str) -> Table:
-    rows = [[scope_name(v.scope, lang, case), v.figure, op_text(v, lang), threshold_value(v, lang),
+    rows = [[scope_name(v.scope, lang, case, v.point), v.figure, op_text(v, lang), threshold_value(v, lang),
              measured_text(v.figure, v.measured, lang),
              verdict_text(v.label, lang) + (f" ({v.note})" if v.note else "")]
             for v in case.verdicts]
@@ -569,7 +576,7 @@ def invalid_lines(case: CaseReport, lang: str) -> list[str]:
         return []
     failed = "; ".join(
         t("case.check_line", lang, check=check_name(v.name, lang), scope=scope_name(v.scope, lang, case),
-          point=f" @ {v.point}" if v.point else "", measured=value_text(v.measured, lang) or t("na", lang),
+          point=at_point(v.point), measured=value_text(v.measured, lang) or t("na", lang),
           bound=value_text(signs(v.bound), lang) or t("na", lang))
         for v in case.failed_checks)
     return [t("case.invalid", lang, checks=failed or t("none", lang))]
@@ -852,7 +859,7 @@ def reason_text(r: Reason, lang: str, case: CaseReport | None = None, with_scope
         if r.threshold else ""
     state = verdict_text(r.state.value, lang)
     if not with_scope:  # inside its case's table: the sweep point only
-        return t("reason.short", lang, state=state, point=f" @ {point}" if point else "", what=what,
+        return t("reason.short", lang, state=state, point=at_point(point), what=what,
                  measured=measured, expected=expected)
     if not r.case_id and not scope:
         return t("reason.run", lang, state=state, what=what, measured=measured, expected=expected)

@@ -14,7 +14,7 @@ from typing import Any
 from fleetbench.figure_catalog import FIGURES
 from fleetbench.figures import DEFINITIONS, Figures
 
-from .model import RunReport
+from .model import RunReport, VerdictRow
 
 SCHEMA = "fleetbench.report/1"
 
@@ -27,6 +27,12 @@ def _num(v: Any) -> Any:
     if isinstance(v, list | tuple):
         return [_num(x) for x in v]
     return v
+
+
+def _verdict(v: VerdictRow) -> dict[str, Any]:
+    """An expectation's verdict; `scope` as the document has always given it ("cluster @ <point>" for a sweep)."""
+    row = {k: x for k, x in asdict(v).items() if k != "point"}
+    return _num(row | {"scope": v.where, "label": v.label})
 
 
 def _figures(f: Figures | None) -> dict[str, Any] | None:
@@ -88,7 +94,7 @@ def report_document(report: RunReport) -> dict[str, Any]:
                 "long_context": [_num(asdict(r)) for r in c.long_context],
                 "saturation": c.saturation,
                 "evalscope_summaries": c.evalscope_summaries,
-                "verdicts": [_num(asdict(v)) | {"label": v.label} for v in c.verdicts],
+                "verdicts": [_verdict(v) for v in c.verdicts],
                 "case_type": c.case_type,
                 "sweep": [
                     {"scope": r.scope, "point": r.point, "input_tokens": r.input_tokens,

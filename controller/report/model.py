@@ -45,9 +45,15 @@ class NodeInfo:
     rtt_s: float
 
 
+def at_point(point: str) -> str:
+    """What follows a scope for a sweep's point (" @ in128-out128-p4-n40-loop1"), "" for any other case: the
+    one place the tables and lines name a point after its scope."""
+    return f" @ {point}" if point else ""
+
+
 @dataclass(frozen=True)
 class VerdictRow:
-    scope: str
+    scope: str  # a node name or "cluster"
     figure: str
     op: str
     threshold: float
@@ -55,6 +61,12 @@ class VerdictRow:
     passed: bool
     note: str
     tolerance: float = 0.0  # op "official": passes when measured >= threshold - tolerance
+    point: str = ""  # the sweep point the expectation was judged at; "" for other cases
+
+    @property
+    def where(self) -> str:
+        """The scope as shown untranslated (XLSX, JSON): "cluster @ in128-out128-p4-n40-loop1" for a point."""
+        return self.scope + at_point(self.point)
 
     @property
     def label(self) -> str:
@@ -465,10 +477,10 @@ def node_command(plan: Plan, case_id: str, endpoints: dict[str, str]) -> str:
     return "\n".join([*lines, equivalent_command(plan, case_id, f"${var}")])
 
 
-def _verdict_rows(rows: list[dict[str, Any]], scope_suffix: str = "") -> list[VerdictRow]:
-    return [VerdictRow(v["scope"] + scope_suffix, v["figure"], v["op"], v["threshold"],
+def _verdict_rows(rows: list[dict[str, Any]], point: str = "") -> list[VerdictRow]:
+    return [VerdictRow(v["scope"], v["figure"], v["op"], v["threshold"],
                        math.nan if v["measured"] is None else v["measured"], bool(v["passed"]), v["note"] or "",
-                       v.get("tolerance") or 0.0)
+                       v.get("tolerance") or 0.0, point)
             for v in rows]
 
 
@@ -703,7 +715,7 @@ def load_report(store: Store, run_id: str) -> RunReport:
         verdict_rows = []
         for v in ordered:
             point = point_of(v["case_id"])
-            verdict_rows += _verdict_rows([v], f" @ {point}" if point else "")
+            verdict_rows += _verdict_rows([v], point)
 
         # partial clusters: a step whose cluster figures leave out nodes whose job failed
         partial: dict[str, tuple[int, int]] = {}

@@ -200,7 +200,7 @@ def _verdicts(wb: Workbook, report: RunReport, lang: str) -> None:
               t("col.note", lang)])
     for case in report.cases:
         for v in case.verdicts:
-            s.row([case.case_id, v.scope, v.figure, v.op, v.threshold, v.tolerance, v.measured,
+            s.row([case.case_id, v.where, v.figure, v.op, v.threshold, v.tolerance, v.measured,
                    c.verdict_text(v.label, lang), v.note])
 
 

@@ -15,13 +15,10 @@ import json
 import math
 import sqlite3
 import subprocess
-import sys
 
 import pytest
 
-from fleetbench.controller.localfleet import LocalFleet
 from fleetbench.controller.specs import split_share
-from fleetbench.endpoint.tokenizer import ensure_demo_tokenizer
 from fleetbench.figures import compute_figures
 from fleetbench.records import RequestRecord
 
@@ -68,14 +65,11 @@ cases:
 """
 
 
-def _run(tmp, plan_text: str, nodes: str, fleet) -> tuple[subprocess.CompletedProcess[str], sqlite3.Connection, dict]:
+def _run(tmp, plan_text: str, fleet) -> tuple[subprocess.CompletedProcess[str], sqlite3.Connection, dict]:
     db = tmp / "s.sqlite"
     plan = tmp / "plan.yaml"
     plan.write_text(plan_text)
-    fleet_file = fleet.write_fleet_file(tmp / "fleet.yaml")
-    proc = subprocess.run([sys.executable, "-m", "fleetbench.controller", "run", "--plan", str(plan), "--nodes",
-                           nodes, "--fleet", str(fleet_file), "--db", str(db), "--out", str(tmp / "out"), "-q"],
-                          capture_output=True, text=True, timeout=590)
+    proc = fleet.run(plan, db, tmp / "out", timeout=590)
     assert proc.returncode == 0, proc.stderr[-4000:]
     con = sqlite3.connect(db)
     con.row_factory = sqlite3.Row
@@ -83,23 +77,20 @@ def _run(tmp, plan_text: str, nodes: str, fleet) -> tuple[subprocess.CompletedPr
 
 
 @pytest.fixture(scope="module")
-def by_rate(tmp_path_factory):
+def by_rate(local_fleet, demo_tokenizer, tmp_path_factory):
     tmp = tmp_path_factory.mktemp("capacity_rate")
-    with LocalFleet(tmp / "fleet", size=1, ttft_ms=100, tpot_ms=20,
-                    extra_endpoint_args=["--max-concurrency", str(LIMIT)]) as fleet:
-        proc, con, doc = _run(tmp, RATE_PLAN.format(tok=ensure_demo_tokenizer(tmp / "tok"), probe_s=PROBE_S), "n1",
-                              fleet)
+    fleet = local_fleet(1, ttft_ms=100, tpot_ms=20, extra_endpoint_args=["--max-concurrency", str(LIMIT)])
+    proc, con, doc = _run(tmp, RATE_PLAN.format(tok=demo_tokenizer, probe_s=PROBE_S), fleet)
     return proc, con, doc, tmp
 
 
 @pytest.fixture(scope="module")
-def split(tmp_path_factory):
+def split(local_fleet, demo_tokenizer, tmp_path_factory):
     tmp = tmp_path_factory.mktemp("capacity_split")
     log = tmp / "n1-endpoint.jsonl"
-    with LocalFleet(tmp / "fleet", size=3, ttft_ms=150, tpot_ms=10, node_endpoint_args={
-            "n1": ["--max-concurrency", str(LIMIT), "--log", str(log)]}) as fleet:
-        proc, con, doc = _run(tmp, SPLIT_PLAN.format(url=fleet.nodes[0].endpoint,
-                                                     tok=ensure_demo_tokenizer(tmp / "tok")), "n1,n2,n3", fleet)
+    fleet = local_fleet(3, ttft_ms=150, tpot_ms=10,
+                        node_endpoint_args={"n1": ["--max-concurrency", str(LIMIT), "--log", str(log)]})
+    proc, con, doc = _run(tmp, SPLIT_PLAN.format(url=fleet.nodes[0].endpoint, tok=demo_tokenizer), fleet)
     return proc, con, doc, log, tmp
 
 

@@ -6,33 +6,23 @@ from __future__ import annotations
 
 import json
 import sqlite3
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from support.fleets import Fleet, ctl
 
-from fleetbench.controller.localfleet import LocalFleet, free_port
+from fleetbench.controller.localfleet import free_port
 
 pytestmark = pytest.mark.integration
 
-CTL = [sys.executable, "-m", "fleetbench.controller"]
-
-
-def ctl(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([*CTL, *args], capture_output=True, text=True, timeout=120, cwd=cwd)
-
 
 @pytest.fixture(scope="module")
-def fleet(tmp_path_factory):
-    work = tmp_path_factory.mktemp("invfleet")
-    with LocalFleet(work, size=3) as f:
-        f.write_fleet_file(work / "fleet.yaml")
-        yield work, f
+def fleet(local_fleet) -> Fleet:
+    return local_fleet(3)
 
 
-def test_table_check_snapshot_and_diff(fleet):
-    work, f = fleet
+def test_table_check_snapshot_and_diff(fleet: Fleet) -> None:
+    work, f = fleet.work, fleet.local
     db = str(work / "store.sqlite")
     args = ("inventory", "--nodes", "n1,n2,n3", "--fleet", str(work / "fleet.yaml"), "--db", db)
     first = ctl(*args, cwd=work)
@@ -73,8 +63,8 @@ def test_table_check_snapshot_and_diff(fleet):
     ]
 
 
-def test_json_output(fleet):
-    work, f = fleet
+def test_json_output(fleet: Fleet) -> None:
+    work, f = fleet.work, fleet.local
     proc = ctl("inventory", "--nodes", "n1,n2", "--fleet", str(work / "fleet.yaml"), "--db",
                str(work / "json.sqlite"), "--json", "--check", cwd=work)
     assert proc.returncode == 0, proc.stderr
@@ -86,8 +76,8 @@ def test_json_output(fleet):
     assert inv["schema"] == "fleetbench.inventory/1" and "cpu" in inv and "nvidia" in inv
 
 
-def test_unreachable_node_exits_2_and_is_recorded(fleet):
-    work, _f = fleet
+def test_unreachable_node_exits_2_and_is_recorded(fleet: Fleet) -> None:
+    work = fleet.work
     dead = f"127.0.0.1:{free_port()}"
     db = str(work / "dead.sqlite")
     proc = ctl("inventory", "--nodes", f"n1,{dead}", "--fleet", str(work / "fleet.yaml"), "--db", db, "--check",
@@ -100,7 +90,7 @@ def test_unreachable_node_exits_2_and_is_recorded(fleet):
     assert listed[0]["nodes"] == ["n1", dead] and listed[0]["failed"] == [dead]
 
 
-def test_bad_input_is_one_line_exit_2(tmp_path):
+def test_bad_input_is_one_line_exit_2(tmp_path: Path) -> None:
     proc = ctl("inventory", "--nodes", "n1", "--db", str(tmp_path / "x.sqlite"), cwd=tmp_path)
     assert proc.returncode == 2
     assert proc.stderr.strip().startswith("error: node 'n1' is not host:port and there is no fleet file")

@@ -7,21 +7,20 @@ from __future__ import annotations
 
 import asyncio
 import io
-import json
 import time
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import pytest
+from support.fleets import Fleet
 
 from fleetbench.controller.client import AgentClient
 from fleetbench.controller.fleet import Node
-from fleetbench.controller.localfleet import LocalFleet, free_port
+from fleetbench.controller.localfleet import free_port
 from fleetbench.controller.plan import Plan, load_plan
 from fleetbench.controller.preflight import PreflightReport, run_preflight
 from fleetbench.controller.progress import QuietProgress
-from fleetbench.endpoint.tokenizer import ensure_demo_tokenizer
 from fleetbench.v1 import agent_pb2 as pb
 
 pytestmark = pytest.mark.integration
@@ -68,22 +67,10 @@ def make_plan(tmp: Path, name: str, tokenizer: Path | str, extra: str = "") -> P
 
 
 @pytest.fixture(scope="module")
-def fleet(tmp_path_factory: pytest.TempPathFactory):
+def fleet(local_fleet) -> Fleet:
     """n1: a good endpoint; n2: a strict one (422 for min_tokens/ignore_eos); n3: HTTP 200 with [DONE] only.
     Every endpoint logs each request it gets."""
-    work = tmp_path_factory.mktemp("preflight")
-    logs = {n: work / f"requests-{n}.jsonl" for n in ("n1", "n2", "n3")}
-    extra = {"n1": [], "n2": ["--strict"], "n3": ["--fault-done-only", "1"]}
-    with LocalFleet(work / "fleet", size=3, ttft_ms=20, tpot_ms=2, allow_paths=[work, GSM8K.parent],
-                    node_endpoint_args={n: [*extra[n], "--log", str(logs[n])] for n in logs}) as f:
-        f.logs = logs  # type: ignore[attr-defined]
-        f.tokenizer = ensure_demo_tokenizer(work / "tok")  # type: ignore[attr-defined]
-        f.work = work  # type: ignore[attr-defined]
-        yield f
-
-
-def requests_seen(log: Path) -> list[dict[str, Any]]:
-    return [json.loads(line) for line in log.read_text().splitlines()] if log.exists() else []
+    return local_fleet(3, log_requests=True, node_endpoint_args={"n2": ["--strict"], "n3": ["--fault-done-only", "1"]})
 
 
 def preflight(plan: Plan, nodes: list[Node], prefix: str, **kw: Any) -> tuple[PreflightReport, str]:
@@ -104,8 +91,8 @@ def by_node(report: PreflightReport, node: str) -> list[str]:
     return [p.line() for p in report.problems if p.node == node]
 
 
-def test_good_strict_and_contentless_endpoints(fleet):
-    plan = make_plan(fleet.work, "full", fleet.tokenizer, EVAL_CASE)
+def test_good_strict_and_contentless_endpoints(fleet: Fleet, demo_tokenizer: Path) -> None:
+    plan = make_plan(fleet.work, "full", demo_tokenizer, EVAL_CASE)
     t0 = time.time()
     report, progress = preflight(plan, fleet.nodes, "pf-full")
     elapsed = time.time() - t0
@@ -115,7 +102,7 @@ def test_good_strict_and_contentless_endpoints(fleet):
     assert by_node(report, "n1") == []
     names = {c["name"] for c in report.checks["n1"]}
     assert {"free_space", "evalscope", "tokenizer", "dataset", "endpoint", "request"} <= names
-    seen = requests_seen(fleet.logs["n1"])
+    seen = fleet.requests_seen("n1")
     assert len(seen) == PERF_SHAPES + 1
     completions = [r for r in seen if r["path"] == "/v1/completions"]
     assert len(completions) == PERF_SHAPES
@@ -134,13 +121,13 @@ def test_good_strict_and_contentless_endpoints(fleet):
             p.hint.startswith("the engine rejects fields the case sends (min_tokens")
         assert "set `fixed_output: false` on the case to send only max_tokens" in p.hint
         assert p.line().startswith(f"n2: case {p.case_id}: endpoint answered HTTP 422: ")
-    assert len(requests_seen(fleet.logs["n2"])) <= PERF_SHAPES + 1
+    assert len(fleet.requests_seen("n2")) <= PERF_SHAPES + 1
 
     # n3: HTTP 200 with only `data: [DONE]` is no answer: every shape, and the eval's request too
     n3 = [p for p in report.problems if p.node == "n3"]
     assert {p.case_id for p in n3} == {"load", "conc@in32-out4", "conc@in64-out4", "long", "acc"}
     assert all(p.detail.startswith("empty reply") and p.status == 200 for p in n3)
-    assert len(requests_seen(fleet.logs["n3"])) == PERF_SHAPES + 1
+    assert len(fleet.requests_seen("n3")) == PERF_SHAPES + 1
 
     assert report.failed_nodes() == ["n2", "n3"] and not report.ok
     assert "case preflight: started on n1, n2, n3" in progress
@@ -158,11 +145,11 @@ cases:
 """
 
 
-def test_fixed_output_false_is_what_a_strict_engine_takes(fleet):
+def test_fixed_output_false_is_what_a_strict_engine_takes(fleet: Fleet, demo_tokenizer: Path) -> None:
     """An engine that refuses min_tokens (transformers serve): a case with `fixed_output: false` sends only
     max_tokens and passes preflight there; the same case without it is refused, as before."""
     path = fleet.work / "strict.yaml"
-    path.write_text(STRICT_PLAN.format(tokenizer=fleet.tokenizer))
+    path.write_text(STRICT_PLAN.format(tokenizer=demo_tokenizer))
     n2 = [n for n in fleet.nodes if n.name == "n2"]
     report, _ = preflight(load_plan(path), n2, "pf-strict")
     problems = [p for p in report.problems if p.node == "n2"]
@@ -170,10 +157,10 @@ def test_fixed_output_false_is_what_a_strict_engine_takes(fleet):
     assert "min_tokens" in problems[0].body
 
 
-def test_nothing_listening_and_missing_tokenizer(fleet):
+def test_nothing_listening_and_missing_tokenizer(fleet: Fleet) -> None:
     dead = f"http://127.0.0.1:{free_port()}/v1/completions"
     n1 = replace(fleet.nodes[0], endpoint=dead)
-    before = len(requests_seen(fleet.logs["n1"]))
+    before = len(fleet.requests_seen("n1"))
     plan = make_plan(fleet.work, "notok", fleet.work / "no-such-tokenizer")
     report, _ = preflight(plan, [n1], "pf-dead")
     lines = report.lines()
@@ -187,11 +174,11 @@ def test_nothing_listening_and_missing_tokenizer(fleet):
     assert "Connection refused" in ep.detail
     assert ep.hint.startswith(f"is the engine listening at {dead} on node n1?")
     assert len(lines) == 2  # one line for the port, not one per case
-    assert len(requests_seen(fleet.logs["n1"])) == before
+    assert len(fleet.requests_seen("n1")) == before
 
 
-def test_unreachable_busy_and_slow_agents(fleet):
-    plan = make_plan(fleet.work, "agents", fleet.tokenizer)
+def test_unreachable_busy_and_slow_agents(fleet: Fleet, demo_tokenizer: Path) -> None:
+    plan = make_plan(fleet.work, "agents", demo_tokenizer)
     n2, n3 = fleet.nodes[1], fleet.nodes[2]
     gone = Node("n9", f"127.0.0.1:{free_port()}", endpoint=n2.endpoint)
 
@@ -199,7 +186,7 @@ def test_unreachable_busy_and_slow_agents(fleet):
         """A perf job that waits for a start instant 10 minutes away: the agent is busy, nothing is sent."""
         client = AgentClient(node)
         try:
-            spec = {"url": node.endpoint, "model": "demo", "tokenizer_path": str(fleet.tokenizer), "number": 1,
+            spec = {"url": node.endpoint, "model": "demo", "tokenizer_path": str(demo_tokenizer), "number": 1,
                     "parallel": 1, "input_tokens": 8, "output_tokens": 2}
             await client.start_job("holder", pb.JOB_KIND_PERF, spec, time.time() + 600)
         finally:

@@ -8,25 +8,20 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import sqlite3
-import subprocess
-import sys
 
 import pytest
 from openpyxl import load_workbook
+from support.fleets import Fleet, ctl
 
 from fleetbench.controller.aggregate import DatasetScore, Verdict
-from fleetbench.controller.localfleet import LocalFleet
 from fleetbench.controller.plan import Expectation
 from fleetbench.controller.report.i18n import t
 from fleetbench.controller.report.model import load_report
 from fleetbench.controller.report.xlsx import REQUEST_COLUMNS, raw_requests, write_xlsx
 from fleetbench.controller.store import Store
-from fleetbench.endpoint.tokenizer import ensure_demo_tokenizer
 
 pytestmark = pytest.mark.integration
-CTL = [sys.executable, "-m", "fleetbench.controller"]
 
 PLAN = """\
 name: report formats
@@ -57,16 +52,13 @@ cases:
 
 
 @pytest.fixture(scope="module")
-def formats_run(tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("formats")
+def formats_run(local_fleet, demo_tokenizer):
+    fleet: Fleet = local_fleet(2)
+    tmp = fleet.work
     plan = tmp / "plan.yaml"
-    plan.write_text(PLAN.format(tokenizer=ensure_demo_tokenizer(tmp / "tok")))
+    plan.write_text(PLAN.format(tokenizer=demo_tokenizer))
     db = tmp / "fb.sqlite"
-    with LocalFleet(tmp / "fleet", size=2, ttft_ms=20, tpot_ms=2) as fleet:
-        fleet_file = fleet.write_fleet_file(tmp / "fleet.yaml")
-        proc = subprocess.run([*CTL, "run", "--plan", str(plan), "--nodes", "n1,n2", "--fleet", str(fleet_file),
-                               "--db", str(db), "--out", str(tmp / "out"), "-q"], capture_output=True, text=True,
-                              timeout=500, env=dict(os.environ, FLEETBENCH_START_LEAD_S="5"))
+    proc = fleet.run(plan, db, tmp / "out", timeout=500, start_lead_s=5)
     assert proc.returncode == 0, proc.stderr[-3000:]
     con = sqlite3.connect(db)
     con.row_factory = sqlite3.Row
@@ -236,19 +228,16 @@ def test_eval_scores_in_xlsx_and_json_equal_the_store(tmp_path):
 
 def test_report_command_formats_languages_and_errors(formats_run, tmp_path):
     _, db, _, run_id = formats_run
-    base = [*CTL, "report", run_id, "--db", str(db)]
-    proc = subprocess.run([*base, "--format", "html", "--lang", "zh", "--out", str(tmp_path / "r.html")],
-                          capture_output=True, text=True, timeout=120)
+    base = ("report", run_id, "--db", str(db))
+    proc = ctl(*base, "--format", "html", "--lang", "zh", "--out", str(tmp_path / "r.html"))
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == str(tmp_path / "r.html")
     text = (tmp_path / "r.html").read_text()
     assert '<html lang="zh-CN">' in text and "测试环境" in text and "结论" in text
-    proc = subprocess.run([*base, "--format", "md", "--lang", "zh", "--out", str(tmp_path / "d")],
-                          capture_output=True, text=True, timeout=120)
+    proc = ctl(*base, "--format", "md", "--lang", "zh", "--out", str(tmp_path / "d"))
     assert proc.returncode == 0 and (tmp_path / "d" / f"{run_id}.zh.md").read_text().startswith("# 验收测试报告")
     for flag, value, word in (("--format", "pdf", "format"), ("--lang", "fr", "language")):
-        proc = subprocess.run([*base, flag, value, "--out", str(tmp_path / "bad")], capture_output=True, text=True,
-                              timeout=120)
+        proc = ctl(*base, flag, value, "--out", str(tmp_path / "bad"))
         assert proc.returncode == 2
         assert proc.stderr.strip().count("\n") == 0 and f"unknown report {word} '{value}'" in proc.stderr
         assert "Traceback" not in proc.stderr

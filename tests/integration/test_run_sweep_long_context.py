@@ -5,21 +5,16 @@ averages are the mean of the loops, and the long-context case reports its one re
 from __future__ import annotations
 
 import json
-import os
 import sqlite3
-import subprocess
-import sys
 
 import pytest
+from support.fleets import Fleet
 
-from fleetbench.controller.localfleet import LocalFleet
 from fleetbench.controller.report.model import load_report
 from fleetbench.controller.store import Store
-from fleetbench.endpoint.tokenizer import ensure_demo_tokenizer
 from fleetbench.figures import compute_figures
 
 pytestmark = pytest.mark.integration
-CTL = [sys.executable, "-m", "fleetbench.controller"]
 
 PLAN = """\
 name: kinds
@@ -48,16 +43,12 @@ LABELS = ["in16-out8-p1-n2-loop1", "in16-out8-p2-n4-loop1", "in16-out8-p1-n2-loo
 
 
 @pytest.fixture(scope="module")
-def kinds_run(tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("kinds")
-    plan = tmp / "plan.yaml"
-    plan.write_text(PLAN.format(tokenizer=ensure_demo_tokenizer(tmp / "tok")))
-    db = tmp / "fb.sqlite"
-    with LocalFleet(tmp / "fleet", size=2, ttft_ms=20, tpot_ms=2) as fleet:
-        fleet_file = fleet.write_fleet_file(tmp / "fleet.yaml")
-        proc = subprocess.run([*CTL, "run", "--plan", str(plan), "--nodes", "n1,n2", "--fleet", str(fleet_file),
-                               "--db", str(db), "--out", str(tmp / "out"), "-q"], capture_output=True, text=True,
-                              timeout=400, env=dict(os.environ, FLEETBENCH_START_LEAD_S="5"))
+def kinds_run(local_fleet, demo_tokenizer):
+    fleet: Fleet = local_fleet(2)
+    plan = fleet.work / "plan.yaml"
+    plan.write_text(PLAN.format(tokenizer=demo_tokenizer))
+    db = fleet.work / "fb.sqlite"
+    proc = fleet.run(plan, db, fleet.work / "out", timeout=400, start_lead_s=5)
     assert proc.returncode == 0, proc.stderr[-3000:]
     con = sqlite3.connect(db)
     con.row_factory = sqlite3.Row

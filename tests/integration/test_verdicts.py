@@ -3,8 +3,9 @@ simulated endpoints on loopback: a run that could not be done is ERROR (exit 2, 
 run whose requests all failed is FAIL (exit 1), a measurement the nodes did not start together is INVALID
 (exit 3), an interrupted run is INCOMPLETE (exit 3) until `ctl resume` completes it.
 
-Each fleet is module-scoped and shared by the tests that need its kind of endpoint or agent hook; every
-test waits for its agents to be idle first, so one test's leftovers show up as that test's failure.
+Each fleet (tests/conftest.py's local_fleet) is module-scoped and shared by the tests that need its kind of
+endpoint or agent hook; every test waits for its agents to be idle first, so one test's leftovers show up as
+that test's failure.
 """
 
 from __future__ import annotations
@@ -14,26 +15,21 @@ import re
 import signal
 import sqlite3
 import subprocess
-import sys
 import time
-import urllib.request
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
+from support.fleets import Fleet, rows, wait_for
+from support.processes import CTL
 
-from fleetbench.controller.localfleet import LocalFleet, wait_for_port
+from fleetbench.controller.localfleet import wait_for_port
 from fleetbench.endpoint.config import FaultConfig
 from fleetbench.endpoint.server import _pick_fault
-from fleetbench.endpoint.tokenizer import ensure_demo_tokenizer
 
 pytestmark = pytest.mark.integration
 
-CTL = [sys.executable, "-m", "fleetbench.controller"]
 RUN_TIMEOUT_S = 420  # one ctl run on a loaded 2-core machine: preflight + one small case take 20-80 s
-AGENT_BUSY = (1, 2, 7)  # agent job states queued, running, ready
 CANCELLED = 5
 
 CASE = """\
@@ -47,54 +43,6 @@ CASE = """\
 
 
 # --- helpers -------------------------------------------------------------------------------------------
-
-
-@dataclass
-class Fleet:
-    local: LocalFleet
-    fleet_file: Path
-    work: Path
-
-    def node(self, name: str) -> Any:
-        return next(n for n in self.local.nodes if n.name == name)
-
-    def stats(self, name: str) -> dict[str, Any]:
-        """What the node's simulated endpoint counted: requests received, rejected, answered, faulted."""
-        base = self.node(name).endpoint.split("/v1", 1)[0]
-        with urllib.request.urlopen(base + "/fleetbench/stats", timeout=10) as resp:
-            return dict(json.loads(resp.read()))
-
-    def agent_jobs(self, name: str) -> list[sqlite3.Row]:
-        return rows(self.work / "agents" / name / "agent.sqlite", "SELECT * FROM jobs ORDER BY created_at")
-
-    def wait_idle(self, timeout: float = 120) -> None:
-        """No job queued, running or ready on any agent (a previous test's job would make this one's busy)."""
-        names = [n.name for n in self.local.nodes]
-        wait_for(lambda: not any(j["state"] in AGENT_BUSY for n in names for j in self.agent_jobs(n)), timeout,
-                 "every agent to be idle")
-
-
-def rows(db: Path, sql: str, args: tuple[Any, ...] = ()) -> list[sqlite3.Row]:
-    if not db.exists():
-        return []
-    con = sqlite3.connect(db, timeout=10)
-    con.row_factory = sqlite3.Row
-    try:
-        return con.execute(sql, args).fetchall()
-    finally:
-        con.close()
-
-
-def wait_for(predicate: Callable[[], bool], timeout: float, what: str) -> None:
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        try:
-            if predicate():
-                return
-        except sqlite3.Error:
-            pass
-        time.sleep(0.3)
-    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
 
 
 def write_plan(path: Path, tok: Path, *cases: dict[str, Any]) -> Path:
@@ -169,12 +117,6 @@ def assert_complete_once(db: Path, run_id: str, case_id: str, nodes: list[str], 
 
 
 
-def start_fleet(work: Path, size: int, **kwargs: Any) -> Iterator[Fleet]:
-    with LocalFleet(work / "fleet", size=size, allow_paths=[work.parent], **kwargs) as local:  # `tok` is beside
-        fleet = Fleet(local, local.write_fleet_file(work / "fleet.yaml"), work / "fleet")
-        yield fleet
-
-
 # --- fleets ------------------------------------------------------------------------------------------
 
 FAULT_NUMBER = 8  # requests per node of the failing case
@@ -192,53 +134,44 @@ def seed_failing_after_first(fraction: float, failing: int) -> int:
 
 
 @pytest.fixture(scope="module")
-def tok(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return ensure_demo_tokenizer(tmp_path_factory.mktemp("tok"))
-
-
-@pytest.fixture(scope="module")
-def strict_fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fleet]:
+def strict_fleet(local_fleet) -> Fleet:
     """Endpoints that answer HTTP 422 to min_tokens/ignore_eos, as `transformers serve` does."""
-    yield from start_fleet(tmp_path_factory.mktemp("strict"), 2, ttft_ms=20, tpot_ms=2,
-                           extra_endpoint_args=["--strict"])
+    return local_fleet(2, extra_endpoint_args=["--strict"])
 
 
 @pytest.fixture(scope="module")
-def failing_fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fleet]:
+def failing_fleet(local_fleet) -> Fleet:
     """Endpoints that answer the preflight's request and then HTTP 429 to every request of the load."""
     seed = seed_failing_after_first(0.9, 5 * FAULT_NUMBER)
-    yield from start_fleet(tmp_path_factory.mktemp("failing"), 2, ttft_ms=20, tpot_ms=2,
-                           extra_endpoint_args=["--fault-http", "0.9", "--fault-http-status", "429",
-                                                "--fault-seed", str(seed)])
+    return local_fleet(2, extra_endpoint_args=["--fault-http", "0.9", "--fault-http-status", "429",
+                                               "--fault-seed", str(seed)])
 
 
 @pytest.fixture(scope="module")
-def fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fleet]:
+def fleet(local_fleet) -> Fleet:
     """Three plain nodes: busy agents, Ctrl-C and a lost agent."""
-    yield from start_fleet(tmp_path_factory.mktemp("plain"), 3, ttft_ms=50, tpot_ms=20)
+    return local_fleet(3, ttft_ms=50, tpot_ms=20)
 
 
 @pytest.fixture(scope="module")
-def slow_fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fleet]:
+def slow_fleet(local_fleet) -> Fleet:
     """n2's jobs prepare 5 s longer than the others'."""
-    yield from start_fleet(tmp_path_factory.mktemp("slow"), 3, ttft_ms=20, tpot_ms=5,
-                           agent_env={"n2": {"FLEETBENCH_TEST_PREPARE_DELAY_S": "5"}})
+    return local_fleet(3, tpot_ms=5, agent_env={"n2": {"FLEETBENCH_TEST_PREPARE_DELAY_S": "5"}})
 
 
 @pytest.fixture(scope="module")
-def late_fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fleet]:
+def late_fleet(local_fleet) -> Fleet:
     """n3 sends its first request 1 s after the common start instant."""
-    yield from start_fleet(tmp_path_factory.mktemp("late"), 3, ttft_ms=20, tpot_ms=5,
-                           agent_env={"n3": {"FLEETBENCH_TEST_START_DELAY_S": "1.0"}})
+    return local_fleet(3, tpot_ms=5, agent_env={"n3": {"FLEETBENCH_TEST_START_DELAY_S": "1.0"}})
 
 
 # --- ERROR: could not run ----------------------------------------------------------------------------
 
 
 def test_engine_refusing_request_fields_is_error_in_seconds_with_no_load_and_no_report(
-        strict_fleet: Fleet, tok: Path, tmp_path: Path) -> None:
+        strict_fleet: Fleet, demo_tokenizer: Path, tmp_path: Path) -> None:
     strict_fleet.wait_idle()
-    plan = write_plan(tmp_path / "plan.yaml", tok, case("short", input=16), case("longer", input=32))
+    plan = write_plan(tmp_path / "plan.yaml", demo_tokenizer, case("short", input=16), case("longer", input=32))
     db, out = tmp_path / "s.sqlite", tmp_path / "out"
     before = {n: strict_fleet.stats(n)["received"] for n in ("n1", "n2")}
     proc, wall = ctl_run(strict_fleet, plan, "n1,n2", db, out)
@@ -265,11 +198,11 @@ def test_engine_refusing_request_fields_is_error_in_seconds_with_no_load_and_no_
 
 
 def test_second_controller_against_busy_agents_is_error_and_sends_nothing(
-        fleet: Fleet, tok: Path, tmp_path: Path) -> None:
+        fleet: Fleet, demo_tokenizer: Path, tmp_path: Path) -> None:
     fleet.wait_idle()
     number = 8  # 2 streams × 4 rounds × (50 ms + 200 × 20 ms): about 16 s of load per node
-    plan_a = write_plan(tmp_path / "a.yaml", tok, case("long", parallel=2, number=number, output=200))
-    plan_b = write_plan(tmp_path / "b.yaml", tok, case("other"))
+    plan_a = write_plan(tmp_path / "a.yaml", demo_tokenizer, case("long", parallel=2, number=number, output=200))
+    plan_b = write_plan(tmp_path / "b.yaml", demo_tokenizer, case("other"))
     db_a, db_b = tmp_path / "a.sqlite", tmp_path / "b.sqlite"
     nodes = ["n1", "n2", "n3"]
     before = {n: fleet.stats(n)["received"] for n in nodes}
@@ -303,9 +236,10 @@ def test_second_controller_against_busy_agents_is_error_and_sends_nothing(
 # --- FAIL: the servers did not meet an expectation ---------------------------------------------------
 
 
-def test_case_whose_requests_all_fail_is_fail_never_pass(failing_fleet: Fleet, tok: Path, tmp_path: Path) -> None:
+def test_case_whose_requests_all_fail_is_fail_never_pass(failing_fleet: Fleet, demo_tokenizer: Path,
+                                                         tmp_path: Path) -> None:
     failing_fleet.wait_idle()
-    plan = write_plan(tmp_path / "plan.yaml", tok, case("load", number=FAULT_NUMBER))  # no `expect`
+    plan = write_plan(tmp_path / "plan.yaml", demo_tokenizer, case("load", number=FAULT_NUMBER))  # no `expect`
     db, out = tmp_path / "s.sqlite", tmp_path / "out"
     proc, _ = ctl_run(failing_fleet, plan, "n1,n2", db, out)
     # the premise: each endpoint answered the preflight and faulted every request of the load
@@ -334,10 +268,10 @@ def test_case_whose_requests_all_fail_is_fail_never_pass(failing_fleet: Fleet, t
 # --- INVALID: the nodes did not start together --------------------------------------------------------
 
 
-def test_slow_preparing_node_delays_the_common_start_not_the_skew(slow_fleet: Fleet, tok: Path,
+def test_slow_preparing_node_delays_the_common_start_not_the_skew(slow_fleet: Fleet, demo_tokenizer: Path,
                                                                    tmp_path: Path) -> None:
     slow_fleet.wait_idle()
-    plan = write_plan(tmp_path / "plan.yaml", tok, case("load", parallel=2, number=6))
+    plan = write_plan(tmp_path / "plan.yaml", demo_tokenizer, case("load", parallel=2, number=6))
     db = tmp_path / "s.sqlite"
     proc, _ = ctl_run(slow_fleet, plan, "n1,n2,n3", db, tmp_path / "out")
     assert proc.returncode == 0, proc.stderr[-3000:]
@@ -358,9 +292,10 @@ def test_slow_preparing_node_delays_the_common_start_not_the_skew(slow_fleet: Fl
     assert case_states(db, run_id)[("load", "case")] == "pass"
 
 
-def test_node_that_misses_the_start_makes_the_case_invalid(late_fleet: Fleet, tok: Path, tmp_path: Path) -> None:
+def test_node_that_misses_the_start_makes_the_case_invalid(late_fleet: Fleet, demo_tokenizer: Path,
+                                                           tmp_path: Path) -> None:
     late_fleet.wait_idle()
-    plan = write_plan(tmp_path / "plan.yaml", tok, case("load", parallel=2, number=6))
+    plan = write_plan(tmp_path / "plan.yaml", demo_tokenizer, case("load", parallel=2, number=6))
     db = tmp_path / "s.sqlite"
     proc, _ = ctl_run(late_fleet, plan, "n1,n2,n3", db, tmp_path / "out")
     assert proc.returncode == 3, proc.stderr[-3000:]
@@ -381,11 +316,11 @@ def test_node_that_misses_the_start_makes_the_case_invalid(late_fleet: Fleet, to
 # --- INCOMPLETE: interrupted, then completed by `ctl resume` -----------------------------------------
 
 
-def test_ctrl_c_is_incomplete_cancels_the_jobs_and_resume_completes_the_run(fleet: Fleet, tok: Path,
+def test_ctrl_c_is_incomplete_cancels_the_jobs_and_resume_completes_the_run(fleet: Fleet, demo_tokenizer: Path,
                                                                             tmp_path: Path) -> None:
     fleet.wait_idle()
     number = 8  # 4 rounds of 2 × (50 ms + 100 × 20 ms): about 8 s of load per node
-    plan = write_plan(tmp_path / "plan.yaml", tok, case("load", parallel=2, number=number, output=100))
+    plan = write_plan(tmp_path / "plan.yaml", demo_tokenizer, case("load", parallel=2, number=number, output=100))
     db, out = tmp_path / "s.sqlite", tmp_path / "out"
     nodes = ["n1", "n2", "n3"]
     ctl = subprocess.Popen(run_args(fleet, plan, ",".join(nodes), db, out), stdout=subprocess.PIPE,
@@ -418,11 +353,11 @@ def test_ctrl_c_is_incomplete_cancels_the_jobs_and_resume_completes_the_run(flee
     assert case_states(db, run["run_id"])[("load", "case")] == "pass"
 
 
-def test_agent_killed_mid_case_then_restarted_resume_completes_its_records(fleet: Fleet, tok: Path,
+def test_agent_killed_mid_case_then_restarted_resume_completes_its_records(fleet: Fleet, demo_tokenizer: Path,
                                                                            tmp_path: Path) -> None:
     fleet.wait_idle()
     number = 8
-    plan = write_plan(tmp_path / "plan.yaml", tok, case("load", parallel=2, number=number, output=100))
+    plan = write_plan(tmp_path / "plan.yaml", demo_tokenizer, case("load", parallel=2, number=number, output=100))
     db, out = tmp_path / "s.sqlite", tmp_path / "out"
     nodes = ["n1", "n2", "n3"]
     ctl = subprocess.Popen(run_args(fleet, plan, ",".join(nodes), db, out), stdout=subprocess.PIPE,

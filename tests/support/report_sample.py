@@ -209,7 +209,7 @@ def sample_store(path: Path) -> Store:
                                           ("n2", "10.0.0.12:50051", "gpu-02", -0.0031, 0.00051)):
         store.add_node(RUN_ID, name, address=addr, endpoint=url, hostname=host, agent_version="0.1.0",
                        evalscope_version="1.14.1", clock_offset_s=offset, rtt_s=rtt,
-                       inventory_json=json.dumps(sample_inventory(host).to_dict()))
+                       inventory_json=sample_inventory(host).model_dump_json())
     reasons: list[Reason] = []
 
     def load_step(step: str, case: str, expect: Sequence[Expectation], errors: dict[str, str],
@@ -288,15 +288,21 @@ def sample_inventory(hostname: str) -> Inventory:
     of 64 GB, 8 InfiniBand ports at 400 Gb/s and two 25 GbE NICs."""
     nv = nvidia.parse_smi_xml((FIXTURES / "nvidia-h200x8" / "nvidia-smi-q-x.xml").read_text())
     assert isinstance(nv, nvidia.NvidiaInfo)
-    dimms = tuple(Dimm(f"DIMM{i}", 64 << 30, "DDR5", 4800, 4800, "", "") for i in range(32))
-    ib = tuple(IbPort(f"mlx5_{i}", 1, 400.0, "400 Gb/sec (4X NDR)", "ACTIVE", "InfiniBand") for i in range(8))
-    nics = (Nic("eth0", "mlx5_core", 25000, "up"), Nic("eth1", "mlx5_core", 25000, "up"), Nic("lo"))
+    dimms = tuple(Dimm(locator=f"DIMM{i}", size_bytes=64 << 30, type="DDR5", speed_mts=4800, configured_speed_mts=4800,
+                       manufacturer="", part_number="") for i in range(32))
+    ib = tuple(IbPort(device=f"mlx5_{i}", port=1, rate_gbps=400.0, rate="400 Gb/sec (4X NDR)", state="ACTIVE",
+                      link_layer="InfiniBand") for i in range(8))
+    nics = (Nic(name="eth0", driver="mlx5_core", speed_mbps=25000, state="up"),
+            Nic(name="eth1", driver="mlx5_core", speed_mbps=25000, state="up"), Nic(name="lo"))
     return Inventory(
         hostname=hostname, collected_at=T0,
-        cpu=CpuInfo("INTEL(R) XEON(R) PLATINUM 8558", "GenuineIntel", "x86_64", 2, 48, 2, 192, 2),
-        memory=MemoryInfo(2 << 40, None, 0, dimms, 32), nvidia=nv, ascend=NotAvailable("npu-smi not found"),
+        cpu=CpuInfo(model="INTEL(R) XEON(R) PLATINUM 8558", vendor="GenuineIntel", architecture="x86_64", sockets=2,
+                    cores_per_socket=48, threads_per_core=2, logical_cpus=192, numa_nodes=2),
+        memory=MemoryInfo(total_bytes=2 << 40, available_bytes=None, swap_total_bytes=0, dimms=dimms, dimm_slots=32),
+        nvidia=nv, ascend=NotAvailable("npu-smi not found"),
         hygon=NotAvailable("hy-smi not found"), amd=NotAvailable("amd-smi not found"), disks=(),
-        network=NetInfo(nics, ib), os_release=OsRelease("Ubuntu 22.04.5 LTS", "ubuntu", "22.04"),
+        network=NetInfo(nics=nics, ib_ports=ib),
+        os_release=OsRelease(pretty_name="Ubuntu 22.04.5 LTS", id="ubuntu", version_id="22.04"),
         kernel_release="5.15.0-164-generic", container_runtimes=(), python_version="3.11.7",
         evalscope_version="1.14.1", engine=NotAvailable("no endpoint URL given"))
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 from pathlib import Path
 
 from fleetbench.agent.inventory import memory, nvidia
@@ -24,7 +23,8 @@ def node(name: str, nv: nvidia.NvidiaInfo | NotAvailable | None = None, kernel: 
          mem: int = 2 << 40) -> Inventory:
     return Inventory(
         hostname=name, collected_at=0.0, cpu=NotAvailable("x"),
-        memory=memory.MemoryInfo(mem, None, 0, NotAvailable("dmidecode needs root")),
+        memory=memory.MemoryInfo(total_bytes=mem, available_bytes=None, swap_total_bytes=0,
+                                 dimms=NotAvailable("dmidecode needs root")),
         nvidia=_nv() if nv is None else nv, ascend=NotAvailable("npu-smi not found"),
         hygon=NotAvailable("hy-smi not found"), amd=NotAvailable("amd-smi not found"), disks=(),
         network=NotAvailable("x"), os_release=NotAvailable("x"), kernel_release=kernel,
@@ -34,8 +34,8 @@ def node(name: str, nv: nvidia.NvidiaInfo | NotAvailable | None = None, kernel: 
 
 
 def with_driver(info: nvidia.NvidiaInfo, driver: str, cuda: str) -> nvidia.NvidiaInfo:
-    gpus = tuple(dataclasses.replace(g, driver_version=driver, cuda_version=cuda) for g in info.gpus)
-    return dataclasses.replace(info, driver_version=driver, cuda_version=cuda, gpus=gpus)
+    gpus = tuple(g.model_copy(update={"driver_version": driver, "cuda_version": cuda}) for g in info.gpus)
+    return info.model_copy(update={"driver_version": driver, "cuda_version": cuda, "gpus": gpus})
 
 
 def test_identical_nodes_no_findings() -> None:
@@ -60,7 +60,7 @@ def test_cuda_kernel_count_memory_and_model() -> None:
     base = _nv()
     h20 = nvidia.parse_smi_table((FIX / "nvidia-h20x8/nvidia-smi.txt").read_text())
     assert isinstance(h20, nvidia.NvidiaInfo)
-    seven = dataclasses.replace(base, gpus=base.gpus[:7])
+    seven = base.model_copy(update={"gpus": base.gpus[:7]})
     fleet = {
         "n1": node("n1"), "n2": node("n2"), "n3": node("n3", seven), "n4": node("n4", kernel="6.8.0-45-generic"),
         "n5": node("n5", h20, mem=1 << 40),
@@ -97,10 +97,10 @@ def test_nvlink_down_ecc_mig_reported_even_without_majority_difference() -> None
     base = _nv()
     g = list(base.gpus)
     links = list(g[2].nvlinks)
-    links[5] = nvidia.NvLink(5, False, None)
-    g[2] = dataclasses.replace(g[2], nvlinks=tuple(links), ecc_uncorrected_volatile=3)
-    g[4] = dataclasses.replace(g[4], mig_mode="Enabled")
-    broken = dataclasses.replace(base, gpus=tuple(g))
+    links[5] = nvidia.NvLink(link=5, active=False, speed_gbps=None)
+    g[2] = g[2].model_copy(update={"nvlinks": tuple(links), "ecc_uncorrected_volatile": 3})
+    g[4] = g[4].model_copy(update={"mig_mode": "Enabled"})
+    broken = base.model_copy(update={"gpus": tuple(g)})
     findings = check_drift({"n1": node("n1", broken)})  # a single node: nothing to compare with
     msgs = {f.field: f.message for f in findings}
     assert msgs == {

@@ -1,10 +1,9 @@
 """The fleet view: table rows, drift verdict and exit code, snapshot diffs, the snapshot store and the
 `ctl inventory diff/snapshots` commands, on inventories built from the real 8×H200 and seed 001 (8×H20)
-captures. Variations (a newer driver, a link down, a hotter GPU) are made inline with dataclasses.replace."""
+captures. Variations (a newer driver, a link down, a hotter GPU) are made inline with model_copy."""
 
 from __future__ import annotations
 
-import dataclasses
 import json
 from pathlib import Path
 
@@ -28,7 +27,7 @@ def h200_nvidia() -> nvidia.NvidiaInfo:
     links = nvidia.parse_nvlink_status((H200 / "nvidia-smi-nvlink.txt").read_text())
     assert not isinstance(links, NotAvailable)
     topo = nvidia.parse_topo((H200 / "nvidia-smi-topo.txt").read_text())
-    return dataclasses.replace(nvidia.with_nvlinks(info, links, "nvidia-smi nvlink -s"), topology=topo)
+    return nvidia.with_nvlinks(info, links, "nvidia-smi nvlink -s").model_copy(update={"topology": topo})
 
 
 def h200_node(hostname: str = "h200-a", nv: nvidia.NvidiaInfo | NotAvailable | None = None,
@@ -39,8 +38,9 @@ def h200_node(hostname: str = "h200-a", nv: nvidia.NvidiaInfo | NotAvailable | N
     return Inventory(
         hostname=hostname, collected_at=1795357800.0,
         cpu=cpu.parse_lscpu_json((H200 / "lscpu.json").read_text()),
-        memory=mem or memory.MemoryInfo(totals.total_bytes, totals.available_bytes, totals.swap_total_bytes,
-                                        NotAvailable("dmidecode not found")),
+        memory=mem or memory.MemoryInfo(total_bytes=totals.total_bytes, available_bytes=totals.available_bytes,
+                                        swap_total_bytes=totals.swap_total_bytes,
+                                        dimms=NotAvailable("dmidecode not found")),
         nvidia=h200_nvidia() if nv is None else nv,
         ascend=NotAvailable("npu-smi not found"), hygon=NotAvailable("hy-smi not found"),
         amd=NotAvailable("amd-smi not found; rocm-smi not found"),
@@ -48,25 +48,25 @@ def h200_node(hostname: str = "h200-a", nv: nvidia.NvidiaInfo | NotAvailable | N
         network=NotAvailable("no /sys/class/net"),
         os_release=system.parse_os_release((H200 / "os-release.txt").read_text()),
         kernel_release=kernel or system.parse_uname((H200 / "uname.txt").read_text()),
-        container_runtimes=(system.RuntimeVersion("docker", "28.2.2"),), python_version="3.12.3",
+        container_runtimes=(system.RuntimeVersion(name="docker", version="28.2.2"),), python_version="3.12.3",
         evalscope_version="1.4.1", engine=NotAvailable("no endpoint URL given"),
         timings_s={"nvidia": 0.2},
     )
 
 
 def with_driver(info: nvidia.NvidiaInfo, driver: str, cuda: str) -> nvidia.NvidiaInfo:
-    gpus = tuple(dataclasses.replace(g, driver_version=driver, cuda_version=cuda) for g in info.gpus)
-    return dataclasses.replace(info, driver_version=driver, cuda_version=cuda, gpus=gpus)
+    gpus = tuple(g.model_copy(update={"driver_version": driver, "cuda_version": cuda}) for g in info.gpus)
+    return info.model_copy(update={"driver_version": driver, "cuda_version": cuda, "gpus": gpus})
 
 
 def with_gpu(info: nvidia.NvidiaInfo, index: int, **changes: object) -> nvidia.NvidiaInfo:
-    gpus = tuple(dataclasses.replace(g, **changes) if g.index == index else g for g in info.gpus)  # type: ignore[arg-type]
-    return dataclasses.replace(info, gpus=gpus)
+    gpus = tuple(g.model_copy(update=changes) if g.index == index else g for g in info.gpus)  # type: ignore[arg-type]
+    return info.model_copy(update={"gpus": gpus})
 
 
 def link_down(info: nvidia.NvidiaInfo, index: int, link: int) -> nvidia.NvidiaInfo:
     gpu = next(g for g in info.gpus if g.index == index)
-    links = tuple(dataclasses.replace(n, active=False) if n.link == link else n for n in gpu.nvlinks)
+    links = tuple(n.model_copy(update={"active": False}) if n.link == link else n for n in gpu.nvlinks)
     return with_gpu(info, index, nvlinks=links)
 
 
@@ -97,7 +97,8 @@ def test_row_shows_dimms_when_dmidecode_was_readable() -> None:
     parsed = memory.parse_dmidecode_memory((FIX / "dmidecode/supermicro-as1124us-dmidecode.txt").read_text())
     assert not isinstance(parsed, NotAvailable)
     dimms, slots = parsed
-    row = fv.fleet_row("n1", h200_node(mem=memory.MemoryInfo(270 << 30, None, 0, dimms, slots)))
+    row = fv.fleet_row("n1", h200_node(mem=memory.MemoryInfo(total_bytes=270 << 30, available_bytes=None,
+                                                             swap_total_bytes=0, dimms=dimms, dimm_slots=slots)))
     assert row["memory"] == "256.0 GiB (16× 16 GB DDR4)"
 
 
@@ -160,8 +161,8 @@ def test_no_node_answered() -> None:
 
 
 def test_parse_inventory_refuses_garbage_with_one_line() -> None:
-    doc = h200_node().to_dict()
-    assert fv.parse_inventory(json.dumps(doc)) == Inventory.from_dict(doc)
+    doc = h200_node().model_dump(mode="json")
+    assert fv.parse_inventory(json.dumps(doc)) == Inventory.from_document(doc)
     with pytest.raises(ValueError, match="not JSON"):
         fv.parse_inventory("{")
     with pytest.raises(ValueError, match="unsupported inventory schema"):
@@ -172,15 +173,16 @@ def test_parse_inventory_refuses_garbage_with_one_line() -> None:
 
 
 def doc(inv: Inventory) -> dict[str, object]:
-    return json.loads(json.dumps(inv.to_dict()))  # as stored: through JSON
+    return json.loads(inv.model_dump_json())  # as stored: through JSON
 
 
 def test_same_server_later_is_no_change_despite_volatile_fields() -> None:
     later = with_gpu(h200_nvidia(), 0, temperature_c=71.0, power_draw_w=650.2, memory_used_mib=130000,
                      pcie_gen_current=1, pcie_width_current=8)
     a = h200_node()
-    b = dataclasses.replace(h200_node(nv=later), collected_at=1795361400.0, timings_s={"nvidia": 3.1},
-                            memory=dataclasses.replace(a.memory, available_bytes=1 << 30))  # type: ignore[type-var]
+    assert isinstance(a.memory, memory.MemoryInfo)
+    b = h200_node(nv=later).model_copy(update={"collected_at": 1795361400.0, "timings_s": {"nvidia": 3.1},
+                                               "memory": a.memory.model_copy(update={"available_bytes": 1 << 30})})
     assert fv.diff_documents(doc(a), doc(b)) == []
     assert fv.is_volatile("nvidia.gpus[5].temperature_c")
     assert not fv.is_volatile("nvidia.gpus[5].ecc_uncorrected_volatile")
@@ -205,13 +207,14 @@ def test_driver_upgrade_link_down_and_ecc_field_by_field() -> None:
 def test_disk_and_gpu_added_or_removed_are_matched_by_key_not_position() -> None:
     a = h200_node()
     assert not isinstance(a.disks, NotAvailable) and len(a.disks) == 2
-    b = dataclasses.replace(a, disks=a.disks[1:] + (disks.Disk("nvme0n1", 3840755982336, "SAMSUNG MZQL23T8HCLS",
-                                                                  False, "nvme"),))
+    nvme = disks.Disk(name="nvme0n1", size_bytes=3840755982336, model="SAMSUNG MZQL23T8HCLS", rotational=False,
+                      transport="nvme")
+    b = a.model_copy(update={"disks": a.disks[1:] + (nvme,)})
     changes = fv.diff_documents(doc(a), doc(b))
     assert [(c.path, c.kind) for c in changes] == [("disks[vda]", "removed"), ("disks[nvme0n1]", "added")]
     assert changes[1].after == {"name": "nvme0n1", "size_bytes": 3840755982336, "model": "SAMSUNG MZQL23T8HCLS",
                                 "rotational": False, "transport": "nvme"}
-    seven = dataclasses.replace(h200_nvidia(), gpus=h200_nvidia().gpus[:7])
+    seven = h200_nvidia().model_copy(update={"gpus": h200_nvidia().gpus[:7]})
     (gone,) = fv.diff_documents(doc(a), doc(h200_node(nv=seven)))
     assert (gone.path, gone.kind) == ("nvidia.gpus[7]", "removed")
     assert "temperature_c" not in gone.before and gone.before["uuid"].startswith("GPU-")
@@ -230,8 +233,10 @@ def test_dimms_matched_by_locator() -> None:
     parsed = memory.parse_dmidecode_memory((FIX / "dmidecode/supermicro-as1124us-dmidecode.txt").read_text())
     assert not isinstance(parsed, NotAvailable)
     dimms, slots = parsed
-    a = h200_node(mem=memory.MemoryInfo(270 << 30, 200 << 30, 0, dimms, slots))
-    b = h200_node(mem=memory.MemoryInfo(270 << 30, 100 << 30, 0, dimms[1:], slots))
+    a = h200_node(mem=memory.MemoryInfo(total_bytes=270 << 30, available_bytes=200 << 30, swap_total_bytes=0,
+                                        dimms=dimms, dimm_slots=slots))
+    b = h200_node(mem=memory.MemoryInfo(total_bytes=270 << 30, available_bytes=100 << 30, swap_total_bytes=0,
+                                        dimms=dimms[1:], dimm_slots=slots))
     (c,) = fv.diff_documents(doc(a), doc(b))
     assert (c.path, c.kind) == (f"memory.dimms[{dimms[0].locator}]", "removed")
 
@@ -271,7 +276,7 @@ def test_snapshot_refs_and_node_pairing() -> None:
 def stored(tmp_path: Path) -> tuple[Path, Store]:
     path = tmp_path / "s.sqlite"
     store = Store(path)
-    first = {n: json.dumps(h200_node(n).to_dict()) for n in ("n1", "n2")}
+    first = {n: h200_node(n).model_dump_json() for n in ("n1", "n2")}
     store.add_inventory_snapshot("i1", 1000.0, [
         {"node": "n1", "address": "10.0.0.11:50051", "inventory_json": first["n1"]},
         {"node": "n2", "address": "10.0.0.12:50051", "inventory_json": first["n2"]},
@@ -279,8 +284,8 @@ def stored(tmp_path: Path) -> tuple[Path, Store]:
     ])
     hot = with_gpu(link_down(with_driver(h200_nvidia(), "580.200.01", "13.1"), 3, 7), 0, temperature_c=80.0)
     store.add_inventory_snapshot("i2", 2000.0, [
-        {"node": "n2", "address": "10.0.0.12:50051", "inventory_json": json.dumps(h200_node("n2").to_dict())},
-        {"node": "n1", "address": "10.0.0.11:50051", "inventory_json": json.dumps(h200_node("n1", hot).to_dict())},
+        {"node": "n2", "address": "10.0.0.12:50051", "inventory_json": h200_node("n2").model_dump_json()},
+        {"node": "n1", "address": "10.0.0.11:50051", "inventory_json": h200_node("n1", hot).model_dump_json()},
     ])
     return path, store
 
@@ -295,7 +300,7 @@ def test_store_lists_and_reads_snapshots(tmp_path: Path) -> None:
     rows = store.inventory_snapshot("i1")
     assert [(r["node"], r["address"], r["error"]) for r in rows][2] == \
         ("n3", "10.0.0.13:50051", "n3 (10.0.0.13:50051) is unreachable: refused")
-    assert Inventory.from_dict(json.loads(rows[0]["inventory_json"])).hostname == "n1"
+    assert Inventory.from_document(json.loads(rows[0]["inventory_json"])).hostname == "n1"
     with pytest.raises(StoreError, match="no inventory snapshot i9"):
         store.inventory_snapshot("i9")
 

@@ -48,7 +48,7 @@ def test_hanging_tool_respects_deadline(fake_path: Path) -> None:
     assert isinstance(inv.nvidia, NotAvailable)
     assert "timed out" in inv.nvidia.reason or "deadline" in inv.nvidia.reason
     assert inv.cpu_model == "Kunpeng-920" and inv.cpu_count == 192  # other collectors still answered
-    json.dumps(inv.to_dict())
+    inv.model_dump_json()
 
 
 def test_fake_tools_end_to_end(fake_path: Path) -> None:
@@ -79,10 +79,10 @@ esac""")
     assert any(g.name == "Ascend 910B3" for g in inv.gpus)
     assert inv.nvlinks_down() == [] and inv.ecc_uncorrected() == {} and inv.mig_enabled() == []
     # JSON round trip, with every "not available" kept as a string.
-    d = json.loads(json.dumps(inv.to_dict()))
+    d = json.loads(inv.model_dump_json())
     assert d["schema"] == SCHEMA
     assert d["hygon"].startswith("not available: ")
-    assert Inventory.from_dict(d) == inv
+    assert Inventory.from_document(d) == inv
 
 
 def test_dmidecode_as_non_root_needs_root(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -102,7 +102,8 @@ def _inventory(**over: object) -> Inventory:
     nv = nvidia.with_nvlinks(nv, links, "nvidia-smi nvlink -s")
     base: dict[str, object] = dict(
         hostname="n1", collected_at=0.0, cpu=cpu_mod.parse_lscpu_json((h200 / "lscpu.json").read_text()),
-        memory=memory.MemoryInfo(591424884736, None, 0, NotAvailable("dmidecode needs root")),
+        memory=memory.MemoryInfo(total_bytes=591424884736, available_bytes=None, swap_total_bytes=0,
+                                 dimms=NotAvailable("dmidecode needs root")),
         nvidia=nv, ascend=NotAvailable("npu-smi not found"), hygon=NotAvailable("hy-smi not found"),
         amd=NotAvailable("amd-smi not found"), disks=(), network=NotAvailable("x"),
         os_release=NotAvailable("x"), kernel_release="6.18.44-fc-v657-gpu", container_runtimes=NotAvailable("x"),
@@ -125,16 +126,19 @@ def test_summary_row_h200() -> None:
 def test_summary_row_names_the_engine_the_endpoint_reported() -> None:
     from fleetbench.agent.inventory.engine import EngineInfo
 
-    assert _inventory(engine=EngineInfo("vllm", "0.11.0", ("DeepSeek-V3.2",))).summary_row()["engine"] == \
-        "vllm 0.11.0"
-    assert _inventory(engine=EngineInfo("unknown", "unknown")).summary_row()["engine"] == ""
+    vllm = EngineInfo(name="vllm", version="0.11.0", models=("DeepSeek-V3.2",))
+    assert _inventory(engine=vllm).summary_row()["engine"] == "vllm 0.11.0"
+    assert _inventory(engine=EngineInfo(name="unknown", version="unknown")).summary_row()["engine"] == ""
 
 
 def test_summary_row_with_dimms_like_seed000() -> None:
     # Seed 000's hardware table: 2 sockets, 32 DDR5 DIMMs of 64 GB.
-    dimms = tuple(memory.Dimm(f"D{i}", 64 << 30, "DDR5", 4800, 4800, "", "") for i in range(32))
-    cpu = cpu_mod.CpuInfo("INTEL(R) XEON(R) PLATINUM 8558", "GenuineIntel", "x86_64", 2, 48, 2, 192, 2)
-    inv = _inventory(cpu=cpu, memory=memory.MemoryInfo(2 << 40, None, 0, dimms, 32))
+    dimms = tuple(memory.Dimm(locator=f"D{i}", size_bytes=64 << 30, type="DDR5", speed_mts=4800,
+                              configured_speed_mts=4800, manufacturer="", part_number="") for i in range(32))
+    cpu = cpu_mod.CpuInfo(model="INTEL(R) XEON(R) PLATINUM 8558", vendor="GenuineIntel", architecture="x86_64",
+                          sockets=2, cores_per_socket=48, threads_per_core=2, logical_cpus=192, numa_nodes=2)
+    inv = _inventory(cpu=cpu, memory=memory.MemoryInfo(total_bytes=2 << 40, available_bytes=None, swap_total_bytes=0,
+                                                       dimms=dimms, dimm_slots=32))
     row = inv.summary_row()
     assert row["cpu"] == "INTEL(R) XEON(R) PLATINUM 8558 ×2"
     assert row["memory"] == "2.0 TiB (32× 64 GB DDR5)"
@@ -149,9 +153,9 @@ def test_grpc_view_properties() -> None:
         0, "NVIDIA H200", "GPU-aba6f9c0-61d7-d4a0-4f12-e8367d00f3f9", 143771, "580.159.04", "13.0")
 
 
-def test_from_dict_rejects_other_schema() -> None:
-    d = _inventory().to_dict()
+def test_from_document_rejects_other_schema() -> None:
+    d = _inventory().model_dump(mode="json")
     d["schema"] = "something/2"
     with pytest.raises(ValueError, match="schema"):
-        Inventory.from_dict(d)
-    assert Inventory.from_dict(_inventory().to_dict()) == _inventory()
+        Inventory.from_document(d)
+    assert Inventory.from_document(_inventory().model_dump(mode="json")) == _inventory()

@@ -43,7 +43,7 @@ def test_os_release_and_uname_h200() -> None:
 def test_runtime_versions() -> None:
     # Seed 001 reports Docker 20.10.5; the strings are the tools' --version formats.
     assert system.parse_runtime_version("docker", "Docker version 20.10.5, build 55c4c88") == \
-        system.RuntimeVersion("docker", "20.10.5")
+        system.RuntimeVersion(name="docker", version="20.10.5")
     assert system.parse_runtime_version("podman", "podman version 4.9.3").version == "4.9.3"  # type: ignore[union-attr]
     c = system.parse_runtime_version("containerd", "containerd github.com/containerd/containerd v1.7.2 0cae528")
     assert isinstance(c, system.RuntimeVersion) and c.version == "1.7.2"
@@ -82,7 +82,8 @@ def test_nics_fake_sysfs(tmp_path: Path) -> None:
     assert info.nics[0].driver == "mlx5_core" and info.nics[0].speed_mbps == 100000
     assert info.nics[1].speed_mbps is None
     assert not isinstance(info.ib_ports, NotAvailable)
-    assert info.ib_ports[0] == nics.IbPort("mlx5_0", 1, 400.0, "400 Gb/sec (4X NDR)", "ACTIVE", "InfiniBand")
+    assert info.ib_ports[0] == nics.IbPort(device="mlx5_0", port=1, rate_gbps=400.0, rate="400 Gb/sec (4X NDR)",
+                                           state="ACTIVE", link_layer="InfiniBand")
 
 
 def test_nics_without_infiniband(tmp_path: Path) -> None:
