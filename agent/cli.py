@@ -39,7 +39,11 @@ def serve_cmd(
         [], help="HOST[:PORT] (a name, an IP address or a network like 10.0.0.0/24) jobs may send load to "
                  "(repeatable; default: loopback)."),
     min_free_bytes: int = typer.Option(MIN_FREE_BYTES, help="Refuse to start a job with less free space than "
-                                                            "this in the data dir."),
+                                                            "this in the data dir, and stop (FAILED) a running "
+                                                            "job when free space falls below it."),
+    max_job_rss_bytes: int | None = typer.Option(
+        None, min=0, help="Stop (FAILED) a job whose process tree holds more memory (PSS) than this "
+                          "(default: the smaller of 8 GiB and half the host's RAM; 0: no budget)."),
     log_level: str = typer.Option("INFO", help="Log level."),
 ) -> None:
     """Serve the agent API until SIGTERM/SIGINT."""
@@ -53,7 +57,7 @@ def serve_cmd(
     try:
         confinement = Confinement.of(data_dir, [p.absolute() for p in allow_path], allow_endpoint)
         asyncio.run(serve(listen, data_dir, tls=tls, insecure=insecure, confinement=confinement,
-                          min_free_bytes=min_free_bytes))
+                          min_free_bytes=min_free_bytes, max_job_rss_bytes=max_job_rss_bytes))
     except FleetbenchError as exc:
         _fail(str(exc), exc.exit_code)
 

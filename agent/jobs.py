@@ -23,6 +23,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from fleetbench.bounds import MAX_DEADLINE_S
 from fleetbench.errors import ConfigError, JobError
 from fleetbench.jobs_schema import (
     MIN_FREE_BYTES,
@@ -41,6 +42,7 @@ from fleetbench.secrets import SECRETS_ENV, scrub, split
 
 from . import clock
 from . import evalscope_adapter as adapter
+from .budgets import default_max_job_rss, job_memory, over_budget
 from .confine import Confinement
 from .jobspec import spec_total
 from .store import (
@@ -173,11 +175,13 @@ def _read_saturation(path: Path) -> Saturation | None:
 
 class JobManager:
     def __init__(self, data_dir: Path, max_running: int = 1, confinement: Confinement | None = None,
-                 min_free_bytes: int = MIN_FREE_BYTES) -> None:
+                 min_free_bytes: int = MIN_FREE_BYTES, max_job_rss_bytes: int | None = None) -> None:
         self.data_dir = private_dir(data_dir)  # 0700: job specs, logs and the store are the operator's only
         self.jobs_dir = private_dir(data_dir / "jobs")
         self.confinement = confinement or Confinement.of(data_dir)
         self.min_free_bytes = min_free_bytes
+        # a running job's process tree may hold this much memory, PSS (0: no budget); agent/budgets.py
+        self.max_job_rss_bytes = default_max_job_rss() if max_job_rss_bytes is None else max_job_rss_bytes
         self.store = AgentStore(data_dir / "agent.sqlite")
         self.max_running = max_running
         self._procs: dict[str, asyncio.subprocess.Process] = {}
@@ -188,6 +192,12 @@ class JobManager:
         # terminal states a full disk kept out of the store: reported from here, written when space is freed
         self._final: dict[str, tuple[str, dict[str, Any]]] = {}
         self._exited: dict[str, float] = {}  # job id -> when its process was first seen gone, pipe still open
+        # job id -> (time.monotonic() when StartJob accepted it, its deadline_s): the monotonic clock runs on
+        # while the agent is stopped (SIGSTOP), so a job past its deadline is cancelled as soon as it continues
+        self._deadlines: dict[str, tuple[float, float]] = {}
+        self._reasons: dict[str, str] = {}  # job id -> why the agent itself ended it (cancel reason, watchdog cause)
+        self._background: set[asyncio.Task[Any]] = set()  # the watchdog's cancels under way
+        self._over: dict[str, str] = {}  # job id -> the budget it broke: the watchdog killed it, it ends FAILED
         self._watchdog: asyncio.Task[None] | None = None
 
     # --- lifecycle -------------------------------------------------------------------------
@@ -219,7 +229,7 @@ class JobManager:
                 await self._watchdog
         for job_id in list(self._procs):
             await self.cancel(job_id, reason="agent shutting down")
-        for task in list(self._tasks.values()):
+        for task in [*self._tasks.values(), *self._background]:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(asyncio.shield(task), CANCEL_GRACE_S)
         with contextlib.suppress(Exception):
@@ -227,13 +237,18 @@ class JobManager:
 
     # --- commands --------------------------------------------------------------------------
 
-    async def start(self, job_id: str, kind: int, spec_json: str, start_at: float, armed: bool = False) -> JobRow:
+    async def start(self, job_id: str, kind: int, spec_json: str, start_at: float, armed: bool = False,
+                    deadline_s: float = 0.0) -> JobRow:
         """Start a job. `armed`: prepare everything, report READY, and send nothing until `start_at()`
-        gives the instant (the controller's two-phase start: every node ready first, then one instant)."""
+        gives the instant (the controller's two-phase start: every node ready first, then one instant).
+        `deadline_s` (> 0): the watchdog cancels the job that long after now, whoever can reach this agent."""
         check_job_id(job_id)
         existing = self.store.get(job_id)
         if existing is not None:
-            return existing  # idempotent: never a second run
+            return existing  # idempotent: never a second run (and the first deadline stands)
+        if not (math.isfinite(deadline_s) and 0 <= deadline_s <= MAX_DEADLINE_S):
+            raise ConfigError(f"deadline_s must be between 0 (none) and {MAX_DEADLINE_S:.0f} seconds, "
+                              f"not {deadline_s}")
         spec = parse_spec(kind, spec_json)  # ConfigError (INVALID_ARGUMENT) for a bad spec or kind
         self.confinement.check_spec(spec)  # ConfinementError (PERMISSION_DENIED): files and hosts not allowed
         total = spec_total(spec)
@@ -251,6 +266,8 @@ class JobManager:
             raise JobError(f"{where}: {exc.strerror or exc}") from None
         row = self.store.insert(job_id, kind, json.dumps(public), start_at)
         self._secrets[job_id] = secrets
+        if deadline_s > 0:
+            self._deadlines[job_id] = (time.monotonic(), deadline_s)
         self.store.add_event(job_id, QUEUED, {"type": "state", "message": "queued", "total": total})
         self._tasks[job_id] = asyncio.create_task(self._run(job_id, job_dir, total))
         return row
@@ -277,6 +294,7 @@ class JobManager:
         if row.terminal:
             return row
         self._cancelled.add(job_id)
+        self._reasons.setdefault(job_id, reason)
         proc = self._procs.get(job_id)
         if proc is not None and proc.returncode is None:
             with contextlib.suppress(ProcessLookupError):
@@ -450,8 +468,45 @@ class JobManager:
             except Exception:  # the watchdog never dies: one bad round is logged, the next one runs
                 log.exception("watchdog round failed")
 
+    def _past_deadline(self) -> None:
+        """Cancel (in the background: the round goes on) every job past its deadline_s. Measured on this agent's
+        monotonic clock, which a SIGSTOP of the agent does not pause: the first round after SIGCONT ends it."""
+        now = time.monotonic()
+        for job_id, (started, limit) in list(self._deadlines.items()):
+            if now - started <= limit or job_id in self._cancelled:
+                continue
+            reason = (f"deadline of {limit:.0f} s passed (the job ran {now - started:.0f} s): cancelled by the "
+                      "agent")
+            log.error("watchdog: job %s: %s", job_id, reason)
+            task = asyncio.create_task(self.cancel(job_id, reason=reason))
+            self._background.add(task)
+            task.add_done_callback(self._background.discard)
+
+    async def _watch_budgets(self) -> None:
+        """End (SIGKILL to its group, FAILED with the cause) a running job whose process tree holds more memory
+        than --max-job-rss-bytes, or while the data dir has less free space than --min-free-bytes: the engine
+        beside it keeps its memory and its disk."""
+        alive = {j: p for j, p in self._procs.items() if p.returncode is None and j not in self._over}
+        if not alive:
+            return
+        try:
+            free = shutil.disk_usage(self.data_dir).free
+        except OSError:
+            free = self.min_free_bytes  # unreadable: not a reason to stop a job
+        for job_id, proc in alive.items():
+            rss = await asyncio.to_thread(job_memory, proc.pid) if self.max_job_rss_bytes else 0
+            why = over_budget(rss, self.max_job_rss_bytes, free, self.min_free_bytes, self.data_dir)
+            if why:
+                log.error("watchdog: job %s: %s: stopped", job_id, why)
+                self._over[job_id] = why
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.killpg(proc.pid, signal.SIGKILL)
+
     async def sweep(self) -> None:
-        """One watchdog round. A job is never left RUNNING without a live process behind it."""
+        """One watchdog round. A job is never left RUNNING without a live process behind it, past its deadline,
+        or beyond its memory and disk budgets."""
+        self._past_deadline()
+        await self._watch_budgets()
         if self._final:
             with contextlib.suppress(StoreFull):
                 async with self._changed:
@@ -489,6 +544,8 @@ class JobManager:
         finally:
             self._procs.pop(job_id, None)
             self._exited.pop(job_id, None)
+            self._deadlines.pop(job_id, None)
+            self._over.pop(job_id, None)
             await self._forget_secrets(job_id, job_dir)
 
     async def _forget_secrets(self, job_id: str, job_dir: Path) -> None:
@@ -516,6 +573,9 @@ class JobManager:
                                error=self.cause(job_id, None, str(exc)), finished_at=time.time())
             return
         self._procs[job_id] = proc
+        if job_id in self._cancelled:  # cancelled while its process was starting: it sends nothing
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
         await self._set_state(job_id, RUNNING, "running", started_at=time.time(), pid=proc.pid)
         assert proc.stdout is not None
         async for line in proc.stdout:
@@ -537,9 +597,14 @@ class JobManager:
         await self._forget_secrets(job_id, job_dir)  # before the end is told: results are read scrubbed
         count = await asyncio.to_thread(self._count_records, job_id)
         now = time.time()
-        if job_id in self._cancelled:
-            await self._finish(job_id, CANCELLED, "cancelled; records measured so far are kept",
-                               error="cancelled", finished_at=now, record_count=count)
+        if job_id in self._over:  # the watchdog stopped it: a budget broken (a full disk is named as such)
+            error = self.cause(job_id, rc, self._over.pop(job_id))
+            await self._finish(job_id, FAILED, error, error=error, finished_at=now, record_count=count)
+        elif job_id in self._cancelled:
+            reason = self._reasons.get(job_id, "cancelled by the controller")
+            await self._finish(job_id, CANCELLED, f"{reason}; records measured so far are kept",
+                               error="cancelled" if reason == "cancelled by the controller" else reason,
+                               finished_at=now, record_count=count)
         elif rc == 0:
             await self._finish(job_id, SUCCEEDED, "finished", finished_at=now, record_count=count)
         else:

@@ -56,7 +56,7 @@ def server_credentials(tls: TlsFiles) -> grpc.ServerCredentials:
 
 async def serve(listen: str, data_dir: Path, tls: TlsFiles | None = None, insecure: bool = False,
                 ready: asyncio.Event | None = None, confinement: Confinement | None = None,
-                min_free_bytes: int | None = None) -> None:
+                min_free_bytes: int | None = None, max_job_rss_bytes: int | None = None) -> None:
     if tls is None and not insecure and not is_loopback(listen):
         raise ConfigError(
             f"refusing to listen on {listen} without TLS: give --tls-cert/--tls-key/--tls-ca, "
@@ -71,8 +71,9 @@ async def serve(listen: str, data_dir: Path, tls: TlsFiles | None = None, insecu
         if clock.env_s(name):
             log.warning("%s=%s: for tests only", name, clock.env_s(name))
     confinement = confinement or Confinement.of(data_dir)
-    jobs = JobManager(data_dir, confinement=confinement) if min_free_bytes is None else \
-        JobManager(data_dir, confinement=confinement, min_free_bytes=min_free_bytes)
+    jobs = JobManager(data_dir, confinement=confinement, max_job_rss_bytes=max_job_rss_bytes) \
+        if min_free_bytes is None else JobManager(data_dir, confinement=confinement, min_free_bytes=min_free_bytes,
+                                                  max_job_rss_bytes=max_job_rss_bytes)
     jobs.recover()
     jobs.start_watchdog()
     server = grpc.aio.server(

@@ -105,7 +105,7 @@ class AgentService(pb_grpc.AgentServicer):
     async def StartJob(self, request: pb.StartJobRequest, context: grpc.aio.ServicerContext) -> pb.JobStatus:
         try:
             row = await self.jobs.start(request.job_id, request.kind, request.spec_json, request.start_at,
-                                        armed=request.armed)
+                                        armed=request.armed, deadline_s=request.deadline_s)
         except FleetbenchError as exc:
             await _abort(context, exc)
             raise

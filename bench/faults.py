@@ -7,14 +7,16 @@ two-node plan of one load case; mid-case, one fault per round:
   controller-kill  kill -9 `ctl run`, then `ctl resume` the run
   endpoint-stop    stop (SIGTERM) n2's endpoint
   disk-full        fill n2's data dir (a 1100 MiB tmpfs mounted there, room for the preflight's 1 GiB; root)
-  agent-stop       SIGSTOP n2's agent for 30 s, then SIGCONT
+  agent-stop       SIGSTOP n2's agent for 30 s, then SIGCONT (the case made long enough to outlast it)
   controller-term  SIGTERM `ctl run`
 
 Per fault it prints: runs completed (the run reached a stored end by itself: finished, or interrupted on
 SIGTERM), records lost (requests the endpoints answered in full during the case, from their own logs,
 minus the successful records in the store), the verdicts (run and step; a faulted step is never PASS, except
 after a controller kill where `ctl resume` recovers every record), and the time to detect (fault to the
-faulted node's final state, or the run's, in the store). docs/reliability.md has the figures.
+faulted node's final state, or the run's, in the store); for agent-stop, how long after SIGCONT n2's
+endpoint still received requests (its job given up on must stop) and n2's job as its agent stored it.
+docs/reliability.md has the figures.
 tests/integration/test_faults.py runs each fault once through `run_round`.
 
 Run: sudo .venv/bin/python bench/faults.py [--rounds 3] [--faults agent-kill,disk-full] [--no-progress-s 20]
@@ -43,6 +45,8 @@ from fleetbench.endpoint.tokenizer import ensure_demo_tokenizer
 FAULTS = ("agent-kill", "controller-kill", "endpoint-stop", "disk-full", "agent-stop", "controller-term")
 CTL = [sys.executable, "-m", "fleetbench.controller"]
 STOP_S = 30.0  # agent-stop: how long the agent stays stopped
+STOP_NUMBER = 200  # agent-stop: requests per node at least, so the case outlasts the stop (~52 s at 4 streams)
+LOAD_SETTLE_S = 3.0  # agent-stop: how long the endpoints are kept up after the run, for load that did not stop
 FINAL_NODE_STATES = ("error", "failed", "cancelled", "interrupted", "succeeded")
 PLAN = """\
 name: fault bench
@@ -73,6 +77,10 @@ class RoundResult:
     reason: str  # n2's stored error, else the step's first reason about n2, else the run's error
     ctl_rc: int
     console: str = ""  # what `ctl run` (and `ctl resume`) printed
+    # agent-stop: the last request n2's endpoint received, in seconds after SIGCONT (0: none after it); nan when
+    # n2's job had ended before SIGCONT (the case was shorter than the stop) or for the other faults
+    load_after_s: float = math.nan
+    n2_job: str = ""  # n2's job as its own agent stored it: "<state>: <error>"
 
     @property
     def lost(self) -> int:
@@ -117,6 +125,26 @@ def served(log: Path, since: float) -> int:
     return sum(1 for r in lines if r["status"] == "ok" and r["arrival"] >= since)
 
 
+def arrivals(log: Path) -> list[float]:
+    """When each generation request reached the endpoint (wall clock), from its own log."""
+    if not log.exists():
+        return []
+    return [float(json.loads(line)["arrival"]) for line in log.read_text().splitlines() if line.strip()]
+
+
+AGENT_STATES = {1: "queued", 2: "running", 3: "succeeded", 4: "failed", 5: "cancelled", 6: "interrupted", 7: "ready"}
+
+
+def agent_job(data_dir: Path) -> tuple[str, float]:
+    """The case's job as the agent stored it (its last job): ("<state>: <error>", when it ended; nan: not yet)."""
+    found = rows(data_dir / "agent.sqlite", "SELECT state, error, finished_at FROM jobs ORDER BY created_at DESC "
+                 "LIMIT 1")
+    if not found:
+        return "", math.nan
+    return (f"{AGENT_STATES.get(found[0]['state'], found[0]['state'])}: {found[0]['error']}",
+            float(found[0]["finished_at"] or math.nan))
+
+
 def node_state(db: Path, node: str) -> str:
     found = rows(db, "SELECT state FROM case_nodes WHERE node = ?", (node,))
     return str(found[0]["state"]) if found else ""
@@ -154,6 +182,7 @@ def run_round(fault: str, workdir: Path, number: int = 60, no_progress_s: float 
         run_id = str(rows(db, "SELECT run_id FROM runs")[0]["run_id"])
         t0 = time.time()
         detect = math.nan
+        resumed = math.nan
         if fault == "agent-kill":
             agent = fleet.agent_procs["n2"]
             agent.kill()
@@ -163,9 +192,9 @@ def run_round(fault: str, workdir: Path, number: int = 60, no_progress_s: float 
         elif fault == "controller-kill":
             ctl.kill()
             ctl.wait()
-            resumed = subprocess.run([*CTL, "resume", run_id, "--db", str(db), "--fleet", str(fleet_file), "--out",
+            again = subprocess.run([*CTL, "resume", run_id, "--db", str(db), "--fleet", str(fleet_file), "--out",
                                       str(out), "-q"], capture_output=True, text=True, env=env, timeout=600)
-            log.write(resumed.stderr)
+            log.write(again.stderr)
         elif fault == "endpoint-stop":
             port = urls["n2"].rsplit(":", 1)[1].split("/")[0]
             endpoint = next(p for p in fleet.procs if isinstance(p.args, list) and "fleetbench.endpoint" in p.args
@@ -183,17 +212,24 @@ def run_round(fault: str, workdir: Path, number: int = 60, no_progress_s: float 
                 detect = wait_for(lambda: node_state(db, "n2") in FINAL_NODE_STATES, stop_s, "n2's end") - t0
             time.sleep(max(0.0, stop_s - (time.time() - t0)))
             os.kill(pid, signal.SIGCONT)
+            resumed = time.time()
         elif fault == "controller-term":
             ctl.send_signal(signal.SIGTERM)
             detect = wait_for(lambda: bool(rows(db, "SELECT 1 FROM runs WHERE state = 'interrupted'")), 120,
                               "the run to be stored interrupted") - t0
         try:
-            rc = ctl.wait(timeout=600) if fault != "controller-kill" else resumed.returncode
+            rc = ctl.wait(timeout=600) if fault != "controller-kill" else again.returncode
         except subprocess.TimeoutExpired:
             ctl.kill()
             rc = -9
+        if fault == "agent-stop":  # the job given up on: does its load stop once the agent continues?
+            time.sleep(LOAD_SETTLE_S)
         fleet.stop()  # the endpoints' logs are complete
         log.close()
+        load_after = math.nan
+        n2_job, n2_ended = agent_job(mount)
+        if fault == "agent-stop" and not n2_ended < resumed:  # n2's job outlasted the stop: when did its load end?
+            load_after = max([t - resumed for t in arrivals(logs["n2"]) if t >= resumed], default=0.0)
         total = sum(served(path, armed) for path in logs.values())
         stored = int(rows(db, "SELECT count(*) AS n FROM requests WHERE run_id = ? AND success = 1",
                           (run_id,))[0]["n"])
@@ -206,7 +242,7 @@ def run_round(fault: str, workdir: Path, number: int = 60, no_progress_s: float 
         ended = run["state"] == ("interrupted" if fault == "controller-term" else "finished")
         return RoundResult(fault, run_id, ended, str(run["state"]), str(run["verdict"]),
                            str(step[0]["state"]) if step else "", total, stored, detect, reason[:300], rc,
-                           (workdir / "ctl.log").read_text())
+                           (workdir / "ctl.log").read_text(), load_after, n2_job)
     finally:
         fleet.stop()
         if fault == "disk-full":
@@ -229,13 +265,14 @@ def main() -> None:
         print("disk-full skipped: mounting the small tmpfs needs root", file=sys.stderr)
         faults.remove("disk-full")
     print(f"{'fault':16} {'runs completed':>14} {'answered':>9} {'stored':>7} {'lost':>5} {'detect s':>9}  "
-          "verdicts (run/step)  wrong PASS  reason")
+          "verdicts (run/step)  wrong PASS  load after SIGCONT s  reason")
     wrong_total = 0
     for fault in faults:
         results = []
         for _ in range(args.rounds):
             with tempfile.TemporaryDirectory(prefix=f"faults-{fault}-") as tmp:
-                results.append(run_round(fault, Path(tmp), args.number, args.no_progress_s))
+                number = max(args.number, STOP_NUMBER) if fault == "agent-stop" else args.number
+                results.append(run_round(fault, Path(tmp), number, args.no_progress_s))
         done = sum(r.completed for r in results)
         detects = [r.detect_s for r in results if not math.isnan(r.detect_s)]
         detect = f"{max(detects):.1f}" if detects else "n/a"
@@ -243,9 +280,13 @@ def main() -> None:
         wrong = sum(1 for r in results if r.step_state == "pass" and (fault != "controller-kill" or r.lost))
         wrong_total += wrong
         verdicts = ", ".join(sorted({f"{r.verdict}/{r.step_state or '-'}" for r in results}))
+        stops = [r.load_after_s for r in results if not math.isnan(r.load_after_s)]
+        stop = f"{max(stops):.1f}" if stops else "n/a"
         print(f"{fault:16} {done:>8} of {len(results):<3} {sum(r.answered for r in results):>9} "
               f"{sum(r.stored for r in results):>7} {sum(r.lost for r in results):>5} {detect:>9}  "
-              f"{verdicts:20} {wrong:>10}  {results[-1].reason[:90]}", flush=True)
+              f"{verdicts:20} {wrong:>10}  {stop:>19}  {results[-1].reason[:90]}", flush=True)
+        if fault == "agent-stop":
+            print(f"{'':16} n2's job on its agent: {results[-1].n2_job[:120]}", flush=True)
     sys.exit(1 if wrong_total else 0)
 
 

@@ -133,10 +133,11 @@ class AgentClient:
             pb.InventoryRequest(endpoint_url=endpoint_url), timeout=timeout))
 
     async def start_job(self, job_id: str, kind: int, spec: dict[str, Any], start_at: float,
-                        armed: bool = False) -> pb.JobStatus:
-        """`armed`: the job prepares, reports READY and waits for `start_at_instant` (two-phase start)."""
+                        armed: bool = False, deadline_s: float = 0.0) -> pb.JobStatus:
+        """`armed`: the job prepares, reports READY and waits for `start_at_instant` (two-phase start).
+        `deadline_s` (> 0): the agent cancels the job that long after it accepted it."""
         req = pb.StartJobRequest(job_id=job_id, kind=cast(pb.JobKind, kind), spec_json=json.dumps(spec),
-                                 start_at=start_at, armed=armed)
+                                 start_at=start_at, armed=armed, deadline_s=deadline_s)
         return await self._unary("start job", self.stub.StartJob(req, timeout=RPC_TIMEOUT_S))
 
     async def start_at_instant(self, job_id: str, start_at: float) -> pb.JobStatus:
@@ -147,9 +148,9 @@ class AgentClient:
     async def get_job(self, job_id: str, timeout: float = RPC_TIMEOUT_S) -> pb.JobStatus:
         return await self._unary("get job", self.stub.GetJob(pb.GetJobRequest(job_id=job_id), timeout=timeout))
 
-    async def cancel_job(self, job_id: str) -> pb.JobStatus:
+    async def cancel_job(self, job_id: str, timeout: float = RPC_TIMEOUT_S) -> pb.JobStatus:
         return await self._unary("cancel job", self.stub.CancelJob(pb.CancelJobRequest(job_id=job_id),
-                                                                   timeout=RPC_TIMEOUT_S))
+                                                                   timeout=timeout))
 
     async def watch(self, job_id: str, from_seq: int = 0) -> AsyncIterator[pb.JobEvent]:
         try:

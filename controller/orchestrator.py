@@ -24,8 +24,9 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from fleetbench import __version__
+from fleetbench.bounds import MAX_DEADLINE_S
 from fleetbench.columns import RecordColumns
-from fleetbench.errors import ConfigError, FleetbenchError, NodeError, RunBusyError, RunError
+from fleetbench.errors import ConfigError, FleetbenchError, NodeError, RunError
 from fleetbench.failures import summarize
 from fleetbench.figures import Figures, compute_figures
 from fleetbench.goodput import Goodput, Slo, compute_goodput
@@ -83,6 +84,13 @@ NO_PROGRESS_FLOOR_S = 120.0
 SLOWEST_PREFILL_TPS = 500.0
 SLOWEST_TPOT_S = 0.2
 EVAL_NO_PROGRESS_S = 3600.0  # an eval sample of unknown length (no timeout_s, no max_tokens)
+# A node given up on (no progress, its agent silent) may still be sending load: its job is cancelled again every
+# CANCEL_RETRY_S (each try waiting CANCEL_TRY_S for the agent) until the agent answers or the run ends; then one
+# last try of LAST_CANCEL_S.
+CANCEL_RETRY_S = 1.0
+CANCEL_TRY_S = 10.0
+LAST_CANCEL_S = 5.0
+HARDWARE_DEADLINE_EVENTS = 16  # a hardware job's deadline: this many of its no-progress deadlines (an event per GPU)
 IMPLICIT_SUCCESS = Expectation("success_rate", "min", 1.0)
 PROBE_SEQ = 100_000  # capacity probes are made as the search goes: their steps rows sort after the plan's steps
 MAX_INVALID_PROBE_RETRIES = 2  # a capacity probe INVALID this many times in a row stops the search (INVALID)
@@ -175,6 +183,25 @@ class Step:
         return EVAL_NO_PROGRESS_S
 
     @property
+    def deadline_s(self) -> float:
+        """How long the step's job may run on its agent, preparation included (StartJobRequest.deadline_s): past
+        it the agent's watchdog cancels the job even when no controller reaches it any more (one that gave up on a
+        stopped agent). The preparation the controller waits for (READY_TIMEOUT_S), then the requests in waves of
+        `parallel`, each wave given the step's whole no-progress deadline, plus the pacing of a `rate`; an eval of
+        unknown size (no `limit`) has none (0)."""
+        if self.perf is not None:
+            waves = math.ceil(self.perf.number / max(self.perf.parallel, 1))
+            paced = self.perf.number / self.perf.rate if self.perf.rate > 0 else 0.0
+            return READY_TIMEOUT_S + waves * self.no_progress_s + paced
+        if self.hardware is not None:
+            return READY_TIMEOUT_S + HARDWARE_DEADLINE_EVENTS * self.no_progress_s
+        assert self.eval is not None
+        if not self.eval.limit:
+            return 0.0
+        samples = self.eval.limit * len(self.eval.datasets)
+        return READY_TIMEOUT_S + math.ceil(samples / max(self.eval.eval_batch_size, 1)) * self.no_progress_s
+
+    @property
     def expect(self) -> tuple[Expectation, ...]:
         """The plan's expectations, and for load steps success_rate >= 1 unless the plan bounds it: a case
         whose requests all failed is never PASS by default."""
@@ -219,6 +246,7 @@ class Orchestrator:
         self.clients = clients or {n.name: AgentClient(n) for n in nodes}
         self.clocks: dict[str, ClockSample] = {}
         self.run_preflight = preflight
+        self._abandoned: dict[tuple[str, str], asyncio.Task[None]] = {}  # (node, job id) -> its cancel retries
 
     async def close(self) -> None:
         for c in self.clients.values():
@@ -264,13 +292,13 @@ class Orchestrator:
         node alone the step its agent lost (the others' records are kept), run the steps not started yet.
         Records are upserted by (run, case, node, point, index): none counted twice. A run another live
         controller drives is refused unless `force` (its driver is then no longer alone)."""
-        driver = self.store.live_driver(run_id)
-        if driver and not force:
-            raise RunBusyError(f"run {run_id} is being driven by {driver}; stop that controller, or pass --force "
-                               "if it is gone")
-        await self.check_agents()
+        self.store.claim_run(run_id, force=force)  # atomic: of two resumes started together, one drives
+        try:
+            await self.check_agents()
+        except BaseException:
+            self.store.release_run(run_id)
+            raise
         self.store.reopen_run(run_id)
-        self.store.claim_run(run_id)
         # a step judged with a node whose job failed or was lost runs again on that node (the others are kept)
         done = self.store.completed_cases(run_id) - self.store.steps_with_failed_nodes(run_id)
         steps = plan_steps(self.plan)
@@ -318,6 +346,44 @@ class Orchestrator:
             beat.cancel()
             with contextlib.suppress(Exception):
                 self.store.release_run(run_id)
+            with contextlib.suppress(Exception):  # jobs given up on: one last cancel each
+                await asyncio.shield(self._last_cancels())
+
+    def _abandon(self, node: str, job_id: str) -> None:
+        """The controller gave up on `node`'s job (no progress, or its agent stopped answering), but the job may
+        still be sending load: ask its agent to cancel it again and again, in the background, until it answers
+        or the run ends (the agent's own deadline, StartJobRequest.deadline_s, is the last resort)."""
+        if (node, job_id) not in self._abandoned and node in self.clients:
+            self._abandoned[(node, job_id)] = asyncio.create_task(self._cancel_until_answered(node, job_id))
+
+    async def _cancel_until_answered(self, node: str, job_id: str) -> None:
+        tries = 0
+        while True:
+            tries += 1
+            try:
+                status = await self.clients[node].cancel_job(job_id, timeout=CANCEL_TRY_S)
+            except FleetbenchError:
+                await asyncio.sleep(CANCEL_RETRY_S)
+                continue
+            self.progress.message(f"[{node}] job {job_id} given up on: its agent answered the cancel (try {tries}); "
+                                  f"the job is {JOB_STATE_NAMES.get(status.state, status.state)}")
+            return
+
+    async def _last_cancels(self) -> None:
+        """At the run's end: one last cancel of each job given up on whose agent has not answered yet."""
+        pending = [key for key, task in self._abandoned.items() if not task.done()]
+        for key in pending:
+            self._abandoned[key].cancel()
+
+        async def last(node: str, job_id: str) -> None:
+            try:
+                await self.clients[node].cancel_job(job_id, timeout=LAST_CANCEL_S)
+            except FleetbenchError as exc:
+                self.progress.message(f"[{node}] job {job_id} may still be running: its agent does not answer the "
+                                      f"cancel ({_one_line(exc)}); the agent ends it at its deadline")
+
+        await asyncio.gather(*(last(n, j) for n, j in pending), return_exceptions=True)
+        self._abandoned.clear()
 
     async def _run_cases(self, run_id: str, done: set[str]) -> RunOutcome:
         outcome = RunOutcome(run_id)
@@ -586,7 +652,8 @@ class Orchestrator:
                     raise NodeError(f"{node.name} ({node.address}) is unreachable: no clock sample")
                 self.store.set_case_node(run_id, step.step_id, node.name, job_id=job_id, state="starting",
                                          error="", last_seq=0, clock_offset_s=clock.offset_s)
-            return await self.clients[node.name].start_job(job_id, step.kind, spec_of[node.name], 0.0, armed=armed)
+            return await self.clients[node.name].start_job(job_id, step.kind, spec_of[node.name], 0.0, armed=armed,
+                                                           deadline_s=min(step.deadline_s, MAX_DEADLINE_S))
 
         started = await asyncio.gather(*(arm(n) for n in self.nodes), return_exceptions=True)
         refused = {n.name: r for n, r in zip(self.nodes, started, strict=True) if isinstance(r, BaseException)}
@@ -688,7 +755,11 @@ class Orchestrator:
         offset = previous.get("clock_offset_s")
         if offset is None:
             offset = self.clocks[node.name].offset_s if node.name in self.clocks else 0.0
-        state = await self._follow(run_id, step, job_id, node, int(previous.get("last_seq") or 0))
+        try:
+            state = await self._follow(run_id, step, job_id, node, int(previous.get("last_seq") or 0))
+        except NodeError:
+            self._abandon(node.name, job_id)  # gave up on it: it may still be sending load
+            raise
         summary, node_records = await client.result(job_id)
         # onto the controller's clock, once; a sweep point's records carry their point's label
         records = shift_records(node_records, offset, step.point)

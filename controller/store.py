@@ -27,7 +27,7 @@ import platformdirs
 import sqlite_utils
 
 from fleetbench.columns import RecordColumns, as_columns
-from fleetbench.errors import StoreError
+from fleetbench.errors import RunBusyError, StoreError
 from fleetbench.figures import Figures
 from fleetbench.hardware import HwRow
 from fleetbench.records import RequestRecord
@@ -263,10 +263,18 @@ class Store:
         conn.depth = 0
         conn.commit()
 
-    def claim_run(self, run_id: str) -> None:
-        """This process drives the run: host, pid and a first heartbeat (`ctl resume` refuses a live driver)."""
-        self.db.table("runs").update(run_id, {"driver_host": socket.gethostname(), "driver_pid": os.getpid(),
-                                              "heartbeat_at": time.time()}, alter=True)
+    def claim_run(self, run_id: str, force: bool = True) -> None:
+        """This process drives the run: host, pid and a first heartbeat. Unless `force`, atomically: in one write
+        transaction (BEGIN IMMEDIATE: one claimer at a time) a live driver is looked for and, when there is none,
+        this process written as the driver; of two `ctl resume` started together one wins, the other gets the
+        RunBusyError naming the winner."""
+        with self.transaction():
+            driver = "" if force else self.live_driver(run_id)
+            if driver:
+                raise RunBusyError(f"run {run_id} is being driven by {driver}; stop that controller, or pass --force "
+                                   "if it is gone")
+            self.db.table("runs").update(run_id, {"driver_host": socket.gethostname(), "driver_pid": os.getpid(),
+                                                  "heartbeat_at": time.time()}, alter=True)
 
     def heartbeat(self, run_id: str) -> None:
         self.db.table("runs").update(run_id, {"heartbeat_at": time.time()}, alter=True)

@@ -74,6 +74,8 @@ MAX_SPEC_BYTES = 1 << 20
 """a StartJob's spec_json (1 MiB; a preflight of many cases is the largest real one, ~100 KiB)"""
 MAX_JSON_DEPTH = 32
 """nesting of a spec's JSON (the deepest real one, an eval's extra_body, is ~8)"""
+MAX_DEADLINE_S = 30 * 86400.0
+"""a StartJob's deadline_s, seconds (30 days)"""
 MAX_PLAN_BYTES = 4 << 20
 """a plan file (4 MiB)"""
 

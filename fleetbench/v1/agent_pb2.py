@@ -14,17 +14,17 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19\x66leetbench/v1/agent.proto\x12\rfleetbench.v1\"\r\n\x0bPingRequest\"w\n\tPingReply\x12\x15\n\ragent_version\x18\x01 \x01(\t\x12\x10\n\x08hostname\x18\x02 \x01(\t\x12\x11\n\twall_time\x18\x03 \x01(\x01\x12\x13\n\x0b\x61pi_version\x18\x04 \x01(\t\x12\x19\n\x11\x65valscope_version\x18\x05 \x01(\t\"(\n\x10InventoryRequest\x12\x14\n\x0c\x65ndpoint_url\x18\x01 \x01(\t\"x\n\x03Gpu\x12\r\n\x05index\x18\x01 \x01(\x05\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x0c\n\x04uuid\x18\x03 \x01(\t\x12\x18\n\x10memory_total_mib\x18\x04 \x01(\x03\x12\x16\n\x0e\x64river_version\x18\x05 \x01(\t\x12\x14\n\x0c\x63uda_version\x18\x06 \x01(\t\"\xcd\x01\n\x0eInventoryReply\x12\x10\n\x08hostname\x18\x01 \x01(\t\x12\x11\n\tcpu_model\x18\x02 \x01(\t\x12\x11\n\tcpu_count\x18\x03 \x01(\x05\x12\x1a\n\x12memory_total_bytes\x18\x04 \x01(\x03\x12\n\n\x02os\x18\x05 \x01(\t\x12\x0e\n\x06kernel\x18\x06 \x01(\t\x12 \n\x04gpus\x18\x07 \x03(\x0b\x32\x12.fleetbench.v1.Gpu\x12\x13\n\x0b\x64\x65tail_json\x18\x08 \x01(\t\x12\x14\n\x0c\x63ollected_at\x18\t \x01(\x01\"{\n\x0fStartJobRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12$\n\x04kind\x18\x02 \x01(\x0e\x32\x16.fleetbench.v1.JobKind\x12\x11\n\tspec_json\x18\x03 \x01(\t\x12\x10\n\x08start_at\x18\x04 \x01(\x01\x12\r\n\x05\x61rmed\x18\x05 \x01(\x08\"2\n\x0eStartAtRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\x10\n\x08start_at\x18\x02 \x01(\x01\"\x82\x02\n\tJobStatus\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12$\n\x04kind\x18\x02 \x01(\x0e\x32\x16.fleetbench.v1.JobKind\x12&\n\x05state\x18\x03 \x01(\x0e\x32\x17.fleetbench.v1.JobState\x12\r\n\x05\x65rror\x18\x04 \x01(\t\x12\x12\n\ncreated_at\x18\x05 \x01(\x01\x12\x12\n\nstarted_at\x18\x06 \x01(\x01\x12\x13\n\x0b\x66inished_at\x18\x07 \x01(\x01\x12\x10\n\x08last_seq\x18\x08 \x01(\x03\x12\x14\n\x0crecord_count\x18\t \x01(\x03\x12\x10\n\x08ready_at\x18\n \x01(\x01\x12\x11\n\tprepare_s\x18\x0b \x01(\x01\"3\n\x0fWatchJobRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\x10\n\x08\x66rom_seq\x18\x02 \x01(\x03\"\xd1\x01\n\x08JobEvent\x12\x0b\n\x03seq\x18\x01 \x01(\x03\x12\x0e\n\x06job_id\x18\x02 \x01(\t\x12\x0c\n\x04time\x18\x03 \x01(\x01\x12&\n\x05state\x18\x04 \x01(\x0e\x32\x17.fleetbench.v1.JobState\x12\x0c\n\x04\x64one\x18\x05 \x01(\x03\x12\r\n\x05total\x18\x06 \x01(\x03\x12\x0e\n\x06\x66\x61iled\x18\x07 \x01(\x03\x12\x12\n\noutput_tps\x18\x08 \x01(\x01\x12\x11\n\telapsed_s\x18\t \x01(\x01\x12\r\n\x05\x65ta_s\x18\n \x01(\x01\x12\x0f\n\x07message\x18\x0b \x01(\t\"\"\n\x10\x43\x61ncelJobRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\t\"\x1f\n\rGetJobRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\t\"9\n\x13GetJobResultRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\x12\n\nchunk_size\x18\x02 \x01(\x05\"\xdd\x01\n\nJobSummary\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12&\n\x05state\x18\x02 \x01(\x0e\x32\x17.fleetbench.v1.JobState\x12\r\n\x05\x65rror\x18\x03 \x01(\t\x12\x1e\n\x16\x65valscope_summary_json\x18\x04 \x01(\t\x12\"\n\x1a\x65valscope_percentiles_json\x18\x05 \x01(\t\x12\x19\n\x11\x65valscope_version\x18\x06 \x01(\t\x12\x14\n\x0crecord_count\x18\x07 \x01(\x03\x12\x13\n\x0bresult_json\x18\x08 \x01(\t\"\xe2\x01\n\rRequestRecord\x12\r\n\x05index\x18\x01 \x01(\x03\x12\x12\n\nstart_time\x18\x02 \x01(\x01\x12\x10\n\x08\x65nd_time\x18\x03 \x01(\x01\x12\x0f\n\x07success\x18\x04 \x01(\x08\x12\x0e\n\x06ttft_s\x18\x05 \x01(\x01\x12\x11\n\tlatency_s\x18\x06 \x01(\x01\x12\x14\n\x0cinput_tokens\x18\x07 \x01(\x03\x12\x15\n\routput_tokens\x18\x08 \x01(\x03\x12\x0e\n\x06tpot_s\x18\t \x01(\x01\x12\r\n\x05itl_s\x18\n \x03(\x01\x12\r\n\x05\x65rror\x18\x0b \x01(\t\x12\r\n\x05point\x18\x0c \x01(\t\"<\n\x0bRecordBatch\x12-\n\x07records\x18\x01 \x03(\x0b\x32\x1c.fleetbench.v1.RequestRecord\"r\n\x0bResultChunk\x12,\n\x07summary\x18\x01 \x01(\x0b\x32\x19.fleetbench.v1.JobSummaryH\x00\x12-\n\x07records\x18\x02 \x01(\x0b\x32\x1a.fleetbench.v1.RecordBatchH\x00\x42\x06\n\x04part*\xa7\x01\n\x07JobKind\x12\x18\n\x14JOB_KIND_UNSPECIFIED\x10\x00\x12\x11\n\rJOB_KIND_PERF\x10\x01\x12\x12\n\x0eJOB_KIND_SWEEP\x10\x02\x12\x11\n\rJOB_KIND_EVAL\x10\x03\x12\x19\n\x15JOB_KIND_LONG_CONTEXT\x10\x04\x12\x16\n\x12JOB_KIND_PREFLIGHT\x10\x05\x12\x15\n\x11JOB_KIND_HARDWARE\x10\x06*\xca\x01\n\x08JobState\x12\x19\n\x15JOB_STATE_UNSPECIFIED\x10\x00\x12\x14\n\x10JOB_STATE_QUEUED\x10\x01\x12\x15\n\x11JOB_STATE_RUNNING\x10\x02\x12\x17\n\x13JOB_STATE_SUCCEEDED\x10\x03\x12\x14\n\x10JOB_STATE_FAILED\x10\x04\x12\x17\n\x13JOB_STATE_CANCELLED\x10\x05\x12\x19\n\x15JOB_STATE_INTERRUPTED\x10\x06\x12\x13\n\x0fJOB_STATE_READY\x10\x07\x32\xc2\x04\n\x05\x41gent\x12<\n\x04Ping\x12\x1a.fleetbench.v1.PingRequest\x1a\x18.fleetbench.v1.PingReply\x12N\n\x0cGetInventory\x12\x1f.fleetbench.v1.InventoryRequest\x1a\x1d.fleetbench.v1.InventoryReply\x12\x44\n\x08StartJob\x12\x1e.fleetbench.v1.StartJobRequest\x1a\x18.fleetbench.v1.JobStatus\x12\x45\n\x08WatchJob\x12\x1e.fleetbench.v1.WatchJobRequest\x1a\x17.fleetbench.v1.JobEvent0\x01\x12\x42\n\x07StartAt\x12\x1d.fleetbench.v1.StartAtRequest\x1a\x18.fleetbench.v1.JobStatus\x12\x46\n\tCancelJob\x12\x1f.fleetbench.v1.CancelJobRequest\x1a\x18.fleetbench.v1.JobStatus\x12@\n\x06GetJob\x12\x1c.fleetbench.v1.GetJobRequest\x1a\x18.fleetbench.v1.JobStatus\x12P\n\x0cGetJobResult\x12\".fleetbench.v1.GetJobResultRequest\x1a\x1a.fleetbench.v1.ResultChunk0\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19\x66leetbench/v1/agent.proto\x12\rfleetbench.v1\"\r\n\x0bPingRequest\"w\n\tPingReply\x12\x15\n\ragent_version\x18\x01 \x01(\t\x12\x10\n\x08hostname\x18\x02 \x01(\t\x12\x11\n\twall_time\x18\x03 \x01(\x01\x12\x13\n\x0b\x61pi_version\x18\x04 \x01(\t\x12\x19\n\x11\x65valscope_version\x18\x05 \x01(\t\"(\n\x10InventoryRequest\x12\x14\n\x0c\x65ndpoint_url\x18\x01 \x01(\t\"x\n\x03Gpu\x12\r\n\x05index\x18\x01 \x01(\x05\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x0c\n\x04uuid\x18\x03 \x01(\t\x12\x18\n\x10memory_total_mib\x18\x04 \x01(\x03\x12\x16\n\x0e\x64river_version\x18\x05 \x01(\t\x12\x14\n\x0c\x63uda_version\x18\x06 \x01(\t\"\xcd\x01\n\x0eInventoryReply\x12\x10\n\x08hostname\x18\x01 \x01(\t\x12\x11\n\tcpu_model\x18\x02 \x01(\t\x12\x11\n\tcpu_count\x18\x03 \x01(\x05\x12\x1a\n\x12memory_total_bytes\x18\x04 \x01(\x03\x12\n\n\x02os\x18\x05 \x01(\t\x12\x0e\n\x06kernel\x18\x06 \x01(\t\x12 \n\x04gpus\x18\x07 \x03(\x0b\x32\x12.fleetbench.v1.Gpu\x12\x13\n\x0b\x64\x65tail_json\x18\x08 \x01(\t\x12\x14\n\x0c\x63ollected_at\x18\t \x01(\x01\"\x8f\x01\n\x0fStartJobRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12$\n\x04kind\x18\x02 \x01(\x0e\x32\x16.fleetbench.v1.JobKind\x12\x11\n\tspec_json\x18\x03 \x01(\t\x12\x10\n\x08start_at\x18\x04 \x01(\x01\x12\r\n\x05\x61rmed\x18\x05 \x01(\x08\x12\x12\n\ndeadline_s\x18\x06 \x01(\x01\"2\n\x0eStartAtRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\x10\n\x08start_at\x18\x02 \x01(\x01\"\x82\x02\n\tJobStatus\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12$\n\x04kind\x18\x02 \x01(\x0e\x32\x16.fleetbench.v1.JobKind\x12&\n\x05state\x18\x03 \x01(\x0e\x32\x17.fleetbench.v1.JobState\x12\r\n\x05\x65rror\x18\x04 \x01(\t\x12\x12\n\ncreated_at\x18\x05 \x01(\x01\x12\x12\n\nstarted_at\x18\x06 \x01(\x01\x12\x13\n\x0b\x66inished_at\x18\x07 \x01(\x01\x12\x10\n\x08last_seq\x18\x08 \x01(\x03\x12\x14\n\x0crecord_count\x18\t \x01(\x03\x12\x10\n\x08ready_at\x18\n \x01(\x01\x12\x11\n\tprepare_s\x18\x0b \x01(\x01\"3\n\x0fWatchJobRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\x10\n\x08\x66rom_seq\x18\x02 \x01(\x03\"\xd1\x01\n\x08JobEvent\x12\x0b\n\x03seq\x18\x01 \x01(\x03\x12\x0e\n\x06job_id\x18\x02 \x01(\t\x12\x0c\n\x04time\x18\x03 \x01(\x01\x12&\n\x05state\x18\x04 \x01(\x0e\x32\x17.fleetbench.v1.JobState\x12\x0c\n\x04\x64one\x18\x05 \x01(\x03\x12\r\n\x05total\x18\x06 \x01(\x03\x12\x0e\n\x06\x66\x61iled\x18\x07 \x01(\x03\x12\x12\n\noutput_tps\x18\x08 \x01(\x01\x12\x11\n\telapsed_s\x18\t \x01(\x01\x12\r\n\x05\x65ta_s\x18\n \x01(\x01\x12\x0f\n\x07message\x18\x0b \x01(\t\"\"\n\x10\x43\x61ncelJobRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\t\"\x1f\n\rGetJobRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\t\"9\n\x13GetJobResultRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\x12\n\nchunk_size\x18\x02 \x01(\x05\"\xdd\x01\n\nJobSummary\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12&\n\x05state\x18\x02 \x01(\x0e\x32\x17.fleetbench.v1.JobState\x12\r\n\x05\x65rror\x18\x03 \x01(\t\x12\x1e\n\x16\x65valscope_summary_json\x18\x04 \x01(\t\x12\"\n\x1a\x65valscope_percentiles_json\x18\x05 \x01(\t\x12\x19\n\x11\x65valscope_version\x18\x06 \x01(\t\x12\x14\n\x0crecord_count\x18\x07 \x01(\x03\x12\x13\n\x0bresult_json\x18\x08 \x01(\t\"\xe2\x01\n\rRequestRecord\x12\r\n\x05index\x18\x01 \x01(\x03\x12\x12\n\nstart_time\x18\x02 \x01(\x01\x12\x10\n\x08\x65nd_time\x18\x03 \x01(\x01\x12\x0f\n\x07success\x18\x04 \x01(\x08\x12\x0e\n\x06ttft_s\x18\x05 \x01(\x01\x12\x11\n\tlatency_s\x18\x06 \x01(\x01\x12\x14\n\x0cinput_tokens\x18\x07 \x01(\x03\x12\x15\n\routput_tokens\x18\x08 \x01(\x03\x12\x0e\n\x06tpot_s\x18\t \x01(\x01\x12\r\n\x05itl_s\x18\n \x03(\x01\x12\r\n\x05\x65rror\x18\x0b \x01(\t\x12\r\n\x05point\x18\x0c \x01(\t\"<\n\x0bRecordBatch\x12-\n\x07records\x18\x01 \x03(\x0b\x32\x1c.fleetbench.v1.RequestRecord\"r\n\x0bResultChunk\x12,\n\x07summary\x18\x01 \x01(\x0b\x32\x19.fleetbench.v1.JobSummaryH\x00\x12-\n\x07records\x18\x02 \x01(\x0b\x32\x1a.fleetbench.v1.RecordBatchH\x00\x42\x06\n\x04part*\xa7\x01\n\x07JobKind\x12\x18\n\x14JOB_KIND_UNSPECIFIED\x10\x00\x12\x11\n\rJOB_KIND_PERF\x10\x01\x12\x12\n\x0eJOB_KIND_SWEEP\x10\x02\x12\x11\n\rJOB_KIND_EVAL\x10\x03\x12\x19\n\x15JOB_KIND_LONG_CONTEXT\x10\x04\x12\x16\n\x12JOB_KIND_PREFLIGHT\x10\x05\x12\x15\n\x11JOB_KIND_HARDWARE\x10\x06*\xca\x01\n\x08JobState\x12\x19\n\x15JOB_STATE_UNSPECIFIED\x10\x00\x12\x14\n\x10JOB_STATE_QUEUED\x10\x01\x12\x15\n\x11JOB_STATE_RUNNING\x10\x02\x12\x17\n\x13JOB_STATE_SUCCEEDED\x10\x03\x12\x14\n\x10JOB_STATE_FAILED\x10\x04\x12\x17\n\x13JOB_STATE_CANCELLED\x10\x05\x12\x19\n\x15JOB_STATE_INTERRUPTED\x10\x06\x12\x13\n\x0fJOB_STATE_READY\x10\x07\x32\xc2\x04\n\x05\x41gent\x12<\n\x04Ping\x12\x1a.fleetbench.v1.PingRequest\x1a\x18.fleetbench.v1.PingReply\x12N\n\x0cGetInventory\x12\x1f.fleetbench.v1.InventoryRequest\x1a\x1d.fleetbench.v1.InventoryReply\x12\x44\n\x08StartJob\x12\x1e.fleetbench.v1.StartJobRequest\x1a\x18.fleetbench.v1.JobStatus\x12\x45\n\x08WatchJob\x12\x1e.fleetbench.v1.WatchJobRequest\x1a\x17.fleetbench.v1.JobEvent0\x01\x12\x42\n\x07StartAt\x12\x1d.fleetbench.v1.StartAtRequest\x1a\x18.fleetbench.v1.JobStatus\x12\x46\n\tCancelJob\x12\x1f.fleetbench.v1.CancelJobRequest\x1a\x18.fleetbench.v1.JobStatus\x12@\n\x06GetJob\x12\x1c.fleetbench.v1.GetJobRequest\x1a\x18.fleetbench.v1.JobStatus\x12P\n\x0cGetJobResult\x12\".fleetbench.v1.GetJobResultRequest\x1a\x1a.fleetbench.v1.ResultChunk0\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'fleetbench.v1.agent_pb2', _globals)
 if _descriptor._USE_C_DESCRIPTORS == False:
   DESCRIPTOR._options = None
-  _globals['_JOBKIND']._serialized_start=2015
-  _globals['_JOBKIND']._serialized_end=2182
-  _globals['_JOBSTATE']._serialized_start=2185
-  _globals['_JOBSTATE']._serialized_end=2387
+  _globals['_JOBKIND']._serialized_start=2036
+  _globals['_JOBKIND']._serialized_end=2203
+  _globals['_JOBSTATE']._serialized_start=2206
+  _globals['_JOBSTATE']._serialized_end=2408
   _globals['_PINGREQUEST']._serialized_start=44
   _globals['_PINGREQUEST']._serialized_end=57
   _globals['_PINGREPLY']._serialized_start=59
@@ -35,30 +35,30 @@ if _descriptor._USE_C_DESCRIPTORS == False:
   _globals['_GPU']._serialized_end=342
   _globals['_INVENTORYREPLY']._serialized_start=345
   _globals['_INVENTORYREPLY']._serialized_end=550
-  _globals['_STARTJOBREQUEST']._serialized_start=552
-  _globals['_STARTJOBREQUEST']._serialized_end=675
-  _globals['_STARTATREQUEST']._serialized_start=677
-  _globals['_STARTATREQUEST']._serialized_end=727
-  _globals['_JOBSTATUS']._serialized_start=730
-  _globals['_JOBSTATUS']._serialized_end=988
-  _globals['_WATCHJOBREQUEST']._serialized_start=990
-  _globals['_WATCHJOBREQUEST']._serialized_end=1041
-  _globals['_JOBEVENT']._serialized_start=1044
-  _globals['_JOBEVENT']._serialized_end=1253
-  _globals['_CANCELJOBREQUEST']._serialized_start=1255
-  _globals['_CANCELJOBREQUEST']._serialized_end=1289
-  _globals['_GETJOBREQUEST']._serialized_start=1291
-  _globals['_GETJOBREQUEST']._serialized_end=1322
-  _globals['_GETJOBRESULTREQUEST']._serialized_start=1324
-  _globals['_GETJOBRESULTREQUEST']._serialized_end=1381
-  _globals['_JOBSUMMARY']._serialized_start=1384
-  _globals['_JOBSUMMARY']._serialized_end=1605
-  _globals['_REQUESTRECORD']._serialized_start=1608
-  _globals['_REQUESTRECORD']._serialized_end=1834
-  _globals['_RECORDBATCH']._serialized_start=1836
-  _globals['_RECORDBATCH']._serialized_end=1896
-  _globals['_RESULTCHUNK']._serialized_start=1898
-  _globals['_RESULTCHUNK']._serialized_end=2012
-  _globals['_AGENT']._serialized_start=2390
-  _globals['_AGENT']._serialized_end=2968
+  _globals['_STARTJOBREQUEST']._serialized_start=553
+  _globals['_STARTJOBREQUEST']._serialized_end=696
+  _globals['_STARTATREQUEST']._serialized_start=698
+  _globals['_STARTATREQUEST']._serialized_end=748
+  _globals['_JOBSTATUS']._serialized_start=751
+  _globals['_JOBSTATUS']._serialized_end=1009
+  _globals['_WATCHJOBREQUEST']._serialized_start=1011
+  _globals['_WATCHJOBREQUEST']._serialized_end=1062
+  _globals['_JOBEVENT']._serialized_start=1065
+  _globals['_JOBEVENT']._serialized_end=1274
+  _globals['_CANCELJOBREQUEST']._serialized_start=1276
+  _globals['_CANCELJOBREQUEST']._serialized_end=1310
+  _globals['_GETJOBREQUEST']._serialized_start=1312
+  _globals['_GETJOBREQUEST']._serialized_end=1343
+  _globals['_GETJOBRESULTREQUEST']._serialized_start=1345
+  _globals['_GETJOBRESULTREQUEST']._serialized_end=1402
+  _globals['_JOBSUMMARY']._serialized_start=1405
+  _globals['_JOBSUMMARY']._serialized_end=1626
+  _globals['_REQUESTRECORD']._serialized_start=1629
+  _globals['_REQUESTRECORD']._serialized_end=1855
+  _globals['_RECORDBATCH']._serialized_start=1857
+  _globals['_RECORDBATCH']._serialized_end=1917
+  _globals['_RESULTCHUNK']._serialized_start=1919
+  _globals['_RESULTCHUNK']._serialized_end=2033
+  _globals['_AGENT']._serialized_start=2411
+  _globals['_AGENT']._serialized_end=2989
 # @@protoc_insertion_point(module_scope)

@@ -105,18 +105,20 @@ class InventoryReply(_message.Message):
     def __init__(self, hostname: _Optional[str] = ..., cpu_model: _Optional[str] = ..., cpu_count: _Optional[int] = ..., memory_total_bytes: _Optional[int] = ..., os: _Optional[str] = ..., kernel: _Optional[str] = ..., gpus: _Optional[_Iterable[_Union[Gpu, _Mapping]]] = ..., detail_json: _Optional[str] = ..., collected_at: _Optional[float] = ...) -> None: ...
 
 class StartJobRequest(_message.Message):
-    __slots__ = ("job_id", "kind", "spec_json", "start_at", "armed")
+    __slots__ = ("job_id", "kind", "spec_json", "start_at", "armed", "deadline_s")
     JOB_ID_FIELD_NUMBER: _ClassVar[int]
     KIND_FIELD_NUMBER: _ClassVar[int]
     SPEC_JSON_FIELD_NUMBER: _ClassVar[int]
     START_AT_FIELD_NUMBER: _ClassVar[int]
     ARMED_FIELD_NUMBER: _ClassVar[int]
+    DEADLINE_S_FIELD_NUMBER: _ClassVar[int]
     job_id: str
     kind: JobKind
     spec_json: str
     start_at: float
     armed: bool
-    def __init__(self, job_id: _Optional[str] = ..., kind: _Optional[_Union[JobKind, str]] = ..., spec_json: _Optional[str] = ..., start_at: _Optional[float] = ..., armed: bool = ...) -> None: ...
+    deadline_s: float
+    def __init__(self, job_id: _Optional[str] = ..., kind: _Optional[_Union[JobKind, str]] = ..., spec_json: _Optional[str] = ..., start_at: _Optional[float] = ..., armed: bool = ..., deadline_s: _Optional[float] = ...) -> None: ...
 
 class StartAtRequest(_message.Message):
     __slots__ = ("job_id", "start_at")

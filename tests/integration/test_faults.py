@@ -4,13 +4,16 @@ bench/faults.py runs the same faults N times and prints what each cost; docs/rel
 from __future__ import annotations
 
 import json
+import math
 import os
+import re
 import signal
 import socket
 import subprocess
 import sys
 import threading
 import time
+import urllib.request
 from pathlib import Path
 
 import grpc
@@ -143,8 +146,7 @@ def load_bench():  # type: ignore[no-untyped-def]
 BENCH = load_bench()
 
 
-@pytest.mark.parametrize("fault", ["agent-kill", "endpoint-stop", "disk-full", "agent-stop", "controller-kill",
-                                   "controller-term"])
+@pytest.mark.parametrize("fault", ["agent-kill", "endpoint-stop", "disk-full", "controller-kill", "controller-term"])
 def test_every_fault_ends_and_is_never_a_wrong_pass(tmp_path, fault):
     if fault == "disk-full" and os.geteuid() != 0:
         pytest.skip("mounting a small tmpfs needs root")
@@ -164,11 +166,75 @@ def test_every_fault_ends_and_is_never_a_wrong_pass(tmp_path, fault):
     elif fault == "endpoint-stop":  # every later request fails: FAIL on success_rate, with the error classes
         assert r.step_state in ("fail", "invalid") and r.detect_s < 120, r
         assert r.reason.startswith("success_rate") and "connection" in r.reason, r
-    elif fault == "disk-full":
-        assert r.step_state == "invalid" and "disk full in" in r.reason and r.detect_s < 30, r
-    elif fault == "agent-stop":  # the no-progress deadline (20 s) plus the last look (5 s)
-        assert r.step_state == "invalid" and "no progress for" in r.reason and r.detect_s < 30, r
-        assert "[n2] load: no progress for 5 s (ERROR after 20 s without any)" in r.console  # never silent
+    elif fault == "disk-full":  # the job dies of the full disk, or the watchdog stops it at the free-space floor
+        assert r.step_state == "invalid" and r.detect_s < 30, r
+        assert "disk full in" in r.reason or re.search(r"data dir free space \d+ MiB below 1\.0 GiB", r.reason), r
+
+
+def test_a_stopped_agents_job_is_cancelled_once_it_continues(tmp_path):
+    """SIGSTOP n2's agent mid-case: the controller gives up on n2 (no progress for 10 s, then 5 s for a last
+    look) and keeps asking its agent to cancel the job; SIGCONT at 20 s, while n1 still runs (120 requests, ~32 s):
+    the job is cancelled within seconds and n2's endpoint gets no more requests. The step is INVALID."""
+    r = BENCH.run_round("agent-stop", tmp_path, number=120, no_progress_s=10.0, stop_s=20.0)
+    assert r.completed and r.stored > 0 and r.ctl_rc != 0, r
+    assert (r.verdict, r.step_state) == ("invalid", "invalid"), r
+    assert "no progress for" in r.reason and r.detect_s < 20, r
+    assert re.search(r"\[n2\] load: no progress for \d s \(ERROR after 10 s without any\)", r.console)  # not silent
+    assert r.n2_job.startswith("cancelled:"), r.n2_job  # the agent stored the controller's cancel
+    assert "given up on: its agent answered the cancel" in r.console, r.console[-2000:]
+    # the load stopped within seconds of SIGCONT: n2's endpoint got its last request right after
+    assert 0.0 <= r.load_after_s < 5.0, r
+
+
+def test_the_agent_cancels_a_job_past_its_deadline_even_after_being_stopped(tmp_path, endpoint):
+    """StartJobRequest.deadline_s on the agent's monotonic clock: an agent stopped (SIGSTOP) past the deadline of
+    its job ends the job within seconds of SIGCONT, no controller needed; the endpoint's counter stops rising.
+    A deadline out of bounds is refused."""
+    url, tok = endpoint
+    stats = url.split("/v1/")[0] + "/fleetbench/stats"
+    port = free_port()
+    log = tmp_path / "agent.log"
+    agent = subprocess.Popen([sys.executable, "-m", "fleetbench.agent", "serve", "--listen", f"127.0.0.1:{port}",
+                              "--data-dir", str(tmp_path / "data"), "--allow-path", str(tmp_path)],
+                             stdout=log.open("wb"), stderr=subprocess.STDOUT)
+    try:
+        wait_for_port(port, 30, agent)
+        channel = grpc.insecure_channel(f"127.0.0.1:{port}")
+        stub = pb_grpc.AgentStub(channel)
+        for bad in (-1.0, math.inf, 1e12):
+            with pytest.raises(grpc.RpcError) as refused:
+                stub.StartJob(pb.StartJobRequest(job_id="bad", kind=pb.JOB_KIND_PERF, spec_json=spec(url, tok, 4),
+                                                 deadline_s=bad))
+            assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+            assert (refused.value.details() or "").startswith("deadline_s must be between 0 (none) and"), bad
+        limit = 30.0
+        started = time.monotonic()
+        stub.StartJob(pb.StartJobRequest(job_id="long", kind=pb.JOB_KIND_PERF, spec_json=spec(url, tok, 5000),
+                                         deadline_s=limit))
+        wait_records(tmp_path / "data" / "jobs" / "long", 20_000, limit - 5)
+        assert stub.GetJob(pb.GetJobRequest(job_id="long")).state == pb.JOB_STATE_RUNNING
+        agent.send_signal(signal.SIGSTOP)
+        time.sleep(limit + 2 - (time.monotonic() - started))  # the deadline passes while the agent is stopped
+        agent.send_signal(signal.SIGCONT)
+        t0 = time.monotonic()
+        st = wait_state(stub, "long", 15)
+        ended_s = time.monotonic() - t0
+        assert st.state == pb.JOB_STATE_CANCELLED, st
+        assert st.error.startswith(f"deadline of {limit:.0f} s passed (the job ran ") and \
+            st.error.endswith("s): cancelled by the agent"), st.error
+        assert ended_s < 8, ended_s
+        assert 0 < st.record_count < 5000
+        time.sleep(0.5)
+        before = json.loads(urllib.request.urlopen(stats, timeout=5).read())["received"]
+        time.sleep(2.0)
+        assert json.loads(urllib.request.urlopen(stats, timeout=5).read())["received"] == before  # load stopped
+        channel.close()
+    finally:
+        agent.send_signal(signal.SIGCONT)
+        agent.send_signal(signal.SIGTERM)
+        rc = agent.wait(timeout=30)
+    text = log.read_text()
+    assert rc == 0 and "Traceback" not in text, text[-3000:]
 
 
 def test_resume_of_a_live_run_is_refused_unless_forced(tmp_path):
@@ -201,3 +267,165 @@ def test_resume_of_a_live_run_is_refused_unless_forced(tmp_path):
     assert resumed.returncode == 0, resumed.stderr[-2000:]
     (run,) = BENCH.rows(db, "SELECT state, verdict, driver_pid FROM runs")
     assert (run["state"], run["verdict"], run["driver_pid"]) == ("finished", "pass", 0)
+
+
+BARRIER = """\
+import os, sys, time
+from fleetbench.controller.cli import main  # imported before the barrier: both start from the same point
+from fleetbench.controller import orchestrator, runner, store  # noqa: F401
+while not os.path.exists(sys.argv[1]):
+    time.sleep(0.001)
+sys.argv = ["ctl", *sys.argv[2:]]
+main()
+"""
+
+
+def test_two_resumes_started_together_one_drives_the_other_exits_2_naming_it(tmp_path):
+    """A run whose driver was killed -9; two `ctl resume RUN` started at the same moment (each imports ctl, waits
+    on one file, then runs it in the same process: its pid is the driver's), while the agent is slow to answer
+    (stopped for 2 s: both would pass a check made before asking the agents). The run is claimed in one write
+    transaction, so exactly one drives it (exit 0, PASS) and the other exits 2 with one line naming the winner."""
+    from fleetbench.controller.localfleet import LocalFleet
+
+    ctl_cmd = [sys.executable, "-m", "fleetbench.controller"]
+    plan = tmp_path / "plan.yaml"
+    # 80 requests (~20 s): the winner still drives the run when the loser, however slow to start, claims it
+    plan.write_text(BENCH.PLAN.format(tokenizer=ensure_demo_tokenizer(tmp_path / "tok"), number=80))
+    db, go = tmp_path / "s.sqlite", tmp_path / "go"
+    with LocalFleet(tmp_path / "fleet", size=1, ttft_ms=50, tpot_ms=10) as fleet:
+        fleet_file = fleet.write_fleet_file(tmp_path / "fleet.yaml")
+        ctl = subprocess.Popen([*ctl_cmd, "run", "--plan", str(plan), "--nodes", "n1", "--fleet", str(fleet_file),
+                                "--db", str(db), "--out", str(tmp_path / "out"), "-q"],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        BENCH.wait_for(lambda: BENCH.node_state(db, "n1") == "running", 180, "the case to run")
+        run_id = BENCH.rows(db, "SELECT run_id FROM runs")[0]["run_id"]
+        ctl.kill()
+        ctl.wait(timeout=30)
+        resumes = [subprocess.Popen([sys.executable, "-c", BARRIER, str(go), "resume", run_id, "--db", str(db),
+                                     "--fleet", str(fleet_file), "--out", str(tmp_path / "out"), "-q"],
+                                    stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(2)]
+        time.sleep(8.0)  # both imported and waiting at the barrier
+        agent = fleet.agent_procs["n1"]
+        agent.send_signal(signal.SIGSTOP)
+        go.touch()
+        time.sleep(2.0)
+        agent.send_signal(signal.SIGCONT)
+        done = [(p.pid, *p.communicate(timeout=300), p.returncode) for p in resumes]
+    by_rc = {rc: (pid, err) for pid, _out, err, rc in done}
+    assert sorted(by_rc) == [0, 2], done  # one drove the run to its end, the other was refused
+    winner, (_, refused) = by_rc[0][0], by_rc[2]
+    line = refused.strip()
+    assert line.startswith(f"error: run {run_id} is being driven by pid {winner} on {socket.gethostname()} "
+                           "(heartbeat "), line
+    assert line.endswith("pass --force if it is gone") and len(line.splitlines()) == 1, line
+    (run,) = BENCH.rows(db, "SELECT state, verdict, driver_pid FROM runs")
+    assert (run["state"], run["verdict"], run["driver_pid"]) == ("finished", "pass", 0)
+    n = BENCH.rows(db, "SELECT count(*) AS n, count(DISTINCT idx) AS d FROM requests WHERE case_id = 'load'")[0]
+    assert n["n"] == n["d"] == 80  # every record once
+
+
+def start_agent(tmp_path: Path, data_dir: Path, *args: str) -> tuple[subprocess.Popen[bytes], int, Path]:
+    port = free_port()
+    log = tmp_path / "agent.log"
+    agent = subprocess.Popen([sys.executable, "-m", "fleetbench.agent", "serve", "--listen", f"127.0.0.1:{port}",
+                              "--data-dir", str(data_dir), "--allow-path", str(tmp_path), *args],
+                             stdout=log.open("wb"), stderr=subprocess.STDOUT)
+    wait_for_port(port, 30, agent)
+    return agent, port, log
+
+
+def stop_agent(agent: subprocess.Popen[bytes], log: Path) -> None:
+    agent.send_signal(signal.SIGTERM)
+    rc = agent.wait(timeout=30)
+    text = log.read_text()
+    assert rc == 0 and "Traceback" not in text, text[-3000:]
+
+
+def test_a_job_over_its_memory_budget_fails_with_the_cause(tmp_path, endpoint):
+    """--max-job-rss-bytes 40 MiB: the job's process tree (Python, evalscope) passes it while it prepares; the
+    watchdog kills the group and the job is FAILED naming both sizes; the endpoint gets no more load."""
+    url, tok = endpoint
+    agent, port, log = start_agent(tmp_path, tmp_path / "data", "--max-job-rss-bytes", str(40 << 20))
+    try:
+        with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+            stub = pb_grpc.AgentStub(channel)
+            stub.StartJob(pb.StartJobRequest(job_id="fat", kind=pb.JOB_KIND_PERF, spec_json=spec(url, tok, 5000)))
+            st = wait_state(stub, "fat", 60)
+        assert st.state == pb.JOB_STATE_FAILED, st
+        assert re.fullmatch(r"job memory \d+ MiB above 40 MiB \(--max-job-rss-bytes\)", st.error), st.error
+        assert int(st.error.split()[2]) > 40
+    finally:
+        stop_agent(agent, log)
+
+
+def test_a_job_below_the_free_space_floor_fails_with_the_cause(tmp_path):
+    """A 64 MiB tmpfs data dir, --min-free-bytes 32 MiB: the job starts (~60 MiB free), then a 40 MiB file
+    leaves less than the floor; the watchdog stops the job within seconds, FAILED naming free space and floor."""
+    if os.geteuid() != 0:
+        pytest.skip("mounting a small tmpfs needs root")
+    data = tmp_path / "data"
+    data.mkdir()
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64m,mode=0700", "tmpfs", str(data)],
+                          capture_output=True)
+    if done.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {done.stderr.decode().strip()}")
+    port = free_port()
+    endpoint = subprocess.Popen([sys.executable, "-m", "fleetbench.endpoint", "--port", str(port), "--ttft-ms",
+                                 "20", "--tpot-ms", "5"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    agent = None
+    try:
+        wait_for_port(port, 30, endpoint)
+        url, tok = f"http://127.0.0.1:{port}/v1/completions", ensure_demo_tokenizer(tmp_path / "tok")
+        agent, aport, log = start_agent(tmp_path, data, "--min-free-bytes", str(32 << 20))
+        with grpc.insecure_channel(f"127.0.0.1:{aport}") as channel:
+            stub = pb_grpc.AgentStub(channel)
+            stub.StartJob(pb.StartJobRequest(job_id="big", kind=pb.JOB_KIND_PERF, spec_json=spec(url, tok, 5000)))
+            wait_records(data / "jobs" / "big", 20_000, 120)
+            subprocess.run(["dd", "if=/dev/zero", f"of={data / 'fill'}", "bs=1M", "count=40"], capture_output=True,
+                           check=True)
+            t0 = time.time()
+            st = wait_state(stub, "big", 15)
+            assert time.time() - t0 < 5
+        assert st.state == pb.JOB_STATE_FAILED, st
+        assert re.fullmatch(rf"data dir free space \d+ MiB below 32 MiB \(--min-free-bytes\) in {data}", st.error), \
+            st.error
+        assert 0 < st.record_count < 5000
+        stop_agent(agent, log)
+        agent = None
+    finally:
+        if agent is not None:
+            agent.kill()
+        endpoint.terminate()
+        endpoint.wait(timeout=10)
+        subprocess.run(["umount", "-l", str(data)], check=False)
+
+
+def test_a_run_that_ends_with_its_agent_stopped_says_the_job_may_still_run(tmp_path):
+    """One node, its agent stopped mid-case: the controller gives up (no progress for 5 s, then 5 s for a last
+    look), the run ends INVALID at once, and its one last cancel finds the agent still stopped: the console says
+    the job may still run and that its agent ends it at its deadline (never a silent leftover load)."""
+    from fleetbench.controller.localfleet import LocalFleet
+
+    plan = tmp_path / "plan.yaml"
+    plan.write_text(BENCH.PLAN.format(tokenizer=ensure_demo_tokenizer(tmp_path / "tok"), number=120))
+    db = tmp_path / "s.sqlite"
+    with LocalFleet(tmp_path / "fleet", size=1, ttft_ms=50, tpot_ms=10) as fleet:
+        fleet_file = fleet.write_fleet_file(tmp_path / "fleet.yaml")
+        url = fleet.nodes[0].endpoint
+        ctl = subprocess.Popen([sys.executable, "-m", "fleetbench.controller", "run", "--plan", str(plan), "--nodes",
+                                "n1", "--fleet", str(fleet_file), "--db", str(db), "--out", str(tmp_path / "out")],
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                               env=dict(os.environ, FLEETBENCH_NO_PROGRESS_S="5"))
+        BENCH.wait_for(lambda: BENCH.node_state(db, "n1") == "running", 180, "the case to run")
+        base = BENCH.answered(url)
+        BENCH.wait_for(lambda: BENCH.answered(url) - base >= 4, 60, "the case's first requests")
+        agent = fleet.agent_procs["n1"]
+        agent.send_signal(signal.SIGSTOP)
+        try:
+            out, _ = ctl.communicate(timeout=120)
+        finally:
+            agent.send_signal(signal.SIGCONT)
+    assert ctl.returncode == 3, out[-3000:]  # INVALID
+    job = f"{BENCH.rows(db, 'SELECT run_id FROM runs')[0]['run_id']}.load"
+    assert re.search(rf"\[n1\] job {re.escape(job)} may still be running: its agent does not answer the cancel "
+                     r"\(.*\); the agent ends it at its deadline", out), out[-3000:]

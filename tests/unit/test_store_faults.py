@@ -5,6 +5,7 @@ no-progress deadline derived from the plan."""
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 import subprocess
 import sys
@@ -17,6 +18,7 @@ from fleetbench.controller import orchestrator
 from fleetbench.controller.orchestrator import Step
 from fleetbench.controller.plan import EvalCase, HardwareCase, PerfCase
 from fleetbench.controller.store import HEARTBEAT_STALE_S, Store
+from fleetbench.errors import RunBusyError
 from fleetbench.jobs_schema import JobKind
 from fleetbench.records import RequestRecord
 
@@ -88,6 +90,12 @@ def test_live_driver_is_this_host_pid_alive_with_a_fresh_heartbeat(tmp_path):
         assert store.live_driver("r1") == ""  # no heartbeat for too long: gone whatever the pid says
         store.heartbeat("r1")
         assert store.live_driver("r1")
+        with pytest.raises(RunBusyError, match=f"^run r1 is being driven by pid {other.pid} on "):
+            store.claim_run("r1", force=False)  # checked and written in one transaction: refused, nothing written
+        assert store.run("r1")["driver_pid"] == other.pid
+        store.claim_run("r1")  # --force
+        assert store.run("r1")["driver_pid"] == os.getpid()
+        store.db.table("runs").update("r1", {"driver_pid": other.pid})
     finally:
         other.kill()
         other.wait()
@@ -96,6 +104,8 @@ def test_live_driver_is_this_host_pid_alive_with_a_fresh_heartbeat(tmp_path):
     assert "on elsewhere" in store.live_driver("r1")  # another host: only the heartbeat can tell
     store.release_run("r1")
     assert store.live_driver("r1") == ""
+    store.claim_run("r1", force=False)  # nobody drives it: claimed
+    assert store.run("r1")["driver_pid"] == os.getpid()
     assert json.loads(store.run("r1")["nodes"]) == ["n1"]
 
 
@@ -121,3 +131,21 @@ def test_no_progress_deadline_comes_from_the_plan(monkeypatch):
     assert step.no_progress_s == 7.0
     monkeypatch.setenv(orchestrator.NO_PROGRESS_ENV, "nonsense")
     assert step.no_progress_s > 120
+
+
+def test_job_deadline_comes_from_the_plan(monkeypatch):
+    """StartJobRequest.deadline_s: preparation, then every wave of `parallel` requests given the whole no-progress
+    deadline, plus a rate's pacing; an eval without `limit` has none."""
+    monkeypatch.delenv(orchestrator.NO_PROGRESS_ENV, raising=False)
+    ready = orchestrator.READY_TIMEOUT_S
+    step = Step("c", JobKind.PERF, perf=perf(number=10))  # 3 waves of 4
+    assert step.deadline_s == ready + 3 * (orchestrator.NO_PROGRESS_FLOOR_S + 1000 / 500 + 500 * 0.2)
+    paced = Step("c", JobKind.PERF, perf=perf(number=10, rate=0.5))
+    assert paced.deadline_s == step.deadline_s + 20
+    ev = Step("e", JobKind.EVAL, eval=EvalCase("e", ("a", "b"), timeout_s=600, limit=5, eval_batch_size=4))
+    assert ev.deadline_s == ready + 3 * (orchestrator.NO_PROGRESS_FLOOR_S + 1200)
+    assert Step("e", JobKind.EVAL, eval=EvalCase("e", ("aime25",))).deadline_s == 0.0
+    hw = Step("h", JobKind.HARDWARE, hardware=HardwareCase("h", "stress", duration_s=300))
+    assert hw.deadline_s == ready + 16 * (orchestrator.NO_PROGRESS_FLOOR_S + 600)
+    monkeypatch.setenv(orchestrator.NO_PROGRESS_ENV, "7")
+    assert step.deadline_s == ready + 3 * 7.0
