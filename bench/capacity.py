@@ -1,12 +1,16 @@
-"""The capacity search against the simulator: its probe count and wall time, per node and for several nodes.
+"""The capacity search against the simulator: its probe count and wall time, per node and for several nodes, by
+concurrency (`--axis parallel`, the default) or by request rate (`--axis rate`).
 
 Real agents and simulated endpoints on loopback (controller/localfleet.py); every endpoint serves at most
 `--limit` requests at once and queues the rest (`--max-concurrency`), so each node's knee is the limit. One
 capacity case (p99 TTFT within a bound only the unqueued requests meet) runs through the orchestrator (the
-preflight is skipped: not what is measured). Prints, per scope, the answer against the knee, then the probes
+preflight is skipped: not what is measured). By rate: the endpoint serves at most limit / 0.24 s requests/s; the
+SLO (p99 TTFT <= 0.5 s) breaks at or below that (Poisson arrivals queue before it), and the answer is printed
+against it. Prints, per scope, the answer against the knee, then the probes
 (valid and invalid), the wall time and the time per probe.
 
-Run: .venv/bin/python bench/capacity.py [--agents 3] [--limit 8] [--max 64] [--confirm 2]
+Run: .venv/bin/python bench/capacity.py [--agents 3] [--limit 8] [--max 64] [--confirm 2] [--axis rate]
+     [--probe-s 10]
 """
 
 from __future__ import annotations
@@ -38,10 +42,9 @@ cases:
     input_tokens: 32
     output_tokens: {output}
     extra_args: {{ignore_eos: true}}
-    parallel: {{min: 1, max: {max}}}
-    requests_per_stream: {rps}
+    {axis}
     confirm: {confirm}
-    slo: {{ttft_p99_s: {{max: 0.3}}, success_rate: {{min: 1.0}}}}
+    slo: {{ttft_p99_s: {{max: {slo}}}, success_rate: {{min: 1.0}}}}
 """
 
 
@@ -65,14 +68,22 @@ def main() -> None:
     ap.add_argument("--max", type=int, default=64, help="the search range's max per node")
     ap.add_argument("--rps", type=int, default=2, help="requests per stream in each probe")
     ap.add_argument("--confirm", type=int, default=2)
+    ap.add_argument("--axis", choices=("parallel", "rate"), default="parallel")
+    ap.add_argument("--probe-s", type=float, default=10.0, help="a rate probe's seconds of arrivals")
     args = ap.parse_args()
+    service_s = (TTFT_MS + (OUTPUT_TOKENS - 1) * TPOT_MS) / 1000
+    by_rate = args.axis == "rate"
+    axis = (f"rate: {{min: 1, max: {args.max}}}\n    probe_duration_s: {args.probe_s}" if by_rate else
+            f"parallel: {{min: 1, max: {args.max}}}\n    requests_per_stream: {args.rps}")
+    knee = f"capacity {args.limit / service_s:.2f} req/s" if by_rate else f"knee {args.limit}"
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         plan = work / "plan.yaml"
         plan.write_text(PLAN.format(tokenizer=ensure_demo_tokenizer(work / "tokenizer"), output=OUTPUT_TOKENS,
-                                    max=args.max, rps=args.rps, confirm=args.confirm))
+                                    axis=axis, confirm=args.confirm, slo=0.5 if by_rate else 0.3))
+        how = f"{args.probe_s:g} s of arrivals per probe" if by_rate else f"{args.rps} requests per stream"
         print(f"{args.agents} agent(s) on loopback, {os.cpu_count()} cores; endpoints: at most {args.limit} at once, "
-              f"TTFT {TTFT_MS} ms, TPOT {TPOT_MS} ms; search 1..{args.max}, {args.rps} requests per stream, confirm "
+              f"TTFT {TTFT_MS} ms, TPOT {TPOT_MS} ms; search {args.axis} 1..{args.max}, {how}, confirm "
               f"{args.confirm}", flush=True)
         with LocalFleet(work, size=args.agents, ttft_ms=TTFT_MS, tpot_ms=TPOT_MS,
                         extra_endpoint_args=["--max-concurrency", str(args.limit)]) as fleet:
@@ -83,9 +94,9 @@ def main() -> None:
         return "n/a" if v is None else f"{v:,.0f}"
 
     for scope, r in cap.items():
-        print(f"{scope:8s} max_parallel {r['max_parallel']} (knee {args.limit})  TPM {num(r['tpm_total'])}  "
+        print(f"{scope:8s} max_{args.axis} {r[f'max_{args.axis}']} ({knee})  TPM {num(r['tpm_total'])}  "
               f"goodput TPM {num(r['goodput_tpm'])}")
-    print("probes: " + " ".join(f"{p['parallel']}{'*' if p['state'] == 'invalid' else ''}" for p in probes)
+    print("probes: " + " ".join(f"{p['value']:g}{'*' if p['state'] == 'invalid' else ''}" for p in probes)
           + ("  (* invalid, run again)" if invalid else ""))
     print(f"{state.upper()}: {len(probes)} probes ({invalid} invalid), wall {wall:.1f} s, "
           f"{wall / max(len(probes), 1):.1f} s per probe")

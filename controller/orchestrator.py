@@ -55,7 +55,7 @@ from .aggregate import (
     pool_scores,
     shift_records,
 )
-from .capacity import CapacitySearch, capacity_result, probe_row
+from .capacity import RATE_RATIO, CapacitySearch, capacity_result, probe_row
 from .client import AgentClient, ClockSample
 from .fleet import Node
 from .follow import follow_job
@@ -403,16 +403,24 @@ class Orchestrator:
 
     async def _run_capacity(self, run_id: str, case: CapacityCase, outcome: RunOutcome, done: set[str]) -> None:
         """The capacity search (controller/capacity.py): each probe a synchronized step on all nodes
-        (`<case>@p<parallel>-try<k>`, judged on the SLO like any step), until every scope's answer is found and
-        confirmed. The case is INVALID when a probe is INVALID or ERROR (its figures cannot be trusted) or the
-        search does not settle; FAIL for a scope where no concurrency of the range held; else PASS. Resuming
+        (`<case>@p<parallel>-try<k>`, or `<case>@r<rate>-try<k>` on a rate search; judged on the SLO like any
+        step), until every scope's answer is found and confirmed. Under `load: split` the searched value is the
+        cluster's total on one endpoint and the cluster is the only scope (a node's share is no server's answer).
+        The case is INVALID when a probe is INVALID or ERROR (its figures cannot be trusted) or the search does not
+        settle; FAIL for a scope where no value of the range held; else PASS. Resuming
         replays the stored probes (the search is deterministic given their outcomes)."""
-        scopes = [CLUSTER, *[n.name for n in self.nodes]]
-        search = CapacitySearch(case.parallel_min, case.parallel_max, scopes, case.confirm, case.step)
+        scopes = [CLUSTER] if case.load == "split" else [CLUSTER, *[n.name for n in self.nodes]]
+        if case.axis == "rate":
+            search = CapacitySearch(case.rate_min, case.rate_max, scopes, case.confirm, case.rate_step,
+                                    ratio=0.0 if case.rate_step else RATE_RATIO)
+        else:
+            search = CapacitySearch(case.parallel_min, case.parallel_max, scopes, case.confirm, case.step)
+        what = "rate" if case.axis == "rate" else "parallel"
+        unit = (" req/s" if case.axis == "rate" else "") + (" in total" if case.load == "split" else " per node")
         rows: list[dict[str, Any]] = []
         stopped: list[Reason] = []
         budget = search.probe_budget()
-        tries: dict[int, int] = {}  # concurrency -> probe steps run there, invalid ones included
+        tries: dict[int | float, int] = {}  # value -> probe steps run there, invalid ones included
         invalid_in_a_row = 0
         while (parallel := search.next_probe()) is not None:
             if sum(tries.values()) >= budget:
@@ -435,34 +443,36 @@ class Orchestrator:
             stored = {r["scope"]: r for r in self.store.figures(run_id) if r["case_id"] == step.step_id}
             for scope in scopes:
                 row = stored.get(scope)
-                rows.append(probe_row(scope, parallel, attempt, state.value, passed[scope] and trusted,
+                rows.append(probe_row(scope, probe.parallel, attempt, state.value, passed[scope] and trusted,
                                       json.loads(row["figures_json"]) if row else {},
                                       json.loads(row["extra_json"] or "{}") if row else {},
-                                      [v for v in probe_outcome.verdicts if v.scope == scope]))
+                                      [v for v in probe_outcome.verdicts if v.scope == scope], rate=probe.rate,
+                                      value=parallel))
             if trusted:
-                self.progress.message(f"{case.id}: parallel {parallel} per node (try {attempt}): " + ", ".join(
+                self.progress.message(f"{case.id}: {what} {parallel:g}{unit} (try {attempt}): " + ", ".join(
                     f"{s} {'within' if passed[s] else 'outside'} the SLO" for s in scopes))
             else:
                 # its figures cannot be trusted either way: run it again (a busy client, a slow start), and stop
                 # the search when it stays so
                 invalid_in_a_row += 1
                 if invalid_in_a_row <= MAX_INVALID_PROBE_RETRIES and state is State.INVALID:
-                    self.progress.message(f"{case.id}: the probe at parallel {parallel} (try {attempt}) was invalid; "
+                    self.progress.message(f"{case.id}: the probe at {what} {parallel:g} (try {attempt}) was invalid; "
                                           "running it again")
                     continue
-                stopped.append(Reason(State.INVALID, case.id, "", f"the probe at parallel {parallel} (try {attempt}) "
+                stopped.append(Reason(State.INVALID, case.id, "", f"the probe at {what} {parallel:g} (try {attempt}) "
                                       f"was {state.value}: the search stopped, its answer cannot be trusted"))
                 stopped += probe_outcome.reasons
                 break
             invalid_in_a_row = 0
             search.record(parallel, passed)
-        result = capacity_result(search, rows)
+        result = capacity_result(search, rows, case.axis)
         reasons = list(stopped)
         if not stopped:
             for scope in scopes:
-                if result[scope]["max_parallel"] is None:
-                    reasons.append(Reason(State.FAIL, case.id, scope, f"no concurrency in [{case.parallel_min}, "
-                                          f"{case.parallel_max}] per node held the SLO"))
+                if result[scope][f"max_{case.axis}"] is None:
+                    noun = "rate" if case.axis == "rate" else "concurrency"
+                    reasons.append(Reason(State.FAIL, case.id, scope,
+                                          f"no {noun} in [{case.lo:g}, {case.hi:g}]{unit} held the SLO"))
         by_scope: dict[str, list[Reason]] = {}
         for r in reasons:
             by_scope.setdefault(r.scope, []).append(r)
@@ -474,15 +484,17 @@ class Orchestrator:
         # the case's own row (marks it done for resume): no figures of its own, the search's result beside it
         self.store.set_figures(run_id, case.id, CLUSTER, compute_figures([]), extra={
             "capacity": result, "slo": [{"figure": e.figure, "op": e.op, "threshold": e.threshold} for e in case.slo],
-            "slo_preset": case.slo_preset, "nodes": [n.name for n in self.nodes],
+            "slo_preset": case.slo_preset, "nodes": [n.name for n in self.nodes], "axis": case.axis,
+            "load": case.load,
             "all_nodes": [n.name for n in self.nodes], "probes": sum(tries.values())})
         outcome.case_states[case.id] = state
         outcome.reasons += reasons
         found = result[CLUSTER]
+        value = found[f"max_{case.axis}"]
         self.progress.message(f"{case.id}: {state.upper()}; {sum(tries.values())} probes; cluster capacity "
-                              f"{found['max_parallel'] if found['max_parallel'] is not None else 'none'} per node"
+                              + ("none" if value is None else f"{what} {value:g}{unit}")
                               + (f", TPM {found['tpm_total']:,.0f}, goodput TPM {found['goodput_tpm']:,.0f}"
-                                 if found["max_parallel"] is not None else ""))
+                                 if value is not None else ""))
 
     def _recall_step(self, run_id: str, step: Step, outcome: RunOutcome) -> None:
         """A step judged before the controller stopped: its stored state and reasons."""

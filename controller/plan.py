@@ -8,7 +8,9 @@ silently drop an expectation), and every error names the file, line and field.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -19,8 +21,10 @@ from fleetbench.plan_schema import (
     CapacityCaseDoc,
     EvalCaseDoc,
     HardwareCaseDoc,
+    ParallelRange,
     PerfCaseDoc,
     PlanDoc,
+    RateRange,
     ScoreBounds,
     SloDoc,
     SweepCaseDoc,
@@ -159,10 +163,19 @@ class EvalCase:
     number: int = 0  # requests are not known in advance (progress uses the agent's total)
 
 
+def rate_text(value: float) -> str:
+    """A rate as a step or job id may hold it ([A-Za-z0-9._-]): positional, as short as it is exact (12.5, 1000000,
+    0.0000001; never 1e+06)."""
+    text = format(Decimal(repr(float(value))), "f")
+    return text.rstrip("0").rstrip(".") if "." in text else text
+
+
 @dataclass(frozen=True)
 class CapacityCase:
-    """The highest per-node concurrency in [parallel_min, parallel_max] at which every SLO bound holds, for each
-    node and for the cluster (controller/capacity.py searches, controller/orchestrator.py runs the probes)."""
+    """The highest per-node concurrency in [parallel_min, parallel_max] (axis "parallel"), or request rate in
+    [rate_min, rate_max] (axis "rate"), at which every SLO bound holds, for each node and for the cluster
+    (controller/capacity.py searches, controller/orchestrator.py runs the probes). Under `load: split` the
+    searched value is the cluster's total, divided across the agents, and only the cluster is searched."""
 
     id: str
     input_tokens: int
@@ -170,6 +183,13 @@ class CapacityCase:
     parallel_min: int
     parallel_max: int
     slo: tuple[Expectation, ...]  # every bound must hold at a concurrency for it to count
+    axis: str = "parallel"  # or "rate"
+    rate_min: float = 0.0
+    rate_max: float = 0.0
+    rate_step: float = 0.0  # 0: the relative resolution (controller/capacity.RATE_RATIO)
+    probe_duration_s: float = 30.0  # a rate probe sends rate × this
+    parallel_cap: int = 0  # a rate probe's streams; 0: its requests (never holds arrivals back)
+    load: str = "each"
     requests_per_stream: int = 4
     confirm: int = 2
     step: int = 1
@@ -196,14 +216,31 @@ class CapacityCase:
 
         return Slo(ttft_s=limit("ttft"), tpot_s=limit("tpot"), latency_s=limit("latency"))
 
-    def probe(self, parallel: int, attempt: int) -> PerfCase:
-        """The perf run of one probe: `parallel` streams per node, parallel × requests_per_stream requests."""
-        label = f"p{parallel}-try{attempt}"
-        return PerfCase(id=f"{self.id}@{label}", parallel=parallel, number=parallel * self.requests_per_stream,
-                        input_tokens=self.input_tokens, output_tokens=self.output_tokens, rate=self.rate,
+    @property
+    def lo(self) -> int | float:
+        return self.rate_min if self.axis == "rate" else self.parallel_min
+
+    @property
+    def hi(self) -> int | float:
+        return self.rate_max if self.axis == "rate" else self.parallel_max
+
+    def probe(self, value: int | float, attempt: int) -> PerfCase:
+        """The perf run of one probe: on a concurrency search `value` streams, value × requests_per_stream
+        requests; on a rate search `value` req/s for about probe_duration_s (value × that many requests), the
+        streams capped at parallel_cap or, by default, the requests (open-loop arrivals, never held back). Per
+        node, or the cluster's totals under `load: split` (the orchestrator divides them)."""
+        if self.axis == "rate":
+            label = f"r{rate_text(value)}-try{attempt}"
+            number = max(1, math.ceil(value * self.probe_duration_s - 1e-9))
+            parallel, rate = (self.parallel_cap or number), float(value)
+        else:
+            label = f"p{value}-try{attempt}"
+            parallel, number, rate = int(value), int(value) * self.requests_per_stream, self.rate
+        return PerfCase(id=f"{self.id}@{label}", parallel=parallel, number=number, load=self.load,
+                        input_tokens=self.input_tokens, output_tokens=self.output_tokens, rate=rate,
                         dataset=self.dataset, extra_args=self.extra_args, stream=self.stream, purpose=self.purpose,
                         expect=self.slo, range_ratio=self.range_ratio, fixed_output=self.fixed_output,
-                        workers=min(self.workers, parallel) if self.workers else 0, slo=self.request_slo,
+                        workers=min(self.workers, parallel, number) if self.workers else 0, slo=self.request_slo,
                         warmup_requests=self.warmup_requests)
 
 
@@ -300,10 +337,17 @@ def _case(doc: Any) -> Case:
                                                Expectation("tpot_p99_s", "max", tpot))
         else:
             bounds = _expectations(doc.slo)
+        par, rate = doc.parallel, doc.rate
         return CapacityCase(
-            id=doc.id, input_tokens=doc.input_tokens, output_tokens=doc.output_tokens, parallel_min=doc.parallel.min,
-            parallel_max=doc.parallel.max, slo=bounds, requests_per_stream=doc.requests_per_stream,
-            confirm=doc.confirm, step=doc.step, rate=float(doc.rate), dataset=doc.dataset,
+            id=doc.id, input_tokens=doc.input_tokens, output_tokens=doc.output_tokens,
+            parallel_min=par.min if isinstance(par, ParallelRange) else 0,
+            parallel_max=par.max if isinstance(par, ParallelRange) else 0,
+            axis=doc.axis, rate_min=float(rate.min) if isinstance(rate, RateRange) else 0.0,
+            rate_max=float(rate.max) if isinstance(rate, RateRange) else 0.0, rate_step=float(doc.rate_step or 0.0),
+            probe_duration_s=float(doc.probe_duration_s), parallel_cap=par if isinstance(par, int) else 0,
+            load=doc.load, slo=bounds, requests_per_stream=doc.requests_per_stream,
+            confirm=doc.confirm, step=doc.step, rate=-1.0 if isinstance(rate, RateRange) else float(rate),
+            dataset=doc.dataset,
             extra_args=dict(doc.extra_args or {}), stream=doc.stream, range_ratio=float(doc.range_ratio),
             fixed_output=doc.fixed_output,
             workers=0 if doc.workers == "auto" else doc.workers, warmup_requests=doc.warmup_requests,

@@ -52,8 +52,15 @@ def _perf_seconds(c: PerfCase) -> tuple[float, float]:
 
 def outline_case(case: PerfCase | SweepCase | EvalCase | HardwareCase | CapacityCase) -> CaseOutline:
     if isinstance(case, CapacityCase):  # the probes depend on where the knee is: not estimated
-        detail = (f"search parallel {case.parallel_min}–{case.parallel_max} per node, {case.requests_per_stream} "
-                  f"request(s) per stream per probe, boundary confirmed {case.confirm}×, in {case.input_tokens:,}/out "
+        per = "in total on one endpoint (load: split)" if case.load == "split" else "per node"
+        if case.axis == "rate":
+            cap = f"streams capped at {case.parallel_cap}" if case.parallel_cap else "open-loop"
+            how = (f"search rate {case.rate_min:g}–{case.rate_max:g} req/s {per}, {case.probe_duration_s:g} s of "
+                   f"arrivals per probe ({cap})")
+        else:
+            how = (f"search parallel {case.parallel_min}–{case.parallel_max} {per}, {case.requests_per_stream} "
+                   "request(s) per stream per probe")
+        detail = (f"{how}, boundary confirmed {case.confirm}×, in {case.input_tokens:,}/out "
                   f"{case.output_tokens:,} tokens")
         return CaseOutline(case.id, case.type, None, detail, None)
     if isinstance(case, SweepCase):

@@ -81,7 +81,7 @@ def preflight_spec(plan: Plan, node: Node, min_free_bytes: int = MIN_FREE_BYTES,
                                           spec=shape))
         elif isinstance(case, CapacityCase):  # every probe has the same request shape
             perf.append(PerfEntry(case_id=case.id,
-                                  spec=_one_request(perf_spec(plan, case.probe(case.parallel_min, 1), node))))
+                                  spec=_one_request(perf_spec(plan, case.probe(case.lo, 1), node))))
         else:
             perf.append(PerfEntry(case_id=case.id, spec=_one_request(perf_spec(plan, case, node))))
     return PreflightSpec(perf=tuple(perf), evals=tuple(evals), min_free_bytes=min_free_bytes,

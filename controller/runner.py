@@ -179,10 +179,14 @@ def conclusion_lines(report: RunReport, outcome: RunOutcome, node_count: int) ->
         state = case.verdict.upper()
         if case.case_type == "capacity":
             found = case.capacity.get("cluster", {})
-            if found.get("max_parallel") is None:
-                lines.append(f"case {case.case_id}: capacity: no concurrency in the range held the SLO; {state}")
+            value = found.get(f"max_{case.capacity_axis}")
+            per = "in total on one endpoint" if case.load == "split" else "per node"
+            if value is None:
+                noun = "rate" if case.capacity_axis == "rate" else "concurrency"
+                lines.append(f"case {case.case_id}: capacity: no {noun} in the range held the SLO; {state}")
             else:
-                lines.append(f"case {case.case_id}: capacity {found['max_parallel']} per node within the SLO, cluster "
+                amount = f"{value:g} req/s" if case.capacity_axis == "rate" else f"{value}"
+                lines.append(f"case {case.case_id}: capacity {amount} {per} within the SLO, cluster "
                              f"TPM {fmt_value(found['tpm_total'])}, goodput TPM {fmt_value(found['goodput_tpm'])} "
                              f"({len(found.get('probes', []))} probes); {state}")
         elif case.repeats.get("cluster", {}).get("tpm_total") is not None:

@@ -383,6 +383,38 @@ class ParallelRange(Doc):
         return self
 
 
+PositiveRate = Annotated[float, Strict(), Field(gt=0), says("must be a positive number of requests/s"),
+                        at_most(B.MAX_RATE)]
+
+
+class RateRange(Doc):
+    """The request rates (req/s per node; the cluster's total under `load: split`) a capacity search may probe."""
+
+    model_config = ConfigDict(title="rate range")
+    doc_required: ClassVar[dict[str, str]] = {"min": "is required", "max": "is required"}
+
+    min: PositiveRate
+    """the lowest rate (probed first)"""
+    max: PositiveRate
+    """the highest rate"""
+
+    @model_validator(mode="after")
+    def _order(self) -> RateRange:
+        if self.max < self.min:
+            raise problem("must be at least min", "max")
+        return self
+
+
+def _range_form(value: Any) -> str:
+    return "<range>" if isinstance(value, dict) else "<number>"
+
+
+ParallelAxis = Annotated[Annotated[ParallelRange, Tag("<range>")] | Annotated[Streams, Tag("<number>")],
+                         Discriminator(_range_form)]
+RateAxis = Annotated[Annotated[RateRange, Tag("<range>")] | Annotated[Rate, Tag("<number>")],
+                     Discriminator(_range_form)]
+
+
 def _slo_bounds_form(value: Any) -> str:
     return "<preset>" if isinstance(value, str) else "<bounds>"
 
@@ -392,8 +424,9 @@ SloBounds = Annotated[Annotated[SloPreset, Tag("<preset>")] | Annotated[Expect, 
 
 
 class CapacityCaseDoc(_Case):
-    """The highest per-node concurrency at which every SLO figure holds: a bracket by doubling, then a binary
-    search, every probe a synchronized step on all nodes, the boundary probes repeated (`confirm`)."""
+    """The highest per-node concurrency (or request rate) at which every SLO figure holds: a bracket by doubling,
+    then a binary search, every probe a synchronized step on all nodes, the boundary probes repeated (`confirm`).
+    Exactly one of parallel and rate is the search axis (a {min, max} range)."""
 
     model_config = ConfigDict(title="capacity case")
 
@@ -402,10 +435,11 @@ class CapacityCaseDoc(_Case):
     """prompt length"""
     output_tokens: PositiveInt
     """output length (min = max tokens)"""
-    parallel: ParallelRange
-    """the search range per node: {min: 1, max: 256}"""
+    parallel: ParallelAxis | None = None
+    """the search range per node, {min: 1, max: 256}; on a rate search, a cap on the streams (default: the probe's
+    requests, so it never holds arrivals back)"""
     requests_per_stream: PositiveInt = 4
-    """each probe sends parallel × this per node"""
+    """each probe sends parallel × this per node (a concurrency search)"""
     slo: SloBounds
     """figure -> {min, max} that must all hold (e.g. {ttft_p99_s: {max: 2.0}, tpot_p99_s: {max: 0.05}}), or an
     MLPerf server preset by name (its p99 TTFT and TPOT limits)"""
@@ -413,7 +447,16 @@ class CapacityCaseDoc(_Case):
     """runs of the boundary probe: a concurrency is within the SLO only when every run of it is"""
     step: PositiveInt = 1
     """search resolution: stop when the highest passing and lowest failing concurrencies are this close"""
-    rate: Rate = -1
+    rate: RateAxis = -1
+    """requests/s (Poisson arrivals), -1 = as fast as parallel allows; or the search range {min: 1, max: 64}"""
+    rate_step: PositiveRate | None = None
+    """rate search resolution in req/s; default: stop when the lowest failing rate is within 5 % of the highest
+    passing one"""
+    probe_duration_s: Seconds = 30.0
+    """a rate search: each probe sends rate × this many requests (per node; in total under load: split)"""
+    load: Annotated[Literal["each", "split"], says("must be each or split")] = "each"
+    """each: the searched value per node, each node to its endpoint; split: the cluster's total, divided across the
+    agents, all sending to the plan's one endpoint"""
     dataset: Text = "random"
     extra_args: Mapping | None = None
     stream: Flag = True
@@ -426,12 +469,30 @@ class CapacityCaseDoc(_Case):
     warmup_requests: Annotated[int, Strict(), Field(ge=0), says("must be a whole number, 0 or more")] = 0
     """requests each node sends before every probe; in no figure"""
 
+    @property
+    def axis(self) -> str:
+        """What the search varies: parallel or rate (the one given as a range)."""
+        return "rate" if isinstance(self.rate, RateRange) else "parallel"
+
     @model_validator(mode="after")
     def _some_bound(self) -> CapacityCaseDoc:
         if not isinstance(self.slo, str) and not self.slo.given():
             raise problem("needs at least one figure bound (e.g. {ttft_p99_s: {max: 2.0}}) or a preset name", "slo")
-        if isinstance(self.workers, int) and self.workers > self.parallel.min:
-            raise problem("cannot exceed parallel.min (every probe runs at least that many streams)", "workers")
+        by_parallel, by_rate = isinstance(self.parallel, ParallelRange), isinstance(self.rate, RateRange)
+        if by_parallel and by_rate:
+            raise problem("is a search range and so is parallel: search one axis (give the other a number, or "
+                          "leave it out)", "rate")
+        if not by_parallel and not by_rate:
+            raise problem("needs a search axis: parallel: {min, max} (a concurrency search) or rate: {min, max} "
+                          "(a request rate search)")
+        given = self.model_fields_set
+        for key, wrong in (("rate_step", by_parallel), ("probe_duration_s", by_parallel),
+                           ("step", by_rate), ("requests_per_stream", by_rate)):
+            if wrong and key in given:
+                raise problem(f"is for a {'rate' if by_parallel else 'concurrency'} search", key)
+        least = self.parallel.min if isinstance(self.parallel, ParallelRange) else self.parallel
+        if isinstance(self.workers, int) and least is not None and self.workers > least:
+            raise problem("cannot exceed parallel (every probe runs at least that many streams)", "workers")
         return self
 
 

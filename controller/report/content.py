@@ -361,22 +361,54 @@ def goodput_title(case: CaseReport, lang: str) -> str:
     return t("gp.title", lang, slo=slo.describe())
 
 
+# (axis, load) -> i18n keys of what a capacity search varied, and of its answer with the unit
+_CAP_WHAT = {("parallel", "each"): "cap.what.parallel.each", ("parallel", "split"): "cap.what.parallel.split",
+             ("rate", "each"): "cap.what.rate.each", ("rate", "split"): "cap.what.rate.split"}
+_CAP_AMOUNT = {("parallel", "each"): "cap.amount.parallel.each", ("parallel", "split"): "cap.amount.parallel.split",
+               ("rate", "each"): "cap.amount.rate.each", ("rate", "split"): "cap.amount.rate.split"}
+
+
+def capacity_what(case: CaseReport, lang: str) -> str:
+    """What the search varied, in words: concurrency or request rate, per node or the total on one endpoint."""
+    return t(_CAP_WHAT[case.capacity_axis, case.load], lang, n=case.node_count or len(case.node_figures))
+
+
+def capacity_found(r: dict[str, Any], case: CaseReport) -> Any:
+    """A scope's answer (max_parallel or max_rate), None when nothing held."""
+    return r.get(f"max_{case.capacity_axis}")
+
+
+def capacity_number(case: CaseReport, value: Any) -> str:
+    """A searched value as written: a concurrency with thousands separators, a rate as given (12.5)."""
+    return f"{value:g}" if case.capacity_axis == "rate" else f"{int(value):,}"
+
+
+def capacity_amount(case: CaseReport, value: Any, lang: str) -> str:
+    """The answer with its unit, for conclusions: "**4** concurrent requests per node", "**12.5** requests/s ..."."""
+    return t(_CAP_AMOUNT[case.capacity_axis, case.load], lang, v=capacity_number(case, value),
+             n=case.node_count or len(case.node_figures))
+
+
+def _probe_value(p: dict[str, Any]) -> float:
+    return float(p["value"] if "value" in p else p["parallel"])  # runs stored before rate searches: no "value"
+
+
 def capacity_points(case: CaseReport, scope: str = "cluster") -> list[dict[str, float]]:
-    """Per probed concurrency of `scope`, in order: the worst of its runs (lowest TPM and goodput TPM, highest p99
-    TTFT and TPOT) and whether every run held the SLO — what the charts and the probe table show."""
-    by_parallel: dict[int, list[dict[str, Any]]] = {}
+    """Per probed value (concurrency or rate) of `scope`, in order: the worst of its runs (lowest TPM and goodput
+    TPM, highest p99 TTFT and TPOT) and whether every run held the SLO — what the charts and the probe table show."""
+    by_value: dict[float, list[dict[str, Any]]] = {}
     for p in case.capacity.get(scope, {}).get("probes", []):
         if p["state"] not in ("invalid", "error"):  # run again: its figures are not the search's
-            by_parallel.setdefault(int(p["parallel"]), []).append(p)
+            by_value.setdefault(_probe_value(p), []).append(p)
 
     def worst(rows: list[dict[str, Any]], key: str, pick: Any) -> float:
         values = [r[key] for r in rows if not math.isnan(r[key])]
         return float(pick(values)) if values else math.nan
 
-    return [{"parallel": float(par), "runs": float(len(rows)), "within": float(all(r["within_slo"] for r in rows)),
+    return [{"value": value, "runs": float(len(rows)), "within": float(all(r["within_slo"] for r in rows)),
              "tpm_total": worst(rows, "tpm_total", min), "goodput_tpm": worst(rows, "goodput_tpm", min),
              "ttft_p99_s": worst(rows, "ttft_p99_s", max), "tpot_p99_s": worst(rows, "tpot_p99_s", max)}
-            for par, rows in sorted(by_parallel.items())]
+            for value, rows in sorted(by_value.items())]
 
 
 def capacity_slo_text(case: CaseReport, lang: str) -> str:
@@ -386,35 +418,38 @@ def capacity_slo_text(case: CaseReport, lang: str) -> str:
 
 
 def capacity_table(case: CaseReport, lang: str) -> Table:
-    """Per scope: the highest per-node concurrency within the SLO, the TPM and goodput TPM there."""
+    """Per scope: the highest concurrency (or rate) within the SLO, the TPM and goodput TPM there."""
     rows = []
     for scope, r in case.capacity.items():
-        found = r["max_parallel"]
+        found = capacity_found(r, case)
         value = t("cap.none", lang) if found is None else (
-            t("cap.at_top", lang, n=found) if r["at_top"] else f"{found:,}")
+            t("cap.at_top", lang, n=capacity_number(case, found)) if r["at_top"] else capacity_number(case, found))
         rows.append([scope_name(scope, lang, case), value, fmt(r["tpm_total"], "{:,.0f}", lang),
                      fmt(r["goodput_tpm"], "{:,.0f}", lang)])
-    return Table([t("col.scope", lang), t("cap.max_parallel", lang), FIGURES["tpm_total"].label(lang),
-                  t("gp.tpm", lang)], rows)
+    return Table([t("col.scope", lang), t("cap.max_parallel", lang, what=capacity_what(case, lang)),
+                  FIGURES["tpm_total"].label(lang), t("gp.tpm", lang)], rows)
 
 
 def capacity_probe_table(case: CaseReport, lang: str) -> Table:
-    """Every probe in run order: concurrency, try, the cluster's figures, and which scopes held the SLO."""
+    """Every probe in run order: the value probed, try, the cluster's figures, and which scopes held the SLO (no
+    node column under `load: split`: the nodes are load generators there, the cluster the only scope)."""
     cluster = case.capacity.get("cluster", {}).get("probes", [])
     scopes = [s for s in case.capacity if s != "cluster"]
     na = t("na", lang)
-    node_rows = {s: {(p["parallel"], p["attempt"]): p for p in case.capacity[s]["probes"]} for s in scopes}
+    node_rows = {s: {(_probe_value(p), p["attempt"]): p for p in case.capacity[s]["probes"]} for s in scopes}
     rows = []
     for p in cluster:
-        key = (p["parallel"], p["attempt"])
+        key = (_probe_value(p), p["attempt"])
         held = [s for s in scopes if node_rows[s].get(key, {}).get("within_slo")]
-        rows.append([f"{p['parallel']:,}", f"{p['attempt']}", verdict_text(p["state"], lang),
+        rows.append([capacity_number(case, _probe_value(p)), f"{p['attempt']}", verdict_text(p["state"], lang),
                      t("cap.yes", lang) if p["within_slo"] else t("cap.no", lang),
-                     ", ".join(held) or t("none", lang), fmt(p["tpm_total"], "{:,.0f}", lang),
+                     *([", ".join(held) or t("none", lang)] if scopes else []),
+                     fmt(p["tpm_total"], "{:,.0f}", lang),
                      fmt(p["goodput_tpm"], "{:,.0f}", lang), figure("ttft_p99_s").format(p["ttft_p99_s"], na),
                      figure("tpot_p99_s").format(p["tpot_p99_s"], na)])
-    return Table([t("cap.parallel", lang), t("cap.try", lang), t("col.verdict", lang),
-                  t("cap.cluster_within", lang), t("cap.nodes_within", lang), FIGURES["tpm_total"].label(lang),
+    return Table([t("cap.parallel", lang, what=capacity_what(case, lang)), t("cap.try", lang),
+                  t("col.verdict", lang), t("cap.cluster_within", lang),
+                  *([t("cap.nodes_within", lang)] if scopes else []), FIGURES["tpm_total"].label(lang),
                   t("gp.tpm", lang), t("cap.ttft_p99", lang), t("cap.tpot_p99", lang)], rows)
 
 
@@ -736,10 +771,13 @@ def conclusion_lines(report: RunReport, lang: str) -> list[str]:
         if case.case_type == "capacity":
             r = case.capacity.get("cluster", {})
             n_probes = len(r.get("probes", []))
-            if r.get("max_parallel") is None:
-                out.append(t("concl.capacity_none", lang, case=case.case_id, probes=n_probes))
+            found = capacity_found(r, case)
+            if found is None:
+                out.append(t("concl.capacity_none", lang, case=case.case_id, probes=n_probes,
+                             what=capacity_what(case, lang)))
             else:
-                out.append(t("concl.capacity", lang, case=case.case_id, n=r["max_parallel"], probes=n_probes,
+                out.append(t("concl.capacity", lang, case=case.case_id, amount=capacity_amount(case, found, lang),
+                             probes=n_probes,
                              tpm=fmt(r["tpm_total"], "{:,.0f}", lang), goodput=fmt(r["goodput_tpm"], "{:,.0f}", lang),
                              slo=capacity_slo_text(case, lang)))
             continue

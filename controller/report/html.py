@@ -11,6 +11,7 @@ from __future__ import annotations
 import html
 import math
 import re
+from collections.abc import Callable
 
 from fleetbench.figure_catalog import METRICS, figure
 from fleetbench.figures import DEFINITIONS, Figures
@@ -237,7 +238,7 @@ REF_COLOR = "#c5221f"
 
 def line_chart(title: str, series: list[tuple[str, str, list[tuple[float, float]]]], xlabel: str, ylabel: str,
                categorical: bool = False, references: list[tuple[str, float]] | None = None,
-               marker: tuple[str, float] | None = None) -> str:
+               marker: tuple[str, float] | None = None, xtick: Callable[[float], str] = tick_label) -> str:
     """Lines with markers. `categorical`: the distinct x values evenly spaced (concurrency 1, 2, 4, … 128).
     `references`: dashed threshold lines (the plan's SLO), the y axis reaching above them; `marker`: a vertical
     line at one x (a capacity search's answer), labelled."""
@@ -250,11 +251,11 @@ def line_chart(title: str, series: list[tuple[str, str, list[tuple[float, float]
     pw, ph = W - ML - MR, H - MT - MB
     if categorical:
         pos = {x: ML + pw * (i + 0.5) / len(xs) for i, x in enumerate(xs)}
-        xticks = [(pos[x], tick_label(x)) for x in xs]
+        xticks = [(pos[x], xtick(x)) for x in xs]
     else:
         lo, hi = xs[0], xs[-1] if xs[-1] > xs[0] else xs[0] + 1
         pos = {x: ML + pw * (x - lo) / (hi - lo) for x in xs}
-        xticks = [(pos[x], tick_label(x)) for x in xs]
+        xticks = [(pos[x], xtick(x)) for x in xs]
     legend = [(name, color, False) for name, color, _ in series] + [(n, REF_COLOR, True) for n, _ in refs]
     out, mt = _frame(title, ymax, ylabel, xlabel, legend)
     for px, label in xticks:
@@ -303,33 +304,38 @@ def bar_chart(title: str, bars: list[tuple[str, float, str]], ylabel: str, value
 
 
 def capacity_charts(case: CaseReport, lang: str) -> list[str]:
-    """The cluster's TPM and goodput TPM, p99 TTFT and p99 TPOT against concurrency per node (the worst run at each
-    concurrency), the SLO's limits as dashed lines and the found concurrency marked."""
+    """The cluster's TPM and goodput TPM, p99 TTFT and p99 TPOT against the searched value (concurrency or rate; the
+    worst run at each), the SLO's limits as dashed lines and the found value marked."""
     points = c.capacity_points(case)
     if not points:
         return []
-    found = case.capacity.get("cluster", {}).get("max_parallel")
-    marker = (t("cap.found", lang, n=found), float(found)) if found is not None else None
+    found = c.capacity_found(case.capacity.get("cluster", {}), case)
+    marker = (t("cap.found", lang, n=c.capacity_number(case, found)), float(found)) if found is not None else None
+    what = c.capacity_what(case, lang)
+    # a rate search's probes can be 5 % apart (14, 14.5, 15): each tick as probed, never two alike
+    xtick = (lambda v: f"{v:g}") if case.capacity_axis == "rate" else tick_label
 
     def series(key: str) -> list[tuple[float, float]]:
-        return [(p["parallel"], p[key]) for p in points]
+        return [(p["value"], p[key]) for p in points]
 
     def limits(metric: str) -> list[tuple[str, float]]:
         return [(t("series.slo", lang, figure=b["figure"], limit=figure(b["figure"]).threshold(b["threshold"])),
                  b["threshold"])
                 for b in case.capacity_slo if b["op"] == "max" and b["figure"].startswith(metric + "_")]
 
-    axis = t("axis.concurrency", lang)
-    charts = [line_chart(t("chart.cap_tpm", lang, case=case.case_id),
+    axis = what
+    charts = [line_chart(t("chart.cap_tpm", lang, case=case.case_id, what=what),
                          [(figure("tpm_total").label(lang), PALETTE[0], series("tpm_total")),
                           (t("gp.tpm", lang), PALETTE[2], series("goodput_tpm"))], axis, t("axis.tpm", lang),
-                         categorical=True, marker=marker),
-              line_chart(t("chart.cap_ttft", lang, case=case.case_id),
+                         categorical=True, marker=marker, xtick=xtick),
+              line_chart(t("chart.cap_ttft", lang, case=case.case_id, what=what),
                          [(t("cap.ttft_p99", lang), PALETTE[1], series("ttft_p99_s"))], axis, t("axis.seconds", lang),
-                         categorical=True, references=limits("ttft"), marker=marker),
-              line_chart(t("chart.cap_tpot", lang, case=case.case_id),
+                         categorical=True, references=limits("ttft"), marker=marker,
+                         xtick=xtick),
+              line_chart(t("chart.cap_tpot", lang, case=case.case_id, what=what),
                          [(t("cap.tpot_p99", lang), PALETTE[3], series("tpot_p99_s"))], axis, t("axis.seconds", lang),
-                         categorical=True, references=limits("tpot"), marker=marker)]
+                         categorical=True, references=limits("tpot"), marker=marker,
+                         xtick=xtick)]
     return [ch for ch in charts if ch]
 
 
@@ -478,7 +484,8 @@ def case_section(n: int, case: CaseReport, report: RunReport, lang: str) -> list
         out += [f"<p><strong>{esc(c.repeat_title(case, lang))}</strong></p>", html_table(c.repeat_table(case, lang))]
     if case.case_type == "capacity":
         if case.capacity:
-            out += [f"<p><strong>{esc(t('cap.title', lang, slo=c.capacity_slo_text(case, lang)))}</strong></p>",
+            title = t("cap.title", lang, slo=c.capacity_slo_text(case, lang), what=c.capacity_what(case, lang))
+            out += [f"<p><strong>{esc(title)}</strong></p>",
                     html_table(c.capacity_table(case, lang)), f"<p>{esc(t('cap.probes', lang))}</p>",
                     html_table(c.capacity_probe_table(case, lang))]
     elif case.case_type == "long_context":

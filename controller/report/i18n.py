@@ -239,15 +239,28 @@ TEXT: dict[str, dict[str, str]] = {
     },
     "scope.cluster": {"en": "cluster", "zh": "集群"},
     "type.capacity": {"en": "capacity search", "zh": "容量搜索"},
-    "cap.title": {"en": "Capacity under the SLO ({slo}): the highest concurrency per node at which every SLO figure "
+    "cap.title": {"en": "Capacity under the SLO ({slo}): the highest {what} at which every SLO figure "
                         "held in every run",
-                  "zh": "SLO（{slo}）下的容量：每次运行均满足全部 SLO 指标的最高单节点并发"},
+                  "zh": "SLO（{slo}）下的容量：每次运行均满足全部 SLO 指标的最高{what}"},
+    # what a capacity search varies: per axis (parallel, rate) and load (each, split)
+    "cap.what.parallel.each": {"en": "concurrency per node", "zh": "单节点并发"},
+    "cap.what.parallel.split": {"en": "concurrency in total (one endpoint, load from {n} agents)",
+                                "zh": "总并发（同一端点，负载来自 {n} 个代理）"},
+    "cap.what.rate.each": {"en": "request rate per node (req/s)", "zh": "单节点请求速率（req/s）"},
+    "cap.what.rate.split": {"en": "request rate in total (req/s; one endpoint, load from {n} agents)",
+                            "zh": "总请求速率（req/s；同一端点，负载来自 {n} 个代理）"},
+    "cap.amount.parallel.each": {"en": "**{v}** concurrent requests per node", "zh": "单节点 **{v}** 并发"},
+    "cap.amount.parallel.split": {"en": "**{v}** concurrent requests in total (one endpoint, load from {n} agents)",
+                                  "zh": "总计 **{v}** 并发（同一端点，负载来自 {n} 个代理）"},
+    "cap.amount.rate.each": {"en": "**{v}** requests/s per node", "zh": "单节点 **{v}** 请求/秒"},
+    "cap.amount.rate.split": {"en": "**{v}** requests/s in total (one endpoint, load from {n} agents)",
+                              "zh": "总计 **{v}** 请求/秒（同一端点，负载来自 {n} 个代理）"},
     "cap.probes": {"en": "Probes, in run order (each a synchronized step on every node; figures of the cluster)",
                    "zh": "探测点（按运行顺序；每个探测点为所有节点同步启动的一步；集群指标）"},
-    "cap.max_parallel": {"en": "Max concurrency per node", "zh": "单节点最高并发"},
+    "cap.max_parallel": {"en": "Max {what}", "zh": "最高{what}"},
     "cap.none": {"en": "none in range", "zh": "范围内无"},
     "cap.at_top": {"en": "{n} (the range's max: may be higher)", "zh": "{n}（搜索上限，实际可能更高）"},
-    "cap.parallel": {"en": "Concurrency per node", "zh": "单节点并发"},
+    "cap.parallel": {"en": "Probed: {what}", "zh": "探测值：{what}"},
     "cap.try": {"en": "Run", "zh": "次数"},
     "cap.cluster_within": {"en": "Cluster within SLO", "zh": "集群满足 SLO"},
     "cap.nodes_within": {"en": "Nodes within SLO", "zh": "满足 SLO 的节点"},
@@ -256,20 +269,20 @@ TEXT: dict[str, dict[str, str]] = {
     "cap.yes": {"en": "yes", "zh": "是"},
     "cap.no": {"en": "no", "zh": "否"},
     "cap.found": {"en": "found: {n}", "zh": "结果：{n}"},
-    "chart.cap_tpm": {"en": "{case}: TPM against concurrency per node (cluster)",
-                      "zh": "{case}：TPM 随单节点并发变化（集群）"},
-    "chart.cap_ttft": {"en": "{case}: p99 TTFT against concurrency per node (cluster)",
-                       "zh": "{case}：p99 TTFT 随单节点并发变化（集群）"},
-    "chart.cap_tpot": {"en": "{case}: p99 TPOT against concurrency per node (cluster)",
-                       "zh": "{case}：p99 TPOT 随单节点并发变化（集群）"},
-    "concl.capacity": {"en": "`{case}`: capacity **{n}** concurrent requests per node within the SLO ({slo}), "
+    "chart.cap_tpm": {"en": "{case}: TPM against {what} (cluster)",
+                      "zh": "{case}：TPM 随{what}变化（集群）"},
+    "chart.cap_ttft": {"en": "{case}: p99 TTFT against {what} (cluster)",
+                       "zh": "{case}：p99 TTFT 随{what}变化（集群）"},
+    "chart.cap_tpot": {"en": "{case}: p99 TPOT against {what} (cluster)",
+                       "zh": "{case}：p99 TPOT 随{what}变化（集群）"},
+    "concl.capacity": {"en": "`{case}`: capacity {amount} within the SLO ({slo}), "
                                "cluster TPM (total) **{tpm}** tok/min, goodput TPM **{goodput}** tok/min there "
                                "({probes} probes).",
-                       "zh": "`{case}`：在 SLO（{slo}）下容量为单节点 **{n}** 并发，"
+                       "zh": "`{case}`：在 SLO（{slo}）下容量为{amount}，"
                              "此时集群 TPM（总计）**{tpm}** tok/min，"
                              "有效 TPM **{goodput}** tok/min（共 {probes} 次探测）。"},
-    "concl.capacity_none": {"en": "`{case}`: no concurrency in the search range held the SLO ({probes} probes).",
-                            "zh": "`{case}`：搜索范围内没有满足 SLO 的并发（共 {probes} 次探测）。"},
+    "concl.capacity_none": {"en": "`{case}`: no {what} in the search range held the SLO ({probes} probes).",
+                            "zh": "`{case}`：搜索范围内没有满足 SLO 的{what}（共 {probes} 次探测）。"},
     "rep.title": {"en": "Repeats: mean ± 95 % confidence interval over {n} runs (Student's t), spread = (max − min) "
                         "/ mean",
                   "zh": "重复运行：{n} 次运行的均值 ± 95% 置信区间（Student t），"
@@ -472,6 +485,9 @@ TEXT: dict[str, dict[str, str]] = {
     "xl.long_context": {"en": "Long context", "zh": "超长上下文"},
     "xl.goodput": {"en": "Goodput", "zh": "有效吞吐"},
     "xl.capacity": {"en": "Capacity", "zh": "容量"},
+    "xl.cap_max": {"en": "Capacity found", "zh": "容量结果"},
+    "xl.cap_probed": {"en": "Probed value", "zh": "探测值"},
+    "xl.cap_what": {"en": "Searched", "zh": "搜索对象"},
     "xl.repeats": {"en": "Repeats", "zh": "重复运行"},
     "xl.figure": {"en": "Figure", "zh": "指标"},
     "xl.runs": {"en": "Runs", "zh": "运行次数"},

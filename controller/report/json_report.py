@@ -72,6 +72,8 @@ def report_document(report: RunReport) -> dict[str, Any]:
                 "capacity": {scope: _num(r) for scope, r in c.capacity.items()} if c.case_type == "capacity"
                 else None,
                 "capacity_slo": c.capacity_slo,
+                # what a capacity search varied: "parallel" (answer max_parallel) or "rate" (max_rate, req/s)
+                "capacity_axis": c.capacity_axis if c.case_type == "capacity" else None,
                 "repeats": {scope: {name: _num({**asdict(st), "spread": st.spread, "flagged": st.flagged})
                                     for name, st in stats.items()} for scope, stats in c.repeats.items()},
                 "repeat_runs": c.repeat_runs,

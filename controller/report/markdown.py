@@ -65,7 +65,8 @@ def case_section(n: int, case: CaseReport, report: RunReport, lang: str) -> list
         out += [f"**{c.repeat_title(case, lang)}**", ""] + md(c.repeat_table(case, lang))
     if case.case_type == "capacity":
         if case.capacity:
-            out += [f"**{t('cap.title', lang, slo=c.capacity_slo_text(case, lang))}**", ""]
+            title = t("cap.title", lang, slo=c.capacity_slo_text(case, lang), what=c.capacity_what(case, lang))
+            out += [f"**{title}**", ""]
             out += md(c.capacity_table(case, lang))
             out += [f"{t('cap.probes', lang)}:", ""] + md(c.capacity_probe_table(case, lang))
     elif case.case_type == "long_context":

@@ -269,11 +269,13 @@ class CaseReport:
     goodput: dict[str, Goodput] = field(default_factory=dict)
     # "each": every node loads its endpoint; "split": the totals divided across the agents, one shared endpoint
     load: str = "each"
-    # capacity cases: scope -> {max_parallel, at_top, tpm_total, goodput_tpm, probes: [row per probe run]}
-    # (controller/capacity.py), the SLO bounds [{figure, op, threshold}] and the preset's name if one was used
+    # capacity cases: scope -> {max_parallel (max_rate on a rate search), at_top, tpm_total, goodput_tpm,
+    # probes: [row per probe run]} (controller/capacity.py), the SLO bounds [{figure, op, threshold}], the preset's
+    # name if one was used
     capacity: dict[str, dict[str, Any]] = field(default_factory=dict)
     capacity_slo: list[dict[str, Any]] = field(default_factory=list)
     capacity_preset: str = ""
+    capacity_axis: str = "parallel"  # what the search varied: parallel or rate (its answer is max_<axis>)
     # `repeat: N` perf cases: scope -> figure -> its mean and 95 % CI over the runs (fleetbench/repeats.py)
     repeats: dict[str, dict[str, RepeatStat]] = field(default_factory=dict)
     repeat_runs: int = 0
@@ -782,6 +784,7 @@ def load_report(store: Store, run_id: str) -> RunReport:
             capacity=_capacity(extra.get("capacity") or {}) if is_capacity else {},
             capacity_slo=list(extra.get("slo") or []) if is_capacity else [],
             capacity_preset=str(extra.get("slo_preset") or "") if is_capacity else "",
+            capacity_axis=str(extra.get("axis") or "parallel") if is_capacity else "parallel",
             repeats=repeat_stats(runs, run_goodput) if runs else {},
             repeat_runs=len(runs),
             load=str(extra.get("load") or "each"),

@@ -247,25 +247,28 @@ def _goodput(wb: Workbook, report: RunReport, lang: str) -> None:
 
 
 def _capacity(wb: Workbook, report: RunReport, lang: str) -> None:
-    """Per capacity case and scope: the answer, TPM and goodput TPM there; then every probe run on every scope."""
+    """Per capacity case and scope: the answer, TPM and goodput TPM there; then every probe run on every scope. The
+    last column says what the case searched (concurrency or rate, per node or in total): cases may differ."""
     cases = [case for case in report.cases if case.capacity]
     s = _Sheet(wb, t("xl.capacity", lang))
-    s.header([t("col.case", lang), t("col.scope", lang), t("cap.max_parallel", lang), t("xl.at_top", lang),
-              _label("tpm_total", lang), t("gp.tpm", lang), t("xl.slo", lang)])
+    s.header([t("col.case", lang), t("col.scope", lang), t("xl.cap_max", lang), t("xl.at_top", lang),
+              _label("tpm_total", lang), t("gp.tpm", lang), t("xl.slo", lang), t("xl.cap_what", lang)])
     for case in cases:
         for scope, r in case.capacity.items():
-            s.row([case.case_id, c.scope_name(scope, lang, case), r["max_parallel"], int(bool(r["at_top"])),
-                   r["tpm_total"], r["goodput_tpm"], c.capacity_slo_text(case, lang)])
+            s.row([case.case_id, c.scope_name(scope, lang, case), c.capacity_found(r, case), int(bool(r["at_top"])),
+                   r["tpm_total"], r["goodput_tpm"], c.capacity_slo_text(case, lang), c.capacity_what(case, lang)])
     s.row([])
-    s.header([t("col.case", lang), t("col.scope", lang), t("cap.parallel", lang), t("cap.try", lang),
+    s.header([t("col.case", lang), t("col.scope", lang), t("xl.cap_probed", lang), t("cap.try", lang),
               t("col.verdict", lang), t("xl.within", lang), _label("requests", lang), _label("tpm_total", lang),
-              t("gp.tpm", lang), t("gp.ratio", lang), t("cap.ttft_p99", lang), t("cap.tpot_p99", lang)])
+              t("gp.tpm", lang), t("gp.ratio", lang), t("cap.ttft_p99", lang), t("cap.tpot_p99", lang),
+              t("xl.cap_what", lang)])
     for case in cases:
         for scope, r in case.capacity.items():
             for p in r["probes"]:
-                s.row([case.case_id, c.scope_name(scope, lang, case), p["parallel"], p["attempt"],
+                s.row([case.case_id, c.scope_name(scope, lang, case), p.get("value", p["parallel"]), p["attempt"],
                        c.verdict_text(p["state"], lang), int(bool(p["within_slo"])), p["requests"], p["tpm_total"],
-                       p["goodput_tpm"], p["goodput_ratio"], p["ttft_p99_s"], p["tpot_p99_s"]])
+                       p["goodput_tpm"], p["goodput_ratio"], p["ttft_p99_s"], p["tpot_p99_s"],
+                       c.capacity_what(case, lang)])
 
 
 def _repeats(wb: Workbook, report: RunReport, lang: str) -> None:

@@ -57,7 +57,7 @@ def test_tables_and_conclusion():
     assert probes[0][:5] == ["1", "1", "PASS", "yes", "n1"] and probes[0][7] == "160.00 ms"
     assert [r[0] for r in probes] == ["1", "2", "4", "8", "8", "6", "5", "4"]
     points = c.capacity_points(case)
-    assert [(p["parallel"], p["within"]) for p in points] == [(1, 1), (2, 1), (4, 1), (5, 0), (6, 0), (8, 0)]
+    assert [(p["value"], p["within"]) for p in points] == [(1, 1), (2, 1), (4, 1), (5, 0), (6, 0), (8, 0)]
     assert points[2]["tpm_total"] == 4001.0  # the worst of the two runs at 4
     assert c.capacity_slo_text(case, "en") == "ttft_p99_s <= 300 ms"
 
@@ -70,3 +70,55 @@ def test_charts_draw_the_slo_line_and_the_found_point():
                       "cap: p99 TPOT against concurrency per node (cluster)"]
     assert "SLO ttft_p99_s ≤ 300 ms" in charts[1] and "SLO" not in charts[0]
     assert all("found: 4" in ch for ch in charts)
+
+
+RATE_KNEE = 12.0
+
+
+def rate_case(load: str = "each") -> CaseReport:
+    """A rate search (0.5 .. 64 req/s, 5 %) on a knee at 12 req/s: the cluster only under `load: split`."""
+    scopes = ["cluster"] if load == "split" else ["cluster", "n1"]
+    search = CapacitySearch(0.5, 64.0, scopes, step=0.0, ratio=0.05)
+    rows, tries = [], {}
+    while (r := search.next_probe()) is not None:
+        attempt = tries[r] = tries.get(r, 0) + 1
+        ok = {s: r <= RATE_KNEE for s in scopes}
+        figures = {"requests": int(r * 10), "success_rate": 1.0, "tpm_total": 100.0 * min(r, RATE_KNEE),
+                   "percentiles": {"ttft_s": {"99": 0.2 if ok["cluster"] else 3.0}, "tpot_s": {"99": 0.01}}}
+        rows += [probe_row(s, int(r * 10), attempt, "pass" if ok[s] else "fail", ok[s], figures,
+                           {"goodput": {"goodput_tpm": 90.0 * min(r, RATE_KNEE)}}, [], rate=r, value=r)
+                 for s in scopes]
+        search.record(r, ok)
+    return CaseReport(case_id="cap", purpose="", command="", node_figures={}, cluster=None,
+                      sum_node_tpm_total=math.nan, sum_node_tpm_output=math.nan, start_skew_s=math.nan, stragglers=[],
+                      node_states={}, evalscope_summaries={}, verdicts=[], case_type="capacity",
+                      capacity=capacity_result(search, rows, "rate"), capacity_axis="rate", load=load, node_count=3,
+                      capacity_slo=[{"figure": "ttft_p99_s", "op": "max", "threshold": 2.0}])
+
+
+def test_a_rate_search_reads_in_requests_per_second():
+    case = rate_case()
+    cl = case.capacity["cluster"]
+    assert "max_parallel" not in cl and RATE_KNEE / 1.05 <= cl["max_rate"] <= RATE_KNEE
+    found = f"{cl['max_rate']:g}"
+    assert c.capacity_table(case, "en").header[1] == "Max request rate per node (req/s)"
+    assert c.capacity_table(case, "en").rows[0][1] == found
+    probes = c.capacity_probe_table(case, "en")
+    assert probes.header[0] == "Probed: request rate per node (req/s)"
+    assert [r[0] for r in probes.rows][:8] == ["0.5", "1", "2", "4", "8", "16", "12", "14"]
+    charts = h.capacity_charts(case, "en")
+    assert "cap: p99 TTFT against request rate per node (req/s) (cluster)" in charts[1]
+    assert f"found: {found}" in charts[1]
+    ticks = re.findall(r'text-anchor="middle" font-size="11">([0-9.]+)</text>', charts[1])
+    # each rate as probed: 12 and 12.5 are two ticks, not "12" twice
+    assert ticks == ["0.5", "1", "2", "4", "8", "12", "12.5", "13", "14", "16"]
+    assert c.capacity_amount(case, cl["max_rate"], "en") == f"**{found}** requests/s per node"
+
+
+def test_a_split_search_is_the_clusters_total_on_one_endpoint():
+    case = rate_case("split")
+    assert list(case.capacity) == ["cluster"]
+    assert c.capacity_what(case, "en") == "request rate in total (req/s; one endpoint, load from 3 agents)"
+    probes = c.capacity_probe_table(case, "en")
+    assert "Nodes within SLO" not in probes.header and len(probes.rows[0]) == len(probes.header)
+    assert c.capacity_amount(case, 12, "zh") == "总计 **12** 请求/秒（同一端点，负载来自 3 个代理）"

@@ -249,6 +249,11 @@ def test_plan_outline_requests_points_and_range():
     capacity = CapacityCase(id="c", input_tokens=128, output_tokens=32, parallel_min=1, parallel_max=64, slo=())
     o = outline_case(capacity)  # the probes depend on where the knee is: no invented figure
     assert o.seconds is None and "search parallel 1–64" in o.detail and "requests set by the search" in o.line()
+    by_rate = CapacityCase(id="c", input_tokens=128, output_tokens=32, parallel_min=0, parallel_max=0, slo=(),
+                           axis="rate", rate_min=0.5, rate_max=32.0, probe_duration_s=20.0, load="split")
+    o = outline_case(by_rate)
+    assert o.seconds is None and "search rate 0.5–32 req/s in total on one endpoint (load: split), 20 s of " \
+        "arrivals per probe (open-loop)" in o.detail
 
 
 def test_demo_workdir_is_not_the_current_folder():
