@@ -44,8 +44,8 @@ def _flag_type(self: TyperOption, ctx: Any) -> str | None:
     return None if self.is_flag or _display_type_rich is None else _display_type_rich(self, ctx)
 
 
-# Only where that Typer has the method: older releases (0.12–0.18, within our floor) print no `<bool>`, and an
-# unguarded patch made `ctl` fail to import there (found on a GPU server image with an older typer).
+# Only where that Typer has the method: typer 0.27 (a GPU server image's, within our floor 0.12) has none, and an
+# unguarded patch made `ctl` fail to import there with an AttributeError.
 _display_type_rich = getattr(TyperOption, "display_type_rich", None)
 if _display_type_rich is not None:
     TyperOption.display_type_rich = _flag_type  # type: ignore[method-assign,assignment]

@@ -262,9 +262,9 @@ def test_demo_workdir_is_not_the_current_folder():
     assert default_workdir().is_absolute() and Path.cwd() not in (default_workdir(), default_workdir().parent)
 
 
-def test_ctl_imports_with_a_typer_older_than_0_19():
-    """Typer < 0.19 has no display_type_rich (our `<bool>` fix patches it); our floor is 0.12 and a GPU server's
-    image had such a typer: `ctl` failed to import there with an AttributeError."""
+def test_ctl_imports_with_a_typer_without_display_type_rich():
+    """Typer 0.27 (a GPU server image's; our floor is 0.12) has no display_type_rich, which our `<bool>` help fix
+    patches: `ctl` failed to import there with an AttributeError."""
     import subprocess
     import sys
 
