@@ -18,15 +18,13 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import os
 import shutil
 import subprocess
 import sys
 import time
 from pathlib import Path
 
-from fleetbench.controller.localfleet import free_port, wait_for_port
-from fleetbench.endpoint.tokenizer import ensure_demo_tokenizer
+from engine_fleet import engine_and_agents
 
 WORK = Path("/tmp/fb-cap")
 MODEL = WORK / "tiny-llama"
@@ -73,19 +71,6 @@ def say(*parts: object) -> None:
     log.flush()
 
 
-def make_model() -> None:
-    import torch
-    from transformers import LlamaConfig, LlamaForCausalLM
-
-    ensure_demo_tokenizer(MODEL)
-    vocab = len(json.loads((MODEL / "tokenizer.json").read_text())["model"]["vocab"])
-    cfg = LlamaConfig(hidden_size=768, intermediate_size=2048, num_hidden_layers=12, num_attention_heads=12,
-                      num_key_value_heads=12, vocab_size=vocab, max_position_embeddings=4096,
-                      pad_token_id=0, bos_token_id=1, eos_token_id=2)
-    torch.manual_seed(0)
-    LlamaForCausalLM(cfg).to(torch.bfloat16).save_pretrained(MODEL)
-
-
 def ctl(*args: str) -> int:
     """`ctl ARGS`, its output line by line into the log as it comes (a command cut short still says how far)."""
     t = time.time()
@@ -113,38 +98,14 @@ def main() -> int:
                     help="the capacity SLO's p99 TPOT bound; given: no sweep first (a machine's time is short)")
     ap.add_argument("--requests-per-stream", type=int, default=4)
     a = ap.parse_args()
-    WORK.mkdir(parents=True, exist_ok=True)
-    env = dict(os.environ, PYTHONUNBUFFERED="1")
-    ep = free_port()
-    if os.environ.get("FB_TF_FAKE"):  # a dry run without a GPU: the simulator, strict like the engine
-        ensure_demo_tokenizer(MODEL)
-        cmd = [sys.executable, "-m", "fleetbench.endpoint", "--port", str(ep), "--model", str(MODEL), "--strict",
-               "--ttft-ms", "30", "--tpot-ms", "5", "--max-concurrency", "24"]
-    else:
-        make_model()
-        cmd = ["transformers", "serve", str(MODEL), "--continuous-batching", "--host", "127.0.0.1", "--port",
-               str(ep), "--device", "cuda:0", "--dtype", "bfloat16", "--log-level", "warning"]
-    say("$", " ".join(cmd))
-    engine = subprocess.Popen(cmd, stdout=(out / "engine.log").open("w"), stderr=subprocess.STDOUT, env=env)
     names = [f"n{i + 1}" for i in range(a.agents)]
-    agents, ports = [], {}
-    for name in names:
-        ports[name] = free_port()
-        agents.append(subprocess.Popen(
-            [sys.executable, "-m", "fleetbench.agent", "serve", "--listen", f"127.0.0.1:{ports[name]}",
-             "--data-dir", str(WORK / "agents" / name), "--allow-path", str(WORK)],
-            stdout=((out if name == "n1" else WORK) / f"agent-{name}.log").open("w"), stderr=subprocess.STDOUT,
-            env=env))
-    try:
-        t = time.time()
-        wait_for_port(ep, 300, engine)
-        say(f"engine listening after {time.time() - t:.1f} s; {a.agents} agents")
-        for port in ports.values():
-            wait_for_port(port, 60)
-        fleet = WORK / "fleet.yaml"
-        fleet.write_text("nodes:\n" + "".join(
-            f'  {n}: {{address: "127.0.0.1:{p}", endpoint: "http://127.0.0.1:{ep}/v1/completions"}}\n'
-            for n, p in ports.items()))
+    fake = ("--ttft-ms", "30", "--tpot-ms", "5", "--max-concurrency", "24")
+
+    def agent_log(name: str) -> Path:  # n1's log comes back from the machine; few files may
+        return (out if name == "n1" else WORK) / f"agent-{name}.log"
+
+    with engine_and_agents(WORK, MODEL, out, names, say, log_level="warning", fake_args=fake,
+                           agent_log=agent_log) as (fleet, ep):
         db, nodes = WORK / "fb.sqlite", ",".join(names)
 
         def run(name: str, body: str) -> dict | None:
@@ -196,15 +157,6 @@ def main() -> int:
             for name, node in (case.get("nodes") or {}).items():
                 say(f"split {name}: requests {node.get('requests')} succeeded {node.get('succeeded')}")
         return 0
-    finally:
-        for p in (*agents, engine):
-            p.terminate()
-        for p in (*agents, engine):
-            try:
-                p.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                p.kill()
-
 
 if __name__ == "__main__":
     raise SystemExit(main())

@@ -12,7 +12,6 @@ fields, and no load reaches the engine.
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 import time
@@ -20,8 +19,7 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-from fleetbench.controller.localfleet import free_port, wait_for_port
-from fleetbench.endpoint.tokenizer import ensure_demo_tokenizer
+from engine_fleet import engine_and_agents
 
 WORK = Path("/tmp/fb-tf")
 MODEL = WORK / "tiny-llama"
@@ -48,22 +46,6 @@ def say(*parts: object) -> None:
     print(line, flush=True)
     log.write(line + "\n")
     log.flush()
-
-
-def make_model() -> None:
-    import torch
-    from transformers import LlamaConfig, LlamaForCausalLM
-
-    ensure_demo_tokenizer(MODEL)  # tokenizer.json, tokenizer_config.json (PreTrainedTokenizerFast), 4099 ids
-    vocab = len(json.loads((MODEL / "tokenizer.json").read_text())["model"]["vocab"])
-    cfg = LlamaConfig(hidden_size=768, intermediate_size=2048, num_hidden_layers=12, num_attention_heads=12,
-                      num_key_value_heads=12, vocab_size=vocab, max_position_embeddings=4096,
-                      pad_token_id=0, bos_token_id=1, eos_token_id=2)
-    torch.manual_seed(0)
-    model = LlamaForCausalLM(cfg).to(torch.bfloat16)
-    model.save_pretrained(MODEL)
-    say(f"model: Llama hidden 768, 12 layers, vocab {vocab}, "
-        f"{sum(p.numel() for p in model.parameters()) / 1e6:.0f} M parameters, bf16, saved to {MODEL}")
 
 
 def post(ep: int, path: str, body: dict) -> tuple[int, str]:
@@ -100,35 +82,7 @@ def completions_in_engine_log() -> dict[str, int]:
 
 
 def main() -> int:
-    WORK.mkdir(parents=True, exist_ok=True)
-    env = dict(os.environ, PYTHONUNBUFFERED="1")
-    ep = free_port()
-    if os.environ.get("FB_TF_FAKE"):  # a dry run of this script without a GPU: the simulator in --strict mode
-        ensure_demo_tokenizer(MODEL)
-        cmd = [sys.executable, "-m", "fleetbench.endpoint", "--port", str(ep), "--model", str(MODEL), "--strict"]
-    else:
-        make_model()
-        cmd = ["transformers", "serve", str(MODEL), "--continuous-batching", "--host", "127.0.0.1", "--port",
-               str(ep), "--device", "cuda:0", "--dtype", "bfloat16", "--log-level", "info"]
-    say("$", " ".join(cmd))
-    engine = subprocess.Popen(cmd, stdout=(out / "engine.log").open("w"), stderr=subprocess.STDOUT, env=env)
-    agents, ports = [], {}
-    for name in ("n1", "n2", "n3"):
-        ports[name] = free_port()
-        agents.append(subprocess.Popen(
-            [sys.executable, "-m", "fleetbench.agent", "serve", "--listen", f"127.0.0.1:{ports[name]}",
-             "--data-dir", str(WORK / "agents" / name), "--allow-path", str(WORK)],
-            stdout=(out / f"agent-{name}.log").open("w"), stderr=subprocess.STDOUT, env=env))
-    try:
-        t = time.time()
-        wait_for_port(ep, 300, engine)
-        say(f"engine listening after {time.time() - t:.1f} s")
-        for port in ports.values():
-            wait_for_port(port, 60)
-        fleet = WORK / "fleet.yaml"
-        fleet.write_text("nodes:\n" + "".join(
-            f'  {n}: {{address: "127.0.0.1:{p}", endpoint: "http://127.0.0.1:{ep}/v1/completions"}}\n'
-            for n, p in ports.items()))
+    with engine_and_agents(WORK, MODEL, out, ("n1", "n2", "n3"), say) as (fleet, ep):
         db, rep = WORK / "fb.sqlite", WORK / "report"
         plans = {}
         for label, extra in (("ignore_eos", "    extra_args: {ignore_eos: true}\n"), ("no-extra-args", "")):
@@ -171,15 +125,6 @@ def main() -> int:
                                                         "messages": [{"role": "user", "content": "baba"}]})
         say(f"chat + min_tokens: HTTP {status} {' '.join(body.split())[:200]}")
         return 0
-    finally:
-        for p in (*agents, engine):
-            p.terminate()
-        for p in (*agents, engine):
-            try:
-                p.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                p.kill()
-
 
 if __name__ == "__main__":
     raise SystemExit(main())
