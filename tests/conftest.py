@@ -16,7 +16,6 @@ from support.processes import Agent, Endpoint
 from support.report_sample import sample_report as _sample_report
 from support.report_sample import sample_store as _sample_store
 
-from fleetbench.controller.localfleet import LocalFleet
 from fleetbench.controller.report.model import RunReport
 from fleetbench.controller.store import Store
 from fleetbench.endpoint.tokenizer import ensure_demo_tokenizer
@@ -47,16 +46,29 @@ def start_endpoint() -> Iterator[Callable[..., Endpoint]]:
 
 @pytest.fixture
 def start_agent(tmp_path: Path) -> Iterator[Callable[..., Agent]]:
-    """start_agent(name="agent"): a real agent with its data dir under tmp_path, stopped after the test."""
+    """start_agent(name="agent", *serve options, log=None): a real agent with its data dir tmp_path/name (its
+    output in `log` when given), stopped after the test."""
     started: list[Agent] = []
 
-    def start(name: str = "agent") -> Agent:
-        started.append(Agent(tmp_path / name).start())
+    def start(name: str = "agent", *args: str, log: Path | None = None) -> Agent:
+        started.append(Agent(tmp_path / name, *args, log=log).start())
         return started[-1]
 
     yield start
     for agent in started:
         agent.stop()
+
+
+def _fleets(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callable[..., Fleet]]:
+    """The factory behind local_fleet and fresh_fleet: every fleet it started is stopped when it is closed."""
+    with contextlib.ExitStack() as running:
+
+        def start(size: int = 3, **options: Any) -> Fleet:
+            fleet = Fleet.start(tmp_path_factory.mktemp("fleet"), size, **options)
+            running.callback(fleet.stop)
+            return fleet
+
+        yield start
 
 
 @pytest.fixture(scope="module")
@@ -65,21 +77,14 @@ def local_fleet(tmp_path_factory: pytest.TempPathFactory, demo_tokenizer: Path) 
     (real agents, simulated endpoints) with its fleet file, started once for the module that asks and stopped
     after its last test. Its agents may read the fleet's folder and the shared roots (tests/data, the demo
     tokenizer); `log_requests` has each endpoint log the requests it gets (Fleet.requests_seen)."""
-    with contextlib.ExitStack() as running:
+    yield from _fleets(tmp_path_factory)
 
-        def start(size: int = 3, *, ttft_ms: float = 20, tpot_ms: float = 2, log_requests: bool = False,
-                  **options: Any) -> Fleet:
-            work = tmp_path_factory.mktemp("fleet")
-            names = [f"n{i}" for i in range(1, size + 1)]
-            logs = {n: work / f"requests-{n}.jsonl" for n in names} if log_requests else {}
-            own: dict[str, list[str]] = options.pop("node_endpoint_args", {})
-            endpoint_args = {n: [*own.get(n, []), *(["--log", str(logs[n])] if logs else [])] for n in names}
-            local = running.enter_context(LocalFleet(
-                work / "fleet", size=size, ttft_ms=ttft_ms, tpot_ms=tpot_ms, node_endpoint_args=endpoint_args,
-                allow_paths=[work, *processes.SHARED_ROOTS], **options))
-            return Fleet(local, local.write_fleet_file(work / "fleet.yaml"), work, logs)
 
-        yield start
+@pytest.fixture
+def fresh_fleet(tmp_path_factory: pytest.TempPathFactory, demo_tokenizer: Path) -> Iterator[Callable[..., Fleet]]:
+    """local_fleet's factory for one test: its fleets are stopped after that test. For a test that kills, stops
+    or skews an agent or leaves a job running, which no other test may then share."""
+    yield from _fleets(tmp_path_factory)
 
 
 @pytest.fixture

@@ -5,55 +5,42 @@ the cluster, within one probe step, in a bounded number of synchronized probes, 
 from __future__ import annotations
 
 import json
-import sqlite3
-import subprocess
-import sys
 
 import pytest
 from openpyxl import load_workbook
+from support.fleets import open_store, stored_records
+from support.plans import plan_text
 
-from fleetbench.controller.localfleet import LocalFleet
-from fleetbench.endpoint.tokenizer import ensure_demo_tokenizer
 from fleetbench.figures import compute_figures
-from fleetbench.records import RequestRecord
 
 pytestmark = pytest.mark.integration
 
 LIMIT = 4  # each endpoint: at most 4 requests generate at once
 # one request: TTFT 150 ms + 9 × 10 ms = 240 ms; beyond the limit a request waits about that long more, so its
 # TTFT is near 0.39 s or above: p99 TTFT <= 0.3 s holds up to 4 streams per node and fails from 5 on
-PLAN = """\
-name: capacity
-model: demo
-endpoint: {{url: http://127.0.0.1:9/v1/completions}}
-tokenizer: {tok}
-cases:
+CASES = """\
   - id: cap
     type: capacity
     input_tokens: 32
     output_tokens: 10
-    extra_args: {{ignore_eos: true}}
-    parallel: {{min: 1, max: 16}}
+    extra_args: {ignore_eos: true}
+    parallel: {min: 1, max: 16}
     requests_per_stream: 2
-    slo: {{ttft_p99_s: {{max: 0.3}}, success_rate: {{min: 1.0}}}}
+    slo: {ttft_p99_s: {max: 0.3}, success_rate: {min: 1.0}}
 """
 
 
 @pytest.fixture(scope="module")
-def run(tmp_path_factory):
+def run(tmp_path_factory, local_fleet, demo_tokenizer):
     tmp = tmp_path_factory.mktemp("capacity")
     db = tmp / "s.sqlite"
     plan = tmp / "plan.yaml"
-    plan.write_text(PLAN.format(tok=ensure_demo_tokenizer(tmp / "tok")))
-    with LocalFleet(tmp / "fleet", size=2, ttft_ms=150, tpot_ms=10,
-                    extra_endpoint_args=["--max-concurrency", str(LIMIT)]) as fleet:
-        fleet_file = fleet.write_fleet_file(tmp / "fleet.yaml")
-        proc = subprocess.run([sys.executable, "-m", "fleetbench.controller", "run", "--plan", str(plan), "--nodes",
-                               "n1,n2", "--fleet", str(fleet_file), "--db", str(db), "--out", str(tmp / "out"),
-                               "-q"], capture_output=True, text=True, timeout=590)
+    plan.write_text(plan_text("capacity", demo_tokenizer, CASES))
+    fleet = local_fleet(2, ttft_ms=150, tpot_ms=10, extra_endpoint_args=["--max-concurrency", str(LIMIT)])
+    proc = fleet.run(plan, db, tmp / "out", timeout=590)
+    fleet.stop()
     assert proc.returncode == 0, proc.stderr[-4000:]
-    con = sqlite3.connect(db)
-    con.row_factory = sqlite3.Row
+    con = open_store(db)
     doc = json.loads(next((tmp / "out").glob("*.json")).read_text())
     return proc, con, doc, tmp
 
@@ -79,11 +66,7 @@ def test_tpm_at_the_found_point_recomputes_from_the_probe_records(run):
     counted = [p["attempt"] for p in cap["probes"] if p["parallel"] == LIMIT and p["state"] != "invalid"]
     assert len(counted) == 2
     for attempt in counted:
-        recs = [RequestRecord(index=r["idx"], start_time=r["start_time"], end_time=r["end_time"],
-                              success=bool(r["success"]), ttft_s=r["ttft_s"] or 0.0, latency_s=r["latency_s"] or 0.0,
-                              input_tokens=r["input_tokens"] or 0, output_tokens=r["output_tokens"] or 0,
-                              tpot_s=r["tpot_s"] or 0.0)
-                for r in con.execute("SELECT * FROM requests WHERE case_id = ?", [f"cap@p4-try{attempt}"])]
+        recs = stored_records(con, f"cap@p4-try{attempt}")
         assert len(recs) == 2 * 4 * 2  # 2 nodes × 4 streams × 2 requests per stream
         tpms.append(compute_figures(recs).tpm_total)
     assert cap["tpm_total"] == pytest.approx(min(tpms), rel=1e-12)  # the lower of the two runs

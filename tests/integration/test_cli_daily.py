@@ -14,54 +14,34 @@ import os
 import re
 import sqlite3
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
-
-from fleetbench.controller.localfleet import LocalFleet
-from fleetbench.endpoint.tokenizer import ensure_demo_tokenizer
+from support import fleets
+from support.plans import load_case, plan_text
 
 pytestmark = pytest.mark.integration
-CTL = [sys.executable, "-m", "fleetbench.controller"]
 NUMBER, PARALLEL, OUTPUT = 8, 2, 16
-
-PLAN = """\
-name: daily tool test
-model: demo
-endpoint: {{url: http://127.0.0.1:9/v1/completions}}
-tokenizer: {tokenizer}
-cases:
-  - id: load
-    parallel: {parallel}
-    number: {number}
-    input_tokens: 64
-    output_tokens: {output}
-    extra_args: {{ignore_eos: true}}
-    expect:
-      tpot_avg_s: {{max: 0.015}}
-      success_rate: {{min: 1.0}}
-"""
 
 
 def ctl(*args: str, cwd: Path, columns: int = 80, **env: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([*CTL, *args], capture_output=True, text=True, timeout=300, cwd=cwd,
-                          env=dict(os.environ, COLUMNS=str(columns), **env))
+    return fleets.ctl(*args, timeout=300, cwd=cwd, env=dict(os.environ, COLUMNS=str(columns), **env))
 
 
 @pytest.fixture(scope="module")
-def runs(tmp_path_factory):
+def runs(tmp_path_factory, local_fleet, demo_tokenizer):
     """(work dir, store, [run A, run B], [json stdout of A, of B]): A at 10 ms TPOT, B at 20 ms."""
     work = tmp_path_factory.mktemp("daily")
-    tok = ensure_demo_tokenizer(work / "tok")
-    (work / "plan.yaml").write_text(PLAN.format(tokenizer=tok, parallel=PARALLEL, number=NUMBER, output=OUTPUT))
+    (work / "plan.yaml").write_text(plan_text("daily tool test", demo_tokenizer, load_case(
+        PARALLEL, NUMBER, OUTPUT, expect="tpot_avg_s: {max: 0.015}")))
     db = work / "store.sqlite"
     outs = []
     for tpot in (10, 20):
-        with LocalFleet(work / f"fleet{tpot}", size=2, ttft_ms=50, tpot_ms=tpot) as fleet:
-            fleet_file = fleet.write_fleet_file(work / "fleet.yaml")
-            proc = ctl("run", "--plan", "plan.yaml", "--nodes", "n1,n2", "--fleet", str(fleet_file), "--db", str(db),
-                       "--json", "--junit", str(work / f"junit{tpot}.xml"), cwd=work, FLEETBENCH_OUT=str(work / "out"))
+        fleet = local_fleet(2, ttft_ms=50, tpot_ms=tpot)
+        proc = ctl("run", "--plan", "plan.yaml", "--nodes", "n1,n2", "--fleet", str(fleet.fleet_file), "--db",
+                   str(db), "--json", "--junit", str(work / f"junit{tpot}.xml"), cwd=work,
+                   FLEETBENCH_OUT=str(work / "out"))
+        fleet.stop()  # one fleet at a time
         assert proc.returncode in ((0, 3) if tpot == 10 else (1, 3)), proc.stderr[-3000:] + proc.stdout[-3000:]
         outs.append(proc)
     con = sqlite3.connect(db)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import signal
 import subprocess
 import sys
@@ -23,18 +24,20 @@ DONE = {pb.JOB_STATE_SUCCEEDED, pb.JOB_STATE_FAILED, pb.JOB_STATE_CANCELLED}
 
 
 class Agent:
-    """`fleetbench-agent serve` on a free loopback port, with a blocking stub."""
+    """`fleetbench-agent serve` on a free loopback port, with a blocking stub; `args` are more of serve's options,
+    `log` a file for its output (none: discarded)."""
 
-    def __init__(self, data: Path) -> None:
-        self.data, self.port = data, free_port()
+    def __init__(self, data: Path, *args: str, log: Path | None = None) -> None:
+        self.data, self.port, self.args, self.log = data, free_port(), args, log
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> Agent:
         # the test's tokenizer and datasets (beside the data dir) and the shared roots
         allow = [arg for root in (self.data.parent, *SHARED_ROOTS) for arg in ("--allow-path", str(root))]
-        self.proc = subprocess.Popen([sys.executable, "-m", "fleetbench.agent", "serve", "--listen",
-                                      f"127.0.0.1:{self.port}", "--data-dir", str(self.data), *allow],
-                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        with self.log.open("wb") if self.log else open(os.devnull, "wb") as out:
+            self.proc = subprocess.Popen([sys.executable, "-m", "fleetbench.agent", "serve", "--listen",
+                                          f"127.0.0.1:{self.port}", "--data-dir", str(self.data), *allow, *self.args],
+                                         stdout=out, stderr=subprocess.STDOUT)
         wait_for_port(self.port, 30, self.proc)
         self.channel = grpc.insecure_channel(f"127.0.0.1:{self.port}")
         self.stub = pb_grpc.AgentStub(self.channel)
@@ -46,11 +49,13 @@ class Agent:
         self.proc.send_signal(signal.SIGKILL)
         self.proc.wait(timeout=10)
 
-    def stop(self) -> None:
+    def stop(self, timeout: float = 20) -> int | None:
+        """SIGTERM, then its exit status (None: never started)."""
         if self.proc is not None and self.proc.poll() is None:
             self.channel.close()
             self.proc.terminate()
-            self.proc.wait(timeout=20)
+            self.proc.wait(timeout=timeout)
+        return None if self.proc is None else self.proc.returncode
 
 
 class Endpoint:
