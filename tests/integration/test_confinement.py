@@ -14,15 +14,12 @@ import grpc
 import pytest
 
 from fleetbench import bounds as B
-from fleetbench.controller.localfleet import LocalFleet, free_port, wait_for_port
+from fleetbench.controller.localfleet import free_port, wait_for_port
 from fleetbench.endpoint.tokenizer import ensure_demo_tokenizer
 from fleetbench.v1 import agent_pb2 as pb
 from fleetbench.v1 import agent_pb2_grpc as pb_grpc
 
 pytestmark = pytest.mark.integration
-
-CTL = [sys.executable, "-m", "fleetbench.controller"]
-
 
 class Agent:
     def __init__(self, data: Path, *flags: str) -> None:
@@ -128,7 +125,7 @@ def test_a_job_is_refused_on_a_nearly_full_data_dir(tmp_path):
         a.stop()
 
 
-def test_ctl_run_with_a_tokenizer_outside_the_allowed_paths_is_error_in_one_line(tmp_path):
+def test_ctl_run_with_a_tokenizer_outside_the_allowed_paths_is_error_in_one_line(tmp_path, fresh_fleet):
     tok = ensure_demo_tokenizer(tmp_path / "outside" / "tok")
     plan = tmp_path / "plan.yaml"
     plan.write_text(f"""\
@@ -139,11 +136,10 @@ tokenizer: {tok}
 cases:
   - {{id: p, parallel: 1, number: 2, input_tokens: 8, output_tokens: 4}}
 """)
-    with LocalFleet(tmp_path / "fleet", size=1, allow_paths=[tmp_path / "fleet"]) as fleet:
-        fleet_file = fleet.write_fleet_file(tmp_path / "fleet.yaml")
-        proc = subprocess.run([*CTL, "run", "--plan", str(plan), "--nodes", "n1", "--fleet", str(fleet_file),
-                               "--db", str(tmp_path / "s.sqlite"), "--out", str(tmp_path / "out"), "-q"],
-                              capture_output=True, text=True, timeout=120)
+    # its agent may read its own folder and the shared test roots, not tmp_path/outside
+    fleet = fresh_fleet(1, ttft_ms=200, tpot_ms=20)
+    proc = fleet.run(plan, tmp_path / "s.sqlite", tmp_path / "out", timeout=120)
+    fleet.stop()
     out = proc.stdout + proc.stderr
     assert proc.returncode == 2, out
     assert "Traceback" not in out

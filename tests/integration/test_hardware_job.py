@@ -15,7 +15,6 @@ import time
 import pytest
 from support.processes import Agent, children_of, wait_state
 
-from fleetbench.controller.localfleet import LocalFleet
 from fleetbench.jobs_schema import JobOutcome
 from fleetbench.v1 import agent_pb2 as pb
 
@@ -167,20 +166,19 @@ cases:
 """
 
 
-def test_ctl_run_names_the_slow_accelerator_and_reports_hardware_in_every_format(tmp_path):
+def test_ctl_run_names_the_slow_accelerator_and_reports_hardware_in_every_format(tmp_path, fresh_fleet):
     """n2's accelerator 1 runs at 1 % speed: ≥ 90 % below the fleet median (a tolerance wide enough that the
     CPU timing noise of healthy stand-ins never reaches it), so the standard case FAILS naming n2 #1."""
     healthy = json.dumps({"count": 2})
     env = {"n1": {STANDIN: healthy}, "n2": {STANDIN: json.dumps({"count": 2, "slow": {"1": 0.01}})},
            "n3": {STANDIN: healthy}}
-    with LocalFleet(tmp_path / "fleet", size=3, agent_env=env) as fleet:
-        fleet_file = fleet.write_fleet_file(tmp_path / "fleet.yaml")
-        plan = tmp_path / "plan.yaml"
-        plan.write_text(PLAN)
-        out = tmp_path / "out"
-        proc = subprocess.run([sys.executable, "-m", "fleetbench.controller", "run", "--plan", str(plan), "--nodes",
-                               "n1,n2,n3", "--fleet", str(fleet_file), "--db", str(tmp_path / "db.sqlite"), "--out",
-                               str(out)], capture_output=True, text=True, timeout=400)
+    fleet = fresh_fleet(3, ttft_ms=200, tpot_ms=20, agent_env=env)
+    plan = tmp_path / "plan.yaml"
+    plan.write_text(PLAN)
+    out = tmp_path / "out"
+    proc = subprocess.run(fleet.run_argv(plan, tmp_path / "db.sqlite", out), capture_output=True, text=True,
+                          timeout=400)
+    fleet.stop()
     assert proc.returncode == 1, proc.stdout + proc.stderr  # FAIL
     assert "hw-quick: PASS" in proc.stdout + proc.stderr
     said = proc.stdout + proc.stderr
@@ -220,14 +218,13 @@ def test_ctl_run_names_the_slow_accelerator_and_reports_hardware_in_every_format
     assert row[6] == pytest.approx(gemm[("n2", 1)]["measured"]) and row[12] == "fail"
 
 
-def test_a_node_whose_every_check_is_skipped_makes_the_case_invalid_not_pass(tmp_path):
-    with LocalFleet(tmp_path / "fleet", size=1) as fleet:  # this machine has no accelerator and no tool
-        fleet_file = fleet.write_fleet_file(tmp_path / "fleet.yaml")
-        plan = tmp_path / "plan.yaml"
-        plan.write_text(PLAN.split("  - id: hw-standard")[0].replace("    expected_count: 2\n", ""))
-        proc = subprocess.run([sys.executable, "-m", "fleetbench.controller", "run", "--plan", str(plan), "--nodes",
-                               "n1", "--fleet", str(fleet_file), "--db", str(tmp_path / "db.sqlite"), "--out",
-                               str(tmp_path / "out")], capture_output=True, text=True, timeout=300)
+def test_a_node_whose_every_check_is_skipped_makes_the_case_invalid_not_pass(tmp_path, fresh_fleet):
+    fleet = fresh_fleet(1, ttft_ms=200, tpot_ms=20)  # this machine has no accelerator and no tool
+    plan = tmp_path / "plan.yaml"
+    plan.write_text(PLAN.split("  - id: hw-standard")[0].replace("    expected_count: 2\n", ""))
+    proc = subprocess.run(fleet.run_argv(plan, tmp_path / "db.sqlite", tmp_path / "out"), capture_output=True,
+                          text=True, timeout=300)
+    fleet.stop()
     text = proc.stdout + proc.stderr
     assert proc.returncode == 3, text  # INVALID
     assert "every check was SKIPPED" in text

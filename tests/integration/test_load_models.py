@@ -6,68 +6,44 @@ from __future__ import annotations
 
 import json
 import math
-import sqlite3
-import subprocess
-import sys
 
 import pytest
 from openpyxl import load_workbook
+from support.fleets import open_store, stored_records
+from support.plans import plan_text
 
-from fleetbench.controller.localfleet import LocalFleet
-from fleetbench.endpoint.tokenizer import ensure_demo_tokenizer
 from fleetbench.figures import compute_figures
 from fleetbench.goodput import Slo, compute_goodput
-from fleetbench.records import RequestRecord
 
 pytestmark = pytest.mark.integration
 
-PLAN = """\
-name: load models
-model: demo
-endpoint: {{url: {url}}}
-tokenizer: {tok}
-cases:
-  - {{id: warm, parallel: 2, number: 6, input_tokens: 32, output_tokens: 10, warmup_requests: 3,
-     extra_args: {{ignore_eos: true}}, slo: {{ttft_s: 5.0, tpot_s: 0.5}}, expect: {{goodput_ratio: {{min: 1.0}}}}}}
-  - {{id: tight, parallel: 2, number: 4, input_tokens: 32, output_tokens: 10, extra_args: {{ignore_eos: true}},
-     slo: {{ttft_s: 0.001}}}}
-  - {{id: again, parallel: 2, number: 4, input_tokens: 32, output_tokens: 10, extra_args: {{ignore_eos: true}},
-     repeat: 2}}
-  - {{id: shared, load: split, parallel: 5, number: 13, input_tokens: 32, output_tokens: 10,
-     extra_args: {{ignore_eos: true}}}}
+CASES = """\
+  - {id: warm, parallel: 2, number: 6, input_tokens: 32, output_tokens: 10, warmup_requests: 3,
+     extra_args: {ignore_eos: true}, slo: {ttft_s: 5.0, tpot_s: 0.5}, expect: {goodput_ratio: {min: 1.0}}}
+  - {id: tight, parallel: 2, number: 4, input_tokens: 32, output_tokens: 10, extra_args: {ignore_eos: true},
+     slo: {ttft_s: 0.001}}
+  - {id: again, parallel: 2, number: 4, input_tokens: 32, output_tokens: 10, extra_args: {ignore_eos: true},
+     repeat: 2}
+  - {id: shared, load: split, parallel: 5, number: 13, input_tokens: 32, output_tokens: 10,
+     extra_args: {ignore_eos: true}}
 """
 
 
 @pytest.fixture(scope="module")
-def run(tmp_path_factory):
+def run(tmp_path_factory, local_fleet, demo_tokenizer):
     tmp = tmp_path_factory.mktemp("loadmodels")
     log = tmp / "n1-endpoint.jsonl"
     db = tmp / "s.sqlite"
-    with LocalFleet(tmp / "fleet", size=3, ttft_ms=100, tpot_ms=10,
-                    node_endpoint_args={"n1": ["--log", str(log)]}) as fleet:
-        plan = tmp / "plan.yaml"  # the plan's endpoint is n1's: the one a split case shares
-        plan.write_text(PLAN.format(url=fleet.nodes[0].endpoint, tok=ensure_demo_tokenizer(tmp / "tok")))
-        fleet_file = fleet.write_fleet_file(tmp / "fleet.yaml")
-        proc = subprocess.run([sys.executable, "-m", "fleetbench.controller", "run", "--plan", str(plan), "--nodes",
-                               "n1,n2,n3", "--fleet", str(fleet_file), "--db", str(db), "--out", str(tmp / "out"),
-                               "-q"], capture_output=True, text=True, timeout=500)
+    fleet = local_fleet(3, ttft_ms=100, tpot_ms=10, node_endpoint_args={"n1": ["--log", str(log)]})
+    plan = tmp / "plan.yaml"  # the plan's endpoint is n1's: the one a split case shares
+    plan.write_text(plan_text("load models", demo_tokenizer, CASES, endpoint=fleet.nodes[0].endpoint))
+    proc = fleet.run(plan, db, tmp / "out", timeout=500)
+    fleet.stop()
     # 0 PASS; 3 INVALID when a saturated client (a busy test machine) voids a step: the values are checked anyway
     assert proc.returncode in (0, 3), proc.stderr[-3000:]
-    con = sqlite3.connect(db)
-    con.row_factory = sqlite3.Row
+    con = open_store(db)
     doc = json.loads(next((tmp / "out").glob("*.json")).read_text())
     return proc, con, doc, log, tmp
-
-
-def records(con: sqlite3.Connection, case: str, node: str | None = None) -> list[RequestRecord]:
-    where, args = "case_id = ?", [case]
-    if node:
-        where, args = where + " AND node = ?", [case, node]
-    return [RequestRecord(index=r["idx"], start_time=r["start_time"], end_time=r["end_time"],
-                          success=bool(r["success"]), ttft_s=r["ttft_s"] or 0.0, latency_s=r["latency_s"] or 0.0,
-                          input_tokens=r["input_tokens"] or 0, output_tokens=r["output_tokens"] or 0,
-                          tpot_s=r["tpot_s"] or 0.0)
-            for r in con.execute(f"SELECT * FROM requests WHERE {where}", args)]
 
 
 def case_doc(doc: dict, cid: str) -> dict:
@@ -88,7 +64,7 @@ def test_warmup_records_are_kept_apart_and_in_no_figure(run):
     assert {n: f["requests"] for n, f in warm["nodes"].items()} == {"n1": 6, "n2": 6, "n3": 6}
     assert warm["cluster"]["requests"] == 18 == warm["goodput"]["cluster"]["requests"]
     # every figure recomputes from the measured records alone; the warm-up came before the window
-    measured = records(con, "warm")
+    measured = stored_records(con, "warm")
     assert warm["cluster"]["tpm_total"] == pytest.approx(compute_figures(measured).tpm_total, rel=1e-12)
     warm_end = con.execute("SELECT max(end_time) FROM requests WHERE case_id = 'warm~warmup'").fetchone()[0]
     assert warm_end <= warm["cluster"]["window_start"]
@@ -104,7 +80,7 @@ def test_goodput_per_node_and_cluster_recomputes_from_records(run):
     assert (g["good"], g["goodput_ratio"]) == (18, 1.0)
     assert g["goodput_tpm"] == pytest.approx(warm["cluster"]["tpm_total"], rel=1e-12)  # every request met the SLO
     for node in ("n1", "n2", "n3"):
-        mine = records(con, "warm", node)
+        mine = stored_records(con, "warm", node)
         expected = compute_goodput(mine, Slo(ttft_s=5.0, tpot_s=0.5), compute_figures(mine).wall_time_s)
         assert warm["goodput"][node]["goodput_tpm"] == pytest.approx(expected.tpm, rel=1e-12)
     assert [v["label"] for v in warm["verdicts"] if v["figure"] == "goodput_ratio"] == ["pass"] * 4
@@ -140,7 +116,7 @@ def test_repeats_give_mean_and_interval_of_the_runs(run):
     _, con, doc, _, tmp = run
     again = case_doc(doc, "again")
     assert again["repeat_runs"] == 2
-    tpms = [compute_figures(records(con, f"again@rep{k}")).tpm_total for k in (1, 2)]
+    tpms = [compute_figures(stored_records(con, f"again@rep{k}")).tpm_total for k in (1, 2)]
     st = again["repeats"]["cluster"]["tpm_total"]
     assert st["n"] == 2 and st["mean"] == pytest.approx(sum(tpms) / 2, rel=1e-12)
     assert st["ci95"] == pytest.approx(12.706 * abs(tpms[0] - tpms[1]) / math.sqrt(2) / math.sqrt(2), rel=1e-9)

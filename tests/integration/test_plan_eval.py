@@ -6,18 +6,14 @@ from __future__ import annotations
 
 import json
 import sqlite3
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-from fleetbench.controller.localfleet import LocalFleet
 from fleetbench.controller.report.model import load_report
 from fleetbench.controller.store import Store
 
 pytestmark = pytest.mark.integration
-CTL = [sys.executable, "-m", "fleetbench.controller"]
 DATA = Path(__file__).parents[1] / "data" / "eval"
 
 PLAN = """\
@@ -36,20 +32,18 @@ cases:
 """
 
 
-def test_eval_case_scores_per_node_pooled_for_the_cluster_and_judged(tmp_path):
+def test_eval_case_scores_per_node_pooled_for_the_cluster_and_judged(tmp_path, fresh_fleet):
     one_right = tmp_path / "answers-1-of-5.jsonl"
     one_right.write_text((DATA / "answers-3-of-5.jsonl").read_text().splitlines()[0] + "\n")
     plan = tmp_path / "plan.yaml"
     plan.write_text(PLAN.format(gsm8k=DATA / "gsm8k"))
     db = tmp_path / "fb.sqlite"
     common = ["--output-tokens", "8"]
-    with LocalFleet(tmp_path / "fleet", size=2, ttft_ms=5, tpot_ms=1, extra_endpoint_args=common, allow_paths=[DATA],
-                    node_endpoint_args={"n1": ["--answers", str(DATA / "answers-3-of-5.jsonl")],
-                                        "n2": ["--answers", str(one_right)]}) as fleet:
-        fleet_file = fleet.write_fleet_file(tmp_path / "fleet.yaml")
-        proc = subprocess.run([*CTL, "run", "--plan", str(plan), "--nodes", "n1,n2", "--fleet", str(fleet_file),
-                               "--db", str(db), "--out", str(tmp_path / "out"), "-q"], capture_output=True,
-                              text=True, timeout=400)
+    fleet = fresh_fleet(2, ttft_ms=5, tpot_ms=1, extra_endpoint_args=common, allow_paths=[DATA],
+                        node_endpoint_args={"n1": ["--answers", str(DATA / "answers-3-of-5.jsonl")],
+                                            "n2": ["--answers", str(one_right)]})
+    proc = fleet.run(plan, db, tmp_path / "out", timeout=400)
+    fleet.stop()
     assert proc.returncode == 1, proc.stderr[-3000:]  # n2 and the cluster score below the official score
     con = sqlite3.connect(db)
     scores = {r[0]: (r[1], r[2]) for r in con.execute(

@@ -10,19 +10,15 @@ import os
 import sqlite3
 import stat
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
-from support.processes import Agent, wait_state
+from support.processes import CTL, wait_state
 
-from fleetbench.controller.localfleet import LocalFleet, free_port, wait_for_port
-from fleetbench.endpoint.tokenizer import ensure_demo_tokenizer
 from fleetbench.v1 import agent_pb2 as pb
 
 pytestmark = pytest.mark.integration
 
-CTL = [sys.executable, "-m", "fleetbench.controller"]
 KEY = "sk-fleetbench-test-7f3a9c"
 
 
@@ -44,24 +40,20 @@ def assert_private(data: Path) -> None:
 
 
 @pytest.fixture
-def locked_endpoint(tmp_path):
-    port = free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "fleetbench.endpoint", "--port", str(port), "--ttft-ms", "5",
-                             "--tpot-ms", "1", "--api-key", KEY], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    wait_for_port(port, 30, proc)
-    yield f"http://127.0.0.1:{port}/v1/completions"
-    proc.terminate()
-    proc.wait(timeout=10)
+def locked_endpoint(start_endpoint):
+    """A simulated endpoint that answers only requests carrying KEY (stopped after the test)."""
+    return start_endpoint("--api-key", KEY, ttft_ms=5, tpot_ms=1).completions
 
 
-def test_headers_reach_the_engine_and_leave_no_trace_on_the_agent(tmp_path, locked_endpoint):
+def test_headers_reach_the_engine_and_leave_no_trace_on_the_agent(tmp_path, locked_endpoint, start_agent,
+                                                                   demo_tokenizer):
     old = os.umask(0o022)  # the agent tightens whatever umask it is started with
     try:
-        agent = Agent(tmp_path / "agent").start()
+        agent = start_agent("agent")
     finally:
         os.umask(old)
     try:
-        tok = ensure_demo_tokenizer(tmp_path / "tok")
+        tok = demo_tokenizer
         spec = {"url": locked_endpoint, "model": "demo", "tokenizer_path": str(tok), "number": 6, "parallel": 2,
                 "input_tokens": 16, "output_tokens": 8, "headers": {"Authorization": f"Bearer {KEY}"}}
         agent.stub.StartJob(pb.StartJobRequest(job_id="auth", kind=pb.JOB_KIND_PERF, spec_json=json.dumps(spec)))
@@ -87,8 +79,8 @@ def test_headers_reach_the_engine_and_leave_no_trace_on_the_agent(tmp_path, lock
     assert mode(data / "agent.sqlite") == 0o600 and mode(data / "jobs" / "auth" / "job.json") == 0o600
 
 
-def test_a_run_with_an_api_key_stores_and_reports_none_of_it(tmp_path):
-    tok = ensure_demo_tokenizer(tmp_path / "tok")
+def test_a_run_with_an_api_key_stores_and_reports_none_of_it(tmp_path, demo_tokenizer, fresh_fleet):
+    tok = demo_tokenizer
     plan = tmp_path / "plan.yaml"
     plan.write_text(f"""\
 name: keyed
@@ -99,10 +91,9 @@ cases:
   - {{id: p, parallel: 2, number: 4, input_tokens: 8, output_tokens: 4, expect: {{success_rate: {{min: 1}}}}}}
 """)
     db, out = tmp_path / "s.sqlite", tmp_path / "out"
-    with LocalFleet(tmp_path / "fleet", size=1, ttft_ms=5, tpot_ms=1, extra_endpoint_args=["--api-key", KEY]) as f:
-        fleet = f.write_fleet_file(tmp_path / "fleet.yaml")
-        proc = subprocess.run([*CTL, "run", "--plan", str(plan), "--nodes", "n1", "--fleet", str(fleet), "--db",
-                               str(db), "--out", str(out), "-q"], capture_output=True, text=True, timeout=300)
+    fleet = fresh_fleet(1, ttft_ms=5, tpot_ms=1, extra_endpoint_args=["--api-key", KEY])
+    proc = fleet.run(plan, db, out, timeout=300)
+    fleet.stop()
     assert proc.returncode == 0, proc.stdout + proc.stderr  # PASS: every request carried the key
     assert KEY not in proc.stdout + proc.stderr
     with sqlite3.connect(db) as con:
@@ -111,10 +102,11 @@ cases:
     assert KEY not in plan_yaml and 'api_key: "***"' in plan_yaml
     assert files_holding(out, KEY) == [] and len(list(out.iterdir())) == 4
     assert KEY.encode() not in db.read_bytes()
-    agent_data = tmp_path / "fleet" / "agents" / "n1"
+    agent_data = fleet.agent_db("n1").parent
     assert files_holding(agent_data, KEY) == []
     assert_private(agent_data)
-    resume = subprocess.run([*CTL, "resume", run_id, "--db", str(db), "--fleet", str(fleet), "--out", str(out)],
+    resume = subprocess.run([*CTL, "resume", run_id, "--db", str(db), "--fleet", str(fleet.fleet_file), "--out",
+                             str(out)],
                             capture_output=True, text=True, timeout=120, env={**os.environ, "FLEETBENCH_API_KEY": ""})
     assert resume.returncode == 2 and "Traceback" not in resume.stderr
     assert f"run {run_id} was started with an API key, which the store does not keep: set FLEETBENCH_API_KEY" \
