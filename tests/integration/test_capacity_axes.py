@@ -17,10 +17,11 @@ import sqlite3
 import subprocess
 
 import pytest
+from support.fleets import open_store, stored_records
+from support.plans import plan_text
 
 from fleetbench.controller.specs import split_share
 from fleetbench.figures import compute_figures
-from fleetbench.records import RequestRecord
 
 pytestmark = pytest.mark.integration
 
@@ -29,39 +30,29 @@ pytestmark = pytest.mark.integration
 LIMIT, SERVICE_S = 4, 0.28
 CAPACITY_RPS = LIMIT / SERVICE_S
 PROBE_S = 6.0
-RATE_PLAN = """\
-name: capacity by rate
-model: demo
-endpoint: {{url: http://127.0.0.1:9/v1/completions}}
-tokenizer: {tok}
-cases:
+RATE_CASES = f"""\
   - id: cap
     type: capacity
     input_tokens: 32
     output_tokens: 10
     extra_args: {{ignore_eos: true}}
     rate: {{min: 2, max: 64}}
-    probe_duration_s: {probe_s}
+    probe_duration_s: {PROBE_S}
     slo: {{ttft_p99_s: {{max: 0.5}}, success_rate: {{min: 1.0}}}}
 """
 
 # the split search: one endpoint serving at most 4 at once (150 ms + 9 × 10 ms each), loaded from 3 agents; a
 # total of 4 streams never queue (TTFT 150 ms), 5 always have one waiting about 240 ms (TTFT near 0.39 s)
-SPLIT_PLAN = """\
-name: capacity split
-model: demo
-endpoint: {{url: {url}}}
-tokenizer: {tok}
-cases:
+SPLIT_CASES = """\
   - id: shared
     type: capacity
     load: split
     input_tokens: 32
     output_tokens: 10
-    extra_args: {{ignore_eos: true}}
-    parallel: {{min: 3, max: 12}}
+    extra_args: {ignore_eos: true}
+    parallel: {min: 3, max: 12}
     requests_per_stream: 2
-    slo: {{ttft_p99_s: {{max: 0.3}}, success_rate: {{min: 1.0}}}}
+    slo: {ttft_p99_s: {max: 0.3}, success_rate: {min: 1.0}}
 """
 
 
@@ -71,8 +62,7 @@ def _run(tmp, plan_text: str, fleet) -> tuple[subprocess.CompletedProcess[str], 
     plan.write_text(plan_text)
     proc = fleet.run(plan, db, tmp / "out", timeout=590)
     assert proc.returncode == 0, proc.stderr[-4000:]
-    con = sqlite3.connect(db)
-    con.row_factory = sqlite3.Row
+    con = open_store(db)
     return proc, con, json.loads(next((tmp / "out").glob("*.json")).read_text())
 
 
@@ -80,7 +70,7 @@ def _run(tmp, plan_text: str, fleet) -> tuple[subprocess.CompletedProcess[str], 
 def by_rate(local_fleet, demo_tokenizer, tmp_path_factory):
     tmp = tmp_path_factory.mktemp("capacity_rate")
     fleet = local_fleet(1, ttft_ms=100, tpot_ms=20, extra_endpoint_args=["--max-concurrency", str(LIMIT)])
-    proc, con, doc = _run(tmp, RATE_PLAN.format(tok=demo_tokenizer, probe_s=PROBE_S), fleet)
+    proc, con, doc = _run(tmp, plan_text("capacity by rate", demo_tokenizer, RATE_CASES), fleet)
     return proc, con, doc, tmp
 
 
@@ -90,16 +80,9 @@ def split(local_fleet, demo_tokenizer, tmp_path_factory):
     log = tmp / "n1-endpoint.jsonl"
     fleet = local_fleet(3, ttft_ms=150, tpot_ms=10,
                         node_endpoint_args={"n1": ["--max-concurrency", str(LIMIT), "--log", str(log)]})
-    proc, con, doc = _run(tmp, SPLIT_PLAN.format(url=fleet.nodes[0].endpoint, tok=demo_tokenizer), fleet)
+    proc, con, doc = _run(tmp, plan_text("capacity split", demo_tokenizer, SPLIT_CASES,
+                                         endpoint=fleet.nodes[0].endpoint), fleet)
     return proc, con, doc, log, tmp
-
-
-def _records(con: sqlite3.Connection, step: str) -> list[RequestRecord]:
-    return [RequestRecord(index=r["idx"], start_time=r["start_time"], end_time=r["end_time"],
-                          success=bool(r["success"]), ttft_s=r["ttft_s"] or 0.0, latency_s=r["latency_s"] or 0.0,
-                          input_tokens=r["input_tokens"] or 0, output_tokens=r["output_tokens"] or 0,
-                          tpot_s=r["tpot_s"] or 0.0)
-            for r in con.execute("SELECT * FROM requests WHERE case_id = ?", [step])]
 
 
 def test_a_rate_search_brackets_the_knee_to_five_percent_below_capacity(by_rate):
@@ -136,7 +119,7 @@ def test_a_rate_probe_sends_open_loop_arrivals_and_its_tpm_recomputes(by_rate):
     for p in runs:
         n = math.ceil(found * PROBE_S - 1e-9)
         assert (p["rate"], p["parallel"], p["requests"]) == (found, n, n)  # streams never hold an arrival back
-        recs = _records(con, f"cap@r{found:g}-try{p['attempt']}")
+        recs = stored_records(con, f"cap@r{found:g}-try{p['attempt']}")
         assert len(recs) == n
         span = max(r.start_time for r in recs) - min(r.start_time for r in recs)
         assert span == pytest.approx(PROBE_S * (n - 1) / n, rel=0.25)  # sent over the probe, not at once

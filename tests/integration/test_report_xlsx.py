@@ -13,6 +13,7 @@ import sqlite3
 import pytest
 from openpyxl import load_workbook
 from support.fleets import Fleet, ctl
+from support.plans import SWEEP_CASE, plan_text
 
 from fleetbench.controller.aggregate import DatasetScore, Verdict
 from fleetbench.controller.plan import Expectation
@@ -23,31 +24,16 @@ from fleetbench.controller.store import Store
 
 pytestmark = pytest.mark.integration
 
-PLAN = """\
-name: report formats
-model: demo
-endpoint: {{url: http://127.0.0.1:9/v1/completions}}
-tokenizer: {tokenizer}
-cases:
+PERF_CASE = """\
   - id: perf
     parallel: 2
     number: 6
     input_tokens: 32
     output_tokens: 8
-    extra_args: {{ignore_eos: true}}
+    extra_args: {ignore_eos: true}
     expect:
-      success_rate: {{min: 1.0}}
-      ttft_avg_s: {{max: 30}}
-  - id: sweep
-    type: sweep
-    parallel: [1, 2]
-    number: [2, 4]
-    input_tokens: [16]
-    output_tokens: [8]
-    loops: 2
-    extra_args: {{ignore_eos: true}}
-    expect:
-      success_rate: {{min: 1.0}}
+      success_rate: {min: 1.0}
+      ttft_avg_s: {max: 30}
 """
 
 
@@ -56,7 +42,7 @@ def formats_run(local_fleet, demo_tokenizer):
     fleet: Fleet = local_fleet(2)
     tmp = fleet.work
     plan = tmp / "plan.yaml"
-    plan.write_text(PLAN.format(tokenizer=demo_tokenizer))
+    plan.write_text(plan_text("report formats", demo_tokenizer, PERF_CASE + SWEEP_CASE))
     db = tmp / "fb.sqlite"
     proc = fleet.run(plan, db, tmp / "out", timeout=500, start_lead_s=5)
     assert proc.returncode == 0, proc.stderr[-3000:]

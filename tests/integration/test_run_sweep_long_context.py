@@ -9,6 +9,7 @@ import sqlite3
 
 import pytest
 from support.fleets import Fleet
+from support.plans import SWEEP_CASE, plan_text
 
 from fleetbench.controller.report.model import load_report
 from fleetbench.controller.store import Store
@@ -16,28 +17,13 @@ from fleetbench.figures import compute_figures
 
 pytestmark = pytest.mark.integration
 
-PLAN = """\
-name: kinds
-model: demo
-endpoint: {{url: http://127.0.0.1:9/v1/completions}}
-tokenizer: {tokenizer}
-cases:
-  - id: sweep
-    type: sweep
-    parallel: [1, 2]
-    number: [2, 4]
-    input_tokens: [16]
-    output_tokens: [8]
-    loops: 2
-    extra_args: {{ignore_eos: true}}
-    expect:
-      success_rate: {{min: 1.0}}
+LONG_CASE = """\
   - id: long
     type: long_context
     input_tokens: 2048
     output_tokens: 4
     expect:
-      ttft_avg_s: {{max: 30}}
+      ttft_avg_s: {max: 30}
 """
 LABELS = ["in16-out8-p1-n2-loop1", "in16-out8-p2-n4-loop1", "in16-out8-p1-n2-loop2", "in16-out8-p2-n4-loop2"]
 
@@ -46,7 +32,7 @@ LABELS = ["in16-out8-p1-n2-loop1", "in16-out8-p2-n4-loop1", "in16-out8-p1-n2-loo
 def kinds_run(local_fleet, demo_tokenizer):
     fleet: Fleet = local_fleet(2)
     plan = fleet.work / "plan.yaml"
-    plan.write_text(PLAN.format(tokenizer=demo_tokenizer))
+    plan.write_text(plan_text("kinds", demo_tokenizer, SWEEP_CASE + LONG_CASE))
     db = fleet.work / "fb.sqlite"
     proc = fleet.run(plan, db, fleet.work / "out", timeout=400, start_lead_s=5)
     assert proc.returncode == 0, proc.stderr[-3000:]
