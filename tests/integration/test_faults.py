@@ -14,15 +14,15 @@ import sys
 import threading
 import time
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
 
 import grpc
 import pytest
+from support.fleets import Fleet
+from support.processes import CTL, Agent
 
-from fleetbench.controller.localfleet import free_port, wait_for_port
-from fleetbench.endpoint.tokenizer import ensure_demo_tokenizer
 from fleetbench.v1 import agent_pb2 as pb
-from fleetbench.v1 import agent_pb2_grpc as pb_grpc
 
 pytestmark = pytest.mark.integration
 TERMINAL = {pb.JOB_STATE_SUCCEEDED, pb.JOB_STATE_FAILED, pb.JOB_STATE_CANCELLED, pb.JOB_STATE_INTERRUPTED}
@@ -43,14 +43,9 @@ def small_disk(tmp_path):
 
 
 @pytest.fixture
-def endpoint(tmp_path):
-    port = free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "fleetbench.endpoint", "--port", str(port), "--ttft-ms", "20",
-                             "--tpot-ms", "5"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    wait_for_port(port, 30, proc)
-    yield f"http://127.0.0.1:{port}/v1/completions", ensure_demo_tokenizer(tmp_path / "tok")
-    proc.terminate()
-    proc.wait(timeout=10)
+def endpoint(start_endpoint, demo_tokenizer):
+    """A simulated endpoint's completions URL (stopped after the test) and the demo tokenizer."""
+    return start_endpoint(ttft_ms=20, tpot_ms=5).completions, demo_tokenizer
 
 
 def spec(url: str, tok: Path, number: int) -> str:
@@ -78,18 +73,21 @@ def wait_records(job_dir: Path, min_bytes: int, timeout: float) -> None:
     raise AssertionError(f"no records under {job_dir} after {timeout} s")
 
 
-def test_full_data_dir_fails_the_job_with_its_cause_and_the_agent_recovers(tmp_path, small_disk, endpoint):
+def stop_agent(agent: Agent) -> None:
+    """SIGTERM: the agent exits 0 and its log holds no traceback."""
+    rc = agent.stop(timeout=30)
+    assert agent.log is not None
+    text = agent.log.read_text()
+    assert rc == 0 and "Traceback" not in text, text[-3000:]
+
+
+def test_full_data_dir_fails_the_job_with_its_cause_and_the_agent_recovers(tmp_path, small_disk, endpoint,
+                                                                         start_agent):
     url, tok = endpoint
-    port = free_port()
     log = tmp_path / "agent.log"
-    agent = subprocess.Popen([sys.executable, "-m", "fleetbench.agent", "serve", "--listen", f"127.0.0.1:{port}",
-                              "--data-dir", str(small_disk), "--allow-path", str(tmp_path),
-                              "--min-free-bytes", str(1 << 20)],
-                             stdout=log.open("wb"), stderr=subprocess.STDOUT)
+    agent = start_agent(small_disk.name, "--min-free-bytes", str(1 << 20), log=log)
     try:
-        wait_for_port(port, 30, agent)
-        channel = grpc.insecure_channel(f"127.0.0.1:{port}")
-        stub = pb_grpc.AgentStub(channel)
+        stub = agent.stub
         stub.StartJob(pb.StartJobRequest(job_id="full", kind=pb.JOB_KIND_PERF, spec_json=spec(url, tok, 5000)))
         events: list[pb.JobEvent] = []
         watcher = threading.Thread(target=lambda: events.extend(
@@ -115,10 +113,8 @@ def test_full_data_dir_fails_the_job_with_its_cause_and_the_agent_recovers(tmp_p
         after = wait_state(stub, "after", 120)
         assert after.state == pb.JOB_STATE_SUCCEEDED and after.record_count == 4
         assert stub.GetJob(pb.GetJobRequest(job_id="full")).state == pb.JOB_STATE_FAILED
-        channel.close()
     finally:
-        agent.send_signal(signal.SIGTERM)
-        rc = agent.wait(timeout=30)
+        rc = agent.stop(timeout=30)
     text = log.read_text()
     assert rc == 0 and "Traceback" not in text and "Event loop is closed" not in text, text[-3000:]
     # the stored state survived the full disk (written once space was freed)
@@ -186,21 +182,16 @@ def test_a_stopped_agents_job_is_cancelled_once_it_continues(tmp_path):
     assert 0.0 <= r.load_after_s < 5.0, r
 
 
-def test_the_agent_cancels_a_job_past_its_deadline_even_after_being_stopped(tmp_path, endpoint):
+def test_the_agent_cancels_a_job_past_its_deadline_even_after_being_stopped(tmp_path, endpoint, start_agent):
     """StartJobRequest.deadline_s on the agent's monotonic clock: an agent stopped (SIGSTOP) past the deadline of
     its job ends the job within seconds of SIGCONT, no controller needed; the endpoint's counter stops rising.
     A deadline out of bounds is refused."""
     url, tok = endpoint
     stats = url.split("/v1/")[0] + "/fleetbench/stats"
-    port = free_port()
-    log = tmp_path / "agent.log"
-    agent = subprocess.Popen([sys.executable, "-m", "fleetbench.agent", "serve", "--listen", f"127.0.0.1:{port}",
-                              "--data-dir", str(tmp_path / "data"), "--allow-path", str(tmp_path)],
-                             stdout=log.open("wb"), stderr=subprocess.STDOUT)
+    agent = start_agent("data", log=tmp_path / "agent.log")
+    assert agent.proc is not None
     try:
-        wait_for_port(port, 30, agent)
-        channel = grpc.insecure_channel(f"127.0.0.1:{port}")
-        stub = pb_grpc.AgentStub(channel)
+        stub = agent.stub
         for bad in (-1.0, math.inf, 1e12):
             with pytest.raises(grpc.RpcError) as refused:
                 stub.StartJob(pb.StartJobRequest(job_id="bad", kind=pb.JOB_KIND_PERF, spec_json=spec(url, tok, 4),
@@ -213,9 +204,9 @@ def test_the_agent_cancels_a_job_past_its_deadline_even_after_being_stopped(tmp_
                                          deadline_s=limit))
         wait_records(tmp_path / "data" / "jobs" / "long", 20_000, limit - 5)
         assert stub.GetJob(pb.GetJobRequest(job_id="long")).state == pb.JOB_STATE_RUNNING
-        agent.send_signal(signal.SIGSTOP)
+        agent.proc.send_signal(signal.SIGSTOP)
         time.sleep(limit + 2 - (time.monotonic() - started))  # the deadline passes while the agent is stopped
-        agent.send_signal(signal.SIGCONT)
+        agent.proc.send_signal(signal.SIGCONT)
         t0 = time.monotonic()
         st = wait_state(stub, "long", 15)
         ended_s = time.monotonic() - t0
@@ -228,42 +219,39 @@ def test_the_agent_cancels_a_job_past_its_deadline_even_after_being_stopped(tmp_
         before = json.loads(urllib.request.urlopen(stats, timeout=5).read())["received"]
         time.sleep(2.0)
         assert json.loads(urllib.request.urlopen(stats, timeout=5).read())["received"] == before  # load stopped
-        channel.close()
     finally:
-        agent.send_signal(signal.SIGCONT)
-        agent.send_signal(signal.SIGTERM)
-        rc = agent.wait(timeout=30)
-    text = log.read_text()
+        agent.proc.send_signal(signal.SIGCONT)
+        rc = agent.stop(timeout=30)
+    text = (tmp_path / "agent.log").read_text()
     assert rc == 0 and "Traceback" not in text, text[-3000:]
 
 
-def test_resume_of_a_live_run_is_refused_unless_forced(tmp_path):
+def fault_run(plan_file: Callable[..., Path], fresh_fleet: Callable[..., Fleet], number: int) -> tuple[Fleet, Path]:
+    """A fleet of one node of its own (the test faults it) and the fault bench's plan of `number` requests."""
+    return fresh_fleet(1, ttft_ms=50, tpot_ms=10), plan_file(BENCH.PLAN.format(tokenizer="{tokenizer}", number=number))
+
+
+def test_resume_of_a_live_run_is_refused_unless_forced(tmp_path, plan_file, fresh_fleet):
     """Two drivers of one run: `ctl resume` while `ctl run` is alive is refused in one line (exit 2); once
     that controller is killed -9, the same resume is accepted and completes the run."""
-    from fleetbench.controller.localfleet import LocalFleet
-
-    ctl_cmd = [sys.executable, "-m", "fleetbench.controller"]
-    plan = tmp_path / "plan.yaml"
-    plan.write_text(BENCH.PLAN.format(tokenizer=ensure_demo_tokenizer(tmp_path / "tok"), number=40))
+    fleet, plan = fault_run(plan_file, fresh_fleet, 40)
     db = tmp_path / "s.sqlite"
-    with LocalFleet(tmp_path / "fleet", size=1, ttft_ms=50, tpot_ms=10) as fleet:
-        fleet_file = fleet.write_fleet_file(tmp_path / "fleet.yaml")
-        ctl = subprocess.Popen([*ctl_cmd, "run", "--plan", str(plan), "--nodes", "n1", "--fleet", str(fleet_file),
-                                "--db", str(db), "--out", str(tmp_path / "out"), "-q"],
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        BENCH.wait_for(lambda: BENCH.node_state(db, "n1") == "running", 180, "the case to run")
-        run_id = BENCH.rows(db, "SELECT run_id FROM runs")[0]["run_id"]
-        resume = [*ctl_cmd, "resume", run_id, "--db", str(db), "--fleet", str(fleet_file), "--out",
-                  str(tmp_path / "out"), "-q"]
-        refused = subprocess.run(resume, capture_output=True, text=True, timeout=60)
-        assert refused.returncode == 2, refused.stderr
-        line = refused.stderr.strip()
-        assert line.startswith(f"error: run {run_id} is being driven by pid {ctl.pid} on {socket.gethostname()} "
-                               "(heartbeat "), line
-        assert line.endswith("pass --force if it is gone") and len(line.splitlines()) == 1
-        ctl.kill()
-        ctl.wait(timeout=30)
-        resumed = subprocess.run(resume, capture_output=True, text=True, timeout=300)
+    ctl = subprocess.Popen(fleet.run_argv(plan, db, tmp_path / "out", "-q"),
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    BENCH.wait_for(lambda: BENCH.node_state(db, "n1") == "running", 180, "the case to run")
+    run_id = BENCH.rows(db, "SELECT run_id FROM runs")[0]["run_id"]
+    resume = [*CTL, "resume", run_id, "--db", str(db), "--fleet", str(fleet.fleet_file), "--out",
+              str(tmp_path / "out"), "-q"]
+    refused = subprocess.run(resume, capture_output=True, text=True, timeout=60)
+    assert refused.returncode == 2, refused.stderr
+    line = refused.stderr.strip()
+    assert line.startswith(f"error: run {run_id} is being driven by pid {ctl.pid} on {socket.gethostname()} "
+                           "(heartbeat "), line
+    assert line.endswith("pass --force if it is gone") and len(line.splitlines()) == 1
+    ctl.kill()
+    ctl.wait(timeout=30)
+    resumed = subprocess.run(resume, capture_output=True, text=True, timeout=300)
+    fleet.stop()
     assert resumed.returncode == 0, resumed.stderr[-2000:]
     (run,) = BENCH.rows(db, "SELECT state, verdict, driver_pid FROM runs")
     assert (run["state"], run["verdict"], run["driver_pid"]) == ("finished", "pass", 0)
@@ -280,37 +268,31 @@ main()
 """
 
 
-def test_two_resumes_started_together_one_drives_the_other_exits_2_naming_it(tmp_path):
+def test_two_resumes_started_together_one_drives_the_other_exits_2_naming_it(tmp_path, plan_file, fresh_fleet):
     """A run whose driver was killed -9; two `ctl resume RUN` started at the same moment (each imports ctl, waits
     on one file, then runs it in the same process: its pid is the driver's), while the agent is slow to answer
     (stopped for 2 s: both would pass a check made before asking the agents). The run is claimed in one write
     transaction, so exactly one drives it (exit 0, PASS) and the other exits 2 with one line naming the winner."""
-    from fleetbench.controller.localfleet import LocalFleet
-
-    ctl_cmd = [sys.executable, "-m", "fleetbench.controller"]
-    plan = tmp_path / "plan.yaml"
     # 80 requests (~20 s): the winner still drives the run when the loser, however slow to start, claims it
-    plan.write_text(BENCH.PLAN.format(tokenizer=ensure_demo_tokenizer(tmp_path / "tok"), number=80))
+    fleet, plan = fault_run(plan_file, fresh_fleet, 80)
     db, go = tmp_path / "s.sqlite", tmp_path / "go"
-    with LocalFleet(tmp_path / "fleet", size=1, ttft_ms=50, tpot_ms=10) as fleet:
-        fleet_file = fleet.write_fleet_file(tmp_path / "fleet.yaml")
-        ctl = subprocess.Popen([*ctl_cmd, "run", "--plan", str(plan), "--nodes", "n1", "--fleet", str(fleet_file),
-                                "--db", str(db), "--out", str(tmp_path / "out"), "-q"],
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        BENCH.wait_for(lambda: BENCH.node_state(db, "n1") == "running", 180, "the case to run")
-        run_id = BENCH.rows(db, "SELECT run_id FROM runs")[0]["run_id"]
-        ctl.kill()
-        ctl.wait(timeout=30)
-        resumes = [subprocess.Popen([sys.executable, "-c", BARRIER, str(go), "resume", run_id, "--db", str(db),
-                                     "--fleet", str(fleet_file), "--out", str(tmp_path / "out"), "-q"],
-                                    stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(2)]
-        time.sleep(8.0)  # both imported and waiting at the barrier
-        agent = fleet.agent_procs["n1"]
-        agent.send_signal(signal.SIGSTOP)
-        go.touch()
-        time.sleep(2.0)
-        agent.send_signal(signal.SIGCONT)
-        done = [(p.pid, *p.communicate(timeout=300), p.returncode) for p in resumes]
+    ctl = subprocess.Popen(fleet.run_argv(plan, db, tmp_path / "out", "-q"),
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    BENCH.wait_for(lambda: BENCH.node_state(db, "n1") == "running", 180, "the case to run")
+    run_id = BENCH.rows(db, "SELECT run_id FROM runs")[0]["run_id"]
+    ctl.kill()
+    ctl.wait(timeout=30)
+    resumes = [subprocess.Popen([sys.executable, "-c", BARRIER, str(go), "resume", run_id, "--db", str(db),
+                                 "--fleet", str(fleet.fleet_file), "--out", str(tmp_path / "out"), "-q"],
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    time.sleep(8.0)  # both imported and waiting at the barrier
+    agent = fleet.local.agent_procs["n1"]
+    agent.send_signal(signal.SIGSTOP)
+    go.touch()
+    time.sleep(2.0)
+    agent.send_signal(signal.SIGCONT)
+    done = [(p.pid, *p.communicate(timeout=300), p.returncode) for p in resumes]
+    fleet.stop()
     by_rc = {rc: (pid, err) for pid, _out, err, rc in done}
     assert sorted(by_rc) == [0, 2], done  # one drove the run to its end, the other was refused
     winner, (_, refused) = by_rc[0][0], by_rc[2]
@@ -324,41 +306,22 @@ def test_two_resumes_started_together_one_drives_the_other_exits_2_naming_it(tmp
     assert n["n"] == n["d"] == 80  # every record once
 
 
-def start_agent(tmp_path: Path, data_dir: Path, *args: str) -> tuple[subprocess.Popen[bytes], int, Path]:
-    port = free_port()
-    log = tmp_path / "agent.log"
-    agent = subprocess.Popen([sys.executable, "-m", "fleetbench.agent", "serve", "--listen", f"127.0.0.1:{port}",
-                              "--data-dir", str(data_dir), "--allow-path", str(tmp_path), *args],
-                             stdout=log.open("wb"), stderr=subprocess.STDOUT)
-    wait_for_port(port, 30, agent)
-    return agent, port, log
-
-
-def stop_agent(agent: subprocess.Popen[bytes], log: Path) -> None:
-    agent.send_signal(signal.SIGTERM)
-    rc = agent.wait(timeout=30)
-    text = log.read_text()
-    assert rc == 0 and "Traceback" not in text, text[-3000:]
-
-
-def test_a_job_over_its_memory_budget_fails_with_the_cause(tmp_path, endpoint):
+def test_a_job_over_its_memory_budget_fails_with_the_cause(tmp_path, endpoint, start_agent):
     """--max-job-rss-bytes 40 MiB: the job's process tree (Python, evalscope) passes it while it prepares; the
     watchdog kills the group and the job is FAILED naming both sizes; the endpoint gets no more load."""
     url, tok = endpoint
-    agent, port, log = start_agent(tmp_path, tmp_path / "data", "--max-job-rss-bytes", str(40 << 20))
+    agent = start_agent("data", "--max-job-rss-bytes", str(40 << 20), log=tmp_path / "agent.log")
     try:
-        with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
-            stub = pb_grpc.AgentStub(channel)
-            stub.StartJob(pb.StartJobRequest(job_id="fat", kind=pb.JOB_KIND_PERF, spec_json=spec(url, tok, 5000)))
-            st = wait_state(stub, "fat", 60)
+        agent.stub.StartJob(pb.StartJobRequest(job_id="fat", kind=pb.JOB_KIND_PERF, spec_json=spec(url, tok, 5000)))
+        st = wait_state(agent.stub, "fat", 60)
         assert st.state == pb.JOB_STATE_FAILED, st
         assert re.fullmatch(r"job memory \d+ MiB above 40 MiB \(--max-job-rss-bytes\)", st.error), st.error
         assert int(st.error.split()[2]) > 40
     finally:
-        stop_agent(agent, log)
+        stop_agent(agent)
 
 
-def test_a_job_below_the_free_space_floor_fails_with_the_cause(tmp_path):
+def test_a_job_below_the_free_space_floor_fails_with_the_cause(tmp_path, start_endpoint, demo_tokenizer, start_agent):
     """A 64 MiB tmpfs data dir, --min-free-bytes 32 MiB: the job starts (~60 MiB free), then a 40 MiB file
     leaves less than the floor; the watchdog stops the job within seconds, FAILED naming free space and floor."""
     if os.geteuid() != 0:
@@ -369,62 +332,49 @@ def test_a_job_below_the_free_space_floor_fails_with_the_cause(tmp_path):
                           capture_output=True)
     if done.returncode != 0:
         pytest.skip(f"cannot mount a tmpfs here: {done.stderr.decode().strip()}")
-    port = free_port()
-    endpoint = subprocess.Popen([sys.executable, "-m", "fleetbench.endpoint", "--port", str(port), "--ttft-ms",
-                                 "20", "--tpot-ms", "5"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     agent = None
     try:
-        wait_for_port(port, 30, endpoint)
-        url, tok = f"http://127.0.0.1:{port}/v1/completions", ensure_demo_tokenizer(tmp_path / "tok")
-        agent, aport, log = start_agent(tmp_path, data, "--min-free-bytes", str(32 << 20))
-        with grpc.insecure_channel(f"127.0.0.1:{aport}") as channel:
-            stub = pb_grpc.AgentStub(channel)
-            stub.StartJob(pb.StartJobRequest(job_id="big", kind=pb.JOB_KIND_PERF, spec_json=spec(url, tok, 5000)))
-            wait_records(data / "jobs" / "big", 20_000, 120)
-            subprocess.run(["dd", "if=/dev/zero", f"of={data / 'fill'}", "bs=1M", "count=40"], capture_output=True,
-                           check=True)
-            t0 = time.time()
-            st = wait_state(stub, "big", 15)
-            assert time.time() - t0 < 5
+        url, tok = start_endpoint(ttft_ms=20, tpot_ms=5).completions, demo_tokenizer
+        agent = start_agent(data.name, "--min-free-bytes", str(32 << 20), log=tmp_path / "agent.log")
+        agent.stub.StartJob(pb.StartJobRequest(job_id="big", kind=pb.JOB_KIND_PERF, spec_json=spec(url, tok, 5000)))
+        wait_records(data / "jobs" / "big", 20_000, 120)
+        subprocess.run(["dd", "if=/dev/zero", f"of={data / 'fill'}", "bs=1M", "count=40"], capture_output=True,
+                       check=True)
+        t0 = time.time()
+        st = wait_state(agent.stub, "big", 15)
+        assert time.time() - t0 < 5
         assert st.state == pb.JOB_STATE_FAILED, st
         assert re.fullmatch(rf"data dir free space \d+ MiB below 32 MiB \(--min-free-bytes\) in {data}", st.error), \
             st.error
         assert 0 < st.record_count < 5000
-        stop_agent(agent, log)
+        stop_agent(agent)
         agent = None
     finally:
         if agent is not None:
             agent.kill()
-        endpoint.terminate()
-        endpoint.wait(timeout=10)
         subprocess.run(["umount", "-l", str(data)], check=False)
 
 
-def test_a_run_that_ends_with_its_agent_stopped_says_the_job_may_still_run(tmp_path):
+def test_a_run_that_ends_with_its_agent_stopped_says_the_job_may_still_run(tmp_path, plan_file, fresh_fleet):
     """One node, its agent stopped mid-case: the controller gives up (no progress for 5 s, then 5 s for a last
     look), the run ends INVALID at once, and its one last cancel finds the agent still stopped: the console says
     the job may still run and that its agent ends it at its deadline (never a silent leftover load)."""
-    from fleetbench.controller.localfleet import LocalFleet
-
-    plan = tmp_path / "plan.yaml"
-    plan.write_text(BENCH.PLAN.format(tokenizer=ensure_demo_tokenizer(tmp_path / "tok"), number=120))
+    fleet, plan = fault_run(plan_file, fresh_fleet, 120)
     db = tmp_path / "s.sqlite"
-    with LocalFleet(tmp_path / "fleet", size=1, ttft_ms=50, tpot_ms=10) as fleet:
-        fleet_file = fleet.write_fleet_file(tmp_path / "fleet.yaml")
-        url = fleet.nodes[0].endpoint
-        ctl = subprocess.Popen([sys.executable, "-m", "fleetbench.controller", "run", "--plan", str(plan), "--nodes",
-                                "n1", "--fleet", str(fleet_file), "--db", str(db), "--out", str(tmp_path / "out")],
-                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                               env=dict(os.environ, FLEETBENCH_NO_PROGRESS_S="5"))
-        BENCH.wait_for(lambda: BENCH.node_state(db, "n1") == "running", 180, "the case to run")
-        base = BENCH.answered(url)
-        BENCH.wait_for(lambda: BENCH.answered(url) - base >= 4, 60, "the case's first requests")
-        agent = fleet.agent_procs["n1"]
-        agent.send_signal(signal.SIGSTOP)
-        try:
-            out, _ = ctl.communicate(timeout=120)
-        finally:
-            agent.send_signal(signal.SIGCONT)
+    url = fleet.nodes[0].endpoint
+    ctl = subprocess.Popen(fleet.run_argv(plan, db, tmp_path / "out"),
+                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                           env=dict(os.environ, FLEETBENCH_NO_PROGRESS_S="5"))
+    BENCH.wait_for(lambda: BENCH.node_state(db, "n1") == "running", 180, "the case to run")
+    base = BENCH.answered(url)
+    BENCH.wait_for(lambda: BENCH.answered(url) - base >= 4, 60, "the case's first requests")
+    agent = fleet.local.agent_procs["n1"]
+    agent.send_signal(signal.SIGSTOP)
+    try:
+        out, _ = ctl.communicate(timeout=120)
+    finally:
+        agent.send_signal(signal.SIGCONT)
+    fleet.stop()
     assert ctl.returncode == 3, out[-3000:]  # INVALID
     job = f"{BENCH.rows(db, 'SELECT run_id FROM runs')[0]['run_id']}.load"
     assert re.search(rf"\[n1\] job {re.escape(job)} may still be running: its agent does not answer the cancel "

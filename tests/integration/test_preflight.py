@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 from support.fleets import Fleet
+from support.plans import plan_text
 
 from fleetbench.controller.client import AgentClient
 from fleetbench.controller.fleet import Node
@@ -26,18 +27,13 @@ from fleetbench.v1 import agent_pb2 as pb
 pytestmark = pytest.mark.integration
 GSM8K = Path(__file__).parents[1] / "data" / "eval" / "gsm8k"
 
-PLAN = """\
-name: preflight test
-model: demo
-endpoint: {{url: http://127.0.0.1:9/v1/completions}}
-tokenizer: {tokenizer}
-cases:
+CASES = """\
   - id: load
     parallel: 8
     number: 64
     input_tokens: 256
     output_tokens: 8
-    extra_args: {{ignore_eos: true}}
+    extra_args: {ignore_eos: true}
   - id: conc
     type: sweep
     parallel: [1, 2, 4]
@@ -49,7 +45,7 @@ cases:
     type: long_context
     input_tokens: 2048
     output_tokens: 4
-{extra}"""
+"""
 EVAL_CASE = f"""\
   - id: acc
     type: eval
@@ -62,7 +58,7 @@ PERF_SHAPES = 4  # load, conc@in32-out4, conc@in64-out4, long
 
 def make_plan(tmp: Path, name: str, tokenizer: Path | str, extra: str = "") -> Plan:
     path = tmp / f"{name}.yaml"
-    path.write_text(PLAN.format(tokenizer=tokenizer, extra=extra))
+    path.write_text(plan_text("preflight test", tokenizer, CASES + extra))
     return load_plan(path)
 
 
@@ -134,14 +130,9 @@ def test_good_strict_and_contentless_endpoints(fleet: Fleet, demo_tokenizer: Pat
     assert elapsed < 120
 
 
-STRICT_PLAN = """\
-name: strict engine
-model: demo
-endpoint: {{url: http://127.0.0.1:9/v1/completions}}
-tokenizer: {tokenizer}
-cases:
-  - {{id: up-to, parallel: 2, number: 4, input_tokens: 64, output_tokens: 8, fixed_output: false}}
-  - {{id: exact, parallel: 2, number: 4, input_tokens: 64, output_tokens: 8}}
+STRICT_CASES = """\
+  - {id: up-to, parallel: 2, number: 4, input_tokens: 64, output_tokens: 8, fixed_output: false}
+  - {id: exact, parallel: 2, number: 4, input_tokens: 64, output_tokens: 8}
 """
 
 
@@ -149,7 +140,7 @@ def test_fixed_output_false_is_what_a_strict_engine_takes(fleet: Fleet, demo_tok
     """An engine that refuses min_tokens (transformers serve): a case with `fixed_output: false` sends only
     max_tokens and passes preflight there; the same case without it is refused, as before."""
     path = fleet.work / "strict.yaml"
-    path.write_text(STRICT_PLAN.format(tokenizer=demo_tokenizer))
+    path.write_text(plan_text("strict engine", demo_tokenizer, STRICT_CASES))
     n2 = [n for n in fleet.nodes if n.name == "n2"]
     report, _ = preflight(load_plan(path), n2, "pf-strict")
     problems = [p for p in report.problems if p.node == "n2"]
