@@ -159,6 +159,19 @@ class AgentService(pb_grpc.AgentServicer):
             )
         )
         size = min(request.chunk_size or DEFAULT_CHUNK, MAX_CHUNK)
+        if request.columns:
+            # numpy loads here, on the first columns answer, not when the agent starts
+            from fleetbench.wire_columns import batch_from_records
+
+            rows: list[RequestRecord] = []
+            for rec in self.jobs.records(request.job_id):
+                rows.append(rec)
+                if len(rows) >= size:
+                    yield pb.ResultChunk(columns=batch_from_records(rows))
+                    rows = []
+            if rows:
+                yield pb.ResultChunk(columns=batch_from_records(rows))
+            return
         batch: list[pb.RequestRecord] = []
         for rec in self.jobs.records(request.job_id):
             batch.append(record_pb(rec))

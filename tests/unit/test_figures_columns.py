@@ -197,8 +197,8 @@ def test_compute_figures_from_list_or_columns_is_the_same():
 
 
 def test_a_streamed_batch_decodes_to_the_same_records():
-    from fleetbench.controller.client import columns_from_pb
     from fleetbench.v1 import agent_pb2 as pb
+    from fleetbench.wire_columns import columns_from_pb
 
     recs = random_records(random.Random(9), 40, 100.0)
     batch = [pb.RequestRecord(index=r.index, start_time=r.start_time, end_time=r.end_time, success=r.success,
