@@ -12,6 +12,11 @@ timed beside them (issue 8's report target, <= 2 s with the merge, still printed
 Records are synthesized as columns (numpy) before any timing. Wall and CPU times are printed with the
 load average, and where each stage's CPU goes (docs/performance.md, item 9).
 
+"decode" is the controller's side of `GetJobResult`: every node's records, as the serialized chunks an agent
+sends (500 records each, its default; built untimed), parsed (`ResultChunk.FromString`) and decoded to
+columns, once as `RecordBatch` (a message per request, what older agents send) and once as
+`RecordColumnsBatch` (an array per field); both are checked equal to the records, to the bit.
+
 Run: .venv/bin/python bench/aggregation.py [--nodes 3|32] [--per-node 100000] [--itl 20] [--repeat 3]
 """
 
@@ -28,6 +33,7 @@ from pathlib import Path
 
 import numpy as np
 
+from fleetbench.agent.service import DEFAULT_CHUNK, record_pb
 from fleetbench.columns import RecordColumns
 from fleetbench.controller.aggregate import CLUSTER, aggregate_case, judge
 from fleetbench.controller.plan import Expectation
@@ -35,6 +41,8 @@ from fleetbench.controller.report.markdown import render_markdown
 from fleetbench.controller.report.model import load_report
 from fleetbench.controller.store import Store, gap_blobs
 from fleetbench.figures import PERCENTILES, exact_sum, percentile_samples, select_sorted, sorted_sample
+from fleetbench.v1 import agent_pb2 as pb
+from fleetbench.wire_columns import batch_from_columns, columns_from_batch, columns_from_pb
 
 PLAN = """name: aggregation bench
 model: m
@@ -94,6 +102,64 @@ def store_split(by_node: dict[str, RecordColumns]) -> str:
     return f"{time.process_time() - c0:.2f} s of it building the row values in Python, the rest in executemany"
 
 
+def wire_chunks(cols: RecordColumns, columns: bool) -> list[bytes]:
+    """A node's records as the serialized ResultChunks an agent streams (its default chunk size)."""
+    out = []
+    for i in range(0, len(cols), DEFAULT_CHUNK):
+        part = cols[i:i + DEFAULT_CHUNK]
+        chunk = (pb.ResultChunk(columns=batch_from_columns(part)) if columns
+                 else pb.ResultChunk(records=pb.RecordBatch(records=[record_pb(r) for r in part])))
+        out.append(chunk.SerializeToString())
+    return out
+
+
+def decode(node: str, chunks: list[bytes]) -> RecordColumns:
+    """What `AgentClient.result()` does with a node's chunks: parse each, decode it, join them."""
+    parts = []
+    for data in chunks:
+        chunk = pb.ResultChunk.FromString(data)
+        if chunk.WhichOneof("part") == "columns":
+            parts.append(columns_from_batch(chunk.columns, node))
+        else:
+            parts.append(columns_from_pb(chunk.records.records))
+    return RecordColumns.concat(parts)
+
+
+def same_bits(a: RecordColumns, b: RecordColumns) -> bool:
+    arrays = ("idx", "start_time", "end_time", "success", "ttft_s", "latency_s", "input_tokens", "output_tokens",
+              "tpot_s", "itl_offsets", "itl_values")
+    return all(getattr(a, f).tobytes() == getattr(b, f).tobytes() for f in arrays) and (
+        a.error == b.error and a.point == b.point)
+
+
+def decode_stage(by_node: dict[str, RecordColumns], repeat: int) -> None:
+    """Decoding every node's stream, old kind (RecordBatch) against new (RecordColumnsBatch)."""
+    n = sum(map(len, by_node.values()))
+    per = n / 100_000
+    cpu: dict[bool, float] = {}
+    for columns in (False, True):
+        t0 = time.perf_counter()
+        wire = {node: wire_chunks(c, columns) for node, c in by_node.items()}
+        t_build = time.perf_counter() - t0
+        walls, cpus = [], []
+        for _ in range(max(1, repeat)):
+            gc.collect()
+            t0, c0 = time.perf_counter(), time.process_time()
+            decoded = {node: decode(node, chunks) for node, chunks in wire.items()}
+            walls.append(time.perf_counter() - t0)
+            cpus.append(time.process_time() - c0)
+            assert all(same_bits(decoded[node], c) for node, c in by_node.items()), "decoded records differ"
+            del decoded
+        size = sum(len(b) for chunks in wire.values() for b in chunks)
+        cpu[columns] = statistics.median(cpus)
+        print(f"decode {'RecordColumnsBatch' if columns else 'RecordBatch       '}: {n:,} records in "
+              f"{sum(map(len, wire.values())):,} chunks, {size / 2**20:,.1f} MiB on the wire: median "
+              f"{statistics.median(walls):.3f} s, CPU {cpu[columns]:.3f} s = {cpu[columns] / per:.3f} s of CPU per "
+              f"100k records (chunks built in {t_build:.1f} s, not counted)")
+        del wire
+    print(f"  columns decode {cpu[False] / cpu[True]:.0f}x faster than records (CPU)")
+
+
 def load_note() -> str:
     one, five, _ = os.getloadavg()
     return f"load average {one:.2f} (1 min), {five:.2f} (5 min) on {os.cpu_count()} CPUs"
@@ -136,6 +202,7 @@ def main() -> None:
     print(f"merge + figures + percentiles ({args.nodes} nodes and the cluster): median {t_agg:.3f} s of "
           f"{', '.join(f'{r:.3f}' for r in runs)}{ratio}; CPU time median {statistics.median(cpus):.3f} s")
     print(f"  where the merge's CPU goes: {merge_split(by_node)}")
+    decode_stage(by_node, args.repeat)
     if args.no_store:
         return
 
