@@ -14,6 +14,8 @@ from collections.abc import AsyncIterator
 import grpc
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from fleetbench.agent.service import record_pb
 from fleetbench.columns import RecordColumns
@@ -66,6 +68,24 @@ def test_columns_cross_the_wire_bit_for_bit():
     assert back.error[1] == "超时: upstream 503 — ✗ \x00 end"
     assert repr(list(back)) == repr(odd_records())  # as a sequence of RequestRecord too (NaN != NaN: repr)
     assert back[3] == odd_records()[3]
+
+
+ANY_FLOAT = st.integers(0, 2**64 - 1).map(lambda bits: struct.unpack("<d", struct.pack("<Q", bits))[0])  # any bits
+INT64 = st.integers(-(2**63), 2**63 - 1)
+RECORD = st.builds(RequestRecord, index=INT64, start_time=ANY_FLOAT, end_time=ANY_FLOAT, success=st.booleans(),
+                   ttft_s=ANY_FLOAT, latency_s=ANY_FLOAT, input_tokens=INT64, output_tokens=INT64, tpot_s=ANY_FLOAT,
+                   itl_s=st.lists(ANY_FLOAT, max_size=6).map(tuple), error=st.text(max_size=12),
+                   point=st.text(max_size=12))
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(RECORD, max_size=12))
+def test_any_records_cross_both_kinds_of_batch_to_the_bit(recs):
+    via_columns = columns_from_batch(over_the_wire(batch_from_records(recs)), "n1")
+    via_records = columns_from_pb(pb.RecordBatch.FromString(
+        pb.RecordBatch(records=[record_pb(r) for r in recs]).SerializeToString()).records)
+    assert_bitwise_equal(via_columns, RecordColumns.from_records(recs))
+    assert_bitwise_equal(via_records, via_columns)
 
 
 def test_the_wire_bytes_are_little_endian_arrays_of_the_documented_dtypes():
