@@ -165,4 +165,9 @@ class AgentClient:
             raise self._error(exc, "fetch results") from None
         if summary is None:
             raise NodeError(f"{self.node.name}: the agent sent no result summary for job {job_id}")
-        return summary, RecordColumns.concat(batches)
+        records = RecordColumns.concat(batches)
+        # a stream cut short would be figures of part of the load (a job that did not succeed is judged by its state)
+        if summary.state == pb.JOB_STATE_SUCCEEDED and len(records) != summary.record_count:
+            raise NodeError(f"{self.node.name}: the agent announced {summary.record_count:,} records for job {job_id} "
+                            f"and sent {len(records):,}; its figures are not used")
+        return summary, records

@@ -207,8 +207,7 @@ def fetch(peer: Peer) -> RecordColumns:
         await server.start()
         client = AgentClient(Node("gpu-07", f"127.0.0.1:{port}"))
         try:
-            summary, cols = await client.result("j1")
-            assert summary.record_count == 9
+            _, cols = await client.result("j1")
             return cols
         finally:
             await client.close()
@@ -216,13 +215,14 @@ def fetch(peer: Peer) -> RecordColumns:
     return asyncio.run(go())
 
 
-SUMMARY = pb.ResultChunk(summary=pb.JobSummary(job_id="j1", record_count=9))
+def summary(records: int) -> pb.ResultChunk:
+    return pb.ResultChunk(summary=pb.JobSummary(job_id="j1", state=pb.JOB_STATE_SUCCEEDED, record_count=records))
 
 
 def test_the_client_asks_for_columns_and_decodes_them_and_an_older_agents_records_alike():
     recs = [*odd_records(), *random_records(random.Random(1), 40)]
-    new = Peer([SUMMARY, *(pb.ResultChunk(columns=batch_from_records(recs[i:i + 10])) for i in range(0, 44, 10))])
-    old = Peer([SUMMARY, *(pb.ResultChunk(records=pb.RecordBatch(records=[record_pb(r) for r in recs[i:i + 10]]))
+    new = Peer([summary(44), *(pb.ResultChunk(columns=batch_from_records(recs[i:i + 10])) for i in range(0, 44, 10))])
+    old = Peer([summary(44), *(pb.ResultChunk(records=pb.RecordBatch(records=[record_pb(r) for r in recs[i:i + 10]]))
                            for i in range(0, 44, 10))])
     got_new, got_old = fetch(new), fetch(old)
     assert [a.columns for a in new.asked] == [True] and [a.columns for a in old.asked] == [True]
@@ -235,11 +235,43 @@ def test_the_client_asks_for_columns_and_decodes_them_and_an_older_agents_record
 def test_the_client_refuses_a_batch_it_cannot_read_naming_the_node(chunk):
     good = pb.ResultChunk(columns=batch_from_records(odd_records()))
     with pytest.raises(NodeError) as exc:
-        fetch(Peer([SUMMARY, good, chunk]))
+        fetch(Peer([summary(8), good, chunk]))
     assert str(exc.value).startswith("gpu-07: ") and "\n" not in str(exc.value)
+
+
+def test_a_stream_cut_short_is_refused_not_judged_on_part_of_the_load():
+    """The agent says how many records the job has; fewer received (a chunk lost) is an error, never figures."""
+    recs = random_records(random.Random(2), 30)
+    chunks = [pb.ResultChunk(columns=batch_from_records(recs[i:i + 10])) for i in range(0, 30, 10)]
+    assert len(fetch(Peer([summary(30), *chunks]))) == 30
+    for sent in (chunks[:2], [*chunks, chunks[0]]):
+        with pytest.raises(NodeError, match=r"^gpu-07: the agent announced 30 records for job j1 and sent (20|40); "
+                                            r"its figures are not used$"):
+            fetch(Peer([summary(30), *sent]))
+    failed = pb.ResultChunk(summary=pb.JobSummary(job_id="j1", state=pb.JOB_STATE_FAILED, record_count=0))
+    assert len(fetch(Peer([failed, *chunks]))) == 30  # its state, not the count, is what the controller reports
 
 
 def test_a_records_decoded_column_is_the_controllers_dtype():
     back = columns_from_batch(batch_from_records(odd_records()))
     assert back.success.dtype == np.bool_ and back.idx.dtype == np.int64 and back.itl_values.dtype == np.float64
     assert back.success.tolist() == [True, False, True, True]
+
+
+def test_chunks_are_bounded_by_gaps_too_so_long_outputs_fit_a_message():
+    """Records per chunk alone let 5000 long outputs make a message over the controller's 64 MiB limit."""
+    from fleetbench.agent.service import MAX_CHUNK_GAPS, record_chunks
+
+    def rec(i: int, gaps: int) -> RequestRecord:
+        return RequestRecord(index=i, start_time=1.0, end_time=2.0, success=True, ttft_s=0.1, latency_s=1.0,
+                             input_tokens=1, output_tokens=gaps + 1, tpot_s=0.01, itl_s=(0.01,) * gaps)
+
+    sizes = [[len(r.itl_s) for r in c] for c in record_chunks([rec(i, g) for i, g in enumerate(
+        [3, 3, 3, 3, 9, 1, 1, 12, 0, 0])], size=3, max_gaps=10)]
+    assert sizes == [[3, 3, 3], [3], [9, 1], [1], [12], [0, 0]]  # the 12 alone; never more than 3 records
+    assert list(record_chunks([], size=3)) == []
+    long = [rec(i, 4000) for i in range(600)]
+    chunks = list(record_chunks(long, size=5000))
+    assert [len(c) for c in chunks] == [262, 262, 76] and sum(map(len, chunks)) == 600
+    assert all(len(batch_from_records(c).SerializeToString()) < 9 * 2**20 for c in chunks)
+    assert MAX_CHUNK_GAPS * 8 <= 8 * 2**20
