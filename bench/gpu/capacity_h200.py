@@ -97,9 +97,9 @@ def recheck(db: Path) -> None:
     rows = con.execute("SELECT run_id, case_id, figures_json FROM figures WHERE scope = 'cluster'").fetchall()
     for run_id, case_id, raw in rows:
         tokens, first, last = con.execute(
-            "SELECT (SELECT sum(input_tokens + output_tokens) FROM requests WHERE run_id = ?1 AND case_id = ?2 "
-            "AND success = 1), min(start_time), max(end_time) FROM requests WHERE run_id = ?1 AND case_id = ?2",
-            [run_id, case_id]).fetchone()
+            "SELECT (SELECT sum(input_tokens + output_tokens) FROM requests WHERE run_id = :run AND case_id = :case "
+            "AND success = 1), min(start_time), max(end_time) FROM requests WHERE run_id = :run AND case_id = :case",
+            {"run": run_id, "case": case_id}).fetchone()
         stored = json.loads(raw).get("tpm_total")
         if stored is None:  # a warm-up step: in no figure
             continue
