@@ -16,7 +16,7 @@ import sqlite3
 from collections.abc import Iterator
 from importlib import metadata
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from fleetbench.failures import EMPTY_NO_CHUNK, EMPTY_NO_TOKENS, one_line_error
 from fleetbench.jobs_schema import PerfSpec
@@ -135,18 +135,29 @@ def find_result_dbs(outputs_dir: Path) -> list[Path]:
     return sorted(outputs_dir.rglob("benchmark_data.db"), key=lambda p: p.stat().st_mtime)
 
 
-def read_progress(db_path: Path) -> tuple[int, int, int]:
-    """(requests done, failed, output tokens) so far, read while evalscope writes. Empty replies
-    (see `empty_reply_error`) count as failed, as `iter_records` makes them."""
+class Progress(NamedTuple):
+    """A result database's count so far; `first_start` is the earliest request's start (perf_counter, shared by
+    every process on the node; 0 before any), so a rate is over the load's time, not the preparation's."""
+
+    done: int
+    failed: int
+    output_tokens: int
+    first_start: float
+
+
+def read_progress(db_path: Path) -> Progress:
+    """Requests done, failed, output tokens and the first request's start so far, read while evalscope writes.
+    Empty replies (see `empty_reply_error`) count as failed, as `iter_records` makes them."""
     try:
         with sqlite3.connect(f"file:{db_path}?mode=ro", uri=True, timeout=1.0) as con:
             row = con.execute(
                 f"SELECT count(*), count(*) - coalesce(sum(CASE WHEN {_GENERATED} THEN 1 ELSE 0 END), 0), "
-                f"coalesce(sum(CASE WHEN {_GENERATED} THEN completion_tokens END), 0) FROM result"
+                f"coalesce(sum(CASE WHEN {_GENERATED} THEN completion_tokens END), 0), "
+                "coalesce(min(CASE WHEN start_time > 0 THEN start_time END), 0) FROM result"
             ).fetchone()
     except sqlite3.Error:
-        return (0, 0, 0)
-    return int(row[0]), int(row[1]), int(row[2])
+        return Progress(0, 0, 0, 0.0)
+    return Progress(int(row[0]), int(row[1]), int(row[2]), float(row[3]))
 
 
 def iter_records(db_path: Path, clock_offset_s: float, point: str = "") -> Iterator[RequestRecord]:

@@ -21,6 +21,7 @@ from fleetbench.hardware import THROTTLE_BITS, DeviceHealth, throttle_names
 from .inventory._common import NotAvailable, clean, run_tool, to_int
 from .inventory.ascend import parse_npu_smi_info
 from .inventory.hygon import merge, parse_hy_smi_kv, parse_hy_smi_table
+from .inventory.nvidia import nvml
 
 STANDIN_ENV = "FLEETBENCH_TEST_HW_STANDIN"
 """Test hook: a JSON object `{"count": 2, "slow": {"1": 0.5}, "used_mib": {"0": 9000}, "visible": 1}` makes the
@@ -234,19 +235,6 @@ def health_from_nvml(nv: Any) -> list[DeviceHealth]:
             mig_mode=("Enabled" if mig[0] else "Disabled") if mig is not None else "",
         ))
     return out
-
-
-def nvml() -> Any:
-    """The initialised pynvml module, or NotAvailable with the reason."""
-    try:
-        import pynvml as nv
-    except ImportError:
-        return NotAvailable("nvidia-ml-py (pynvml) is not installed")
-    try:
-        nv.nvmlInit()
-    except Exception as exc:
-        return NotAvailable(f"NVML did not initialise: {exc}")
-    return nv
 
 
 def probe() -> Probe:

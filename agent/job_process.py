@@ -131,18 +131,21 @@ def _install_hooks(start_at: float, saturation: list[SaturationReport] | None = 
 
 
 def _watch_progress(out_dir: Path, total: int, channel: Channel, stop: threading.Event) -> None:
-    started = time.time()
+    """Counts, output tok/s and ETA every PROGRESS_INTERVAL_S, over the time since the first request went (the
+    preparation and the wait for the common start are not load: they made the first rates read low)."""
     last: tuple[int, int, int] | None = None
     while not stop.wait(PROGRESS_INTERVAL_S):
         dbs = find_result_dbs(out_dir) if out_dir.exists() else []
         if not dbs:
             continue
         parts = [read_progress(db) for db in dbs]
-        done, failed, out_tokens = (sum(p[i] for p in parts) for i in range(3))
-        if (done, failed, out_tokens) == last:
+        done, failed, out_tokens = (sum(p.done for p in parts), sum(p.failed for p in parts),
+                                    sum(p.output_tokens for p in parts))
+        first = min((p.first_start for p in parts if p.first_start > 0), default=0.0)
+        if (done, failed, out_tokens) == last or not first:
             continue
         last = (done, failed, out_tokens)
-        elapsed = time.time() - started
+        elapsed = time.perf_counter() - first
         rate = done / elapsed if elapsed > 0 else 0.0
         eta = (total - done) / rate if rate > 0 else -1.0
         channel.send(
@@ -244,7 +247,7 @@ def run(job_dir: Path, channel: Channel, worker: int | None = None) -> int:
     _run_perf(job_dir, spec, out_dir, channel, start_at, worker=worker, watch=worker is None, barrier=barrier)
     dbs = find_result_dbs(out_dir)
     if dbs and worker is None:
-        done, failed, _ = read_progress(dbs[-1])
+        done, failed, *_ = read_progress(dbs[-1])
         channel.send(type="progress", done=done, total=spec.number, failed=failed, output_tps=0.0,
                      elapsed_s=0.0, eta_s=0.0, final=True)
     return 0

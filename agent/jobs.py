@@ -540,7 +540,8 @@ class JobManager:
             log.exception("job %s: the agent lost track of it", job_id)
             error = self.cause(job_id, None, f"the agent lost track of the job: {type(exc).__name__}: {exc}")
             with contextlib.suppress(Exception):  # else the watchdog ends it on its next round
-                await self._finish(job_id, FAILED, error, error=error, finished_at=time.time())
+                await self._finish(job_id, FAILED, error, error=error, finished_at=time.time(),
+                                   record_count=await asyncio.to_thread(self._count_records, job_id))
         finally:
             self._procs.pop(job_id, None)
             self._exited.pop(job_id, None)

@@ -6,7 +6,7 @@ import asyncio
 import json
 import socket
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterable, Iterator
 from typing import cast
 
 import grpc
@@ -25,6 +25,7 @@ from .store import EventRow, JobRow
 
 DEFAULT_CHUNK = 500
 MAX_CHUNK = 5000
+MAX_CHUNK_GAPS = 1 << 20  # 8 MiB of inter-token gaps a chunk, whatever the outputs' length (limit: 64 MiB)
 INVENTORY_DEADLINE_S = 10.0
 
 
@@ -69,6 +70,22 @@ async def _abort(context: grpc.aio.ServicerContext, exc: FleetbenchError) -> Non
     if isinstance(exc, JobError) and str(exc).startswith("no job"):
         code = grpc.StatusCode.NOT_FOUND
     await context.abort(code, str(exc))
+
+
+def record_chunks(records: Iterable[RequestRecord], size: int,
+                  max_gaps: int = MAX_CHUNK_GAPS) -> Iterator[list[RequestRecord]]:
+    """Records in chunks of at most `size` records and `max_gaps` gaps (one record of more goes alone): 5000
+    records of 4000-token outputs would be a 160 MB message, which the controller's 64 MiB limit refuses."""
+    chunk: list[RequestRecord] = []
+    gaps = 0
+    for rec in records:
+        if chunk and (len(chunk) >= size or gaps + len(rec.itl_s) > max_gaps):
+            yield chunk
+            chunk, gaps = [], 0
+        chunk.append(rec)
+        gaps += len(rec.itl_s)
+    if chunk:
+        yield chunk
 
 
 class AgentService(pb_grpc.AgentServicer):
@@ -159,11 +176,13 @@ class AgentService(pb_grpc.AgentServicer):
             )
         )
         size = min(request.chunk_size or DEFAULT_CHUNK, MAX_CHUNK)
-        batch: list[pb.RequestRecord] = []
-        for rec in self.jobs.records(request.job_id):
-            batch.append(record_pb(rec))
-            if len(batch) >= size:
-                yield pb.ResultChunk(records=pb.RecordBatch(records=batch))
-                batch = []
-        if batch:
-            yield pb.ResultChunk(records=pb.RecordBatch(records=batch))
+        chunks = record_chunks(self.jobs.records(request.job_id), size)
+        if request.columns:
+            # numpy loads here, on the first columns answer, not when the agent starts
+            from fleetbench.wire_columns import batch_from_records
+
+            for rows in chunks:
+                yield pb.ResultChunk(columns=batch_from_records(rows))
+            return
+        for rows in chunks:
+            yield pb.ResultChunk(records=pb.RecordBatch(records=[record_pb(r) for r in rows]))

@@ -12,6 +12,12 @@ timed beside them (issue 8's report target, <= 2 s with the merge, still printed
 Records are synthesized as columns (numpy) before any timing. Wall and CPU times are printed with the
 load average, and where each stage's CPU goes (docs/performance.md, item 9).
 
+"decode" is the controller's side of `GetJobResult`: every node's records, as the serialized chunks an agent
+sends (500 records each, its default; built first, timed apart), parsed (`ResultChunk.FromString`) and decoded to
+columns, once as `RecordBatch` (a message per request, what older agents send) and once as
+`RecordColumnsBatch` (an array per field); both are checked equal to the records, to the bit. The agents'
+side (building and serializing those chunks from RequestRecords, as `GetJobResult` does) is printed beside.
+
 Run: .venv/bin/python bench/aggregation.py [--nodes 3|32] [--per-node 100000] [--itl 20] [--repeat 3]
 """
 
@@ -28,6 +34,7 @@ from pathlib import Path
 
 import numpy as np
 
+from fleetbench.agent.service import DEFAULT_CHUNK, record_pb
 from fleetbench.columns import RecordColumns
 from fleetbench.controller.aggregate import CLUSTER, aggregate_case, judge
 from fleetbench.controller.plan import Expectation
@@ -35,6 +42,9 @@ from fleetbench.controller.report.markdown import render_markdown
 from fleetbench.controller.report.model import load_report
 from fleetbench.controller.store import Store, gap_blobs
 from fleetbench.figures import PERCENTILES, exact_sum, percentile_samples, select_sorted, sorted_sample
+from fleetbench.records import RequestRecord
+from fleetbench.v1 import agent_pb2 as pb
+from fleetbench.wire_columns import batch_from_records, columns_from_batch, columns_from_pb
 
 PLAN = """name: aggregation bench
 model: m
@@ -94,6 +104,85 @@ def store_split(by_node: dict[str, RecordColumns]) -> str:
     return f"{time.process_time() - c0:.2f} s of it building the row values in Python, the rest in executemany"
 
 
+def wire_chunks(records: list[RequestRecord], columns: bool) -> list[bytes]:
+    """A node's records as the serialized ResultChunks its agent streams, built as the agent builds them
+    (from RequestRecords, its default chunk size)."""
+    out = []
+    for i in range(0, len(records), DEFAULT_CHUNK):
+        part = records[i:i + DEFAULT_CHUNK]
+        chunk = (pb.ResultChunk(columns=batch_from_records(part)) if columns
+                 else pb.ResultChunk(records=pb.RecordBatch(records=[record_pb(r) for r in part])))
+        out.append(chunk.SerializeToString())
+    return out
+
+
+def decode(node: str, chunks: list[bytes]) -> RecordColumns:
+    """What `AgentClient.result()` does with a node's chunks: parse each, decode it, join them."""
+    parts = []
+    for data in chunks:
+        chunk = pb.ResultChunk.FromString(data)
+        if chunk.WhichOneof("part") == "columns":
+            parts.append(columns_from_batch(chunk.columns, node))
+        else:
+            parts.append(columns_from_pb(chunk.records.records))
+    return RecordColumns.concat(parts)
+
+
+def same_bits(a: RecordColumns, b: RecordColumns) -> bool:
+    arrays = ("idx", "start_time", "end_time", "success", "ttft_s", "latency_s", "input_tokens", "output_tokens",
+              "tpot_s", "itl_offsets", "itl_values")
+    return all(getattr(a, f).tobytes() == getattr(b, f).tobytes() for f in arrays) and (
+        a.error == b.error and a.point == b.point)
+
+
+def decode_stage(by_node: dict[str, RecordColumns], repeat: int) -> None:
+    """Decoding every node's stream, old kind (RecordBatch) against new (RecordColumnsBatch). A node at a
+    time (its records as objects, then its chunks, are dropped before the next): 32 nodes' at once would
+    take gigabytes."""
+    n = sum(map(len, by_node.values()))
+    per = n / 100_000
+    wall = {False: 0.0, True: 0.0}
+    cpu, build, size, chunks = dict(wall), dict(wall), {False: 0, True: 0}, {False: 0, True: 0}
+    for node, cols in by_node.items():
+        records = cols.records()
+        for columns in (False, True):
+            c0 = time.process_time()
+            wire = wire_chunks(records, columns)
+            build[columns] += time.process_time() - c0
+            walls, cpus = [], []
+            for _ in range(max(1, repeat)):
+                gc.collect()
+                t0, c0 = time.perf_counter(), time.process_time()
+                decoded = decode(node, wire)
+                walls.append(time.perf_counter() - t0)
+                cpus.append(time.process_time() - c0)
+                assert same_bits(decoded, cols), f"{node}: decoded records differ"
+                del decoded
+            wall[columns] += statistics.median(walls)
+            cpu[columns] += statistics.median(cpus)
+            size[columns] += sum(map(len, wire))
+            chunks[columns] += len(wire)
+            del wire
+        del records
+    for columns in (False, True):
+        print(f"decode {'RecordColumnsBatch' if columns else 'RecordBatch       '}: {n:,} records in "
+              f"{chunks[columns]:,} chunks, {size[columns] / 2**20:,.1f} MiB on the wire: {wall[columns]:.3f} s, "
+              f"CPU {cpu[columns]:.3f} s (medians, summed over the nodes) = {cpu[columns] / per:.3f} s of CPU per "
+              f"100k records; the agents' side (records to serialized chunks): {build[columns] / per:.3f} s of CPU "
+              "per 100k")
+    print(f"  columns decode {cpu[False] / cpu[True]:.0f}x faster than records (CPU)")
+
+
+def sqlite_floor(store: Store) -> float:
+    """The time SQLite itself takes to write the stored rows again (no Python binding): what any writer of
+    per-request rows through this SQLite pays at the least."""
+    db = store.db.conn
+    t0 = time.perf_counter()
+    with db:
+        db.execute("CREATE TABLE floor_copy AS SELECT * FROM request_rows")
+    return time.perf_counter() - t0
+
+
 def load_note() -> str:
     one, five, _ = os.getloadavg()
     return f"load average {one:.2f} (1 min), {five:.2f} (5 min) on {os.cpu_count()} CPUs"
@@ -106,6 +195,7 @@ def main() -> None:
     ap.add_argument("--itl", type=int, default=20, help="inter-token gaps kept per request")
     ap.add_argument("--repeat", type=int, default=3, help="merge + figures runs (the median is reported)")
     ap.add_argument("--no-store", action="store_true", help="skip storing the rows and the report")
+    ap.add_argument("--no-decode", action="store_true", help="skip decoding the agents' streams")
     args = ap.parse_args()
     t0 = time.perf_counter()
     by_node = {f"n{i}": synth(i, args.per_node, args.itl) for i in range(1, args.nodes + 1)}
@@ -136,6 +226,8 @@ def main() -> None:
     print(f"merge + figures + percentiles ({args.nodes} nodes and the cluster): median {t_agg:.3f} s of "
           f"{', '.join(f'{r:.3f}' for r in runs)}{ratio}; CPU time median {statistics.median(cpus):.3f} s")
     print(f"  where the merge's CPU goes: {merge_split(by_node)}")
+    if not args.no_decode:
+        decode_stage(by_node, args.repeat)
     if args.no_store:
         return
 
@@ -158,6 +250,7 @@ def main() -> None:
         store.finish_run("r1", "pass")
         md = render_markdown(load_report(store, "r1"))
         t_report = time.perf_counter() - t0
+        t_floor = sqlite_floor(store)
         size = sum(f.stat().st_size for f in Path(tmp).iterdir())
     ratio = ""
     if store_target == store_target:
@@ -165,6 +258,8 @@ def main() -> None:
     print(f"storing {n:,} request rows in SQLite: {t_store:.2f} s ({n / t_store:,.0f} rows/s, "
           f"database + WAL {size / 2**20:,.0f} MiB){ratio}; CPU time {c_store:.2f} s")
     print(f"  where the storing's CPU goes: {store_split(by_node)}")
+    print(f"  SQLite's own time for these rows: {t_floor:.2f} s (a pure-SQL copy of request_rows into a new table, "
+          f"no Python, one transaction): storing took {t_store / t_floor:.1f}x that")
     print(f"figures/verdicts stored + report rendered ({len(md):,} chars): {t_report:.3f} s "
           f"(with the merge: {t_agg + t_report:.3f} s; issue 8's target <= 2 s)")
     print(f"machine: {load_note()} after")

@@ -4,19 +4,17 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import AsyncIterator, Awaitable, Sequence
+from collections.abc import AsyncIterator, Awaitable
 from dataclasses import dataclass, field
-from itertools import chain
-from operator import attrgetter
 from typing import Any, TypeVar, cast
 
 import grpc
-import numpy as np
 
 from fleetbench.columns import RecordColumns
 from fleetbench.errors import ConfigError, ConfinementError, NodeError, SecurityError
 from fleetbench.v1 import agent_pb2 as pb
 from fleetbench.v1 import agent_pb2_grpc as pb_grpc
+from fleetbench.wire_columns import columns_from_batch, columns_from_pb
 
 from .fleet import Node, TlsClient
 
@@ -41,27 +39,6 @@ class ResultSummary:
     evalscope_version: str
     record_count: int
     result: dict[str, Any] = field(default_factory=dict)
-
-
-def columns_from_pb(records: Sequence[pb.RequestRecord]) -> RecordColumns:
-    """A batch of streamed records as columns, field by field: no RequestRecord object per request."""
-    n = len(records)
-    gaps = [r.itl_s for r in records]
-    offsets = np.zeros(n + 1, dtype=np.int64)
-    np.cumsum(np.fromiter(map(len, gaps), dtype=np.int64, count=n), out=offsets[1:])
-
-    def column(name: str, dtype: Any) -> Any:
-        return np.fromiter(map(attrgetter(name), records), dtype=dtype, count=n)
-
-    return RecordColumns(
-        idx=column("index", np.int64), start_time=column("start_time", np.float64),
-        end_time=column("end_time", np.float64), success=column("success", np.bool_),
-        ttft_s=column("ttft_s", np.float64), latency_s=column("latency_s", np.float64),
-        input_tokens=column("input_tokens", np.int64), output_tokens=column("output_tokens", np.int64),
-        tpot_s=column("tpot_s", np.float64), itl_offsets=offsets,
-        itl_values=np.fromiter(chain.from_iterable(gaps), dtype=np.float64, count=int(offsets[-1])),
-        error=list(map(attrgetter("error"), records)), point=list(map(attrgetter("point"), records)),
-    )
 
 
 def channel_credentials(tls: TlsClient) -> grpc.ChannelCredentials:
@@ -164,9 +141,11 @@ class AgentClient:
         summary: ResultSummary | None = None
         batches: list[RecordColumns] = []
         try:
-            async for chunk in self.stub.GetJobResult(pb.GetJobResultRequest(job_id=job_id),
+            # columns: an older agent ignores the ask and sends RequestRecord batches, decoded as well
+            async for chunk in self.stub.GetJobResult(pb.GetJobResultRequest(job_id=job_id, columns=True),
                                                       timeout=RESULT_TIMEOUT_S):
-                if chunk.HasField("summary"):
+                part = chunk.WhichOneof("part")
+                if part == "summary":
                     s = chunk.summary
                     summary = ResultSummary(
                         state=s.state, error=s.error,
@@ -175,10 +154,20 @@ class AgentClient:
                         evalscope_version=s.evalscope_version, record_count=s.record_count,
                         result=json.loads(s.result_json or "{}"),
                     )
-                else:
+                elif part == "columns":
+                    batches.append(columns_from_batch(chunk.columns, self.node.name))
+                elif part == "records":
                     batches.append(columns_from_pb(chunk.records.records))
+                else:  # a newer agent's kind of chunk: skipping it would drop records without a word
+                    raise NodeError(f"{self.node.name}: the agent sent a result chunk this controller cannot read "
+                                    f"(job {job_id}); upgrade the controller to the agent's version")
         except grpc.aio.AioRpcError as exc:
             raise self._error(exc, "fetch results") from None
         if summary is None:
             raise NodeError(f"{self.node.name}: the agent sent no result summary for job {job_id}")
-        return summary, RecordColumns.concat(batches)
+        records = RecordColumns.concat(batches)
+        # a stream cut short would be figures of part of the load (a job that did not succeed is judged by its state)
+        if summary.state == pb.JOB_STATE_SUCCEEDED and len(records) != summary.record_count:
+            raise NodeError(f"{self.node.name}: the agent announced {summary.record_count:,} records for job {job_id} "
+                            f"and sent {len(records):,}; its figures are not used")
+        return summary, records

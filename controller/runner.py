@@ -186,6 +186,8 @@ def conclusion_lines(report: RunReport, outcome: RunOutcome, node_count: int) ->
                 lines.append(f"case {case.case_id}: capacity: no {noun} in the range held the SLO; {state}")
             else:
                 amount = f"{value:g} req/s" if case.capacity_axis == "rate" else f"{value}"
+                if found.get("at_top"):
+                    amount += " (the range's max: may be higher)"
                 lines.append(f"case {case.case_id}: capacity {amount} {per} within the SLO, cluster "
                              f"TPM {fmt_value(found['tpm_total'])}, goodput TPM {fmt_value(found['goodput_tpm'])} "
                              f"({len(found.get('probes', []))} probes); {state}")

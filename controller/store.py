@@ -145,6 +145,10 @@ class Store:
         t = self.db.table
         t("meta").create({"key": str, "value": str}, pk="key", if_not_exists=True)
         before = [r["value"] for r in t("meta").rows_where("key = 'schema_version'")]
+        if before and int(before[0]) > SCHEMA_VERSION:  # never rewrite (and mark older) what a newer one wrote
+            raise StoreError(f"written by a newer fleetbench (store schema {before[0]}; this one reads up to "
+                             f"{SCHEMA_VERSION}): upgrade fleetbench (`pip install -U fleetbench`) or pass another "
+                             "--db")
         t("steps").create(
             {"run_id": str, "step_id": str, "seq": int, "case_id": str, "point": str, "kind": str,
              "input_tokens": int, "output_tokens": int, "parallel": int, "number": int, "loop": int},

@@ -6,7 +6,8 @@ requests in one flat array with offsets), so the clock shift, the store's batch 
 every figure are vectorized from the agent's stream to the report. It is also a read-only
 sequence of `RequestRecord` (each built on access) for callers that want the per-record type.
 
-Not imported by the agent (numpy is heavy there); `fleetbench.records` stays dependency-free.
+The agent imports it only when a controller asks for columns (`fleetbench.wire_columns`, which
+builds them from the records it streams); `fleetbench.records` stays dependency-free.
 """
 
 from __future__ import annotations

@@ -11,10 +11,12 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, fields
 from fractions import Fraction
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -391,6 +393,25 @@ def compute_figures(records: Sequence[RequestRecord] | RecordColumns,
     return _Pass.of(as_columns(records)).figures(percentiles)
 
 
+@contextmanager
+def _plain_pages() -> Iterator[None]:
+    """The merge's fresh samples (512 MB for 32 nodes' 64 M gaps) without numpy's transparent-huge-page hint.
+    numpy asks for huge pages on arrays of 4 MiB and more; where the kernel then compacts memory on the spot
+    (THP defrag `madvise`, the common default), those first copies cost 2.3 s of CPU against 0.6 s in plain
+    pages, and sorting them gains nothing (docs/performance.md). numpy's own switch (what its
+    NUMPY_MADVISE_HUGEPAGE sets at import), restored after."""
+    core = getattr(np, "_core", None) or getattr(np, "core", None)
+    setter: Any = getattr(getattr(core, "multiarray", None), "_set_madvise_hugepage", None)
+    if setter is None:
+        yield
+        return
+    before = setter(False)
+    try:
+        yield
+    finally:
+        setter(before)
+
+
 def node_and_cluster_figures(parts: Sequence[Sequence[RequestRecord] | RecordColumns],
                              percentiles: Sequence[int] = PERCENTILES) -> tuple[list[Figures], Figures]:
     """Each part's figures and those of their union, every record looked at once: the cluster's sums are
@@ -399,7 +420,7 @@ def node_and_cluster_figures(parts: Sequence[Sequence[RequestRecord] | RecordCol
     the GIL), the largest first."""
     cols = [as_columns(p) for p in parts]
     order = sorted(range(len(cols)), key=lambda i: -len(cols[i].itl_values) - len(cols[i]))
-    with ThreadPoolExecutor(max_workers=min(32, os.cpu_count() or 1)) as pool:
+    with _plain_pages(), ThreadPoolExecutor(max_workers=min(32, os.cpu_count() or 1)) as pool:
         done = dict(zip(order, pool.map(lambda i: _Pass.of(cols[i]), order), strict=True))
     passes = [done[i] for i in range(len(cols))]
     scopes = passes if len(passes) == 1 else [*passes, _Pass.union(passes)]  # one node: the cluster is it

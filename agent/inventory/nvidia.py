@@ -277,8 +277,8 @@ def _nvml_str(v: Any) -> str:
     return v.decode("utf-8", "replace") if isinstance(v, bytes) else str(v)
 
 
-def collect_nvml() -> NvidiaInfo | NotAvailable:
-    """Read every GPU through NVML. NotAvailable when nvidia-ml-py or the driver library is missing."""
+def nvml() -> Any:
+    """The initialised pynvml module, or NotAvailable with the reason (the inventory and the hardware job)."""
     try:
         import pynvml as nv
     except ImportError:
@@ -287,6 +287,14 @@ def collect_nvml() -> NvidiaInfo | NotAvailable:
         nv.nvmlInit()
     except Exception as exc:
         return NotAvailable(f"NVML did not initialise: {exc}")
+    return nv
+
+
+def collect_nvml() -> NvidiaInfo | NotAvailable:
+    """Read every GPU through NVML. NotAvailable when nvidia-ml-py or the driver library is missing."""
+    nv = nvml()
+    if isinstance(nv, NotAvailable):
+        return nv
     try:
         driver = _nvml_str(nv.nvmlSystemGetDriverVersion())
         try:

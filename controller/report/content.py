@@ -776,7 +776,8 @@ def conclusion_lines(report: RunReport, lang: str) -> list[str]:
                 out.append(t("concl.capacity_none", lang, case=case.case_id, probes=n_probes,
                              what=capacity_what(case, lang)))
             else:
-                out.append(t("concl.capacity", lang, case=case.case_id, amount=capacity_amount(case, found, lang),
+                amount = capacity_amount(case, found, lang) + (t("cap.top_note", lang) if r.get("at_top") else "")
+                out.append(t("concl.capacity", lang, case=case.case_id, amount=amount,
                              probes=n_probes,
                              tpm=fmt(r["tpm_total"], "{:,.0f}", lang), goodput=fmt(r["goodput_tpm"], "{:,.0f}", lang),
                              slo=capacity_slo_text(case, lang)))

@@ -260,6 +260,7 @@ TEXT: dict[str, dict[str, str]] = {
     "cap.max_parallel": {"en": "Max {what}", "zh": "最高{what}"},
     "cap.none": {"en": "none in range", "zh": "范围内无"},
     "cap.at_top": {"en": "{n} (the range's max: may be higher)", "zh": "{n}（搜索上限，实际可能更高）"},
+    "cap.top_note": {"en": " (the range's max: may be higher)", "zh": "（搜索上限，实际可能更高）"},
     "cap.parallel": {"en": "Probed: {what}", "zh": "探测值：{what}"},
     "cap.try": {"en": "Run", "zh": "次数"},
     "cap.cluster_within": {"en": "Cluster within SLO", "zh": "集群满足 SLO"},

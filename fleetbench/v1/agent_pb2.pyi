@@ -201,12 +201,14 @@ class GetJobRequest(_message.Message):
     def __init__(self, job_id: _Optional[str] = ...) -> None: ...
 
 class GetJobResultRequest(_message.Message):
-    __slots__ = ("job_id", "chunk_size")
+    __slots__ = ("job_id", "chunk_size", "columns")
     JOB_ID_FIELD_NUMBER: _ClassVar[int]
     CHUNK_SIZE_FIELD_NUMBER: _ClassVar[int]
+    COLUMNS_FIELD_NUMBER: _ClassVar[int]
     job_id: str
     chunk_size: int
-    def __init__(self, job_id: _Optional[str] = ..., chunk_size: _Optional[int] = ...) -> None: ...
+    columns: bool
+    def __init__(self, job_id: _Optional[str] = ..., chunk_size: _Optional[int] = ..., columns: bool = ...) -> None: ...
 
 class JobSummary(_message.Message):
     __slots__ = ("job_id", "state", "error", "evalscope_summary_json", "evalscope_percentiles_json", "evalscope_version", "record_count", "result_json")
@@ -262,10 +264,44 @@ class RecordBatch(_message.Message):
     records: _containers.RepeatedCompositeFieldContainer[RequestRecord]
     def __init__(self, records: _Optional[_Iterable[_Union[RequestRecord, _Mapping]]] = ...) -> None: ...
 
+class RecordColumnsBatch(_message.Message):
+    __slots__ = ("count", "index", "start_time", "end_time", "success", "ttft_s", "latency_s", "input_tokens", "output_tokens", "tpot_s", "itl_counts", "itl_s", "error", "point")
+    COUNT_FIELD_NUMBER: _ClassVar[int]
+    INDEX_FIELD_NUMBER: _ClassVar[int]
+    START_TIME_FIELD_NUMBER: _ClassVar[int]
+    END_TIME_FIELD_NUMBER: _ClassVar[int]
+    SUCCESS_FIELD_NUMBER: _ClassVar[int]
+    TTFT_S_FIELD_NUMBER: _ClassVar[int]
+    LATENCY_S_FIELD_NUMBER: _ClassVar[int]
+    INPUT_TOKENS_FIELD_NUMBER: _ClassVar[int]
+    OUTPUT_TOKENS_FIELD_NUMBER: _ClassVar[int]
+    TPOT_S_FIELD_NUMBER: _ClassVar[int]
+    ITL_COUNTS_FIELD_NUMBER: _ClassVar[int]
+    ITL_S_FIELD_NUMBER: _ClassVar[int]
+    ERROR_FIELD_NUMBER: _ClassVar[int]
+    POINT_FIELD_NUMBER: _ClassVar[int]
+    count: int
+    index: bytes
+    start_time: bytes
+    end_time: bytes
+    success: bytes
+    ttft_s: bytes
+    latency_s: bytes
+    input_tokens: bytes
+    output_tokens: bytes
+    tpot_s: bytes
+    itl_counts: bytes
+    itl_s: bytes
+    error: _containers.RepeatedScalarFieldContainer[str]
+    point: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, count: _Optional[int] = ..., index: _Optional[bytes] = ..., start_time: _Optional[bytes] = ..., end_time: _Optional[bytes] = ..., success: _Optional[bytes] = ..., ttft_s: _Optional[bytes] = ..., latency_s: _Optional[bytes] = ..., input_tokens: _Optional[bytes] = ..., output_tokens: _Optional[bytes] = ..., tpot_s: _Optional[bytes] = ..., itl_counts: _Optional[bytes] = ..., itl_s: _Optional[bytes] = ..., error: _Optional[_Iterable[str]] = ..., point: _Optional[_Iterable[str]] = ...) -> None: ...
+
 class ResultChunk(_message.Message):
-    __slots__ = ("summary", "records")
+    __slots__ = ("summary", "records", "columns")
     SUMMARY_FIELD_NUMBER: _ClassVar[int]
     RECORDS_FIELD_NUMBER: _ClassVar[int]
+    COLUMNS_FIELD_NUMBER: _ClassVar[int]
     summary: JobSummary
     records: RecordBatch
-    def __init__(self, summary: _Optional[_Union[JobSummary, _Mapping]] = ..., records: _Optional[_Union[RecordBatch, _Mapping]] = ...) -> None: ...
+    columns: RecordColumnsBatch
+    def __init__(self, summary: _Optional[_Union[JobSummary, _Mapping]] = ..., records: _Optional[_Union[RecordBatch, _Mapping]] = ..., columns: _Optional[_Union[RecordColumnsBatch, _Mapping]] = ...) -> None: ...

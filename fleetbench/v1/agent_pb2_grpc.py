@@ -109,7 +109,7 @@ class AgentServicer(object):
         raise NotImplementedError('Method not implemented!')
 
     def GetJobResult(self, request, context):
-        """The job's summary first, then every per-request record in bounded chunks.
+        """The job's summary first, then every per-request record in bounded chunks (as columns when asked).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

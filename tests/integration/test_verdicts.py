@@ -176,7 +176,9 @@ def test_engine_refusing_request_fields_is_error_in_seconds_with_no_load_and_no_
     before = {n: strict_fleet.stats(n)["received"] for n in ("n1", "n2")}
     proc, wall = ctl_run(strict_fleet, plan, "n1,n2", db, out)
     assert proc.returncode == 2, proc.stderr[-3000:]
-    assert wall < 15, f"ERROR took {wall:.1f} s: {proc.stderr[-2000:]}"
+    # seconds, not the load's minutes (preflight + start-up ~5 s here; 17.2 s seen on a loaded 2-core box):
+    # "no load" itself is checked by the engines' counts below
+    assert wall < 30, f"ERROR took {wall:.1f} s: {proc.stderr[-2000:]}"
     # one line per node, with the engine's own answer and the fields it refused
     for node in ("n1", "n2"):
         lines = [ln for ln in proc.stderr.splitlines() if ln.strip().startswith(f"{node}: ")]

@@ -74,7 +74,7 @@ def test_a_success_that_generated_nothing_is_a_failed_record(tmp_path: Path) -> 
         assert (r.ttft_s, r.latency_s, r.output_tokens, r.input_tokens, r.tpot_s, r.itl_s) == (0.0, 0.0, 0, 0, 0.0, ())
         assert r.start_time == 1100.0 and r.end_time == 1101.0
     # the live progress agrees: 5 of 6 failed, only the real success's tokens count
-    assert read_progress(db) == (6, 5, 16)
+    assert read_progress(db)[:3] == (6, 5, 16)
 
 
 def test_failed_records_carry_one_classified_line(tmp_path: Path) -> None:
@@ -98,10 +98,38 @@ def test_failed_records_carry_one_classified_line(tmp_path: Path) -> None:
         "request failed: evalscope recorded no error text",
     ]
     assert all("\n" not in r.error and len(r.error) <= 240 for r in records)
-    assert read_progress(db) == (6, 5, 16)
+    assert read_progress(db)[:3] == (6, 5, 16)
 
 
 def test_an_empty_database_and_no_table(tmp_path: Path) -> None:
     db = _db(tmp_path / "benchmark_data.db", [])
-    assert list(iter_records(db, 0.0)) == [] and read_progress(db) == (0, 0, 0)
-    assert read_progress(tmp_path / "missing.db") == (0, 0, 0)
+    assert list(iter_records(db, 0.0)) == [] and read_progress(db) == (0, 0, 0, 0.0)
+    assert read_progress(tmp_path / "missing.db") == (0, 0, 0, 0.0)
+
+
+def test_live_rates_count_from_the_first_request_not_from_the_preparation(tmp_path: Path) -> None:
+    """The watcher started with the job, so its tok/s and ETA counted the tokenizer loading and the wait for the
+    common start as load time: a node that prepared for 30 s and then ran 10 s at 100 tok/s showed 25 tok/s."""
+    import threading
+    import time
+
+    from fleetbench.agent import job_process
+
+    out = tmp_path / "evalscope"
+    out.mkdir()
+    started = time.perf_counter() - 10.0  # the first request went 10 s ago, whenever the watcher began
+    _db(out / "benchmark_data.db", [{"start_time": started + i * 0.1, "completion_tokens": 10} for i in range(100)])
+    assert read_progress(out / "benchmark_data.db").first_start == started
+    sent: list[dict[str, float]] = []
+    stop = threading.Event()
+
+    class Channel:
+        def send(self, **msg: float) -> None:
+            sent.append(msg)
+            stop.set()
+
+    job_process._watch_progress(out, 400, Channel(), stop)  # type: ignore[arg-type]
+    (msg,) = sent
+    assert (msg["done"], msg["total"], msg["failed"]) == (100, 400, 0)
+    assert 10.0 <= msg["elapsed_s"] < 10.0 + 5 and 1000 / 15 < msg["output_tps"] <= 100.0
+    assert 30.0 <= msg["eta_s"] < 30.0 * 1.5  # 300 left at 10 a second

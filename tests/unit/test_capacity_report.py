@@ -23,7 +23,7 @@ def row(scope: str, parallel: int, attempt: int, state: str, within: bool) -> di
     return probe_row(scope, parallel, attempt, state, within, figures, extra, [])
 
 
-def capacity_case() -> CaseReport:
+def capacity_case(knee: int = KNEE) -> CaseReport:
     search = CapacitySearch(1, 16, ["cluster", "n1"])
     rows, tries = [], {}
     while (p := search.next_probe()) is not None:
@@ -31,7 +31,7 @@ def capacity_case() -> CaseReport:
         if p == 8 and attempt == 1:  # invalid (a saturated client): listed, run again, not counted
             rows += [row(s, p, attempt, "invalid", False) for s in ("cluster", "n1")]
             continue
-        ok = {"cluster": p <= KNEE, "n1": p <= KNEE}
+        ok = {"cluster": p <= knee, "n1": p <= knee}
         rows += [row(s, p, attempt, "pass" if ok[s] else "fail", ok[s]) for s in ok]
         search.record(p, ok)
     return CaseReport(case_id="cap", purpose="", command="", node_figures={}, cluster=None,
@@ -60,6 +60,28 @@ def test_tables_and_conclusion():
     assert [(p["value"], p["within"]) for p in points] == [(1, 1), (2, 1), (4, 1), (5, 0), (6, 0), (8, 0)]
     assert points[2]["tpm_total"] == 4001.0  # the worst of the two runs at 4
     assert c.capacity_slo_text(case, "en") == "ttft_p99_s <= 300 ms"
+
+
+def test_an_answer_at_the_top_of_the_range_says_it_may_be_higher_everywhere_it_is_stated():
+    """The conclusions and the console said "capacity 16" where the table said "16 (the range's max: may be
+    higher)": every probe held the SLO, so the engine's capacity was never found, only bounded below."""
+    from fleetbench.controller.orchestrator import RunOutcome
+    from fleetbench.controller.report.model import RunReport
+    from fleetbench.controller.runner import conclusion_lines
+
+    top, inside = capacity_case(knee=64), capacity_case()
+    assert top.capacity["cluster"]["at_top"] and top.capacity["cluster"]["max_parallel"] == 16
+    assert c.capacity_table(top, "en").rows[0][1] == "16 (the range's max: may be higher)"
+    for case, caveat in ((top, True), (inside, False)):
+        report = RunReport(run_id="r1", plan_name="p", model="m", started_at=0.0, finished_at=1.0, verdict="pass",
+                           fleetbench_version="", nodes=[], cases=[case])
+        (line,) = c.conclusion_lines(report, "en")
+        assert ("capacity **16** concurrent requests per node (the range's max: may be higher) within the SLO"
+                in line) is caveat and ("may be higher" in line) is caveat, line
+        assert ("may be higher" in "".join(c.conclusion_lines(report, "zh"))) is False  # zh words it its own way
+        assert ("实际可能更高" in "".join(c.conclusion_lines(report, "zh"))) is caveat
+        console = [ln for ln in conclusion_lines(report, RunOutcome("r1"), 1) if "capacity" in ln]
+        assert console and ("(the range's max: may be higher)" in console[0]) is caveat, console
 
 
 def test_charts_draw_the_slo_line_and_the_found_point():

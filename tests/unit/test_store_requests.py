@@ -15,6 +15,7 @@ import pytest
 from fleetbench.columns import RecordColumns
 from fleetbench.controller.aggregate import aggregate_case
 from fleetbench.controller.store import SCHEMA_VERSION, Store, gap_blobs, gaps_of
+from fleetbench.errors import StoreError
 from fleetbench.records import RequestRecord
 
 
@@ -153,3 +154,18 @@ def test_a_schema_2_store_moves_its_rows_to_the_bit(tmp_path):
     everything = repr(store.records("r1", "c"))
     store.db.conn.close()
     assert repr(Store(path).records("r1", "c")) == everything  # opened again: nothing moves
+
+
+def test_a_store_of_a_newer_schema_is_refused_and_keeps_its_mark(tmp_path):
+    """An older controller opening a newer store rewrote its schema mark and then wrote rows the newer schema
+    does not hold; it must refuse before writing anything."""
+    path = tmp_path / "newer.sqlite"
+    Store(path).db.conn.close()
+    with sqlite3.connect(path) as con:
+        con.execute("UPDATE meta SET value = ? WHERE key = 'schema_version'", [str(SCHEMA_VERSION + 1)])
+    with pytest.raises(StoreError, match=rf"newer fleetbench \(store schema {SCHEMA_VERSION + 1}; this one reads up "
+                                         rf"to {SCHEMA_VERSION}\): upgrade fleetbench"):
+        Store(path)
+    with sqlite3.connect(path) as con:
+        assert con.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone() == (
+            str(SCHEMA_VERSION + 1),)
