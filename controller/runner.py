@@ -28,7 +28,7 @@ from .fleet import Node, load_fleet
 from .orchestrator import Orchestrator, RunOutcome, new_run_id
 from .plan import Plan, parse_plan
 from .progress import ProgressSink, RunFinished
-from .report.content import best_sweep_point, concurrency_text
+from .report.content import at_top_note, best_sweep_point, concurrency_text
 from .report.model import RunReport, load_report
 from .report.output import write_report_files
 from .store import Store
@@ -185,9 +185,7 @@ def conclusion_lines(report: RunReport, outcome: RunOutcome, node_count: int) ->
                 noun = "rate" if case.capacity_axis == "rate" else "concurrency"
                 lines.append(f"case {case.case_id}: capacity: no {noun} in the range held the SLO; {state}")
             else:
-                amount = f"{value:g} req/s" if case.capacity_axis == "rate" else f"{value}"
-                if found.get("at_top"):
-                    amount += " (the range's max: may be higher)"
+                amount = (f"{value:g} req/s" if case.capacity_axis == "rate" else f"{value}") + at_top_note(found, "en")
                 lines.append(f"case {case.case_id}: capacity {amount} {per} within the SLO, cluster "
                              f"TPM {fmt_value(found['tpm_total'])}, goodput TPM {fmt_value(found['goodput_tpm'])} "
                              f"({len(found.get('probes', []))} probes); {state}")

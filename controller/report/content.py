@@ -417,13 +417,17 @@ def capacity_slo_text(case: CaseReport, lang: str) -> str:
     return f"{case.capacity_preset}: {bounds}" if case.capacity_preset else bounds
 
 
+def at_top_note(result: dict[str, Any], lang: str) -> str:
+    """" (the range's max: may be higher)" after an answer the search could not bound from above, else ""."""
+    return t("cap.at_top", lang) if result.get("at_top") else ""
+
+
 def capacity_table(case: CaseReport, lang: str) -> Table:
     """Per scope: the highest concurrency (or rate) within the SLO, the TPM and goodput TPM there."""
     rows = []
     for scope, r in case.capacity.items():
         found = capacity_found(r, case)
-        value = t("cap.none", lang) if found is None else (
-            t("cap.at_top", lang, n=capacity_number(case, found)) if r["at_top"] else capacity_number(case, found))
+        value = t("cap.none", lang) if found is None else capacity_number(case, found) + at_top_note(r, lang)
         rows.append([scope_name(scope, lang, case), value, fmt(r["tpm_total"], "{:,.0f}", lang),
                      fmt(r["goodput_tpm"], "{:,.0f}", lang)])
     return Table([t("col.scope", lang), t("cap.max_parallel", lang, what=capacity_what(case, lang)),
@@ -776,7 +780,7 @@ def conclusion_lines(report: RunReport, lang: str) -> list[str]:
                 out.append(t("concl.capacity_none", lang, case=case.case_id, probes=n_probes,
                              what=capacity_what(case, lang)))
             else:
-                amount = capacity_amount(case, found, lang) + (t("cap.top_note", lang) if r.get("at_top") else "")
+                amount = capacity_amount(case, found, lang) + at_top_note(r, lang)
                 out.append(t("concl.capacity", lang, case=case.case_id, amount=amount,
                              probes=n_probes,
                              tpm=fmt(r["tpm_total"], "{:,.0f}", lang), goodput=fmt(r["goodput_tpm"], "{:,.0f}", lang),
