@@ -34,7 +34,7 @@ from pathlib import Path
 
 import numpy as np
 
-from fleetbench.agent.service import DEFAULT_CHUNK, record_pb
+from fleetbench.agent.service import DEFAULT_CHUNK, record_chunks, record_pb
 from fleetbench.columns import RecordColumns
 from fleetbench.controller.aggregate import CLUSTER, aggregate_case, judge
 from fleetbench.controller.plan import Expectation
@@ -105,11 +105,10 @@ def store_split(by_node: dict[str, RecordColumns]) -> str:
 
 
 def wire_chunks(records: list[RequestRecord], columns: bool) -> list[bytes]:
-    """A node's records as the serialized ResultChunks its agent streams, built as the agent builds them
-    (from RequestRecords, its default chunk size)."""
+    """A node's records as the serialized ResultChunks its agent streams, cut and built as the agent does
+    (`record_chunks` at its default chunk size, from RequestRecords)."""
     out = []
-    for i in range(0, len(records), DEFAULT_CHUNK):
-        part = records[i:i + DEFAULT_CHUNK]
+    for part in record_chunks(records, DEFAULT_CHUNK):
         chunk = (pb.ResultChunk(columns=batch_from_records(part)) if columns
                  else pb.ResultChunk(records=pb.RecordBatch(records=[record_pb(r) for r in part])))
         out.append(chunk.SerializeToString())
